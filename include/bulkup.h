@@ -13,5 +13,7 @@
 #include "bulkup/settings.h"
 #include "bulkup/data_type.h"
 #include "bulkup/model.h"
+#include "bulkup/report.h"
+#include "bulkup/uploader.h"
 
 #endif /* BULKUP_H */

@@ -1,0 +1,157 @@
+/*
+ * bulkup/report.h - the outcome of every item, and the report of a run.
+ */
+#ifndef BULKUP_REPORT_H
+#define BULKUP_REPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How an item ended. Every submitted item ends as exactly one of these. */
+typedef enum bulkup_item_status {
+  BULKUP_ITEM_SUCCEEDED = 0,
+  BULKUP_ITEM_FAILED = 1,
+  BULKUP_ITEM_CANCELLED = 2
+} bulkup_item_status;
+
+/*
+ * Why an item failed (or, for a succeeded item, NONE). The string forms
+ * (bulkup_error_kind_name) are the "error" values of the JSON report.
+ * Values are stable; new kinds are added at the end.
+ */
+#define BULKUP_ERROR_KIND_MAP(XX)                                             \
+  XX(NONE, 0, "none")                                                         \
+  XX(CONNECT, 1, "connect")           /* refused, unreachable */              \
+  XX(DNS, 2, "dns")                   /* name did not resolve */              \
+  XX(TLS, 3, "tls")                   /* handshake or verification */         \
+  XX(TIMEOUT_CONNECT, 4, "timeout_connect")                                   \
+  XX(TIMEOUT_WRITE, 5, "timeout_write")                                       \
+  XX(TIMEOUT_READ, 6, "timeout_read")                                         \
+  XX(SEND, 7, "send")                 /* connection lost while sending */     \
+  XX(RECV, 8, "recv")                 /* lost or cut while receiving */       \
+  XX(HTTP_STATUS, 9, "http_status")   /* the server answered non-2xx */       \
+  XX(FILE, 10, "file")                /* source could not be opened/read */   \
+  XX(FILE_CHANGED, 11, "file_changed")/* source changed while uploading */    \
+  XX(PROTOCOL, 12, "protocol")        /* malformed exchange */                \
+  XX(URL, 13, "url")                  /* malformed URL or scheme refused */   \
+  XX(CANCELLED, 14, "cancelled")                                              \
+  XX(NOMEM, 15, "nomem")                                                      \
+  XX(INTERNAL, 16, "internal")        /* other libcurl error */               \
+  XX(RETRY_BUDGET, 17, "retry_budget")/* transient, but the shared retry     \
+                                         budget was exhausted */
+
+typedef enum bulkup_error_kind {
+#define BULKUP__KIND_ENUM(name, value, text) BULKUP_ERROR_##name = value,
+  BULKUP_ERROR_KIND_MAP(BULKUP__KIND_ENUM)
+#undef BULKUP__KIND_ENUM
+  BULKUP__ERROR_KIND_COUNT
+} bulkup_error_kind;
+
+/* "timeout_write" etc.; "unknown" for an out-of-range value. Static. */
+BULKUP_EXTERN const char *bulkup_error_kind_name(bulkup_error_kind kind);
+
+/* "succeeded", "failed", "cancelled". Static. */
+BULKUP_EXTERN const char *bulkup_item_status_name(bulkup_item_status s);
+
+/*
+ * The outcome of one item, as given to the completion callback and as kept
+ * in the report for failed and cancelled items. Strings are owned by the
+ * library: in a callback they are valid until the callback returns; in a
+ * report until bulkup_report_free(). URLs and messages are redacted:
+ * signatures, credentials and tokens in query strings are replaced by
+ * "REDACTED".
+ */
+typedef struct bulkup_result {
+  uint64_t index;            /* position in submission order, from 0 */
+  bulkup_item_status status;
+  bulkup_error_kind error;   /* NONE when succeeded */
+  int attempts;              /* requests started for this item (0 if none) */
+  int http_status;           /* last HTTP status received, 0 if none */
+  const char *path;          /* source file, or NULL for memory/callback */
+  const char *title;         /* the item's title (never NULL) */
+  const char *url;           /* destination, redacted (never NULL) */
+  const char *message;       /* human-readable reason, "" when succeeded */
+  const char *response_excerpt; /* first bytes (<= 1 KiB) of the last error
+                                   response body, "" if none; may contain
+                                   NULs: see response_excerpt_len */
+  size_t response_excerpt_len;
+  uint64_t bytes_sent;       /* body bytes sent over all attempts */
+  uint64_t size;             /* the item's size in bytes */
+  double elapsed_s;          /* from the first attempt's start to the end */
+  void *user;                /* the item's user pointer */
+} bulkup_result;
+
+/* Totals of a run. succeeded + failed + cancelled == submitted, always. */
+typedef struct bulkup_summary {
+  uint64_t submitted;
+  uint64_t succeeded;
+  uint64_t failed;
+  uint64_t cancelled;
+  uint64_t retries;     /* attempts beyond each item's first */
+  uint64_t bytes_sent;  /* body bytes sent, retries included */
+  uint64_t bytes_succeeded; /* sizes of the succeeded items */
+  double elapsed_s;     /* wall time of the run */
+} bulkup_summary;
+
+/* A finished run's report. Opaque; immutable; safe to read from any
+ * thread. */
+typedef struct bulkup_report bulkup_report;
+
+/* The totals. */
+BULKUP_EXTERN void bulkup_report_summary(const bulkup_report *r,
+                                         bulkup_summary *out);
+
+/* Failed and cancelled items, sorted by index. */
+BULKUP_EXTERN size_t bulkup_report_failure_count(const bulkup_report *r);
+BULKUP_EXTERN const bulkup_result *
+bulkup_report_failure(const bulkup_report *r, size_t i);
+BULKUP_EXTERN size_t bulkup_report_cancelled_count(const bulkup_report *r);
+BULKUP_EXTERN const bulkup_result *
+bulkup_report_cancelled(const bulkup_report *r, size_t i);
+
+/*
+ * bulkup_report_to_json - the report as JSON text:
+ *   {"summary": {"submitted", "succeeded", "failed", "cancelled", "retries",
+ *                "bytes_sent", "elapsed_s"},
+ *    "failures": [{"index", "path", "title", "url", "attempts",
+ *                  "http_status", "error", "message", "response_excerpt"}],
+ *    "cancelled": [{"index", "path", "title", "url"}]}
+ * (path is null for items without a file). *out is malloc'ed: free it with
+ * bulkup_free(). pretty: indent for humans.
+ */
+BULKUP_EXTERN bulkup_err bulkup_report_to_json(const bulkup_report *r,
+                                               bool pretty, char **out);
+
+/* Write the JSON report to `path` atomically (temporary file, fsync,
+ * rename). */
+BULKUP_EXTERN bulkup_err bulkup_report_write_json(const bulkup_report *r,
+                                                  const char *path);
+
+/* Free a report. NULL does nothing. */
+BULKUP_EXTERN void bulkup_report_free(bulkup_report *r);
+
+/* Free memory that a bulkup call returned to the caller as a plain buffer
+ * (e.g. bulkup_report_to_json, bulkup_redact_url). NULL does nothing. */
+BULKUP_EXTERN void bulkup_free(void *p);
+
+/*
+ * bulkup_redact_url - a copy of `url` with the values of credential-bearing
+ * query parameters (X-Goog-Signature, X-Goog-Credential, X-Amz-Signature,
+ * X-Amz-Credential, X-Amz-Security-Token, sig, signature, token,
+ * access_token; case-insensitive) replaced by "REDACTED", and any userinfo
+ * password removed. Freed with bulkup_free(); NULL on allocation failure or
+ * NULL input.
+ */
+BULKUP_EXTERN char *bulkup_redact_url(const char *url);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BULKUP_REPORT_H */

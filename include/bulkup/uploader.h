@@ -1,0 +1,253 @@
+/*
+ * bulkup/uploader.h - the upload engine: a pool of worker threads that PUT
+ * items to URLs, with retries, per-phase timeouts and a complete report.
+ *
+ *   bulkup_uploader_options opt;
+ *   bulkup_uploader_options_init(&opt);
+ *   opt.workers = 16;
+ *   bulkup_uploader *u;
+ *   if (bulkup_uploader_new(&u, &opt) != BULKUP_OK) ...
+ *   for each file:
+ *     bulkup_item it;
+ *     bulkup_item_init(&it);
+ *     it.path = path; it.url = url;
+ *     bulkup_uploader_submit(u, &it, NULL);   (blocks while the queue is full)
+ *   bulkup_report *rep;
+ *   bulkup_err rc = bulkup_uploader_finish(u, &rep);
+ *   ... bulkup_report_write_json(rep, "report.json");
+ *   bulkup_report_free(rep);
+ *   bulkup_uploader_free(u);
+ */
+#ifndef BULKUP_UPLOADER_H
+#define BULKUP_UPLOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "data_type.h"
+#include "report.h"
+#include "settings.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Where an item's bytes come from. */
+typedef enum bulkup_source_kind {
+  BULKUP_SOURCE_FILE = 0,    /* item.path, opened by the worker that sends it */
+  BULKUP_SOURCE_MEMORY = 1,  /* item.data / item.size, not copied */
+  BULKUP_SOURCE_CALLBACK = 2 /* item.read / item.read_ctx / item.size */
+} bulkup_source_kind;
+
+/*
+ * A positional read, for BULKUP_SOURCE_CALLBACK: copy up to `len` bytes of
+ * the item starting at `offset` into `buf` and return how many (0 only at
+ * the end), or -1 on error (the item fails with BULKUP_ERROR_FILE). Because
+ * reads are positional, a retry simply starts again at offset 0. Called
+ * from a worker thread, one call at a time per item.
+ */
+typedef int64_t (*bulkup_read_fn)(void *ctx, uint64_t offset, void *buf,
+                                  size_t len);
+
+/*
+ * One thing to upload. Fill with bulkup_item_init() and set what you need;
+ * bulkup_uploader_submit() copies every string, so the item struct and its
+ * strings may be reused as soon as submit returns. Memory and callback
+ * sources are not copied: item.data / item.read_ctx must stay valid until
+ * the item's completion callback has returned (or until finish returns).
+ */
+typedef struct bulkup_item {
+  bulkup_source_kind source;     /* default BULKUP_SOURCE_FILE */
+  const char *path;              /* FILE: the file to send */
+  const void *data;              /* MEMORY: the bytes */
+  uint64_t size;                 /* MEMORY and CALLBACK: byte count */
+  bulkup_read_fn read;           /* CALLBACK */
+  void *read_ctx;                /* CALLBACK: passed to read */
+  const char *url;               /* destination (http or https only) */
+  const char *title;             /* default: the path's basename, or the
+                                    URL's last path segment */
+  bulkup_data_type data_type;    /* picks Content-Type; default IMAGE */
+  const char *content_type;      /* overrides the data type's choice */
+  const char *cache_control;     /* NULL: "max-age=86400"; "": no header */
+  const char *const *headers;    /* extra "Name: value" lines, NULL-ended;
+                                    may be NULL */
+  void *user;                    /* given back in the result */
+} bulkup_item;
+
+/* bulkup_item_init - zero the item: file source, IMAGE, defaults. */
+BULKUP_EXTERN void bulkup_item_init(bulkup_item *item);
+
+/*
+ * bulkup_content_type_for - the Content-Type bulkup sends for a data type
+ * and a file name when the item sets none: IMAGE and IMG_GROUP by
+ * extension (.jpg/.jpeg image/jpeg, .png, .gif, .bmp, .webp, .tif/.tiff,
+ * .avif, .heic; otherwise application/octet-stream), VIDEO and AUDIO
+ * application/octet-stream, DICOM and DICOM_STUDY application/dicom, PDF
+ * application/pdf, PLAIN_TEXT text/plain, NIFTI and the rest
+ * application/octet-stream. Static storage; `name` may be NULL.
+ */
+BULKUP_EXTERN const char *bulkup_content_type_for(bulkup_data_type type,
+                                                  const char *name);
+
+/* Live counters of a running uploader (a snapshot). */
+typedef struct bulkup_progress {
+  uint64_t submitted;
+  uint64_t succeeded;
+  uint64_t failed;
+  uint64_t cancelled;
+  uint64_t in_flight;       /* taken by a worker, not finished */
+  uint64_t retries;
+  uint64_t bytes_submitted; /* sizes of submitted items (files: as stat'ed
+                               when the worker opened them) */
+  uint64_t bytes_sent;      /* body bytes sent so far, retries included */
+  uint64_t bytes_succeeded; /* sizes of succeeded items */
+  double elapsed_s;
+} bulkup_progress;
+
+/* Log levels for the log callback. */
+typedef enum bulkup_log_level {
+  BULKUP_LOG_ERROR = 0,
+  BULKUP_LOG_WARN = 1,
+  BULKUP_LOG_INFO = 2,
+  BULKUP_LOG_DEBUG = 3
+} bulkup_log_level;
+
+/* Called once per item when it ends, from the worker thread that ran it
+ * (concurrently from several workers: make it thread-safe). The result and
+ * its strings are valid only during the call. It must not call
+ * bulkup_uploader_submit or _finish on the same uploader. */
+typedef void (*bulkup_complete_fn)(void *userdata, const bulkup_result *r);
+
+/* Called with a progress snapshot at most every progress_interval seconds,
+ * and once when the run ends; from a worker or the finishing thread, never
+ * two calls at once. */
+typedef void (*bulkup_progress_fn)(void *userdata, const bulkup_progress *p);
+
+/* Called for log messages at or below options.log_level, from any thread,
+ * possibly concurrently. Messages are redacted. */
+typedef void (*bulkup_log_fn)(void *userdata, bulkup_log_level level,
+                              const char *message);
+
+/* Default worker count: measured on 2-core machines against nginx over
+ * loopback (see bench/RESULTS.md). */
+#define BULKUP_DEFAULT_WORKERS 8
+
+/* Options for bulkup_uploader_new(). Fill with
+ * bulkup_uploader_options_init(). Strings are copied. */
+typedef struct bulkup_uploader_options {
+  unsigned int workers;          /* threads, 1..1024; default
+                                    BULKUP_DEFAULT_WORKERS */
+  size_t queue_capacity;         /* items waiting for a worker; 0 (default)
+                                    means 4 * workers */
+  bulkup_requests_settings requests;  /* seed defaults */
+  bulkup_cloud_upload_settings cloud; /* nothing overridden */
+  bulkup_backoff_settings backoff;    /* cap 120 s, Retry-After cap 600 s,
+                                         no jitter */
+  /* TLS: peer and host verification are on unless `insecure` is set
+   * (test servers only). ca_file: a PEM bundle to trust instead of the
+   * system's. */
+  const char *ca_file;
+  bool insecure;
+  /* Send Content-MD5 (the server can reject a corrupted body). Costs one
+   * extra read of each file. Default false. */
+  bool content_md5;
+  /* Send "Expect: 100-continue" for bodies over 1 MiB, saving the body
+   * when the server would refuse it, at the cost of a round trip. Default
+   * false. */
+  bool expect_continue;
+  /* Shared retry budget across workers (AWS "standard" retry mode): a
+   * bucket of retry_budget_tokens; a retry costs 5, a retry after a
+   * timeout 10; a success gives back what its retries cost, or 1. When
+   * the bucket cannot pay, a transient failure is final
+   * (BULKUP_ERROR_RETRY_BUDGET). Default on, 500 tokens. */
+  bool retry_budget;
+  unsigned int retry_budget_tokens;
+  /* CURLOPT_UPLOAD_BUFFERSIZE in bytes; 0 = bulkup's default. */
+  size_t upload_buffer_size;
+  /* User-Agent header; NULL = "bulkup/VERSION". */
+  const char *user_agent;
+  /* Callbacks, all optional, all given `userdata`. */
+  bulkup_complete_fn on_complete;
+  bulkup_progress_fn on_progress;
+  double progress_interval;      /* seconds, default 0.25 */
+  bulkup_log_fn log;
+  bulkup_log_level log_level;    /* default BULKUP_LOG_WARN */
+  void *userdata;
+} bulkup_uploader_options;
+
+/* bulkup_uploader_options_init - the defaults documented above. */
+BULKUP_EXTERN void
+bulkup_uploader_options_init(bulkup_uploader_options *opt);
+
+/* An upload run. Opaque. */
+typedef struct bulkup_uploader bulkup_uploader;
+
+/*
+ * bulkup_uploader_new - validate the options, initialise libcurl (once per
+ * process, thread-safely) and start the workers.
+ *
+ * Returns BULKUP_OK and *out; BULKUP_EINVAL (bulkup_last_error_message()
+ * names the field); BULKUP_ENOMEM; BULKUP_ECURL; BULKUP_ETHREAD.
+ */
+BULKUP_EXTERN bulkup_err bulkup_uploader_new(bulkup_uploader **out,
+                                             const bulkup_uploader_options *opt);
+
+/*
+ * bulkup_uploader_submit - queue one item. Blocks while the queue is full
+ * (backpressure), so memory stays bounded however many items a producer
+ * streams. The item's index (its position in submission order) is stored
+ * in *index if index is not NULL.
+ *
+ * An item whose URL is not http(s) or whose file cannot be read is still
+ * accepted: it ends as failed (kind URL or FILE) and is in the report.
+ *
+ * Returns BULKUP_OK; BULKUP_EINVAL for a structurally invalid item (no
+ * URL, no path for a file source, no read function for a callback source;
+ * not counted as submitted); BULKUP_ECANCELED after bulkup_uploader_cancel
+ * (not counted); BULKUP_ESTATE after finish; BULKUP_ENOMEM.
+ * Thread-safe: several producers may submit at once (indexes then follow
+ * the order in which their calls took the queue's lock).
+ */
+BULKUP_EXTERN bulkup_err bulkup_uploader_submit(bulkup_uploader *u,
+                                                const bulkup_item *item,
+                                                uint64_t *index);
+
+/*
+ * bulkup_uploader_finish - stop taking items, wait for every submitted
+ * item to end, stop the workers and hand over the report (*out, free with
+ * bulkup_report_free; out may be NULL to discard it). Call once, from one
+ * thread, after the last submit.
+ *
+ * Returns BULKUP_OK when every item succeeded; with allow_failures, also
+ * when some failed and at least one succeeded (or nothing was submitted).
+ * BULKUP_EUPLOAD when an item failed and allow_failures is false;
+ * BULKUP_EALLFAILED when allow_failures is true and every item failed;
+ * BULKUP_ECANCELED after a cancel. The report is produced in every case.
+ */
+BULKUP_EXTERN bulkup_err bulkup_uploader_finish(bulkup_uploader *u,
+                                                bulkup_report **out);
+
+/*
+ * bulkup_uploader_cancel - stop as soon as possible: transfers in flight
+ * are aborted, waits between retries end at once, queued items end as
+ * cancelled, and later submits fail with BULKUP_ECANCELED. Thread-safe and
+ * idempotent; returns at once. Not async-signal-safe: from a signal,
+ * notify a thread that calls it.
+ */
+BULKUP_EXTERN void bulkup_uploader_cancel(bulkup_uploader *u);
+
+/* bulkup_uploader_progress - a consistent snapshot of the counters.
+ * Thread-safe. */
+BULKUP_EXTERN void bulkup_uploader_progress(bulkup_uploader *u,
+                                            bulkup_progress *out);
+
+/* bulkup_uploader_free - free the uploader. If finish was not called, it
+ * cancels and waits for the workers first. NULL does nothing. */
+BULKUP_EXTERN void bulkup_uploader_free(bulkup_uploader *u);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BULKUP_UPLOADER_H */
