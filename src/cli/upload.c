@@ -1,0 +1,1011 @@
+/*
+ * upload.c - `bulkup upload`: options, input checks, the upload run, the
+ * summary and the exit status.
+ *
+ * A run has two phases. The first checks the input without uploading
+ * anything: every PATH exists, every directory can be walked (counting
+ * files and bytes for the progress line), every manifest record parses,
+ * names an existing file and an http(s) URL. Bad input ends the run here
+ * with status 2. The second phase walks or reads the input again and
+ * streams the items into the uploader, whose bounded queue blocks us when
+ * the workers are behind, so memory stays flat however many files there
+ * are. A manifest that cannot be read twice (standard input, a pipe) is
+ * read once: a bad record then becomes a failed item in the report.
+ *
+ * Signals: SIGINT and SIGTERM are blocked in every thread (the mask is set
+ * before any thread starts, and threads inherit it); one thread takes them
+ * with sigwait() and cancels the run. A second signal exits at once.
+ */
+#include "cli.h"
+#include "manifest.h"
+#include "numparse.h"
+#include "progress.h"
+#include "urlenc.h"
+#include "walk.h"
+
+#include <bulkup.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_BAD_LINES_SHOWN 20
+#define MAX_FAILURES_SHOWN 5
+
+typedef struct upload_cli {
+  const char *to;
+  const char *manifest;
+  char **paths;
+  int npaths;
+  bulkup_uploader_options opt;
+  const char *report;
+  const char *content_type;
+  bulkup_data_type data_type;
+  int progress; /* -1 auto, 0 off, 1 on */
+  bool quiet;
+  int verbose;
+} upload_cli;
+
+/* ---- help ---------------------------------------------------------------
+ */
+
+static const char upload_help[] =
+    "Usage: bulkup upload [OPTION]... --to URL_PREFIX PATH...\n"
+    "       bulkup upload [OPTION]... --manifest FILE\n"
+    "\n"
+    "Upload files by HTTP PUT, many at a time, with retries, and report\n"
+    "every failure.\n"
+    "\n"
+    "With --to, each PATH is a file or a directory. A file goes to\n"
+    "URL_PREFIX/NAME, NAME being its base name. A directory is walked\n"
+    "recursively and each file in it goes to URL_PREFIX/REL, REL being the\n"
+    "file's path relative to that directory (the directory's own name is\n"
+    "not part of it): with --to https://h/p, photos/a/b.jpg goes to\n"
+    "https://h/p/a/b.jpg. NAME and REL are percent-encoded byte by byte:\n"
+    "letters, digits, '-', '.', '_', '~' and '/' are kept; everything else\n"
+    "(spaces, quotes, '%', '?', '#', non-ASCII and non-UTF-8 bytes) becomes\n"
+    "%XX. Symbolic links to files are followed; symbolic links to\n"
+    "directories are not (they are skipped with a note, so link cycles are\n"
+    "harmless); FIFOs, sockets and devices are skipped with a note. Files\n"
+    "with the same REL under two PATHs go to the same URL.\n"
+    "\n"
+    "With --manifest, FILE lists each file and its URL ('-' reads standard\n"
+    "input). Paths in it are relative to the current directory.\n"
+    "\n"
+    "Input:\n"
+    "  --to URL_PREFIX         base URL for the PATHs: http:// or https://,\n"
+    "                          without query or fragment\n"
+    "  --manifest FILE         read the files and URLs from FILE\n"
+    "\n"
+    "Content:\n"
+    "  --data-type T           the platform data type, which picks the\n"
+    "                          Content-Type: image (default), img_group,\n"
+    "                          video, audio, dicom, dicom_study, nifti,\n"
+    "                          plain_text, pdf, group, scene\n"
+    "  --content-type CT       send Content-Type CT for every file (a\n"
+    "                          manifest's content_type wins)\n"
+    "  --content-md5           send Content-MD5, so that the server rejects\n"
+    "                          a body corrupted on the way\n"
+    "\n"
+    "Transfer (N: whole number, S and F: seconds, fractions allowed):\n"
+    "  --workers N             parallel uploads, 1..1024 (default 8)\n"
+    "  --queue N               files queued ahead of the workers\n"
+    "                          (default 4 x workers)\n"
+    "  --max-retries N         retries after a transient failure (a timeout,\n"
+    "                          a reset, HTTP 408/429/5xx) (default 3)\n"
+    "  --backoff-factor F      retry n waits F * 2^(n-1) s, at most 120 s\n"
+    "                          (default 1.5)\n"
+    "  --connection-retries N  retries of a connection that could not be\n"
+    "                          made (default 3)\n"
+    "  --connect-timeout S     time to connect, TCP and TLS (default 180)\n"
+    "  --read-timeout S        time to get the response once the body is\n"
+    "                          sent (default 180)\n"
+    "  --write-timeout S       time the body may make no progress while\n"
+    "                          being sent (default 180); 0: no limit\n"
+    "\n"
+    "TLS:\n"
+    "  --cacert FILE           trust the CA certificates in FILE (PEM)\n"
+    "                          instead of the system's\n"
+    "  --insecure              do not verify the server's certificate or\n"
+    "                          name: anyone on the path can read and change\n"
+    "                          the uploads. For test servers only; prefer\n"
+    "                          --cacert\n"
+    "\n"
+    "Outcome:\n"
+    "  --allow-failures        exit 0 if at least one file was uploaded,\n"
+    "                          even if others failed\n"
+    "  --report FILE           write a JSON report to FILE: the totals and\n"
+    "                          every failed or cancelled file (with the\n"
+    "                          reason); written even when the run fails or\n"
+    "                          is interrupted\n"
+    "  --progress              show the progress line even when standard\n"
+    "                          error is not a terminal\n"
+    "  --no-progress           never show it (default: shown on a terminal)\n"
+    "  -q, --quiet             no progress line, notes or summary: errors\n"
+    "                          only\n"
+    "  -v, --verbose           show the library's log (twice: debug)\n"
+    "  -h, --help              show this help\n"
+    "\n"
+    "Manifest formats (chosen by extension: .csv, .jsonl or .ndjson;\n"
+    "otherwise a first non-blank character '{' means JSON Lines):\n"
+    "  CSV (RFC 4180): one 'path,url' record per line, optionally followed\n"
+    "  by content_type and title fields; a field in double quotes may hold\n"
+    "  commas, line breaks and doubled quotes (\"\"). An optional first line\n"
+    "  naming the columns (path, url, content_type, title, data_type, in\n"
+    "  any order) sets them. Blank lines are skipped; LF or CRLF.\n"
+    "      path,url\n"
+    "      img/a.jpg,https://bucket.example/a.jpg?X-Amz-Signature=...\n"
+    "      \"img/b, \"\"2\"\".jpg\",https://bucket.example/b.jpg\n"
+    "  JSON Lines: one object per line; path and url required,\n"
+    "  content_type, title and data_type optional; other keys ignored.\n"
+    "      {\"path\": \"img/a.jpg\", \"url\": \"https://...\", "
+    "\"title\": \"A\"}\n"
+    "  A manifest in a regular file is checked in full before anything is\n"
+    "  uploaded. One read from standard input or a pipe is read once, as\n"
+    "  the upload goes: a bad line, a missing file or a refused URL then\n"
+    "  becomes a failed item in the report (the run exits 1).\n"
+    "\n"
+    "Exit status:\n"
+    "  0    every file was uploaded (with --allow-failures: at least one,\n"
+    "       or there was nothing to upload)\n"
+    "  1    some uploads failed (the summary and --report say which)\n"
+    "  2    bad usage or bad input: an unknown option or bad value, a\n"
+    "       missing PATH, an unreadable manifest or a line that does not\n"
+    "       parse, a URL that is not http(s). Nothing was uploaded\n"
+    "  130  interrupted (SIGINT); 143 terminated (SIGTERM): transfers are\n"
+    "       cancelled, the report is written (a second signal quits at\n"
+    "       once)\n"
+    "\n"
+    "Examples:\n"
+    "  bulkup upload --to https://storage.example/bucket/run1 photos/\n"
+    "  bulkup upload --workers 32 --report report.json --manifest urls.csv\n"
+    "  produce-urls | bulkup upload --allow-failures --manifest -\n"
+    "  bulkup upload --cacert test-ca.pem --to https://localhost:8443/x a.jpg\n";
+
+void cli_upload_help(void *out) { fputs(upload_help, (FILE *)out); }
+
+/* ---- options ------------------------------------------------------------
+ */
+
+enum {
+  OPT_TO = 256,
+  OPT_MANIFEST,
+  OPT_WORKERS,
+  OPT_QUEUE,
+  OPT_MAX_RETRIES,
+  OPT_BACKOFF,
+  OPT_CONN_RETRIES,
+  OPT_CONNECT_TIMEOUT,
+  OPT_READ_TIMEOUT,
+  OPT_WRITE_TIMEOUT,
+  OPT_ALLOW_FAILURES,
+  OPT_REPORT,
+  OPT_CACERT,
+  OPT_INSECURE,
+  OPT_CONTENT_MD5,
+  OPT_DATA_TYPE,
+  OPT_CONTENT_TYPE,
+  OPT_PROGRESS,
+  OPT_NO_PROGRESS
+};
+
+static const struct option long_options[] = {
+    {"to", required_argument, NULL, OPT_TO},
+    {"manifest", required_argument, NULL, OPT_MANIFEST},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"queue", required_argument, NULL, OPT_QUEUE},
+    {"max-retries", required_argument, NULL, OPT_MAX_RETRIES},
+    {"backoff-factor", required_argument, NULL, OPT_BACKOFF},
+    {"connection-retries", required_argument, NULL, OPT_CONN_RETRIES},
+    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+    {"read-timeout", required_argument, NULL, OPT_READ_TIMEOUT},
+    {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
+    {"allow-failures", no_argument, NULL, OPT_ALLOW_FAILURES},
+    {"report", required_argument, NULL, OPT_REPORT},
+    {"cacert", required_argument, NULL, OPT_CACERT},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
+    {"content-md5", no_argument, NULL, OPT_CONTENT_MD5},
+    {"data-type", required_argument, NULL, OPT_DATA_TYPE},
+    {"content-type", required_argument, NULL, OPT_CONTENT_TYPE},
+    {"progress", no_argument, NULL, OPT_PROGRESS},
+    {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+
+static const char *option_name(int id) {
+  for (const struct option *o = long_options; o->name; o++)
+    if (o->val == id)
+      return o->name;
+  return "?";
+}
+
+static int bad_value(int id, const char *value, num_status st,
+                     const char *range) {
+  return cli_usage_error("upload", "--%s: '%s' %s (%s)", option_name(id),
+                         value, num_status_text(st), range);
+}
+
+static int opt_long(int id, const char *v, long min, long max, long *out) {
+  num_status st = num_parse_long(v, min, max, out);
+  if (st == NUM_OK)
+    return 0;
+  char range[64];
+  snprintf(range, sizeof range, "expected a whole number from %ld to %ld",
+           min, max);
+  return bad_value(id, v, st, range);
+}
+
+static int opt_double(int id, const char *v, double min, double max,
+                      double *out) {
+  num_status st = num_parse_double(v, min, max, out);
+  if (st == NUM_OK)
+    return 0;
+  char range[80];
+  snprintf(range, sizeof range, "expected a number of seconds from %g to %g",
+           min, max);
+  return bad_value(id, v, st, range);
+}
+
+/* Parse argv into *c. Returns -1 to go on, or an exit status. */
+static int parse_args(upload_cli *c, int argc, char **argv) {
+  memset(c, 0, sizeof *c);
+  bulkup_uploader_options_init(&c->opt);
+  c->data_type = BULKUP_DATA_TYPE_IMAGE;
+  c->progress = -1;
+  opterr = 0;
+  optind = 1;
+  for (;;) {
+    int longindex = -1;
+    int ch = getopt_long(argc, argv, ":qvh", long_options, &longindex);
+    if (ch == -1)
+      break;
+    long n;
+    double d;
+    switch (ch) {
+    case OPT_TO:
+      c->to = optarg;
+      break;
+    case OPT_MANIFEST:
+      c->manifest = optarg;
+      break;
+    case OPT_WORKERS:
+      if (opt_long(ch, optarg, 1, 1024, &n))
+        return CLI_EXIT_USAGE;
+      c->opt.workers = (unsigned)n;
+      break;
+    case OPT_QUEUE:
+      if (opt_long(ch, optarg, 1, 1000000, &n))
+        return CLI_EXIT_USAGE;
+      c->opt.queue_capacity = (size_t)n;
+      break;
+    case OPT_MAX_RETRIES:
+      if (opt_long(ch, optarg, 0, 1000, &n))
+        return CLI_EXIT_USAGE;
+      bulkup_cloud_upload_settings_set_max_retries(&c->opt.cloud, (int)n);
+      break;
+    case OPT_CONN_RETRIES:
+      if (opt_long(ch, optarg, 0, 1000, &n))
+        return CLI_EXIT_USAGE;
+      c->opt.requests.connection_retries = (int)n;
+      break;
+    case OPT_BACKOFF:
+      if (opt_double(ch, optarg, 0, 3600, &d))
+        return CLI_EXIT_USAGE;
+      bulkup_cloud_upload_settings_set_backoff_factor(&c->opt.cloud, d);
+      break;
+    case OPT_CONNECT_TIMEOUT:
+      if (opt_double(ch, optarg, 0, 1e6, &d))
+        return CLI_EXIT_USAGE;
+      c->opt.requests.connect_timeout = d;
+      break;
+    case OPT_READ_TIMEOUT:
+      if (opt_double(ch, optarg, 0, 1e6, &d))
+        return CLI_EXIT_USAGE;
+      c->opt.requests.read_timeout = d;
+      break;
+    case OPT_WRITE_TIMEOUT:
+      if (opt_double(ch, optarg, 0, 1e6, &d))
+        return CLI_EXIT_USAGE;
+      c->opt.requests.write_timeout = d;
+      break;
+    case OPT_ALLOW_FAILURES:
+      c->opt.cloud.allow_failures = true;
+      break;
+    case OPT_REPORT:
+      c->report = optarg;
+      break;
+    case OPT_CACERT:
+      c->opt.ca_file = optarg;
+      break;
+    case OPT_INSECURE:
+      c->opt.insecure = true;
+      break;
+    case OPT_CONTENT_MD5:
+      c->opt.content_md5 = true;
+      break;
+    case OPT_DATA_TYPE:
+      c->data_type = bulkup_data_type_from_string(optarg);
+      if (c->data_type == BULKUP_DATA_TYPE_MISSING) {
+        char list[256] = "";
+        for (int t = 0; t < BULKUP_DATA_TYPE_COUNT - 1; t++) {
+          if (t)
+            strncat(list, ", ", sizeof list - strlen(list) - 1);
+          strncat(list, bulkup_data_type_to_string((bulkup_data_type)t),
+                  sizeof list - strlen(list) - 1);
+        }
+        return cli_usage_error("upload",
+                               "--data-type: unknown data type '%s' "
+                               "(expected one of %s)",
+                               optarg, list);
+      }
+      break;
+    case OPT_CONTENT_TYPE:
+      if (!*optarg || strpbrk(optarg, "\r\n"))
+        return cli_usage_error("upload",
+                               "--content-type: '%s' is not a media type",
+                               optarg);
+      c->content_type = optarg;
+      break;
+    case OPT_PROGRESS:
+      c->progress = 1;
+      break;
+    case OPT_NO_PROGRESS:
+      c->progress = 0;
+      break;
+    case 'q':
+      c->quiet = true;
+      break;
+    case 'v':
+      c->verbose++;
+      break;
+    case 'h':
+      cli_upload_help(stdout);
+      return CLI_EXIT_OK;
+    case ':':
+      if (optopt >= 256)
+        return cli_usage_error("upload", "option --%s needs a value",
+                               option_name(optopt));
+      return cli_usage_error("upload", "option '%s' needs a value",
+                             argv[optind - 1]);
+    default:
+      if (optopt > 0 && optopt < 256)
+        return cli_usage_error("upload", "unknown option '-%c'", optopt);
+      return cli_usage_error("upload", "unknown option '%s'",
+                             argv[optind - 1]);
+    }
+  }
+  c->paths = argv + optind;
+  c->npaths = argc - optind;
+  return -1;
+}
+
+/* Check what can be checked without touching the input. */
+static int check_args(upload_cli *c) {
+  if (c->to && c->manifest)
+    return cli_usage_error("upload",
+                           "--to and --manifest cannot be used together");
+  if (!c->to && !c->manifest)
+    return cli_usage_error(
+        "upload", "--to URL_PREFIX or --manifest FILE is required");
+  if (c->to && c->npaths == 0)
+    return cli_usage_error("upload", "--to needs at least one PATH");
+  if (c->manifest && c->npaths > 0)
+    return cli_usage_error("upload",
+                           "--manifest takes no PATH arguments (got '%s')",
+                           c->paths[0]);
+  if (c->to) {
+    if (!url_is_http(c->to))
+      return cli_usage_error("upload",
+                             "--to: '%s' is not an http:// or https:// URL",
+                             c->to);
+    if (strpbrk(c->to, "?#"))
+      return cli_usage_error(
+          "upload", "--to: the URL prefix may not hold a query or fragment");
+  }
+  if (c->opt.ca_file && access(c->opt.ca_file, R_OK) != 0) {
+    cli_error("--cacert: cannot read %s: %s", c->opt.ca_file,
+              strerror(errno));
+    return CLI_EXIT_USAGE;
+  }
+  if (c->report) {
+    char *copy = strdup(c->report);
+    if (!copy) {
+      cli_error("out of memory");
+      return CLI_EXIT_USAGE;
+    }
+    const char *dir = dirname(copy);
+    struct stat st;
+    int ok = stat(c->report, &st) == 0 && S_ISDIR(st.st_mode) ? -1
+             : access(dir, W_OK | X_OK) == 0                ? 0
+                                                              : errno;
+    free(copy);
+    if (ok == -1) {
+      cli_error("--report: %s is a directory", c->report);
+      return CLI_EXIT_USAGE;
+    }
+    if (ok != 0) {
+      cli_error("--report: cannot write %s: %s", c->report, strerror(ok));
+      return CLI_EXIT_USAGE;
+    }
+  }
+  if (bulkup_requests_settings_validate(&c->opt.requests) != BULKUP_OK ||
+      bulkup_cloud_upload_settings_validate(&c->opt.cloud) != BULKUP_OK) {
+    cli_error("%s", bulkup_last_error_message());
+    return CLI_EXIT_USAGE;
+  }
+  return -1;
+}
+
+/* ---- signals and messages ------------------------------------------------
+ */
+
+static struct {
+  pthread_mutex_t mu; /* guards u and prog */
+  bulkup_uploader *u;
+  progress *prog;
+  atomic_int sig;
+  atomic_bool stopping;
+  bool quiet;
+} g = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* A message on stderr that does not collide with the progress line. */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  pthread_mutex_lock(&g.mu);
+  progress_hold(g.prog);
+  cli_verror(fmt, ap);
+  progress_release(g.prog);
+  pthread_mutex_unlock(&g.mu);
+  va_end(ap);
+}
+
+static void *signal_thread(void *arg) {
+  const sigset_t *set = arg;
+  for (;;) {
+    int s = 0;
+    if (sigwait(set, &s) != 0)
+      continue;
+    if (s == SIGUSR1) {
+      if (atomic_load(&g.stopping))
+        return NULL;
+      continue;
+    }
+    int prev = atomic_exchange(&g.sig, s);
+    if (prev != 0) {
+      static const char msg[] =
+          "\nbulkup: second signal: quitting without waiting\n";
+      if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
+        /* nothing more to do */
+      }
+      _exit(128 + s);
+    }
+    say("%s: cancelling the uploads (send it again to quit at once)",
+        s == SIGINT ? "interrupted" : "terminated");
+    pthread_mutex_lock(&g.mu);
+    if (g.u)
+      bulkup_uploader_cancel(g.u);
+    pthread_mutex_unlock(&g.mu);
+  }
+}
+
+static void log_cb(void *userdata, bulkup_log_level level,
+                   const char *message) {
+  (void)userdata;
+  static const char *const names[] = {"error", "warning", "info", "debug"};
+  say("%s: %s", names[level <= BULKUP_LOG_DEBUG ? level : 3], message);
+}
+
+static int exit_for_signal(void) {
+  int s = atomic_load(&g.sig);
+  return s == SIGTERM ? CLI_EXIT_SIGTERM : CLI_EXIT_SIGINT;
+}
+
+/* ---- phase one: checking the input ---------------------------------------
+ */
+
+typedef struct totals {
+  uint64_t files, bytes;
+} totals;
+
+/* Every PATH exists and is a file or a directory; walk the directories,
+ * counting. */
+static int check_paths(upload_cli *c, totals *t) {
+  int bad = 0;
+  for (int i = 0; i < c->npaths; i++) {
+    struct stat st;
+    if (stat(c->paths[i], &st) != 0) {
+      cli_error("%s: %s", c->paths[i], strerror(errno));
+      bad++;
+    } else if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+      cli_error("%s: not a regular file or directory", c->paths[i]);
+      bad++;
+    } else if (S_ISREG(st.st_mode) && access(c->paths[i], R_OK) != 0) {
+      cli_error("%s: %s", c->paths[i], strerror(errno));
+      bad++;
+    }
+  }
+  if (bad) {
+    cli_error("nothing uploaded: %d PATH%s cannot be uploaded", bad,
+              bad == 1 ? "" : "s");
+    return CLI_EXIT_USAGE;
+  }
+  for (int i = 0; i < c->npaths; i++) {
+    struct stat st;
+    if (stat(c->paths[i], &st) != 0) {
+      cli_error("%s: %s", c->paths[i], strerror(errno));
+      return CLI_EXIT_USAGE;
+    }
+    if (S_ISREG(st.st_mode)) {
+      t->files++;
+      t->bytes += (uint64_t)st.st_size;
+      continue;
+    }
+    walk *w = walk_open(c->paths[i]);
+    if (!w) {
+      cli_error("cannot open directory %s: %s", c->paths[i], strerror(errno));
+      return CLI_EXIT_USAGE;
+    }
+    walk_status ws;
+    unsigned long steps = 0;
+    while ((ws = walk_next(w)) != WALK_DONE) {
+      if ((++steps & 1023) == 0 && atomic_load(&g.sig)) {
+        walk_close(w);
+        return exit_for_signal();
+      }
+      if (ws == WALK_FILE) {
+        t->files++;
+        t->bytes += walk_size(w);
+      } else if (ws == WALK_SKIP) {
+        if (!c->quiet)
+          cli_error("%s", walk_message(w));
+      } else {
+        cli_error("%s", walk_message(w));
+        bad++;
+      }
+    }
+    walk_close(w);
+  }
+  if (bad) {
+    cli_error("nothing uploaded: %d part%s of the input cannot be read", bad,
+              bad == 1 ? "" : "s");
+    return CLI_EXIT_USAGE;
+  }
+  return -1;
+}
+
+/* Check one manifest record (scheme, file, data type). Returns NULL or a
+ * reason written into buf. */
+static const char *check_entry(const manifest_entry *e, char *buf,
+                               size_t n, uint64_t *size) {
+  if (!url_is_http(e->url)) {
+    char *red = bulkup_redact_url(e->url);
+    snprintf(buf, n, "URL '%s' is not http:// or https://",
+             red ? red : "(unprintable)");
+    bulkup_free(red);
+    return buf;
+  }
+  if (e->data_type &&
+      bulkup_data_type_from_string(e->data_type) == BULKUP_DATA_TYPE_MISSING) {
+    snprintf(buf, n, "unknown data_type '%s'", e->data_type);
+    return buf;
+  }
+  struct stat st;
+  if (stat(e->path, &st) != 0) {
+    snprintf(buf, n, "%s: %s", e->path, strerror(errno));
+    return buf;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    snprintf(buf, n, "%s: not a regular file", e->path);
+    return buf;
+  }
+  if (access(e->path, R_OK) != 0) {
+    snprintf(buf, n, "%s: %s", e->path, strerror(errno));
+    return buf;
+  }
+  *size = (uint64_t)st.st_size;
+  return NULL;
+}
+
+/* Whether the manifest can be read twice (a regular file). */
+static bool manifest_rereadable(const char *path) {
+  struct stat st;
+  return strcmp(path, "-") != 0 && stat(path, &st) == 0 &&
+         S_ISREG(st.st_mode);
+}
+
+static int check_manifest(upload_cli *c, totals *t) {
+  char err[1024];
+  manifest_reader *r = manifest_open(c->manifest, MANIFEST_AUTO, err,
+                                     sizeof err);
+  if (!r) {
+    cli_error("%s", err);
+    return CLI_EXIT_USAGE;
+  }
+  unsigned long bad = 0, steps = 0;
+  manifest_entry e;
+  manifest_status ms;
+  int rc = -1;
+  while ((ms = manifest_next(r, &e)) != MANIFEST_EOF) {
+    if ((++steps & 1023) == 0 && atomic_load(&g.sig)) {
+      rc = exit_for_signal();
+      break;
+    }
+    if (ms == MANIFEST_IOERR) {
+      cli_error("%s", manifest_error(r));
+      rc = CLI_EXIT_USAGE;
+      break;
+    }
+    char buf[PATH_MAX + 256], reason[PATH_MAX + 1024];
+    uint64_t size = 0;
+    const char *why;
+    if (ms == MANIFEST_BAD)
+      snprintf(reason, sizeof reason, "%s", manifest_error(r));
+    else if ((why = check_entry(&e, buf, sizeof buf, &size)) != NULL)
+      snprintf(reason, sizeof reason, "%s line %lu: %s", c->manifest, e.line,
+               why);
+    else {
+      t->files++;
+      t->bytes += size;
+      continue;
+    }
+    if (++bad <= MAX_BAD_LINES_SHOWN)
+      cli_error("%s", reason);
+  }
+  manifest_close(r);
+  if (bad > MAX_BAD_LINES_SHOWN)
+    cli_error("... and %lu more bad lines", bad - MAX_BAD_LINES_SHOWN);
+  if (rc != -1)
+    return rc;
+  if (bad) {
+    cli_error("nothing uploaded: %lu bad line%s in manifest %s", bad,
+              bad == 1 ? "" : "s", c->manifest);
+    return CLI_EXIT_USAGE;
+  }
+  return -1;
+}
+
+/* ---- phase two: uploading ------------------------------------------------
+ */
+
+typedef struct run {
+  upload_cli *c;
+  bulkup_uploader *u;
+  unsigned long input_errors; /* problems met after the upload started */
+  bool stop;
+} run;
+
+/* Submit one item; false when the run must stop submitting. */
+static bool submit(run *rn, const bulkup_item *it) {
+  bulkup_err rc = bulkup_uploader_submit(rn->u, it, NULL);
+  if (rc == BULKUP_OK)
+    return true;
+  if (rc == BULKUP_ECANCELED) {
+    rn->stop = true;
+    return false;
+  }
+  say("cannot queue %s: %s%s%s", it->path ? it->path : it->url,
+      bulkup_strerror(rc), *bulkup_last_error_message() ? ": " : "",
+      bulkup_last_error_message());
+  rn->input_errors++;
+  if (rc != BULKUP_EINVAL)
+    rn->stop = true;
+  return !rn->stop;
+}
+
+static void item_defaults(const upload_cli *c, bulkup_item *it) {
+  bulkup_item_init(it);
+  it->data_type = c->data_type;
+  it->content_type = c->content_type;
+}
+
+static bool submit_file(run *rn, const char *path, const char *rel) {
+  char *url = urlenc_join(rn->c->to, rel);
+  if (!url) {
+    say("out of memory");
+    rn->stop = true;
+    return false;
+  }
+  bulkup_item it;
+  item_defaults(rn->c, &it);
+  it.path = path;
+  it.url = url;
+  bool ok = submit(rn, &it);
+  free(url);
+  return ok;
+}
+
+static void upload_paths(run *rn) {
+  upload_cli *c = rn->c;
+  for (int i = 0; i < c->npaths && !rn->stop; i++) {
+    struct stat st;
+    if (stat(c->paths[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+      walk *w = walk_open(c->paths[i]);
+      if (!w) {
+        say("cannot open directory %s: %s", c->paths[i], strerror(errno));
+        rn->input_errors++;
+        continue;
+      }
+      walk_status ws;
+      while (!rn->stop && (ws = walk_next(w)) != WALK_DONE) {
+        if (ws == WALK_FILE)
+          submit_file(rn, walk_path(w), walk_rel(w));
+        else if (ws == WALK_ERROR) {
+          say("%s", walk_message(w));
+          rn->input_errors++;
+        }
+      }
+      walk_close(w);
+    } else {
+      /* A file, or something that vanished since the check: either way
+       * the item reports what happens to it. */
+      char *copy = strdup(c->paths[i]);
+      if (!copy) {
+        say("out of memory");
+        rn->stop = true;
+        break;
+      }
+      submit_file(rn, c->paths[i], basename(copy));
+      free(copy);
+    }
+  }
+}
+
+/* A manifest record that could not be used, as a failed item: a zero-byte
+ * memory item to a URL with a scheme the library refuses, so that it ends
+ * as failed (kind "url") without any request, titled with the reason. */
+static bool submit_bad_record(run *rn, unsigned long line, const char *why) {
+  static const char nothing[1] = {0};
+  char url[64], title[1024];
+  snprintf(url, sizeof url, "invalid-manifest-line:%lu", line);
+  snprintf(title, sizeof title, "%s", why);
+  bulkup_item it;
+  item_defaults(rn->c, &it);
+  it.source = BULKUP_SOURCE_MEMORY;
+  it.data = nothing;
+  it.size = 0;
+  it.url = url;
+  it.title = title;
+  say("%s", why);
+  return submit(rn, &it);
+}
+
+static void upload_manifest(run *rn) {
+  upload_cli *c = rn->c;
+  char err[1024];
+  manifest_reader *r =
+      manifest_open(c->manifest, MANIFEST_AUTO, err, sizeof err);
+  if (!r) {
+    say("%s", err);
+    rn->input_errors++;
+    return;
+  }
+  manifest_entry e;
+  manifest_status ms;
+  while (!rn->stop && (ms = manifest_next(r, &e)) != MANIFEST_EOF) {
+    if (ms == MANIFEST_IOERR) {
+      say("%s", manifest_error(r));
+      rn->input_errors++;
+      break;
+    }
+    if (ms == MANIFEST_BAD) {
+      submit_bad_record(rn, manifest_error_line(r), manifest_error(r));
+      continue;
+    }
+    bulkup_data_type dt = c->data_type;
+    if (e.data_type) {
+      dt = bulkup_data_type_from_string(e.data_type);
+      if (dt == BULKUP_DATA_TYPE_MISSING) {
+        char why[512];
+        snprintf(why, sizeof why, "%s line %lu: unknown data_type '%s'",
+                 c->manifest, e.line, e.data_type);
+        submit_bad_record(rn, e.line, why);
+        continue;
+      }
+    }
+    bulkup_item it;
+    item_defaults(c, &it);
+    it.path = e.path;
+    it.url = e.url;
+    it.data_type = dt;
+    if (e.content_type)
+      it.content_type = e.content_type;
+    if (e.title)
+      it.title = e.title;
+    submit(rn, &it);
+  }
+  manifest_close(r);
+}
+
+/* ---- the end --------------------------------------------------------------
+ */
+
+static void print_summary(const upload_cli *c, const bulkup_report *rep) {
+  bulkup_summary s;
+  bulkup_report_summary(rep, &s);
+  cli_error("uploaded %llu of %llu files (%.1f MB) in %.1f s, %llu failed, "
+            "%llu cancelled, %llu retries",
+            (unsigned long long)s.succeeded, (unsigned long long)s.submitted,
+            (double)s.bytes_succeeded / 1e6, s.elapsed_s,
+            (unsigned long long)s.failed, (unsigned long long)s.cancelled,
+            (unsigned long long)s.retries);
+  size_t nf = bulkup_report_failure_count(rep);
+  size_t shown = nf < MAX_FAILURES_SHOWN ? nf : MAX_FAILURES_SHOWN;
+  for (size_t i = 0; i < shown; i++) {
+    const bulkup_result *r = bulkup_report_failure(rep, i);
+    if (!r)
+      continue;
+    char status[32] = "";
+    if (r->http_status)
+      snprintf(status, sizeof status, " (HTTP %d)", r->http_status);
+    fprintf(stderr, "  failed: %s -> %s: %s%s: %s\n",
+            r->path ? r->path : r->title, r->url,
+            bulkup_error_kind_name(r->error), status, r->message);
+  }
+  if (nf > shown)
+    fprintf(stderr, "  ... and %zu more failure%s\n", nf - shown,
+            nf - shown == 1 ? "" : "s");
+  if (nf > 0 || s.cancelled > 0) {
+    if (c->report)
+      fprintf(stderr, "  every failed and cancelled file is listed in %s\n",
+              c->report);
+    else
+      fprintf(stderr, "  (--report FILE lists every failed file)\n");
+  }
+}
+
+static int do_run(upload_cli *c) {
+  totals t = {0, 0};
+  bool known = true;
+  int rc;
+  if (c->to)
+    rc = check_paths(c, &t);
+  else if (manifest_rereadable(c->manifest))
+    rc = check_manifest(c, &t);
+  else {
+    known = false;
+    rc = -1;
+  }
+  if (rc != -1)
+    return rc;
+  if (atomic_load(&g.sig))
+    return exit_for_signal();
+
+  if (c->opt.insecure)
+    cli_error("WARNING: --insecure: TLS certificates and host names are NOT "
+              "verified; anyone on the network path can read and alter these "
+              "uploads. Use --cacert FILE to trust a test server instead.");
+
+  c->opt.log = log_cb;
+  c->opt.log_level = c->quiet         ? BULKUP_LOG_ERROR
+                     : c->verbose >= 2 ? BULKUP_LOG_DEBUG
+                     : c->verbose == 1 ? BULKUP_LOG_INFO
+                                       : BULKUP_LOG_WARN;
+  bulkup_uploader *u = NULL;
+  bulkup_err err = bulkup_uploader_new(&u, &c->opt);
+  if (err != BULKUP_OK) {
+    const char *detail = bulkup_last_error_message();
+    cli_error("cannot start the uploader: %s%s%s", bulkup_strerror(err),
+              *detail ? ": " : "", detail);
+    return err == BULKUP_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
+  }
+  pthread_mutex_lock(&g.mu);
+  g.u = u;
+  pthread_mutex_unlock(&g.mu);
+  if (atomic_load(&g.sig))
+    bulkup_uploader_cancel(u);
+
+  bool show = c->progress == 1 ||
+              (c->progress == -1 && !c->quiet && isatty(STDERR_FILENO));
+  if (show) {
+    progress_totals pt = {known, t.files, t.bytes};
+    progress *p = progress_start(u, stderr, &pt, 0.25);
+    pthread_mutex_lock(&g.mu);
+    g.prog = p;
+    pthread_mutex_unlock(&g.mu);
+  }
+
+  run rn = {c, u, 0, false};
+  if (c->to)
+    upload_paths(&rn);
+  else
+    upload_manifest(&rn);
+
+  bulkup_report *rep = NULL;
+  err = bulkup_uploader_finish(u, &rep);
+
+  pthread_mutex_lock(&g.mu);
+  progress *p = g.prog;
+  g.prog = NULL;
+  pthread_mutex_unlock(&g.mu);
+  progress_stop(p);
+
+  int status;
+  switch (err) {
+  case BULKUP_OK:
+    status = rn.input_errors ? CLI_EXIT_FAILED : CLI_EXIT_OK;
+    break;
+  default:
+    status = CLI_EXIT_FAILED;
+    break;
+  }
+  if (atomic_load(&g.sig))
+    status = exit_for_signal();
+
+  if (rep) {
+    if (!c->quiet)
+      print_summary(c, rep);
+    if (c->report) {
+      bulkup_err werr = bulkup_report_write_json(rep, c->report);
+      if (werr != BULKUP_OK) {
+        const char *detail = bulkup_last_error_message();
+        cli_error("cannot write the report %s: %s%s%s", c->report,
+                  bulkup_strerror(werr), *detail ? ": " : "", detail);
+        if (status == CLI_EXIT_OK)
+          status = CLI_EXIT_FAILED;
+      }
+    }
+  } else {
+    cli_error("the uploader returned no report (%s)", bulkup_strerror(err));
+    if (status == CLI_EXIT_OK)
+      status = CLI_EXIT_FAILED;
+  }
+  if (rn.input_errors)
+    cli_error("%lu input error%s after the upload had started (see above)",
+              rn.input_errors, rn.input_errors == 1 ? "" : "s");
+
+  pthread_mutex_lock(&g.mu);
+  g.u = NULL;
+  pthread_mutex_unlock(&g.mu);
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+  return status;
+}
+
+int cli_upload_main(int argc, char **argv) {
+  upload_cli c;
+  int rc = parse_args(&c, argc, argv);
+  if (rc != -1)
+    return rc;
+  rc = check_args(&c);
+  if (rc != -1)
+    return rc;
+  g.quiet = c.quiet;
+
+  /* Block the signals before any thread exists, so that every thread
+   * (ours and the library's) inherits the mask and only the signal
+   * thread receives them. SIGUSR1 is how we stop that thread. */
+  static sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
+  sigset_t old;
+  if (pthread_sigmask(SIG_BLOCK, &set, &old) != 0) {
+    cli_error("cannot block signals");
+    return CLI_EXIT_FAILED;
+  }
+  pthread_t sig_thread;
+  if (pthread_create(&sig_thread, NULL, signal_thread, &set) != 0) {
+    cli_error("cannot start the signal thread");
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return CLI_EXIT_FAILED;
+  }
+  rc = do_run(&c);
+  atomic_store(&g.stopping, true);
+  pthread_kill(sig_thread, SIGUSR1);
+  pthread_join(sig_thread, NULL);
+  return rc;
+}
