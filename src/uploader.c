@@ -56,6 +56,9 @@ static void bk_share_unlock(CURL *h, curl_lock_data data, void *ud) {
 /* ---- completion and progress ----------------------------------------- */
 
 static void bk_snapshot(bulkup_uploader *u, bulkup_progress *p) {
+  /* submitted first: items only ever end after they were submitted, so
+   * reading it before the end counts keeps submitted >= ended. */
+  p->submitted = atomic_load(&u->submitted);
   bk_mutex_lock(&u->lock);
   const bulkup_summary *s = &u->report->summary;
   p->succeeded = s->succeeded;
@@ -66,9 +69,6 @@ static void bk_snapshot(bulkup_uploader *u, bulkup_progress *p) {
   p->in_flight = u->in_flight;
   p->bytes_submitted = u->bytes_submitted;
   bk_mutex_unlock(&u->lock);
-  bk_mutex_lock(&u->submit_lock);
-  p->submitted = u->submitted;
-  bk_mutex_unlock(&u->submit_lock);
   p->bytes_sent = atomic_load(&u->bytes_sent);
   p->elapsed_s = bk_now() - u->start;
 }
@@ -176,6 +176,7 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
     bk_mutex_init(&u->share_locks[i]);
   atomic_init(&u->cancelled, false);
   atomic_init(&u->bytes_sent, 0);
+  atomic_init(&u->submitted, 0);
   bk_budget_init(&u->budget, opt->retry_budget, opt->retry_budget_tokens);
   u->start = bk_now();
   u->last_progress = 0;
@@ -423,7 +424,10 @@ bulkup_err bulkup_uploader_submit(bulkup_uploader *u, const bulkup_item *item,
     bk_free(j);
     return bk_error(BULKUP_ESTATE, "submit after finish");
   }
-  j->index = u->next_index;
+  /* Once pushed, the job belongs to a worker (which may free it at once):
+   * everything we still need is taken out before. */
+  uint64_t my_index = u->next_index;
+  j->index = my_index;
   if (!bk_queue_push(&u->queue, j)) {
     bk_mutex_unlock(&u->submit_lock);
     bk_free(j);
@@ -432,14 +436,14 @@ bulkup_err bulkup_uploader_submit(bulkup_uploader *u, const bulkup_item *item,
     return bk_error(BULKUP_ESTATE, "submit after finish");
   }
   u->next_index++;
-  u->submitted++;
+  atomic_fetch_add(&u->submitted, 1);
   if (item->source != BULKUP_SOURCE_FILE) {
     bk_mutex_lock(&u->lock);
     u->bytes_submitted += item->size;
     bk_mutex_unlock(&u->lock);
   }
   if (index)
-    *index = j->index;
+    *index = my_index;
   bk_mutex_unlock(&u->submit_lock);
   return BULKUP_OK;
 }

@@ -95,7 +95,9 @@ struct bulkup_uploader {
    * the queue. */
   pthread_mutex_t submit_lock;
   uint64_t next_index;
-  uint64_t submitted;
+  /* Written under submit_lock, read without it (a submitter may hold the
+   * lock for as long as the queue is full). */
+  atomic_uint_fast64_t submitted;
 
   /* Serialises the progress callback. */
   pthread_mutex_t progress_lock;
