@@ -1,0 +1,173 @@
+/*
+ * bk_ts.h - a fault-scripting HTTP/1.1 test server.
+ *
+ * The server runs inside the test process on 127.0.0.1, on a port the OS
+ * picks, and stores what clients PUT (or POST) in memory, keyed by path. A
+ * test scripts what the next requests to a path (or to any path) suffer:
+ * an error status, a delay, a stalled body, no response, a reset, a
+ * truncated response, a close without a response. Every request is
+ * recorded (method, path, query, a few headers, body size and SHA-256,
+ * which fault was applied, which status was answered, which TCP connection
+ * carried it), so a test can assert what a client really sent.
+ *
+ * Paths and queries are recorded and matched exactly as they appear on the
+ * request line (percent-encoding is kept; the query is what follows '?').
+ *
+ * Methods: GET and HEAD return the object stored at the path (200) or 404;
+ * DELETE removes it (204) or answers 404; every other method (PUT, POST,
+ * ...) stores the body. A fault script applies to every method; for GET,
+ * HEAD and DELETE, BK_TS_OK means the behaviour above.
+ *
+ * When is a request recorded? As soon as its outcome is fixed: just before
+ * its response is queued, just before the connection is dropped, reset or
+ * held, or, for a request the client aborts, when libmicrohttpd reports
+ * its end. So when a client sees an answer (or a reset, or a close), the
+ * request is already recorded; only client-side aborts need
+ * bk_ts_wait_requests(). Objects are stored before the 2xx is queued.
+ *
+ * All functions are thread-safe, except that bk_ts_stop() must not race
+ * with other calls on the same server.
+ *
+ * Setting the environment variable BK_TS_LOG=1 turns on libmicrohttpd's
+ * error log (stderr).
+ */
+#ifndef BK_TS_H
+#define BK_TS_H
+
+#include <stddef.h>
+
+typedef struct bk_ts bk_ts;
+
+/* What happens to a request. */
+typedef enum bk_ts_fault {
+  /* read the whole body, store it under the path, answer `status`
+   * (default 200) */
+  BK_TS_OK = 0,
+  /* read the whole body, do not store, answer `status` with `headers` and
+   * `body` */
+  BK_TS_STATUS,
+  /* read the whole body, sleep `seconds`, then behave as BK_TS_OK */
+  BK_TS_DELAY,
+  /* after `after_bytes` of the body, stop reading for `seconds` (the
+   * client's write blocks once socket buffers fill), then read the rest and
+   * behave as BK_TS_OK */
+  BK_TS_STALL_BODY,
+  /* read the whole body, never answer: hold the connection until `seconds`
+   * pass (or the client closes, or the server stops), then close without a
+   * response */
+  BK_TS_NO_RESPONSE,
+  /* after `after_bytes` of the body, reset the connection (TCP RST, no
+   * FIN before it) */
+  BK_TS_RESET_MID_BODY,
+  /* read the whole body, answer `status` with a Content-Length larger than
+   * the bytes actually sent, then close */
+  BK_TS_TRUNCATED,
+  /* read the whole body and close the connection with no response at all
+   * (a client that sent "Expect: 100-continue" has seen "100 Continue") */
+  BK_TS_CLOSE_EARLY
+} bk_ts_fault;
+
+/* One scripted action. Strings are copied by bk_ts_script(). */
+typedef struct bk_ts_action {
+  bk_ts_fault fault;
+  /* 0 means 200 for OK/DELAY/STALL, 503 for STATUS/TRUNCATED */
+  int status;
+  /* extra response headers, "Name: value\r\n" lines, may be NULL */
+  const char *headers;
+  /* response body, may be NULL (TRUNCATED then sends a short default) */
+  const char *body;
+  /* DELAY, STALL_BODY, NO_RESPONSE: how long */
+  double seconds;
+  /* STALL_BODY, RESET_MID_BODY: where in the body; a body shorter than
+   * this gets the fault once it is complete */
+  unsigned long long after_bytes;
+} bk_ts_action;
+
+typedef struct bk_ts_options {
+  /* serve HTTPS with a self-signed certificate (EC P-256, SAN IP:127.0.0.1
+   * and DNS:localhost) generated at start; see bk_ts_ca_file() */
+  int tls;
+} bk_ts_options;
+
+/* Start a server on 127.0.0.1, port chosen by the OS. `opt` NULL means
+ * plain HTTP. On success *out is the server and 0 is returned; on failure
+ * *out is NULL and -1 is returned. */
+int bk_ts_start(bk_ts **out, const bk_ts_options *opt);
+
+/* Stop the server promptly (handlers sleeping on a fault wake at once),
+ * close every connection, remove the CA file and free everything.
+ * NULL does nothing. */
+void bk_ts_stop(bk_ts *ts);
+
+/* The TCP port the server listens on. */
+unsigned short bk_ts_port(const bk_ts *ts);
+
+/* "http://127.0.0.1:PORT" or "https://127.0.0.1:PORT" followed by `path`
+ * (NULL means ""). The caller frees the string; NULL on allocation
+ * failure. */
+char *bk_ts_url(const bk_ts *ts, const char *path);
+
+/* Path of the PEM certificate for CURLOPT_CAINFO (TLS servers only, else
+ * NULL). Owned by the server; the file is removed by bk_ts_stop(). */
+const char *bk_ts_ca_file(const bk_ts *ts);
+
+/* Script the next `n` requests to `path` (exact path, without query; NULL
+ * means any path): they get actions[0..n-1] in order; afterwards that path
+ * falls back to BK_TS_OK. Scripting a path that still has actions left
+ * appends to them. A per-path script wins over the any-path script (only
+ * the winning script is consumed). The actions' strings are copied. */
+void bk_ts_script(bk_ts *ts, const char *path, const bk_ts_action *actions,
+                  size_t n);
+
+/* One recorded request. */
+typedef struct bk_ts_request {
+  char method[16];
+  char path[1024];
+  char query[1024];
+  char content_type[256];
+  char cache_control[256];
+  char content_md5[64];
+  char expect[64];
+  long long content_length;      /* from the header, -1 if absent */
+  unsigned long long body_bytes; /* body bytes actually received */
+  char body_sha256[65];          /* lower hex of the received body */
+  int complete;                  /* whole body received */
+  bk_ts_fault fault;             /* action applied */
+  int status;                    /* status answered, 0 if none */
+  unsigned long connection_id;   /* distinct per TCP connection, from 1 */
+} bk_ts_request;
+
+/* Number of requests recorded. */
+size_t bk_ts_request_count(bk_ts *ts);
+
+/* Copy request `i` (0 = first recorded) into *out; 0, or -1 if there is
+ * no such request. */
+int bk_ts_request_get(bk_ts *ts, size_t i, bk_ts_request *out);
+
+/* Number of requests recorded for `path`. */
+size_t bk_ts_count_path(bk_ts *ts, const char *path);
+
+/* TCP connections accepted so far (not cleared by bk_ts_reset()). */
+unsigned long bk_ts_connections(bk_ts *ts);
+
+/* The object stored at `path` by the last successful PUT/POST: copies its
+ * lower-hex SHA-256 into out (may be NULL) and returns its size, or
+ * returns -1 if there is none. */
+long long bk_ts_object_sha256(bk_ts *ts, const char *path, char out[65]);
+
+/* A malloc'ed copy of the object stored at `path` (the caller frees it),
+ * its size in *len (len may be NULL); NULL if there is none. An empty
+ * object gives a non-NULL pointer and *len 0. */
+void *bk_ts_object_data(bk_ts *ts, const char *path, size_t *len);
+
+/* Wait until at least `n` requests are recorded or `timeout` seconds pass;
+ * returns the number recorded. */
+size_t bk_ts_wait_requests(bk_ts *ts, size_t n, double timeout);
+
+/* Forget recorded requests, stored objects and scripts. */
+void bk_ts_reset(bk_ts *ts);
+
+/* Addition: the name of a fault ("OK", "STATUS", ...), for messages. */
+const char *bk_ts_fault_name(bk_ts_fault fault);
+
+#endif
