@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -509,7 +510,7 @@ static void test_connection_refused_counts_connection_retries(void) {
 typedef struct silent {
   int fd;
   pthread_t th;
-  volatile int stop;
+  atomic_int stop;
 } silent;
 
 static void *silent_main(void *arg) {
@@ -985,7 +986,7 @@ typedef struct producer {
   const char *url;
   const char *file;
   int n;
-  volatile int done;
+  atomic_int done;
 } producer;
 
 static void *produce(void *arg) {
@@ -1016,6 +1017,7 @@ static void test_submit_blocks_when_queue_full(void) {
   const char *f = make_file("bp.bin", 10, 25);
   char *url = bk_ts_url(ts, "/bp");
   producer p = {u, url, f, 30, 0};
+  atomic_init(&p.done, 0);
   pthread_t th;
   pthread_create(&th, NULL, produce, &p);
   /* While the producer runs, accepted-but-unfinished items never exceed

@@ -782,11 +782,13 @@ static bool submit_bad_record(run *rn, unsigned long line, const char *why) {
   return submit(rn, &it);
 }
 
-static void upload_manifest(run *rn) {
+/* Upload from `r` (already open for a one-pass manifest, else NULL: open
+ * it again now). Closes the reader. */
+static void upload_manifest(run *rn, manifest_reader *r) {
   upload_cli *c = rn->c;
   char err[1024];
-  manifest_reader *r =
-      manifest_open(c->manifest, MANIFEST_AUTO, err, sizeof err);
+  if (!r)
+    r = manifest_open(c->manifest, MANIFEST_AUTO, err, sizeof err);
   if (!r) {
     say("%s", err);
     rn->input_errors++;
@@ -869,19 +871,36 @@ static void print_summary(const upload_cli *c, const bulkup_report *rep) {
 static int do_run(upload_cli *c) {
   totals t = {0, 0};
   bool known = true;
+  manifest_reader *one_pass = NULL;
   int rc;
   if (c->to)
     rc = check_paths(c, &t);
   else if (manifest_rereadable(c->manifest))
     rc = check_manifest(c, &t);
   else {
+    /* Read once, as the upload goes; but a manifest that cannot even be
+     * opened is still bad input. */
+    struct stat st;
+    if (strcmp(c->manifest, "-") != 0 && stat(c->manifest, &st) == 0 &&
+        S_ISDIR(st.st_mode)) {
+      cli_error("manifest %s is a directory", c->manifest);
+      return CLI_EXIT_USAGE;
+    }
+    char err[1024];
+    one_pass = manifest_open(c->manifest, MANIFEST_AUTO, err, sizeof err);
+    if (!one_pass) {
+      cli_error("%s", err);
+      return CLI_EXIT_USAGE;
+    }
     known = false;
     rc = -1;
   }
   if (rc != -1)
     return rc;
-  if (atomic_load(&g.sig))
+  if (atomic_load(&g.sig)) {
+    manifest_close(one_pass);
     return exit_for_signal();
+  }
 
   if (c->opt.insecure)
     cli_error("WARNING: --insecure: TLS certificates and host names are NOT "
@@ -899,6 +918,7 @@ static int do_run(upload_cli *c) {
     const char *detail = bulkup_last_error_message();
     cli_error("cannot start the uploader: %s%s%s", bulkup_strerror(err),
               *detail ? ": " : "", detail);
+    manifest_close(one_pass);
     return err == BULKUP_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
   }
   pthread_mutex_lock(&g.mu);
@@ -921,7 +941,7 @@ static int do_run(upload_cli *c) {
   if (c->to)
     upload_paths(&rn);
   else
-    upload_manifest(&rn);
+    upload_manifest(&rn, one_pass);
 
   bulkup_report *rep = NULL;
   err = bulkup_uploader_finish(u, &rep);
