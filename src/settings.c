@@ -105,7 +105,7 @@ bulkup_cloud_upload_settings_validate(const bulkup_cloud_upload_settings *s) {
 /* Not public (the header has no validate for backoff settings); used by
  * the merge. max_delay 0 means "no cap" for the backoff; retry_after_max 0
  * means a Retry-After is honoured for 0 seconds, i.e. ignored. */
-static bulkup_err bk_backoff_settings_validate(const bulkup_backoff_settings *s) {
+bulkup_err bulkup_backoff_settings_validate(const bulkup_backoff_settings *s) {
   bulkup_err rc;
   if ((rc = bk_check_seconds("backoff.max_delay", s->max_delay)) ||
       (rc = bk_check_seconds("backoff.retry_after_max", s->retry_after_max)))
@@ -132,7 +132,7 @@ bulkup_err bulkup_upload_policy_merge(bulkup_upload_policy *out,
     bo = *backoff;
   else
     bulkup_backoff_settings_init(&bo);
-  if ((rc = bk_backoff_settings_validate(&bo)))
+  if ((rc = bulkup_backoff_settings_validate(&bo)))
     return rc;
 
   /* Build in a local so that *out is untouched on every error path. An

@@ -46,8 +46,10 @@ BULKUP_EXTERN void bulkup_string_set_free(bulkup_string_set *set);
  * text that is not JSON, or a wrong shape, with bulkup_last_error_message()
  * saying which element and which field ("element 2: model_iteration_uids
  * must be an array of strings"); BULKUP_ENOMEM. On error *out is NULL.
- * Only model_iteration_uids is required of each element; other fields are
- * not checked. Thread-safe.
+ * The top level must be an array. Only model_iteration_uids is required of
+ * each element; other fields are not checked. A uid containing a NUL
+ * character (\u0000) is an error, so that two different uids can never
+ * merge as C strings. Thread-safe.
  */
 BULKUP_EXTERN bulkup_err
 bulkup_get_all_model_iteration_uids(bulkup_string_set **out, const char *json,

@@ -113,9 +113,11 @@ bulkup_cloud_upload_settings_validate(const bulkup_cloud_upload_settings *s);
  * Fill with bulkup_backoff_settings_init().
  */
 typedef struct bulkup_backoff_settings {
-  /* Cap on one backoff wait, seconds. Default BULKUP_DEFAULT_BACKOFF_MAX. */
+  /* Cap on one backoff wait, seconds; 0 means no cap. Default
+   * BULKUP_DEFAULT_BACKOFF_MAX. */
   double max_delay;
-  /* Cap on an honoured Retry-After, seconds. Default
+  /* Cap on an honoured Retry-After, seconds; 0 means Retry-After is
+   * ignored (only the backoff counts). Default
    * BULKUP_DEFAULT_RETRY_AFTER_MAX. */
   double retry_after_max;
   /* AWS-style "full jitter": wait uniform(0, capped backoff) instead of the
@@ -125,6 +127,12 @@ typedef struct bulkup_backoff_settings {
 
 /* bulkup_backoff_settings_init - the defaults above. */
 BULKUP_EXTERN void bulkup_backoff_settings_init(bulkup_backoff_settings *s);
+
+/* bulkup_backoff_settings_validate - BULKUP_OK, or BULKUP_EINVAL naming
+ * the field ("backoff.max_delay ...") for a negative, NaN or infinite
+ * value. */
+BULKUP_EXTERN bulkup_err
+bulkup_backoff_settings_validate(const bulkup_backoff_settings *s);
 
 /*
  * The effective policy of an upload: requests settings with the cloud
@@ -182,9 +190,12 @@ BULKUP_EXTERN double bulkup_backoff_full_jitter(double backoff_factor,
  * also the obsolete RFC 850 and asctime forms), relative to `now`.
  *
  * On success stores the wait in seconds (>= 0; a date in the past gives 0)
- * in *seconds and returns true. Garbage, an empty or NULL value, a
- * negative number or a number with trailing junk returns false and leaves
- * *seconds alone. Capping is the caller's job (see bulkup_retry_wait).
+ * in *seconds and returns true. Spaces, tabs, CR and LF around the value
+ * are allowed; a huge number is clamped to 1e18 seconds; the weekday of a
+ * date must be a valid name but is not checked against the date. Garbage,
+ * an empty or NULL value, a negative or fractional number, or trailing
+ * junk returns false and leaves *seconds alone. Capping is the caller's
+ * job (see bulkup_retry_wait).
  * Pure and thread-safe.
  */
 BULKUP_EXTERN bool bulkup_parse_retry_after(const char *value, time_t now,
