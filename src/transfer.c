@@ -306,6 +306,8 @@ void bk_worker_cleanup_curl(bk_worker *w) {
   w->buf = NULL;
   bk_free(w->redacted_url);
   w->redacted_url = NULL;
+  free(w->fresh_url);
+  w->fresh_url = NULL;
 }
 
 /* ---- one attempt ----------------------------------------------------- */
@@ -601,6 +603,16 @@ static struct curl_slist *bk_build_headers(bk_worker *w, bk_job *j,
   return h;
 }
 
+/* A 403 whose body says the signed URL expired (GCS: ExpiredToken). */
+static bool bk_says_expired(const bk_xfer *x, int status) {
+  if (status != 403 || x->excerpt_len == 0)
+    return false;
+  char body[sizeof x->excerpt + 1];
+  memcpy(body, x->excerpt, x->excerpt_len);
+  body[x->excerpt_len] = '\0';
+  return strcasestr(body, "expired") != NULL;
+}
+
 static bool bk_scheme_allowed(const char *url) {
   return strncasecmp(url, "http://", 7) == 0 ||
          strncasecmp(url, "https://", 8) == 0;
@@ -725,6 +737,8 @@ void bk_run_job(bk_worker *w, bk_job *j, bulkup_result *res) {
 
   int conn_retries = 0, retries = 0;
   unsigned int budget_spent = 0;
+  bool refreshed = false;
+  const char *url = j->url;
   bk_outcome o;
   for (;;) {
     if (!w->easy && bk_setup_easy(w) != BULKUP_OK) {
@@ -732,7 +746,7 @@ void bk_run_job(bk_worker *w, bk_job *j, bulkup_result *res) {
       snprintf(w->message, sizeof w->message, "cannot create a curl handle");
       break;
     }
-    curl_easy_setopt(w->easy, CURLOPT_URL, j->url);
+    curl_easy_setopt(w->easy, CURLOPT_URL, url);
     curl_easy_setopt(w->easy, CURLOPT_INFILESIZE_LARGE,
                      (curl_off_t)w->x.size);
     curl_easy_setopt(w->easy, CURLOPT_HTTPHEADER, headers);
@@ -757,6 +771,27 @@ void bk_run_job(bk_worker *w, bk_job *j, bulkup_result *res) {
        * the handle. */
       curl_easy_cleanup(w->easy);
       w->easy = NULL;
+    }
+    if (v == BK_FAIL && !refreshed && u->opt.refresh_url &&
+        bk_says_expired(&w->x, o.http_status)) {
+      /* One fresh URL, tried at once; it is not a retry of the same
+       * request. */
+      refreshed = true;
+      res->error = kind;
+      snprintf(w->message, sizeof w->message, "signed URL expired");
+      char *fresh = u->opt.refresh_url(u->opt.userdata, res);
+      if (fresh && bk_scheme_allowed(fresh)) {
+        free(w->fresh_url);
+        w->fresh_url = fresh;
+        url = fresh;
+        bk_free(w->redacted_url);
+        w->redacted_url = bulkup_redact_url(fresh);
+        res->url = w->redacted_url ? w->redacted_url : "(url withheld)";
+        bk_log(u, BULKUP_LOG_INFO, "item %llu: signed URL expired; retrying "
+               "with a fresh one: %s", (unsigned long long)j->index, res->url);
+        continue;
+      }
+      free(fresh);
     }
     if (v == BK_SUCCESS || v == BK_FAIL)
       break;

@@ -67,6 +67,7 @@ typedef struct bk_worker {
   /* The strings of the result being reported. */
   char message[768];
   char *redacted_url;
+  char *fresh_url;           /* a refreshed URL for the current item */
 
 } bk_worker;
 

@@ -1286,6 +1286,74 @@ static void test_free_without_finish(void) {
   CU_ASSERT(bk_now() - t0 < 4);
 }
 
+typedef struct refresher {
+  atomic_int calls;
+  char *next; /* what to hand out */
+  uint64_t seen_index;
+} refresher;
+
+static char *refresh_cb(void *ud, const bulkup_result *r) {
+  refresher *rf = ud;
+  atomic_fetch_add(&rf->calls, 1);
+  rf->seen_index = r->index;
+  return rf->next ? strdup(rf->next) : NULL;
+}
+
+static void test_expired_url_refreshed_once(void) {
+  static const char expired[] =
+      "<?xml version='1.0' encoding='UTF-8'?><Error><Code>ExpiredToken</Code>"
+      "<Message>The provided token has expired.</Message></Error>";
+  bk_ts_reset(ts);
+  bk_ts_action a = {.fault = BK_TS_STATUS, .status = 403, .body = expired};
+  bk_ts_script(ts, "/exp/old", &a, 1);
+  refresher rf = {.next = bk_ts_url(ts, "/exp/new?signature=FRESHSECRET")};
+  atomic_init(&rf.calls, 0);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  o.refresh_url = refresh_cb;
+  o.userdata = &rf;
+  bulkup_cloud_upload_settings_set_max_retries(&o.cloud, 0);
+  const char *f = make_file("exp.bin", 3000, 31);
+  run r;
+  upload_one(ts, &o, f, "/exp/old", &r);
+  CU_ASSERT_EQUAL(r.rc, BULKUP_OK);
+  CU_ASSERT_EQUAL(atomic_load(&rf.calls), 1);
+  CU_ASSERT_EQUAL(rf.seen_index, 0);
+  CU_ASSERT_EQUAL(bk_ts_count_path(ts, "/exp/old"), 1);
+  CU_ASSERT_EQUAL(bk_ts_count_path(ts, "/exp/new"), 1);
+  assert_stored(ts, "/exp/new", f);
+  bulkup_report_free(r.rep);
+
+  /* The fresh URL expired too: one refresh only, then the item fails. */
+  bk_ts_reset(ts);
+  bk_ts_action two[2] = {a, a};
+  bk_ts_script(ts, "/exp/old", &a, 1);
+  bk_ts_script(ts, "/exp/new", two, 2);
+  atomic_store(&rf.calls, 0);
+  upload_one(ts, &o, f, "/exp/old", &r);
+  CU_ASSERT_EQUAL(r.rc, BULKUP_EUPLOAD);
+  const bulkup_result *x = only_failure(&r);
+  CU_ASSERT_EQUAL(x->attempts, 2);
+  CU_ASSERT_EQUAL(x->http_status, 403);
+  CU_ASSERT_EQUAL(atomic_load(&rf.calls), 1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(x->url, "/exp/new"));
+  CU_ASSERT_PTR_NULL(strstr(x->url, "FRESHSECRET"));
+  bulkup_report_free(r.rep);
+
+  /* A 403 that is not about expiry is final without a refresh. */
+  bk_ts_reset(ts);
+  bk_ts_action deny = {.fault = BK_TS_STATUS, .status = 403,
+                       .body = "<Error><Code>AccessDenied</Code></Error>"};
+  bk_ts_script(ts, "/exp/old", &deny, 1);
+  atomic_store(&rf.calls, 0);
+  upload_one(ts, &o, f, "/exp/old", &r);
+  CU_ASSERT_EQUAL(r.rc, BULKUP_EUPLOAD);
+  CU_ASSERT_EQUAL(only_failure(&r)->attempts, 1);
+  CU_ASSERT_EQUAL(atomic_load(&rf.calls), 0);
+  bulkup_report_free(r.rep);
+  free(rf.next);
+}
+
 static void reg(void) {
   bk_suite("upload", suite_init, suite_clean);
   bk_test("many files stored byte-identical", test_many_files_stored_identically);
@@ -1318,6 +1386,7 @@ static void reg(void) {
   bk_test("completion callback once per item", test_completion_callback_once_per_item);
   bk_test("invalid items and options", test_invalid_items_and_options);
   bk_test("free without finish", test_free_without_finish);
+  bk_test("expired URL refreshed once", test_expired_url_refreshed_once);
 }
 
 int main(int argc, char **argv) { return bk_test_main(argc, argv, reg); }

@@ -130,6 +130,16 @@ typedef void (*bulkup_progress_fn)(void *userdata, const bulkup_progress *p);
 typedef void (*bulkup_log_fn)(void *userdata, bulkup_log_level level,
                               const char *message);
 
+/*
+ * Called from a worker when an upload was refused because its signed URL
+ * expired (HTTP 403 whose body says "expired", as GCS's ExpiredToken
+ * does): return a fresh URL for the item, allocated with malloc() (the
+ * library frees it), or NULL to let the item fail. Called at most once per
+ * item; `r` describes the item (index, path, title, user) and its failed
+ * attempt. The fresh URL is tried at once, without counting as a retry.
+ */
+typedef char *(*bulkup_refresh_url_fn)(void *userdata, const bulkup_result *r);
+
 /* Default worker count: measured on 2-core machines against nginx over
  * loopback (see bench/RESULTS.md). */
 #define BULKUP_DEFAULT_WORKERS 8
@@ -174,6 +184,7 @@ typedef struct bulkup_uploader_options {
   double progress_interval;      /* seconds, default 0.25 */
   bulkup_log_fn log;
   bulkup_log_level log_level;    /* default BULKUP_LOG_WARN */
+  bulkup_refresh_url_fn refresh_url; /* optional */
   void *userdata;
 } bulkup_uploader_options;
 
