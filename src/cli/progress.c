@@ -1,8 +1,8 @@
 /*
  * progress.c - the progress line.
  *
- * Locking: the line is drawn and erased with the output stream locked
- * (flockfile), which is also what progress_hold() takes, so a message
+ * Locking: the line is drawn and erased holding draw_mu and the output
+ * stream's lock, which is also what progress_hold() takes, so a message
  * printed between hold and release never shares a line with the progress
  * text. The thread sleeps on a condition variable so that stop is prompt.
  */
@@ -34,6 +34,9 @@ struct progress {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   bool stop;
+  /* Guards drawn and the writing of the line (the stream lock alone would
+   * do, but thread sanitizers do not see flockfile as a lock). */
+  pthread_mutex_t draw_mu;
   size_t drawn; /* length of the line on screen, 0 if none */
   struct sample ring[WINDOW];
   size_t nsamples, head;
@@ -178,9 +181,11 @@ static void *progress_thread(void *arg) {
   pthread_mutex_lock(&p->mu);
   while (!p->stop) {
     sample_and_format(p, line, sizeof line);
+    pthread_mutex_lock(&p->draw_mu);
     flockfile(p->out);
     draw(p, line);
     funlockfile(p->out);
+    pthread_mutex_unlock(&p->draw_mu);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     long ns = until.tv_nsec + (long)(p->interval * 1e9);
@@ -214,7 +219,14 @@ progress *progress_start(bulkup_uploader *u, FILE *out,
     free(p);
     return NULL;
   }
+  if (pthread_mutex_init(&p->draw_mu, NULL) != 0) {
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+    return NULL;
+  }
   if (pthread_create(&p->thread, NULL, progress_thread, p) != 0) {
+    pthread_mutex_destroy(&p->draw_mu);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p);
@@ -233,11 +245,14 @@ void progress_stop(progress *p) {
   pthread_join(p->thread, NULL);
   char line[512];
   sample_and_format(p, line, sizeof line);
+  pthread_mutex_lock(&p->draw_mu);
   flockfile(p->out);
   draw(p, line);
   fputc('\n', p->out);
   fflush(p->out);
   funlockfile(p->out);
+  pthread_mutex_unlock(&p->draw_mu);
+  pthread_mutex_destroy(&p->draw_mu);
   pthread_cond_destroy(&p->cv);
   pthread_mutex_destroy(&p->mu);
   free(p);
@@ -248,6 +263,7 @@ void progress_hold(progress *p) {
     flockfile(stderr);
     return;
   }
+  pthread_mutex_lock(&p->draw_mu);
   flockfile(p->out);
   if (p->drawn) {
     fputc('\r', p->out);
@@ -261,4 +277,6 @@ void progress_hold(progress *p) {
 void progress_release(progress *p) {
   fflush(p ? p->out : stderr);
   funlockfile(p ? p->out : stderr);
+  if (p)
+    pthread_mutex_unlock(&p->draw_mu);
 }

@@ -450,14 +450,16 @@ static int check_args(upload_cli *c) {
 /* ---- signals and messages ------------------------------------------------
  */
 
+/* Two locks, always taken in the order umu, then mu: cancelling under umu
+ * may log (the log callback takes mu), and nothing holding mu takes umu. */
 static struct {
-  pthread_mutex_t mu; /* guards u and prog */
+  pthread_mutex_t umu; /* guards u */
   bulkup_uploader *u;
+  pthread_mutex_t mu; /* guards prog */
   progress *prog;
   atomic_int sig;
   atomic_bool stopping;
-  bool quiet;
-} g = {.mu = PTHREAD_MUTEX_INITIALIZER};
+} g = {.umu = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* A message on stderr that does not collide with the progress line. */
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -494,10 +496,10 @@ static void *signal_thread(void *arg) {
     }
     say("%s: cancelling the uploads (send it again to quit at once)",
         s == SIGINT ? "interrupted" : "terminated");
-    pthread_mutex_lock(&g.mu);
+    pthread_mutex_lock(&g.umu);
     if (g.u)
       bulkup_uploader_cancel(g.u);
-    pthread_mutex_unlock(&g.mu);
+    pthread_mutex_unlock(&g.umu);
   }
 }
 
@@ -921,9 +923,9 @@ static int do_run(upload_cli *c) {
     manifest_close(one_pass);
     return err == BULKUP_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
   }
-  pthread_mutex_lock(&g.mu);
+  pthread_mutex_lock(&g.umu);
   g.u = u;
-  pthread_mutex_unlock(&g.mu);
+  pthread_mutex_unlock(&g.umu);
   if (atomic_load(&g.sig))
     bulkup_uploader_cancel(u);
 
@@ -986,9 +988,9 @@ static int do_run(upload_cli *c) {
     cli_error("%lu input error%s after the upload had started (see above)",
               rn.input_errors, rn.input_errors == 1 ? "" : "s");
 
-  pthread_mutex_lock(&g.mu);
+  pthread_mutex_lock(&g.umu);
   g.u = NULL;
-  pthread_mutex_unlock(&g.mu);
+  pthread_mutex_unlock(&g.umu);
   bulkup_report_free(rep);
   bulkup_uploader_free(u);
   return status;
@@ -1002,7 +1004,6 @@ int cli_upload_main(int argc, char **argv) {
   rc = check_args(&c);
   if (rc != -1)
     return rc;
-  g.quiet = c.quiet;
 
   /* Block the signals before any thread exists, so that every thread
    * (ours and the library's) inherits the mask and only the signal
