@@ -150,7 +150,7 @@ static const char upload_help[] =
     "      {\"path\": \"img/a.jpg\", \"url\": \"https://...\", "
     "\"title\": \"A\"}\n"
     "  A manifest in a regular file is checked in full before anything is\n"
-    "  uploaded. One read from standard input or a pipe is read once, as\n"
+    "  uploaded. One on standard input or a pipe is read once, as\n"
     "  the upload goes: a bad line, a missing file or a refused URL then\n"
     "  becomes a failed item in the report (the run exits 1).\n"
     "\n"
