@@ -196,9 +196,13 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
   if ((rc = bk_queue_init(&u->queue, cap)) != BULKUP_OK)
     goto fail;
 
-  /* DNS answers and TLS sessions are shared between workers (a worker that
-   * reconnects resumes a session); connections are not (libcurl does not
-   * support sharing its connection cache between threads). */
+  /* DNS answers are shared between workers. Connections are not (libcurl
+   * does not support sharing its connection cache between threads), and
+   * neither are TLS sessions: with libcurl 7.88 and OpenSSL 3, a session
+   * shared between threads is read (its certificate chain copied) by one
+   * connection while another frees it, outside the share lock
+   * (ThreadSanitizer shows it). Each worker keeps its connection, and its
+   * own session cache resumes a session when it must reconnect. */
   u->share = curl_share_init();
   if (!u->share) {
     rc = bk_error(BULKUP_ENOMEM, "curl_share_init failed");
@@ -208,7 +212,6 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
   curl_share_setopt(u->share, CURLSHOPT_UNLOCKFUNC, bk_share_unlock);
   curl_share_setopt(u->share, CURLSHOPT_USERDATA, u);
   curl_share_setopt(u->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-  curl_share_setopt(u->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 
   u->workers = bk_calloc(opt->workers, sizeof *u->workers);
   if (!u->workers) {
