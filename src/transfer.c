@@ -696,6 +696,12 @@ void bk_run_job(bk_worker *w, bk_job *j, bulkup_result *res) {
   res->url = w->redacted_url ? w->redacted_url : "(url withheld)";
   res->message = w->message;
 
+  if (j->prefail != BULKUP_ERROR_NONE) {
+    res->error = j->prefail;
+    snprintf(w->message, sizeof w->message, "%s",
+             j->prefail_message ? j->prefail_message : "invalid item");
+    return;
+  }
   if (atomic_load(&u->cancelled)) {
     res->status = BULKUP_ITEM_CANCELLED;
     res->error = BULKUP_ERROR_CANCELLED;

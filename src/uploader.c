@@ -310,24 +310,26 @@ static size_t bk_url_tail(const char *url, const char **start) {
   return (size_t)(end - s);
 }
 
-/* Copy the item into one allocation. */
-static bk_job *bk_job_new(const bulkup_item *it) {
+/* Copy the item (and, for an item recorded as failed, its message) into
+ * one allocation. */
+static bk_job *bk_job_new(const bulkup_item *it, const char *message) {
   const char *title = it->title;
   size_t title_len;
+  const char *url = it->url ? it->url : "";
   if (title) {
     title_len = strlen(title);
-  } else if (it->source == BULKUP_SOURCE_FILE) {
+  } else if ((it->source == BULKUP_SOURCE_FILE || message) && it->path) {
     title = bk_basename(it->path);
     title_len = strlen(title);
   } else {
-    title_len = bk_url_tail(it->url, &title);
+    title_len = bk_url_tail(url, &title);
   }
   const char *ctype = it->content_type
                           ? it->content_type
                           : bulkup_content_type_for(
                                 it->data_type,
                                 it->source == BULKUP_SOURCE_FILE ? it->path
-                                                                 : it->url);
+                                                                 : url);
   /* The URL's path decides for memory sources, so strip the query: */
   const char *cache = it->cache_control ? it->cache_control : "max-age=86400";
   if (!*cache)
@@ -338,11 +340,14 @@ static bk_job *bk_job_new(const bulkup_item *it) {
     while (it->headers[nh])
       total += strlen(it->headers[nh++]) + 1;
   total += (nh + 1) * sizeof(char *);
-  size_t lpath = it->source == BULKUP_SOURCE_FILE ? strlen(it->path) + 1 : 0;
-  size_t lurl = strlen(it->url) + 1;
+  size_t lpath = it->path && (it->source == BULKUP_SOURCE_FILE || message)
+                     ? strlen(it->path) + 1
+                     : 0;
+  size_t lurl = strlen(url) + 1;
+  size_t lmsg = message ? strlen(message) + 1 : 0;
   size_t lct = strlen(ctype) + 1;
   size_t lcc = cache ? strlen(cache) + 1 : 0;
-  total += lpath + lurl + title_len + 1 + lct + lcc;
+  total += lpath + lurl + title_len + 1 + lct + lcc + lmsg;
 
   bk_job *j = bk_malloc(total);
   if (!j)
@@ -358,7 +363,9 @@ static bk_job *bk_job_new(const bulkup_item *it) {
   } while (0)
   if (lpath)
     BK_PUT(j->path, it->path, lpath);
-  BK_PUT(j->url, it->url, lurl);
+  BK_PUT(j->url, url, lurl);
+  if (lmsg)
+    BK_PUT(j->prefail_message, message, lmsg);
   memcpy(w, title, title_len);
   w[title_len] = '\0';
   j->title = w;
@@ -383,6 +390,44 @@ static bk_job *bk_job_new(const bulkup_item *it) {
   j->user = it->user;
   return j;
 }
+
+/* Give the job its index and queue it (blocking while the queue is full).
+ * Frees the job if it cannot be queued. */
+static bulkup_err bk_push_job(bulkup_uploader *u, bk_job *j, uint64_t bytes,
+                              uint64_t *index) {
+  bk_mutex_lock(&u->submit_lock);
+  bk_mutex_lock(&u->lock);
+  bool finished = u->finished;
+  bk_mutex_unlock(&u->lock);
+  if (finished) {
+    bk_mutex_unlock(&u->submit_lock);
+    bk_free(j);
+    return bk_error(BULKUP_ESTATE, "submit after finish");
+  }
+  /* Once pushed, the job belongs to a worker (which may free it at once):
+   * everything we still need is taken out before. */
+  uint64_t my_index = u->next_index;
+  j->index = my_index;
+  if (!bk_queue_push(&u->queue, j)) {
+    bk_mutex_unlock(&u->submit_lock);
+    bk_free(j);
+    if (atomic_load(&u->cancelled))
+      return bk_error(BULKUP_ECANCELED, "the uploader was cancelled");
+    return bk_error(BULKUP_ESTATE, "submit after finish");
+  }
+  u->next_index++;
+  atomic_fetch_add(&u->submitted, 1);
+  if (bytes) {
+    bk_mutex_lock(&u->lock);
+    u->bytes_submitted += bytes;
+    bk_mutex_unlock(&u->lock);
+  }
+  if (index)
+    *index = my_index;
+  bk_mutex_unlock(&u->submit_lock);
+  return BULKUP_OK;
+}
+
 
 bulkup_err bulkup_uploader_submit(bulkup_uploader *u, const bulkup_item *item,
                                   uint64_t *index) {
@@ -414,41 +459,34 @@ bulkup_err bulkup_uploader_submit(bulkup_uploader *u, const bulkup_item *item,
   if (atomic_load(&u->cancelled))
     return bk_error(BULKUP_ECANCELED, "the uploader was cancelled");
 
-  bk_job *j = bk_job_new(item);
+  bk_job *j = bk_job_new(item, NULL);
   if (!j)
     return bk_error(BULKUP_ENOMEM, "out of memory for the item");
+  return bk_push_job(u, j, item->source != BULKUP_SOURCE_FILE ? item->size : 0,
+                     index);
+}
 
-  bk_mutex_lock(&u->submit_lock);
-  bk_mutex_lock(&u->lock);
-  bool finished = u->finished;
-  bk_mutex_unlock(&u->lock);
-  if (finished) {
-    bk_mutex_unlock(&u->submit_lock);
-    bk_free(j);
-    return bk_error(BULKUP_ESTATE, "submit after finish");
-  }
-  /* Once pushed, the job belongs to a worker (which may free it at once):
-   * everything we still need is taken out before. */
-  uint64_t my_index = u->next_index;
-  j->index = my_index;
-  if (!bk_queue_push(&u->queue, j)) {
-    bk_mutex_unlock(&u->submit_lock);
-    bk_free(j);
-    if (atomic_load(&u->cancelled))
-      return bk_error(BULKUP_ECANCELED, "the uploader was cancelled");
-    return bk_error(BULKUP_ESTATE, "submit after finish");
-  }
-  u->next_index++;
-  atomic_fetch_add(&u->submitted, 1);
-  if (item->source != BULKUP_SOURCE_FILE) {
-    bk_mutex_lock(&u->lock);
-    u->bytes_submitted += item->size;
-    bk_mutex_unlock(&u->lock);
-  }
-  if (index)
-    *index = my_index;
-  bk_mutex_unlock(&u->submit_lock);
-  return BULKUP_OK;
+bulkup_err bulkup_uploader_submit_failure(bulkup_uploader *u,
+                                          const bulkup_item *item,
+                                          bulkup_error_kind kind,
+                                          const char *message,
+                                          uint64_t *index) {
+  if (!u || !item)
+    return bk_error(BULKUP_EINVAL, "uploader and item must not be NULL");
+  if ((int)kind < 0 || kind >= BULKUP__ERROR_KIND_COUNT)
+    return bk_error(BULKUP_EINVAL, "kind is not a known error kind");
+  if (atomic_load(&u->cancelled))
+    return bk_error(BULKUP_ECANCELED, "the uploader was cancelled");
+  bulkup_item copy = *item;
+  copy.source = BULKUP_SOURCE_MEMORY; /* nothing is read */
+  copy.headers = NULL;
+  bk_job *j = bk_job_new(&copy, message ? message : "invalid item");
+  if (!j)
+    return bk_error(BULKUP_ENOMEM, "out of memory for the item");
+  j->prefail = kind == BULKUP_ERROR_NONE ? BULKUP_ERROR_INPUT : kind;
+  j->size = 0;
+  j->data = NULL;
+  return bk_push_job(u, j, 0, index);
 }
 
 /* ---- finish / cancel / progress --------------------------------------- */

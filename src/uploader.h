@@ -27,6 +27,10 @@ typedef struct bk_job {
   const char *cache_control; /* resolved at submit; NULL for none */
   const char **headers;      /* NULL-terminated, may be NULL */
   void *user;
+  /* An item recorded as failed without being tried
+   * (bulkup_uploader_submit_failure): the kind and the message. */
+  bulkup_error_kind prefail;
+  const char *prefail_message;
 } bk_job;
 
 /* The state of the attempt in progress on a worker. Written by libcurl's

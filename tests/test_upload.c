@@ -1354,6 +1354,68 @@ static void test_expired_url_refreshed_once(void) {
   free(rf.next);
 }
 
+static void test_submit_failure_keeps_order(void) {
+  bk_ts_reset(ts);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  o.cloud.allow_failures = true;
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  const char *f = make_file("sf.bin", 10, 32);
+  char *url = bk_ts_url(ts, "/sf/ok");
+  bulkup_item it;
+  bulkup_item_init(&it);
+  it.path = f;
+  it.url = url;
+  uint64_t idx;
+  CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, &idx), BULKUP_OK);
+  CU_ASSERT_EQUAL(idx, 0);
+  bulkup_item bad;
+  bulkup_item_init(&bad);
+  bad.title = "manifest line 2";
+  CU_ASSERT_EQUAL(bulkup_uploader_submit_failure(u, &bad, BULKUP_ERROR_NONE,
+                                                 "line 2: unclosed quote", &idx),
+                  BULKUP_OK);
+  CU_ASSERT_EQUAL(idx, 1);
+  bad.path = "/some/where/x.png";
+  bad.title = NULL;
+  CU_ASSERT_EQUAL(bulkup_uploader_submit_failure(u, &bad, BULKUP_ERROR_FILE,
+                                                 NULL, &idx),
+                  BULKUP_OK);
+  CU_ASSERT_EQUAL(idx, 2);
+  CU_ASSERT_EQUAL(bulkup_uploader_submit_failure(u, &bad, (bulkup_error_kind)99,
+                                                 NULL, NULL),
+                  BULKUP_EINVAL);
+  CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, &idx), BULKUP_OK);
+  CU_ASSERT_EQUAL(idx, 3);
+  free(url);
+  bulkup_report *rep;
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
+  bulkup_summary s;
+  bulkup_report_summary(rep, &s);
+  CU_ASSERT_EQUAL(s.submitted, 4);
+  CU_ASSERT_EQUAL(s.succeeded, 2);
+  CU_ASSERT_EQUAL(s.failed, 2);
+  CU_ASSERT_EQUAL_FATAL(bulkup_report_failure_count(rep), 2);
+  const bulkup_result *x = bulkup_report_failure(rep, 0);
+  CU_ASSERT_EQUAL(x->index, 1);
+  CU_ASSERT_EQUAL(x->error, BULKUP_ERROR_INPUT);
+  CU_ASSERT_EQUAL(x->attempts, 0);
+  CU_ASSERT_STRING_EQUAL(x->message, "line 2: unclosed quote");
+  CU_ASSERT_STRING_EQUAL(x->title, "manifest line 2");
+  CU_ASSERT_PTR_NULL(x->path);
+  x = bulkup_report_failure(rep, 1);
+  CU_ASSERT_EQUAL(x->index, 2);
+  CU_ASSERT_EQUAL(x->error, BULKUP_ERROR_FILE);
+  CU_ASSERT_STRING_EQUAL(x->message, "invalid item");
+  CU_ASSERT_STRING_EQUAL(x->title, "x.png");
+  CU_ASSERT_STRING_EQUAL(x->path, "/some/where/x.png");
+  CU_ASSERT_EQUAL(bk_ts_count_path(ts, "/sf/ok"), 2);
+  CU_ASSERT_EQUAL(bk_ts_request_count(ts), 2);
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+}
+
 static void reg(void) {
   bk_suite("upload", suite_init, suite_clean);
   bk_test("many files stored byte-identical", test_many_files_stored_identically);
@@ -1387,6 +1449,7 @@ static void reg(void) {
   bk_test("invalid items and options", test_invalid_items_and_options);
   bk_test("free without finish", test_free_without_finish);
   bk_test("expired URL refreshed once", test_expired_url_refreshed_once);
+  bk_test("submit_failure keeps order", test_submit_failure_keeps_order);
 }
 
 int main(int argc, char **argv) { return bk_test_main(argc, argv, reg); }

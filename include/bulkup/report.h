@@ -45,7 +45,9 @@ typedef enum bulkup_item_status {
   XX(NOMEM, 15, "nomem")                                                      \
   XX(INTERNAL, 16, "internal")        /* other libcurl error */               \
   XX(RETRY_BUDGET, 17, "retry_budget")/* transient, but the shared retry     \
-                                         budget was exhausted */
+                                         budget was exhausted */             \
+  XX(INPUT, 18, "input")              /* the item's description was bad    \
+                                         (bulkup_uploader_submit_failure) */
 
 typedef enum bulkup_error_kind {
 #define BULKUP__KIND_ENUM(name, value, text) BULKUP_ERROR_##name = value,

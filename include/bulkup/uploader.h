@@ -226,6 +226,20 @@ BULKUP_EXTERN bulkup_err bulkup_uploader_submit(bulkup_uploader *u,
                                                 uint64_t *index);
 
 /*
+ * bulkup_uploader_submit_failure - record an item that cannot even be
+ * tried (a manifest line that does not parse, say) as failed, so that it
+ * takes its place in the input order and in the report like any other:
+ * it ends as BULKUP_ITEM_FAILED with error `kind` (BULKUP_ERROR_INPUT
+ * if kind is NONE), attempts 0 and `message` (copied; NULL for none). Only
+ * the item's path, url, title and user are used, and all may be NULL.
+ * Same blocking, return values and thread-safety as
+ * bulkup_uploader_submit().
+ */
+BULKUP_EXTERN bulkup_err bulkup_uploader_submit_failure(
+    bulkup_uploader *u, const bulkup_item *item, bulkup_error_kind kind,
+    const char *message, uint64_t *index);
+
+/*
  * bulkup_uploader_finish - stop taking items, wait for every submitted
  * item to end, stop the workers and hand over the report (*out, free with
  * bulkup_report_free; out may be NULL to discard it). Call once, from one

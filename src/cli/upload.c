@@ -132,7 +132,8 @@ static const char upload_help[] =
     "  --no-progress           never show it (default: shown on a terminal)\n"
     "  -q, --quiet             no progress line, notes or summary: errors\n"
     "                          only\n"
-    "  -v, --verbose           show the library's log (twice: debug)\n"
+    "  -v, --verbose           show the library's log: each failure and\n"
+    "                          retry as it happens (twice: debug)\n"
     "  -h, --help              show this help\n"
     "\n"
     "Manifest formats (chosen by extension: .csv, .jsonl or .ndjson;\n"
@@ -765,23 +766,22 @@ static void upload_paths(run *rn) {
   }
 }
 
-/* A manifest record that could not be used, as a failed item: a zero-byte
- * memory item to a URL with a scheme the library refuses, so that it ends
- * as failed (kind "url") without any request, titled with the reason. */
+/* A manifest record that could not be used, as a failed item of kind
+ * "input": it keeps its place in the input order and in the report. */
 static bool submit_bad_record(run *rn, unsigned long line, const char *why) {
-  static const char nothing[1] = {0};
-  char url[64], title[1024];
-  snprintf(url, sizeof url, "invalid-manifest-line:%lu", line);
-  snprintf(title, sizeof title, "%s", why);
+  char title[64];
+  snprintf(title, sizeof title, "manifest line %lu", line);
   bulkup_item it;
   item_defaults(rn->c, &it);
-  it.source = BULKUP_SOURCE_MEMORY;
-  it.data = nothing;
-  it.size = 0;
-  it.url = url;
   it.title = title;
   say("%s", why);
-  return submit(rn, &it);
+  bulkup_err err = bulkup_uploader_submit_failure(rn->u, &it, BULKUP_ERROR_INPUT,
+                                                  why, NULL);
+  if (err != BULKUP_OK) {
+    rn->stop = true;
+    return false;
+  }
+  return true;
 }
 
 /* Upload from `r` (already open for a one-pass manifest, else NULL: open
@@ -910,10 +910,12 @@ static int do_run(upload_cli *c) {
               "uploads. Use --cacert FILE to trust a test server instead.");
 
   c->opt.log = log_cb;
+  /* Per-item failures are in the summary and the report; the library's
+   * warnings about them (and its retries) are shown with -v and -vv. */
   c->opt.log_level = c->quiet         ? BULKUP_LOG_ERROR
                      : c->verbose >= 2 ? BULKUP_LOG_DEBUG
                      : c->verbose == 1 ? BULKUP_LOG_INFO
-                                       : BULKUP_LOG_WARN;
+                                       : BULKUP_LOG_ERROR;
   bulkup_uploader *u = NULL;
   bulkup_err err = bulkup_uploader_new(&u, &c->opt);
   if (err != BULKUP_OK) {
