@@ -15,5 +15,7 @@
 #include "bulkup/model.h"
 #include "bulkup/report.h"
 #include "bulkup/uploader.h"
+#include "bulkup/journal.h"
+#include "bulkup/api.h"
 
 #endif /* BULKUP_H */

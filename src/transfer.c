@@ -844,6 +844,16 @@ void bk_run_job(bk_worker *w, bk_job *j, bulkup_result *res) {
   if (kind == BULKUP_ERROR_NONE) {
     res->status = BULKUP_ITEM_SUCCEEDED;
     res->error = BULKUP_ERROR_NONE;
+    if (u->opt.journal && j->journal_key) {
+      int64_t mtime = 0;
+      if (j->source == BULKUP_SOURCE_FILE)
+        mtime = (int64_t)w->x.st.st_mtim.tv_sec * 1000000000LL +
+                w->x.st.st_mtim.tv_nsec;
+      if (bulkup_journal_record(u->opt.journal, j->journal_key, w->x.size,
+                                mtime) != BULKUP_OK)
+        bk_log(u, BULKUP_LOG_ERROR, "item %llu: not journalled: %s",
+               (unsigned long long)j->index, bulkup_last_error_message());
+    }
     bk_budget_refund(&u->budget, budget_spent ? budget_spent
                                               : BK_NO_RETRY_INCREMENT);
   } else {

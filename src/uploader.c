@@ -345,9 +345,10 @@ static bk_job *bk_job_new(const bulkup_item *it, const char *message) {
                      : 0;
   size_t lurl = strlen(url) + 1;
   size_t lmsg = message ? strlen(message) + 1 : 0;
+  size_t ljk = it->journal_key && !message ? strlen(it->journal_key) + 1 : 0;
   size_t lct = strlen(ctype) + 1;
   size_t lcc = cache ? strlen(cache) + 1 : 0;
-  total += lpath + lurl + title_len + 1 + lct + lcc + lmsg;
+  total += lpath + lurl + title_len + 1 + lct + lcc + lmsg + ljk;
 
   bk_job *j = bk_malloc(total);
   if (!j)
@@ -366,6 +367,8 @@ static bk_job *bk_job_new(const bulkup_item *it, const char *message) {
   BK_PUT(j->url, url, lurl);
   if (lmsg)
     BK_PUT(j->prefail_message, message, lmsg);
+  if (ljk)
+    BK_PUT(j->journal_key, it->journal_key, ljk);
   memcpy(w, title, title_len);
   w[title_len] = '\0';
   j->title = w;

@@ -31,6 +31,7 @@ typedef struct bk_job {
    * (bulkup_uploader_submit_failure): the kind and the message. */
   bulkup_error_kind prefail;
   const char *prefail_message;
+  const char *journal_key;   /* NULL when not journalled */
 } bk_job;
 
 /* The state of the attempt in progress on a worker. Written by libcurl's

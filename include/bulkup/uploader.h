@@ -27,6 +27,7 @@
 
 #include "common.h"
 #include "data_type.h"
+#include "journal.h"
 #include "report.h"
 #include "settings.h"
 
@@ -74,6 +75,9 @@ typedef struct bulkup_item {
   const char *const *headers;    /* extra "Name: value" lines, NULL-ended;
                                     may be NULL */
   void *user;                    /* given back in the result */
+  const char *journal_key;       /* with options.journal: recorded there
+                                    when the item succeeds, with the size
+                                    and mtime (files: as uploaded) */
 } bulkup_item;
 
 /* bulkup_item_init - zero the item: file source, IMAGE, defaults. */
@@ -185,6 +189,10 @@ typedef struct bulkup_uploader_options {
   bulkup_log_fn log;
   bulkup_log_level log_level;    /* default BULKUP_LOG_WARN */
   bulkup_refresh_url_fn refresh_url; /* optional */
+  /* Record each succeeded item that has a journal_key here (not owned;
+   * must outlive the uploader). Failures to write the journal are logged
+   * at BULKUP_LOG_ERROR and do not fail the item. */
+  bulkup_journal *journal;
   void *userdata;
 } bulkup_uploader_options;
 
