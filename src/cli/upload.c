@@ -48,6 +48,7 @@ typedef struct upload_cli {
   int npaths;
   bulkup_uploader_options opt;
   const char *report;
+  const char *journal;
   const char *content_type;
   bulkup_data_type data_type;
   int progress; /* -1 auto, 0 off, 1 on */
@@ -123,6 +124,11 @@ static const char upload_help[] =
     "Outcome:\n"
     "  --allow-failures        exit 0 if at least one file was uploaded,\n"
     "                          even if others failed\n"
+    "  --journal FILE          record every uploaded file in FILE (created if\n"
+    "                          missing); a rerun of the same command with\n"
+    "                          the same FILE skips the files it records\n"
+    "                          (same URL, path, size and mtime), so a run\n"
+    "                          that was killed resumes where it stopped\n"
     "  --report FILE           write a JSON report to FILE: the totals and\n"
     "                          every failed or cancelled file (with the\n"
     "                          reason); written even when the run fails or\n"
@@ -190,6 +196,7 @@ enum {
   OPT_WRITE_TIMEOUT,
   OPT_ALLOW_FAILURES,
   OPT_REPORT,
+  OPT_JOURNAL,
   OPT_CACERT,
   OPT_INSECURE,
   OPT_CONTENT_MD5,
@@ -212,6 +219,7 @@ static const struct option long_options[] = {
     {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
     {"allow-failures", no_argument, NULL, OPT_ALLOW_FAILURES},
     {"report", required_argument, NULL, OPT_REPORT},
+    {"journal", required_argument, NULL, OPT_JOURNAL},
     {"cacert", required_argument, NULL, OPT_CACERT},
     {"insecure", no_argument, NULL, OPT_INSECURE},
     {"content-md5", no_argument, NULL, OPT_CONTENT_MD5},
@@ -325,6 +333,9 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       break;
     case OPT_REPORT:
       c->report = optarg;
+      break;
+    case OPT_JOURNAL:
+      c->journal = optarg;
       break;
     case OPT_CACERT:
       c->opt.ca_file = optarg;
@@ -688,11 +699,50 @@ typedef struct run {
   bulkup_uploader *u;
   unsigned long input_errors; /* problems met after the upload started */
   bool stop;
+  bulkup_journal *journal;
+  unsigned long long skipped; /* recorded as done by the journal */
 } run;
 
-/* Submit one item; false when the run must stop submitting. */
-static bool submit(run *rn, const bulkup_item *it) {
+/* The journal key of a file item: its destination (redacted: a signed
+ * URL is a credential and the journal is a plain file) and its source. */
+static char *journal_key(const bulkup_item *it) {
+  char *url = bulkup_redact_url(it->url);
+  if (!url)
+    return NULL;
+  size_t n = strlen(url) + strlen(it->path) + 2;
+  char *k = malloc(n);
+  if (k)
+    snprintf(k, n, "%s\n%s", url, it->path);
+  bulkup_free(url);
+  return k;
+}
+
+/* Submit one item; false when the run must stop submitting. With a
+ * journal, a file recorded as uploaded (same URL, path, size and mtime) is
+ * skipped, and the others carry their key so that the library records
+ * them when they succeed. */
+static bool submit(run *rn, const bulkup_item *item) {
+  bulkup_item copy = *item;
+  const bulkup_item *it = item;
+  char *key = NULL;
+  if (rn->journal && item->path) {
+    key = journal_key(item);
+    struct stat st;
+    if (key && stat(item->path, &st) == 0) {
+      int64_t mtime =
+          (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+      if (bulkup_journal_contains(rn->journal, key, (uint64_t)st.st_size,
+                                  mtime)) {
+        free(key);
+        rn->skipped++;
+        return true;
+      }
+    }
+    copy.journal_key = key;
+    it = &copy;
+  }
   bulkup_err rc = bulkup_uploader_submit(rn->u, it, NULL);
+  free(key);
   if (rc == BULKUP_OK)
     return true;
   if (rc == BULKUP_ECANCELED) {
@@ -909,6 +959,21 @@ static int do_run(upload_cli *c) {
               "verified; anyone on the network path can read and alter these "
               "uploads. Use --cacert FILE to trust a test server instead.");
 
+  bulkup_journal *journal = NULL;
+  if (c->journal) {
+    bulkup_err jerr = bulkup_journal_open(&journal, c->journal, NULL);
+    if (jerr != BULKUP_OK) {
+      cli_error("--journal: %s", bulkup_last_error_message());
+      manifest_close(one_pass);
+      return CLI_EXIT_USAGE;
+    }
+    if (!c->quiet && bulkup_journal_count(journal))
+      cli_error("journal %s: %llu file%s already uploaded", c->journal,
+                (unsigned long long)bulkup_journal_count(journal),
+                bulkup_journal_count(journal) == 1 ? "" : "s");
+    c->opt.journal = journal;
+  }
+
   c->opt.log = log_cb;
   /* Per-item failures are in the summary and the report; the library's
    * warnings about them (and its retries) are shown with -v and -vv. */
@@ -923,6 +988,7 @@ static int do_run(upload_cli *c) {
     cli_error("cannot start the uploader: %s%s%s", bulkup_strerror(err),
               *detail ? ": " : "", detail);
     manifest_close(one_pass);
+    bulkup_journal_close(journal);
     return err == BULKUP_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
   }
   pthread_mutex_lock(&g.umu);
@@ -941,7 +1007,7 @@ static int do_run(upload_cli *c) {
     pthread_mutex_unlock(&g.mu);
   }
 
-  run rn = {c, u, 0, false};
+  run rn = {c, u, 0, false, journal, 0};
   if (c->to)
     upload_paths(&rn);
   else
@@ -968,6 +1034,16 @@ static int do_run(upload_cli *c) {
   if (atomic_load(&g.sig))
     status = exit_for_signal();
 
+  if (journal) {
+    if (bulkup_journal_close(journal) != BULKUP_OK) {
+      cli_error("--journal: %s", bulkup_last_error_message());
+      if (status == CLI_EXIT_OK)
+        status = CLI_EXIT_FAILED;
+    }
+    if (rn.skipped && !c->quiet)
+      cli_error("skipped %llu file%s recorded as uploaded in %s", rn.skipped,
+                rn.skipped == 1 ? "" : "s", c->journal);
+  }
   if (rep) {
     if (!c->quiet)
       print_summary(c, rep);
