@@ -7,13 +7,23 @@
  * fail. Atomic so that worker threads may allocate concurrently. */
 static atomic_long bk_fail_after = -1;
 static atomic_long bk_alloc_count = 0;
+static atomic_bool bk_fail_once = false;
+static atomic_bool bk_fired = false;
 
 static bool bk_alloc_should_fail(void) {
   atomic_fetch_add_explicit(&bk_alloc_count, 1, memory_order_relaxed);
   long v = atomic_load_explicit(&bk_fail_after, memory_order_relaxed);
   while (v >= 0) {
-    if (v == 0)
+    if (v == 0) {
+      /* One-shot mode: this allocation fails, the later ones do not. Only
+       * the thread that moves the counter from 0 to -1 fails. */
+      if (atomic_load_explicit(&bk_fail_once, memory_order_relaxed)) {
+        if (!atomic_compare_exchange_strong(&bk_fail_after, &v, -1))
+          continue; /* another thread took it; look again */
+      }
+      atomic_store_explicit(&bk_fired, true, memory_order_relaxed);
       return true;
+    }
     if (atomic_compare_exchange_weak_explicit(&bk_fail_after, &v, v - 1,
                                               memory_order_relaxed,
                                               memory_order_relaxed))
@@ -23,8 +33,29 @@ static bool bk_alloc_should_fail(void) {
 }
 
 long bk_alloc_fail_after(long n) {
+  atomic_store(&bk_fired, false);
+  atomic_store(&bk_fail_once, false);
   atomic_store(&bk_fail_after, n);
   return atomic_exchange(&bk_alloc_count, 0);
+}
+
+long bk_alloc_fail_nth(long n) {
+  atomic_store(&bk_fired, false);
+  atomic_store(&bk_fail_once, true);
+  atomic_store(&bk_fail_after, n);
+  return atomic_exchange(&bk_alloc_count, 0);
+}
+
+bool bk_alloc_fault_pending(void) { return !atomic_load(&bk_fired); }
+
+/* libcurl's allocations go through the same hook (curl_global_init_mem),
+ * so that the allocation-failure tests reach inside transfers too. */
+void *bk_curl_malloc(size_t n) { return bk_malloc(n); }
+void bk_curl_free(void *p) { bk_free(p); }
+void *bk_curl_realloc(void *p, size_t n) { return bk_realloc(p, n); }
+char *bk_curl_strdup(const char *s) { return bk_strdup(s); }
+void *bk_curl_calloc(size_t count, size_t size) {
+  return bk_calloc(count, size);
 }
 
 void *bk_malloc(size_t n) {

@@ -50,6 +50,18 @@ char *bk_strndup(const char *s, size_t n);
  * fails until reset with a negative n (the default: never fail). Returns
  * the number of allocations made since the last call. */
 long bk_alloc_fail_after(long n);
+/* Testing hook, one-shot: only the allocation after `n` more successful
+ * ones fails (-1 resets). Returns the allocations made since the last
+ * call. */
+long bk_alloc_fail_nth(long n);
+/* Whether no allocation has failed since the hook was last armed. */
+bool bk_alloc_fault_pending(void);
+/* The allocator handed to libcurl (curl_global_init_mem). */
+void *bk_curl_malloc(size_t n);
+void bk_curl_free(void *p);
+void *bk_curl_realloc(void *p, size_t n);
+char *bk_curl_strdup(const char *s);
+void *bk_curl_calloc(size_t count, size_t size);
 
 /* --- pthread wrappers (thread.c) -------------------------------------- */
 /* A pthread call that fails here is a programming error (EINVAL, EDEADLK):

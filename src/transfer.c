@@ -272,8 +272,8 @@ static bulkup_err bk_setup_easy(bk_worker *w) {
 #undef BK_SET
   if (rc != CURLE_OK) {
     curl_easy_cleanup(e);
-    return bk_error(BULKUP_ECURL, "libcurl setup failed: %s",
-                    curl_easy_strerror(rc));
+    return bk_error(rc == CURLE_OUT_OF_MEMORY ? BULKUP_ENOMEM : BULKUP_ECURL,
+                    "libcurl setup failed: %s", curl_easy_strerror(rc));
   }
   w->easy = e;
   return BULKUP_OK;
@@ -745,17 +745,26 @@ void bk_run_job(bk_worker *w, bk_job *j, bulkup_result *res) {
   unsigned int budget_spent = 0;
   bool refreshed = false;
   const char *url = j->url;
-  bk_outcome o;
+  bk_outcome o = {.curl = CURLE_OK};
   for (;;) {
     if (!w->easy && bk_setup_easy(w) != BULKUP_OK) {
       kind = BULKUP_ERROR_NOMEM;
       snprintf(w->message, sizeof w->message, "cannot create a curl handle");
       break;
     }
-    curl_easy_setopt(w->easy, CURLOPT_URL, url);
-    curl_easy_setopt(w->easy, CURLOPT_INFILESIZE_LARGE,
-                     (curl_off_t)w->x.size);
-    curl_easy_setopt(w->easy, CURLOPT_HTTPHEADER, headers);
+    CURLcode sc = curl_easy_setopt(w->easy, CURLOPT_URL, url);
+    if (sc == CURLE_OK)
+      sc = curl_easy_setopt(w->easy, CURLOPT_INFILESIZE_LARGE,
+                            (curl_off_t)w->x.size);
+    if (sc == CURLE_OK)
+      sc = curl_easy_setopt(w->easy, CURLOPT_HTTPHEADER, headers);
+    if (sc != CURLE_OK) {
+      kind = sc == CURLE_OUT_OF_MEMORY ? BULKUP_ERROR_NOMEM
+                                       : BULKUP_ERROR_URL;
+      o = (bk_outcome){.curl = sc};
+      snprintf(w->errbuf, sizeof w->errbuf, "%s", curl_easy_strerror(sc));
+      break;
+    }
 
     res->attempts++;
     bk_attempt(w, &o);

@@ -19,7 +19,9 @@ static void bk_curl_global_init(void) {
   /* Once per process, before any worker exists. Never cleaned up:
    * curl_global_cleanup is not thread-safe and the process may still
    * use libcurl elsewhere. */
-  bk_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+  bk_curl_init_rc =
+      curl_global_init_mem(CURL_GLOBAL_DEFAULT, bk_curl_malloc, bk_curl_free,
+                           bk_curl_realloc, bk_curl_strdup, bk_curl_calloc);
 }
 
 void bulkup_uploader_options_init(bulkup_uploader_options *o) {
