@@ -34,5 +34,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 int cli_upload_main(int argc, char **argv);
 /* The subcommand's --help text on `out`. */
 void cli_upload_help(void *out);
+/* `bulkup serve`: the reference server (src/cli/serve.c). */
+int cli_serve_main(int argc, char **argv);
+void cli_serve_help(void *out);
 
 #endif

@@ -22,6 +22,8 @@ typedef struct cli_command {
 static const cli_command commands[] = {
     {"upload", "upload files (a directory tree or a manifest) by HTTP PUT",
      cli_upload_main, cli_upload_help},
+    {"serve", "run the reference server (API and storage) over a directory",
+     cli_serve_main, cli_serve_help},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

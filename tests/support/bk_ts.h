@@ -30,58 +30,40 @@
  *
  * Setting the environment variable BK_TS_LOG=1 turns on libmicrohttpd's
  * error log (stderr).
+ *
+ * This is the reference server (src/server/bks_server.h) in its raw mode
+ * (BKS_MODE_RAW, memory store): the types below are the server's, and
+ * the functions are thin wrappers, so a test may also call bks_server_*
+ * on a bk_ts.
  */
 #ifndef BK_TS_H
 #define BK_TS_H
 
+#include "bks_server.h"
+
 #include <stddef.h>
 
-typedef struct bk_ts bk_ts;
+typedef struct bks_server bk_ts;
 
-/* What happens to a request. */
-typedef enum bk_ts_fault {
-  /* read the whole body, store it under the path, answer `status`
-   * (default 200) */
-  BK_TS_OK = 0,
-  /* read the whole body, do not store, answer `status` with `headers` and
-   * `body` */
-  BK_TS_STATUS,
-  /* read the whole body, sleep `seconds`, then behave as BK_TS_OK */
-  BK_TS_DELAY,
-  /* after `after_bytes` of the body, stop reading for `seconds` (the
-   * client's write blocks once socket buffers fill), then read the rest and
-   * behave as BK_TS_OK */
-  BK_TS_STALL_BODY,
-  /* read the whole body, never answer: hold the connection until `seconds`
-   * pass (or the client closes, or the server stops), then close without a
-   * response */
-  BK_TS_NO_RESPONSE,
-  /* after `after_bytes` of the body, reset the connection (TCP RST, no
-   * FIN before it) */
-  BK_TS_RESET_MID_BODY,
-  /* read the whole body, answer `status` with a Content-Length larger than
-   * the bytes actually sent, then close */
-  BK_TS_TRUNCATED,
-  /* read the whole body and close the connection with no response at all
-   * (a client that sent "Expect: 100-continue" has seen "100 Continue") */
-  BK_TS_CLOSE_EARLY
-} bk_ts_fault;
+/* What happens to a request (see bks_fault for each one). */
+typedef bks_fault bk_ts_fault;
+#define BK_TS_OK BKS_FAULT_OK
+#define BK_TS_STATUS BKS_FAULT_STATUS
+#define BK_TS_DELAY BKS_FAULT_DELAY
+#define BK_TS_STALL_BODY BKS_FAULT_STALL_BODY
+#define BK_TS_NO_RESPONSE BKS_FAULT_NO_RESPONSE
+#define BK_TS_RESET_MID_BODY BKS_FAULT_RESET_MID_BODY
+#define BK_TS_TRUNCATED BKS_FAULT_TRUNCATED
+#define BK_TS_CLOSE_EARLY BKS_FAULT_CLOSE_EARLY
 
-/* One scripted action. Strings are copied by bk_ts_script(). */
-typedef struct bk_ts_action {
-  bk_ts_fault fault;
-  /* 0 means 200 for OK/DELAY/STALL, 503 for STATUS/TRUNCATED */
-  int status;
-  /* extra response headers, "Name: value\r\n" lines, may be NULL */
-  const char *headers;
-  /* response body, may be NULL (TRUNCATED then sends a short default) */
-  const char *body;
-  /* DELAY, STALL_BODY, NO_RESPONSE: how long */
-  double seconds;
-  /* STALL_BODY, RESET_MID_BODY: where in the body; a body shorter than
-   * this gets the fault once it is complete */
-  unsigned long long after_bytes;
-} bk_ts_action;
+/* One scripted action (fault, status, headers, body, seconds,
+ * after_bytes). Strings are copied by bk_ts_script(). */
+typedef bks_action bk_ts_action;
+
+/* One recorded request: method, path, query, content_type, cache_control,
+ * content_md5, expect, content_length, body_bytes, body_sha256, complete,
+ * fault, status, connection_id (and the server's additions). */
+typedef bks_request bk_ts_request;
 
 typedef struct bk_ts_options {
   /* serve HTTPS with a self-signed certificate (EC P-256, SAN IP:127.0.0.1
@@ -118,24 +100,6 @@ const char *bk_ts_ca_file(const bk_ts *ts);
  * the winning script is consumed). The actions' strings are copied. */
 void bk_ts_script(bk_ts *ts, const char *path, const bk_ts_action *actions,
                   size_t n);
-
-/* One recorded request. */
-typedef struct bk_ts_request {
-  char method[16];
-  char path[1024];
-  char query[1024];
-  char content_type[256];
-  char cache_control[256];
-  char content_md5[64];
-  char expect[64];
-  long long content_length;      /* from the header, -1 if absent */
-  unsigned long long body_bytes; /* body bytes actually received */
-  char body_sha256[65];          /* lower hex of the received body */
-  int complete;                  /* whole body received */
-  bk_ts_fault fault;             /* action applied */
-  int status;                    /* status answered, 0 if none */
-  unsigned long connection_id;   /* distinct per TCP connection, from 1 */
-} bk_ts_request;
 
 /* Number of requests recorded. */
 size_t bk_ts_request_count(bk_ts *ts);

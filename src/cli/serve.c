@@ -1,0 +1,311 @@
+/*
+ * serve.c - `bulkup serve`: the reference server (src/server) on a root
+ * directory, until SIGINT or SIGTERM.
+ *
+ * The signals are blocked before the server starts any thread, so every
+ * thread inherits the mask and the main thread takes them with sigwait();
+ * then the server stops cleanly (connections closed, threads joined) and
+ * the command exits 0. SIGPIPE stays blocked: a client that goes away
+ * must not kill the server.
+ */
+#include "cli.h"
+#include "numparse.h"
+
+#include "bks_server.h"
+
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char serve_help[] =
+    "Usage: bulkup serve [OPTION]...\n"
+    "\n"
+    "Run the reference server: the API of doc/api-protocol.md (signed upload\n"
+    "URLs, storage PUTs, image groups, jobs) over a directory. API requests\n"
+    "must carry an Ed25519 request signature from an authorized key; storage\n"
+    "PUTs carry the server's HMAC in their signed URL. Objects are written\n"
+    "atomically to ROOT/uploads/<uuid>. Runs until SIGINT or SIGTERM.\n"
+    "\n"
+    "Options:\n"
+    "  --root DIR              store objects under DIR, created if missing\n"
+    "                          (default ./bulkup-store)\n"
+    "  --listen HOST:PORT      address to listen on (default 127.0.0.1:0;\n"
+    "                          port 0 lets the system pick one); IPv6 as\n"
+    "                          [::1]:PORT. Once listening, the first line\n"
+    "                          on stdout is 'listening on URL'\n"
+    "  --authorized-keys FILE  keys allowed to sign API requests: lines\n"
+    "                          'ssh-ed25519 <base64> <key id>' (# comments\n"
+    "                          and blank lines skipped). Without it every\n"
+    "                          API request is refused (401)\n"
+    "  --url-ttl SECONDS       lifetime of signed storage URLs (default 900)\n"
+    "  --job-delay SECONDS     how long a new image-group job answers\n"
+    "                          PENDING (default 0.5)\n"
+    "  --public-url URL        base of signed URLs (default: the scheme and\n"
+    "                          the request's Host header)\n"
+    "  --tls-cert FILE         serve HTTPS with this PEM certificate (chain)\n"
+    "  --tls-key FILE          ... and this PEM private key (unencrypted)\n"
+    "  --tls-self-signed       serve HTTPS with a throwaway self-signed\n"
+    "                          certificate for 127.0.0.1 and localhost; its\n"
+    "                          file is printed on stdout ('certificate: FILE')\n"
+    "                          and removed at exit\n"
+    "\n"
+    "Fault injection (for testing clients):\n"
+    "  --fault-rate P          answer this fraction of storage PUTs with\n"
+    "                          --fault-status, without storing (0 to 1,\n"
+    "                          default 0)\n"
+    "  --fault-status N        the status for --fault-rate (100 to 599,\n"
+    "                          default 503)\n"
+    "  --fault-reset-rate P    reset (TCP RST) this fraction of storage PUTs\n"
+    "                          halfway through the body (0 to 1, default 0)\n"
+    "  --latency SECONDS       wait this long before every answer (default 0)\n"
+    "\n"
+    "  -h, --help              show this help\n"
+    "\n"
+    "Exit status: 0 stopped by SIGINT/SIGTERM, 1 the server could not start,\n"
+    "2 bad usage.\n";
+
+void cli_serve_help(void *out) { fputs(serve_help, (FILE *)out); }
+
+enum {
+  OPT_ROOT = 256,
+  OPT_LISTEN,
+  OPT_KEYS,
+  OPT_URL_TTL,
+  OPT_JOB_DELAY,
+  OPT_PUBLIC_URL,
+  OPT_TLS_CERT,
+  OPT_TLS_KEY,
+  OPT_TLS_SELF,
+  OPT_FAULT_RATE,
+  OPT_FAULT_STATUS,
+  OPT_FAULT_RESET,
+  OPT_LATENCY
+};
+
+static const struct option serve_options[] = {
+    {"root", required_argument, NULL, OPT_ROOT},
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"authorized-keys", required_argument, NULL, OPT_KEYS},
+    {"url-ttl", required_argument, NULL, OPT_URL_TTL},
+    {"job-delay", required_argument, NULL, OPT_JOB_DELAY},
+    {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-self-signed", no_argument, NULL, OPT_TLS_SELF},
+    {"fault-rate", required_argument, NULL, OPT_FAULT_RATE},
+    {"fault-status", required_argument, NULL, OPT_FAULT_STATUS},
+    {"fault-reset-rate", required_argument, NULL, OPT_FAULT_RESET},
+    {"latency", required_argument, NULL, OPT_LATENCY},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+
+static const char *serve_option_name(int id) {
+  for (const struct option *o = serve_options; o->name; o++)
+    if (o->val == id)
+      return o->name;
+  return "?";
+}
+
+static int serve_double(int id, const char *v, double min, double max,
+                        double *out) {
+  num_status st = num_parse_double(v, min, max, out);
+  if (st == NUM_OK)
+    return 0;
+  return cli_usage_error("serve", "--%s: '%s' %s (expected %g to %g)",
+                         serve_option_name(id), v, num_status_text(st), min,
+                         max);
+}
+
+/* "HOST:PORT" or "[V6]:PORT" into a malloc'ed host and a port. */
+static int parse_listen(const char *v, char **host, unsigned short *port) {
+  const char *colon;
+  const char *h = v;
+  size_t hlen;
+  if (v[0] == '[') {
+    const char *close = strchr(v, ']');
+    if (!close || close[1] != ':')
+      return -1;
+    h = v + 1;
+    hlen = (size_t)(close - h);
+    colon = close + 1;
+  } else {
+    colon = strrchr(v, ':');
+    if (!colon || memchr(v, ':', (size_t)(colon - v)))
+      return -1;
+    hlen = (size_t)(colon - v);
+  }
+  long p;
+  if (hlen == 0 || num_parse_long(colon + 1, 0, 65535, &p) != NUM_OK)
+    return -1;
+  *host = strndup(h, hlen);
+  *port = (unsigned short)p;
+  return *host ? 0 : -1;
+}
+
+typedef struct serve_cli {
+  bks_config cfg;
+  char *host;
+  int self_signed;
+} serve_cli;
+
+/* Parse argv into *c. Returns -1 to go on, or an exit status. */
+static int serve_parse(serve_cli *c, int argc, char **argv) {
+  bks_config_init(&c->cfg);
+  c->cfg.root = "./bulkup-store";
+  c->cfg.keep_log = 0; /* a long-running server: no unbounded log */
+  c->cfg.idle_timeout = 300;
+  opterr = 0;
+  optind = 1;
+  for (;;) {
+    int ch = getopt_long(argc, argv, ":h", serve_options, NULL);
+    if (ch == -1)
+      break;
+    double d;
+    switch (ch) {
+    case OPT_ROOT:
+      if (!*optarg)
+        return cli_usage_error("serve", "--root: empty directory name");
+      c->cfg.root = optarg;
+      break;
+    case OPT_LISTEN:
+      free(c->host);
+      c->host = NULL;
+      if (parse_listen(optarg, &c->host, &c->cfg.port) != 0)
+        return cli_usage_error("serve",
+                               "--listen: '%s' is not HOST:PORT (port 0 to "
+                               "65535; IPv6 as [ADDR]:PORT)",
+                               optarg);
+      c->cfg.host = c->host;
+      break;
+    case OPT_KEYS:
+      c->cfg.authorized_keys_file = optarg;
+      break;
+    case OPT_URL_TTL:
+      if (serve_double(ch, optarg, 0, 7 * 86400, &c->cfg.url_ttl))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_JOB_DELAY:
+      if (serve_double(ch, optarg, 0, 86400, &c->cfg.job_pending))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_PUBLIC_URL:
+      if (strncmp(optarg, "http://", 7) != 0 &&
+          strncmp(optarg, "https://", 8) != 0)
+        return cli_usage_error("serve", "--public-url: '%s' is not an "
+                                        "http:// or https:// URL",
+                               optarg);
+      c->cfg.public_url = optarg;
+      break;
+    case OPT_TLS_CERT:
+      c->cfg.tls_cert_file = optarg;
+      c->cfg.tls = 1;
+      break;
+    case OPT_TLS_KEY:
+      c->cfg.tls_key_file = optarg;
+      c->cfg.tls = 1;
+      break;
+    case OPT_TLS_SELF:
+      c->self_signed = 1;
+      c->cfg.tls = 1;
+      break;
+    case OPT_FAULT_RATE:
+      if (serve_double(ch, optarg, 0, 1, &c->cfg.faults.rate))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_FAULT_STATUS:
+      if (serve_double(ch, optarg, 100, 599, &d))
+        return CLI_EXIT_USAGE;
+      if (d != (double)(int)d)
+        return cli_usage_error("serve", "--fault-status: '%s' is not a whole "
+                                        "number",
+                               optarg);
+      c->cfg.faults.status = (int)d;
+      break;
+    case OPT_FAULT_RESET:
+      if (serve_double(ch, optarg, 0, 1, &c->cfg.faults.reset_rate))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_LATENCY:
+      if (serve_double(ch, optarg, 0, 3600, &c->cfg.faults.latency))
+        return CLI_EXIT_USAGE;
+      break;
+    case 'h':
+      cli_serve_help(stdout);
+      return CLI_EXIT_OK;
+    case ':':
+      if (optopt >= 256)
+        return cli_usage_error("serve", "option --%s needs a value",
+                               serve_option_name(optopt));
+      return cli_usage_error("serve", "option '%s' needs a value",
+                             argv[optind - 1]);
+    default:
+      if (optopt > 0 && optopt < 256)
+        return cli_usage_error("serve", "unknown option '-%c'", optopt);
+      return cli_usage_error("serve", "unknown option '%s'",
+                             argv[optind - 1]);
+    }
+  }
+  if (optind < argc)
+    return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+  if (c->self_signed && (c->cfg.tls_cert_file || c->cfg.tls_key_file))
+    return cli_usage_error("serve", "--tls-self-signed excludes --tls-cert "
+                                    "and --tls-key");
+  if (!c->self_signed && c->cfg.tls &&
+      (!c->cfg.tls_cert_file || !c->cfg.tls_key_file))
+    return cli_usage_error("serve", "--tls-cert and --tls-key go together");
+  if (c->cfg.faults.rate + c->cfg.faults.reset_rate > 1)
+    return cli_usage_error("serve", "--fault-rate plus --fault-reset-rate "
+                                    "exceeds 1");
+  return -1;
+}
+
+int cli_serve_main(int argc, char **argv) {
+  serve_cli c;
+  memset(&c, 0, sizeof c);
+  int rc = serve_parse(&c, argc, argv);
+  if (rc >= 0) {
+    free(c.host);
+    return rc;
+  }
+  if (!c.cfg.authorized_keys_file)
+    cli_error("serve: no --authorized-keys: every API request will be "
+              "refused (401)");
+
+  /* Block the signals before the server starts its threads. */
+  sigset_t set, old;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGPIPE);
+  if (pthread_sigmask(SIG_BLOCK, &set, &old) != 0) {
+    free(c.host);
+    cli_error("cannot block signals");
+    return CLI_EXIT_FAILED;
+  }
+  bks_server *srv = NULL;
+  char err[512];
+  if (bks_server_start(&srv, &c.cfg, err, sizeof err) != 0) {
+    cli_error("serve: %s", err);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    free(c.host);
+    return CLI_EXIT_FAILED;
+  }
+  char *url = bks_server_url(srv, NULL);
+  printf("listening on %s\n", url ? url : "?");
+  if (bks_server_ca_file(srv))
+    printf("certificate: %s\n", bks_server_ca_file(srv));
+  fflush(stdout);
+  free(url);
+
+  sigdelset(&set, SIGPIPE);
+  int sig = 0;
+  while (sigwait(&set, &sig) != 0)
+    ;
+  cli_error("serve: %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  bks_server_stop(srv);
+  free(c.host);
+  return CLI_EXIT_OK;
+}

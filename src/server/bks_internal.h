@@ -1,0 +1,267 @@
+/*
+ * bks_internal.h - what the parts of the server library share; included
+ * first by every .c file of src/server.
+ *
+ * Parts: util.c (time, strings, base64, hex, percent-encoding, uuids),
+ * store.c (memory and disk object stores), auth.c (authorized keys and
+ * RFC 9421-style signature verification), tls.c (certificates), http.c
+ * (the libmicrohttpd core: request life cycle, faults, request log),
+ * api.c (the endpoints), server.c (start, stop and the public API).
+ */
+#ifndef BKS_INTERNAL_H
+#define BKS_INTERNAL_H
+
+#include "bks_server.h"
+
+#include <microhttpd.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BKS_BUCKETS 1024
+/* MHD's per-connection memory holds the request line and headers (signed
+ * URLs are long) and the read buffer, so bodies arrive in bigger chunks. */
+#define BKS_CONN_MEMORY (256 * 1024)
+/* Never preallocate more than this from a Content-Length header. */
+#define BKS_PREALLOC_MAX (64u * 1024 * 1024)
+#define BKS_KEY_MAX 1024
+#define BKS_KEY_ID_MAX 255
+/* RFC 9421 `created` window */
+#define BKS_CREATED_PAST 300
+#define BKS_CREATED_FUTURE 60
+
+/* ---- util.c ------------------------------------------------------------ */
+
+double bks_now_mono(void);
+double bks_now_real(void);
+char *bks_strdup(const char *s);
+char *bks_strndup(const char *s, size_t n);
+/* Copy at most cap-1 bytes of s (NULL = "") into dst, always terminated. */
+void bks_copy(char *dst, size_t cap, const char *s, size_t len);
+void bks_hex(const unsigned char *d, size_t n, char *out);
+/* Strict standard base64 (padding required when the length needs it).
+ * Returns the decoded length, or -1 (bad input or more than cap bytes). */
+long bks_b64_decode(const char *s, size_t len, unsigned char *out,
+                    size_t cap);
+/* A random RFC 4122 version 4 uuid, lower case, into out[37]. */
+void bks_uuid4(char out[37]);
+/* Percent-decode s[0..len); NULL on a bad escape or a decoded NUL. */
+char *bks_pct_decode(const char *s, size_t len);
+/* Percent-encode everything but RFC 3986 unreserved characters. */
+char *bks_pct_encode(const char *s);
+/* The percent-decoded value of `name` in a raw query string; NULL if
+ * absent or badly encoded. Sets *found when the name occurs. */
+char *bks_query_get(const char *query, const char *name, int *found);
+/* A malloc'ed printf. */
+char *bks_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* snprintf into err (if not NULL). */
+void bks_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* SHA-256 of data as lower hex. */
+void bks_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* ---- store.c ------------------------------------------------------------ */
+
+typedef struct bks_store bks_store;
+typedef struct bks_writer bks_writer;
+
+bks_store *bks_store_new_memory(void);
+/* A disk store at root (created with its parents if missing). */
+bks_store *bks_store_new_disk(const char *root, char *err, size_t errlen);
+void bks_store_free(bks_store *st);
+const char *bks_store_root(const bks_store *st);
+/* Begin writing `key`; size_hint preallocates (memory store). NULL on
+ * failure (errno set; EINVAL for a key the disk store refuses). */
+bks_writer *bks_store_begin(bks_store *st, const char *key,
+                            unsigned long long size_hint);
+int bks_writer_write(bks_writer *w, const void *data, size_t len);
+/* Publish the object atomically and free the writer; 0 or -1. */
+int bks_writer_commit(bks_writer *w, const char sha256[65]);
+/* Drop what was written and free the writer; NULL does nothing. */
+void bks_writer_abort(bks_writer *w);
+int bks_store_exists(bks_store *st, const char *key);
+long long bks_store_info(bks_store *st, const char *key, char sha256[65]);
+void *bks_store_read(bks_store *st, const char *key, size_t *len);
+int bks_store_delete(bks_store *st, const char *key);
+/* Memory store: forget everything. Disk store: nothing. */
+void bks_store_clear(bks_store *st);
+
+/* ---- auth.c ------------------------------------------------------------- */
+
+typedef struct bks_keys bks_keys;
+bks_keys *bks_keys_new(void);
+void bks_keys_free(bks_keys *k);
+int bks_keys_add(bks_keys *k, const char *key_id, const unsigned char pub[32]);
+int bks_keys_load(bks_keys *k, const char *path, char *err, size_t errlen);
+
+/* What a signature check sees of a request. */
+typedef struct bks_sig_input {
+  const char *method;
+  const char *target; /* raw request target */
+  const unsigned char *body;
+  size_t body_len;
+  /* header lookup (case-insensitive name); NULL when absent */
+  const char *(*header)(void *ctx, const char *name);
+  void *ctx;
+  double now; /* unix time */
+} bks_sig_input;
+
+/* 0 if the request is signed by an authorized key; else -1 and *reason
+ * is a static string for the 401 body. */
+int bks_verify_request(bks_keys *k, const bks_sig_input *in,
+                       const char **reason);
+
+/* ---- tls.c --------------------------------------------------------------- */
+
+int bks_make_self_signed(char **key_pem, char **cert_pem);
+char *bks_write_temp_file(const char *prefix, const char *text);
+/* Read a whole (text) file; NULL on failure (errno set). */
+char *bks_read_file(const char *path, size_t max, size_t *len);
+
+/* ---- the server state (server.c, http.c, api.c) ------------------------ */
+
+/* A scripted action with its own copies of the strings. */
+typedef struct bks_act {
+  bks_fault fault;
+  int status;
+  char *headers;
+  char *body;
+  double seconds;
+  unsigned long long after_bytes;
+} bks_act;
+
+typedef struct bks_script {
+  struct bks_script *next;
+  char *path;
+  bks_act *acts;
+  size_t head, n, cap;
+} bks_script;
+
+typedef struct bks_job bks_job;
+typedef struct bks_idem bks_idem;
+
+struct bks_server {
+  bks_mode mode;
+  struct MHD_Daemon *daemon;
+  unsigned short port;
+  int tls;
+  char *host;      /* as given */
+  char *url_host;  /* host as it goes in a URL (IPv6 in brackets) */
+  char *public_url;
+  int stop_pipe[2]; /* written once by bks_server_stop(); never read */
+  char *key_pem, *cert_pem;
+  char *ca_file;
+  unsigned char secret[64];
+  size_t secret_len;
+  unsigned long long max_api_body;
+  int keep_log;
+
+  bks_store *store; /* its own lock */
+  bks_keys *keys;   /* its own lock */
+
+  /* mu guards everything below; cv is signalled when a request is
+   * recorded. Lock order: mu, then the store's or the keys' lock. */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  double url_ttl;
+  double job_pending;
+  bks_faults faults;
+  uint64_t rng;
+  bks_script *scripts; /* per-path */
+  bks_script *any;     /* any-path, or NULL */
+  bks_request *reqs;
+  size_t nreqs, capreqs;
+  bks_counters counters;
+  bks_job *jobs[BKS_BUCKETS];
+  bks_idem *idem[BKS_BUCKETS];
+};
+
+unsigned bks_hash(const char *s);
+
+/* Body sinks. */
+enum { BKS_SINK_DISCARD = 0, BKS_SINK_BUFFER, BKS_SINK_STORE };
+
+/* Per-request state, created by the URI log callback (once per request),
+ * used only by its connection's thread, freed when MHD reports the end. */
+typedef struct bks_req {
+  bks_server *srv;
+  struct MHD_Connection *conn;
+  int fd;
+  char *uri;   /* raw request target */
+  char *path;  /* raw path (before '?') */
+  const char *query; /* raw query (after '?', or "") inside uri */
+  int started;       /* the access handler has seen the headers */
+  int fault_applied; /* STALL_BODY / RESET_MID_BODY already happened */
+  int recorded;
+  int answered;      /* a response was queued early */
+  int normal;        /* the action lets the endpoint handle the request */
+  bks_act act;
+  bks_request rec;
+  EVP_MD_CTX *sha; /* SHA-256 of every body byte */
+  EVP_MD_CTX *md5; /* storage PUT with Content-MD5 */
+  unsigned char want_md5[16];
+  /* the body */
+  int sink;
+  unsigned char *buf;
+  size_t len, cap;
+  unsigned long long limit; /* BUFFER: at most this many bytes */
+  int too_big;
+  bks_writer *w; /* STORE */
+  int write_failed;
+  /* API mode */
+  char *key; /* storage: the decoded object key */
+  int reject_status;  /* decided at the headers; answered at the end */
+  const char *reject_code;
+  const char *reject_msg;
+} bks_req;
+
+/* http.c: answers. Each records the request (status, error) and queues
+ * the response; `error` is what goes in the record ("" for success). */
+enum MHD_Result bks_respond(bks_req *r, int status, const char *ctype,
+                            const char *body, size_t len, const char *error);
+enum MHD_Result bks_respond_json(bks_req *r, int status, const char *json,
+                                 const char *error);
+/* {"error": reason}, and the reason is the record's error */
+enum MHD_Result bks_respond_error(bks_req *r, int status, const char *reason);
+/* the GCS-like XML error */
+enum MHD_Result bks_respond_xml(bks_req *r, int status, const char *code,
+                                const char *message);
+int bks_req_body_to_sink(bks_req *r, const char *p, size_t n);
+/* the XML error body (malloc'ed) */
+char *bks_xml_error(const char *code, const char *message);
+void bks_act_free(bks_act *a);
+void bks_script_free(bks_script *s);
+void bks_scripts_clear_locked(bks_server *srv);
+/* libmicrohttpd callbacks (cls is the server) */
+void *bks_http_uri_log(void *cls, const char *uri, struct MHD_Connection *c);
+enum MHD_Result bks_http_access(void *cls, struct MHD_Connection *conn,
+                                const char *url, const char *method,
+                                const char *version, const char *upload_data,
+                                size_t *upload_data_size, void **con_cls);
+void bks_http_completed(void *cls, struct MHD_Connection *conn,
+                        void **con_cls, enum MHD_RequestTerminationCode toe);
+void bks_http_notify_connection(void *cls, struct MHD_Connection *conn,
+                                void **socket_context,
+                                enum MHD_ConnectionNotificationCode toe);
+/* a request header by name (ctx is the bks_req) */
+const char *bks_http_header(void *ctx, const char *name);
+
+/* api.c */
+/* Set r->rec.endpoint from the path (headers are in). */
+void bks_api_route(bks_req *r);
+/* The action is a normal one: check what can be checked before the body
+ * (method, storage URL signature, expiry, content type, sizes) and choose
+ * the body's sink; a refusal is kept in reject_* and answered by
+ * bks_api_complete(). */
+void bks_api_prepare(bks_req *r);
+/* Answer: the refusal, or the endpoint's work once the body is in. */
+enum MHD_Result bks_api_complete(bks_req *r);
+/* A signed storage URL (see bks_server_sign_storage_url) from `base`. */
+char *bks_api_sign_url(bks_server *srv, const char *base, const char *key,
+                       const char *pattern, double ttl);
+/* Free jobs and idempotency records (server stop). */
+void bks_api_free(bks_server *srv);
+int bks_api_job_cancel(bks_server *srv, const char *hash);
+
+#endif

@@ -1,0 +1,382 @@
+/*
+ * bks_server.h - the bulkup reference server, as a C library for the
+ * project (the `bulkup serve` subcommand, the CLI's embedded server, and
+ * the tests).
+ *
+ * One server, two personalities, chosen at start:
+ *
+ * BKS_MODE_API (the default) implements doc/api-protocol.md:
+ *   GET  /v2/public/presigned-urls?count=N&upload_item_type=T   (signed)
+ *   PUT  /storage/<object_key>?expires=..&content_type=..&signature=..
+ *   POST /v2/public/image-groups                                 (signed)
+ *   GET  /v2/public/image-groups/jobs/<process_hash>             (signed)
+ * "Signed" means an RFC 9421-style Ed25519 request signature checked
+ * against the authorized keys (bks_server_add_key(),
+ * bks_server_load_authorized_keys()); a bad one gets 401
+ * {"error": "<reason>"} (reasons below). Storage PUTs carry the server's
+ * HMAC-SHA256 in the URL instead. Other paths answer 404, other methods
+ * on a known path 405.
+ *
+ * BKS_MODE_RAW is the generic fault-scripting object server the upload
+ * engine's tests use (tests/support/bk_ts.h is a thin wrapper over it):
+ * GET and HEAD return the object stored at the raw request path (200) or
+ * 404; DELETE removes it (204) or answers 404; any other method stores the
+ * body under the path. Memory store only.
+ *
+ * Stores: memory (root NULL; for tests) or a root directory on disk
+ * (objects are files {root}/{object_key}, written atomically: temporary
+ * file in the same folder, fsync, rename). In API mode object keys are
+ * validated (bks_object_key_valid()) before anything touches the store,
+ * in both stores; the disk store validates again.
+ *
+ * Faults, for both modes: per-path scripts (bks_server_script()) apply to
+ * any request; random faults (bks_faults: a rate of storage PUTs answered
+ * with a status, a rate of storage PUTs reset mid-body) apply to API-mode
+ * storage PUTs only; an added latency applies to every answer. A scripted
+ * action wins over the random faults.
+ *
+ * The request log: every request is recorded (bks_request) as soon as its
+ * outcome is fixed: just before its response is queued, just before the
+ * connection is dropped, reset or held, or, for a request the client
+ * aborts, when libmicrohttpd reports its end. Paths and queries are
+ * recorded exactly as on the request line.
+ *
+ * Threads: libmicrohttpd runs one thread per connection; a fault may block
+ * its own connection only. Every function here is thread-safe, except that
+ * bks_server_stop() must not race with other calls on the same server.
+ * The library never prints (set BK_TS_LOG=1 in the environment to get
+ * libmicrohttpd's own error log on stderr), never exits, and installs no
+ * signal handlers.
+ *
+ * Ownership: the server copies every string and buffer given to it.
+ * Strings it returns as `char *` are malloc'ed and freed by the caller
+ * with free(); `const char *` results are owned by the server.
+ */
+#ifndef BKS_SERVER_H
+#define BKS_SERVER_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bks_server bks_server;
+
+/* ---- faults ---------------------------------------------------------- */
+
+/* What happens to a request. "Normal handling" is the endpoint's own
+ * behaviour (API mode) or store/serve-by-path (raw mode). */
+typedef enum bks_fault {
+  /* read the whole body, handle normally; in raw mode answer `status`
+   * (default 200) for stored bodies */
+  BKS_FAULT_OK = 0,
+  /* read the whole body, do not handle it, answer `status` (default 503)
+   * with `headers` and `body` */
+  BKS_FAULT_STATUS,
+  /* read the whole body, sleep `seconds`, then handle normally */
+  BKS_FAULT_DELAY,
+  /* after `after_bytes` of the body, stop reading for `seconds` (the
+   * client's write blocks once socket buffers fill), then read the rest
+   * and handle normally */
+  BKS_FAULT_STALL_BODY,
+  /* read the whole body, never answer: hold the connection until
+   * `seconds` pass (or the client closes, or the server stops), then close
+   * without a response */
+  BKS_FAULT_NO_RESPONSE,
+  /* after `after_bytes` of the body, reset the connection (TCP RST, no
+   * FIN before it); nothing is stored */
+  BKS_FAULT_RESET_MID_BODY,
+  /* read the whole body, answer `status` (default 503) with a
+   * Content-Length larger than the bytes actually sent, then close */
+  BKS_FAULT_TRUNCATED,
+  /* read the whole body and close the connection with no response (a
+   * client that sent "Expect: 100-continue" has seen "100 Continue") */
+  BKS_FAULT_CLOSE_EARLY
+} bks_fault;
+
+/* "OK", "STATUS", ... for messages; "UNKNOWN" for other values. */
+const char *bks_fault_name(bks_fault fault);
+
+/* One scripted action. Strings are copied by bks_server_script(). */
+typedef struct bks_action {
+  bks_fault fault;
+  /* 0 means 200 for OK/DELAY/STALL (raw mode), 503 for STATUS/TRUNCATED */
+  int status;
+  /* extra response headers, "Name: value\r\n" lines, may be NULL */
+  const char *headers;
+  /* response body, may be NULL (TRUNCATED then sends a short default) */
+  const char *body;
+  /* DELAY, STALL_BODY, NO_RESPONSE: how long */
+  double seconds;
+  /* STALL_BODY, RESET_MID_BODY: where in the body; a body shorter than
+   * this gets the fault once it is complete */
+  unsigned long long after_bytes;
+} bks_action;
+
+/* Random faults (API mode storage PUTs) and latency (every request). */
+typedef struct bks_faults {
+  /* probability in [0, 1] that a storage PUT is answered `status`
+   * without being stored (the body is read first); the answer is a
+   * GCS-like XML error with Code "InjectedFault" */
+  double rate;
+  /* the status for `rate`; bks_config_init() sets 503 */
+  int status;
+  /* probability in [0, 1] that a storage PUT is reset (TCP RST) after
+   * half of its announced body (at once if it announces none) */
+  double reset_rate;
+  /* seconds added before every answer (a stop-aware sleep) */
+  double latency;
+  /* seed of the fault generator; 0 picks a random seed */
+  unsigned long long seed;
+} bks_faults;
+
+/* ---- configuration ---------------------------------------------------- */
+
+typedef enum bks_mode {
+  BKS_MODE_API = 0, /* the documented API (doc/api-protocol.md) */
+  BKS_MODE_RAW = 1  /* store/serve any path (the engine's test server) */
+} bks_mode;
+
+typedef struct bks_config {
+  bks_mode mode;
+  /* numeric IPv4/IPv6 address or host name to listen on; default
+   * "127.0.0.1" */
+  const char *host;
+  /* TCP port; 0 (default): the OS picks one, see bks_server_port() */
+  unsigned short port;
+  /* root directory of the disk store (created if missing, with its
+   * parents); NULL (default): in-memory store. RAW mode needs NULL. */
+  const char *root;
+  /* serve HTTPS. With tls_cert_file and tls_key_file NULL, a fresh
+   * self-signed EC P-256 certificate for 127.0.0.1 and localhost is made
+   * at start and written to a file for clients (bks_server_ca_file()). */
+  int tls;
+  const char *tls_cert_file; /* PEM certificate (chain) */
+  const char *tls_key_file;  /* PEM private key, unencrypted */
+  /* authorized keys file (`ssh-ed25519 <base64> <key id>` lines, blank
+   * lines and # comments skipped); NULL: none (add keys in-process with
+   * bks_server_add_key()). A bad file makes the start fail. */
+  const char *authorized_keys_file;
+  /* HMAC-SHA256 key for signed storage URLs; NULL: 32 random bytes per
+   * start. Copied. */
+  const unsigned char *hmac_secret;
+  size_t hmac_secret_len;
+  /* lifetime of signed storage URLs in seconds; default 900. A whole
+   * number gives an integer `expires`; a fractional one (tests) gives
+   * `expires` with three decimals. */
+  double url_ttl;
+  /* how long a new job answers PENDING, seconds; default 0.5 */
+  double job_pending;
+  /* base of signed URLs ("https://uploads.example:8443"); NULL (default):
+   * scheme + the request's Host header when it is well formed, else the
+   * listening address */
+  const char *public_url;
+  /* random faults and latency; default none, status 503 */
+  bks_faults faults;
+  /* keep the request log (bks_server_request_get()); default 1. A
+   * long-running server turns it off: the log grows without bound. */
+  int keep_log;
+  /* close a connection idle this many seconds; 0 (default): never */
+  unsigned idle_timeout;
+  /* largest API (JSON) request body in bytes; default 16 MiB; larger
+   * bodies get 413. Storage bodies are not bounded (streamed to the
+   * store). */
+  unsigned long long max_api_body;
+} bks_config;
+
+/* Fill *cfg with the defaults above. */
+void bks_config_init(bks_config *cfg);
+
+/* ---- life cycle -------------------------------------------------------- */
+
+/* Start a server. On success *out is the server and 0 is returned. On
+ * failure *out is NULL, -1 is returned and, when err is not NULL, a
+ * message (never longer than errlen - 1) says why: bad option, cannot
+ * bind, bad authorized keys line (with its number), unreadable TLS
+ * files, root not a directory... */
+int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
+                     size_t errlen);
+
+/* Stop promptly (handlers sleeping on a fault wake at once), close every
+ * connection, remove the generated CA file and free everything. Objects
+ * on disk stay. NULL does nothing. Must not race with other calls. */
+void bks_server_stop(bks_server *srv);
+
+/* The TCP port the server listens on. */
+unsigned short bks_server_port(const bks_server *srv);
+
+/* "http://HOST:PORT" or "https://HOST:PORT" (IPv6 hosts in brackets)
+ * followed by `path` (NULL means ""). The caller frees it; NULL on
+ * allocation failure. */
+char *bks_server_url(const bks_server *srv, const char *path);
+
+/* PEM certificate file for CURLOPT_CAINFO when the server made its own
+ * self-signed certificate; NULL otherwise. Owned by the server, removed
+ * by bks_server_stop(). */
+const char *bks_server_ca_file(const bks_server *srv);
+
+/* The store's root directory, or NULL for the memory store. */
+const char *bks_server_root(const bks_server *srv);
+
+/* ---- keys (API mode) ---------------------------------------------------- */
+
+/* Authorize a raw 32-byte Ed25519 public key under `key_id` (a non-empty
+ * string without control characters, at most 255 bytes). Adding an
+ * existing key id replaces its key. Returns 0, or -1 on a bad key id or
+ * allocation failure. */
+int bks_server_add_key(bks_server *srv, const char *key_id,
+                       const unsigned char public_key[32]);
+
+/* Add every key of an authorized keys file (format above). All or
+ * nothing: on a bad line nothing is added, -1 is returned and err says
+ * which line and why. */
+int bks_server_load_authorized_keys(bks_server *srv, const char *path,
+                                    char *err, size_t errlen);
+
+/* Parse one `ssh-ed25519 <base64 blob> <key id>` line (no newline) into
+ * the raw key and a malloc'ed key id. 0, or -1 with *why set to a static
+ * reason. */
+int bks_parse_authorized_key_line(const char *line,
+                                  unsigned char public_key[32],
+                                  char **key_id, const char **why);
+
+/* ---- settings that change at run time ------------------------------------ */
+
+/* Replace the random faults and latency. A `seed` of 0 keeps the fault
+ * generator's state; any other value reseeds it. */
+void bks_server_set_faults(bks_server *srv, const bks_faults *faults);
+void bks_server_set_url_ttl(bks_server *srv, double seconds);
+void bks_server_set_job_pending(bks_server *srv, double seconds);
+
+/* Script the next `n` requests to `path` (exact raw path, without query;
+ * NULL means any path): they get actions[0..n-1] in order; afterwards that
+ * path falls back to normal handling. Scripting a path that still has
+ * actions left appends to them. A per-path script wins over the any-path
+ * script (only the winning script is consumed). */
+void bks_server_script(bks_server *srv, const char *path,
+                       const bks_action *actions, size_t n);
+
+/* ---- signed storage URLs ---------------------------------------------------- */
+
+/* A signed storage URL for `object_key` (not validated: a test may sign a
+ * bad key to see the PUT refuse it), with a content-type pattern of
+ * doc/api-protocol.md ("image/" followed by a star, "application/dicom",
+ * "application/octet-stream", or a lone star for any type) and lifetime
+ * `ttl` seconds from now (may be negative), as presign would issue it. Uses
+ * the server's public_url, else its listening address. The caller frees
+ * it; NULL on allocation failure. */
+char *bks_server_sign_storage_url(bks_server *srv, const char *object_key,
+                                  const char *content_type_pattern,
+                                  double ttl);
+
+/* Whether `key` is an acceptable object key: 1 to 1024 bytes, relative
+ * ("a/b", not "/a/b"), '/'-separated segments that are not empty, "." or
+ * "..", no backslash, no control character (NUL cannot occur: a
+ * percent-encoded %00 is refused before), no segment starting with
+ * ".bks-tmp" (the disk store's temporary files). 1 if valid, else 0. */
+int bks_object_key_valid(const char *key);
+
+/* ---- objects --------------------------------------------------------------- */
+
+/* The object stored under `key` (API mode: the object key, e.g.
+ * "uploads/<uuid>"; raw mode: the raw path, e.g. "/bucket/a%20b"): copies
+ * its lower-hex SHA-256 into out (may be NULL) and returns its size, or
+ * returns -1 if there is none. */
+long long bks_server_object_sha256(bks_server *srv, const char *key,
+                                   char out[65]);
+
+/* A malloc'ed copy of the object (the caller frees it), its size in *len
+ * (len may be NULL); NULL if there is none. An empty object gives a
+ * non-NULL pointer and *len 0. */
+void *bks_server_object_data(bks_server *srv, const char *key, size_t *len);
+
+/* Remove an object (tests: "an image object vanished"). 0, or -1 if
+ * there was none. */
+int bks_server_object_delete(bks_server *srv, const char *key);
+
+/* ---- jobs (API mode) --------------------------------------------------------- */
+
+/* Mark a job CANCELLED (unless it already ended DONE or ERROR). 0, or -1
+ * for an unknown or already ended job. */
+int bks_server_job_cancel(bks_server *srv, const char *process_hash);
+
+/* ---- counters and the request log ---------------------------------------------- */
+
+/* Which endpoint a request was routed to. */
+typedef enum bks_endpoint {
+  BKS_EP_OTHER = 0,    /* raw mode, or no route (404/405) */
+  BKS_EP_PRESIGN,      /* GET /v2/public/presigned-urls */
+  BKS_EP_STORAGE,      /* /storage/... */
+  BKS_EP_IMAGE_GROUP,  /* POST /v2/public/image-groups */
+  BKS_EP_JOB,          /* GET /v2/public/image-groups/jobs/... */
+  BKS_EP_COUNT
+} bks_endpoint;
+
+/* Name of an endpoint ("presign", "storage", ...). */
+const char *bks_endpoint_name(bks_endpoint ep);
+
+typedef struct bks_counters {
+  /* requests routed to each endpoint, whatever their outcome */
+  unsigned long long requests[BKS_EP_COUNT];
+  unsigned long long presign_requests; /* presign answered 200 */
+  unsigned long long urls_issued;      /* signed URLs in those answers */
+  unsigned long long objects_stored;   /* storage PUTs answered 200 */
+  unsigned long long groups_created;   /* new jobs (not idempotent replays) */
+  unsigned long long idempotent_replays; /* image-group POSTs replayed */
+  unsigned long long auth_failures;    /* 401 answers */
+  unsigned long long faults_injected;  /* random faults (rate, reset) */
+  unsigned long connections;           /* TCP connections accepted */
+} bks_counters;
+
+/* A snapshot of the counters. */
+void bks_server_counters(bks_server *srv, bks_counters *out);
+
+/* One recorded request (the field names match the engine's test server,
+ * tests/support/bk_ts.h). */
+typedef struct bks_request {
+  char method[16];
+  char path[1024];   /* raw path, truncated to fit */
+  char query[1024];  /* raw query (after '?'), truncated to fit */
+  char content_type[256];
+  char cache_control[256];
+  char content_md5[64];
+  char expect[64];
+  long long content_length;      /* from the header, -1 if absent */
+  unsigned long long body_bytes; /* body bytes actually received */
+  char body_sha256[65];          /* lower hex of the received body */
+  int complete;                  /* whole body received */
+  bks_fault fault;               /* action applied */
+  int status;                    /* status answered, 0 if none */
+  unsigned long connection_id;   /* distinct per TCP connection, from 1 */
+  /* additions over bk_ts */
+  bks_endpoint endpoint;
+  int injected;     /* the fault came from the random faults */
+  /* why a request was refused: the 401 reason, the XML error Code, or the
+   * 400/404/409 reason; "" when it succeeded */
+  char error[128];
+} bks_request;
+
+/* Number of requests recorded. */
+size_t bks_server_request_count(bks_server *srv);
+
+/* Copy request `i` (0 = first recorded) into *out; 0, or -1 if there is
+ * no such request. */
+int bks_server_request_get(bks_server *srv, size_t i, bks_request *out);
+
+/* Number of requests recorded for `path` (raw path, exact). */
+size_t bks_server_count_path(bks_server *srv, const char *path);
+
+/* Wait until at least `n` requests are recorded or `timeout` seconds
+ * pass; returns the number recorded. */
+size_t bks_server_wait_requests(bks_server *srv, size_t n, double timeout);
+
+/* Forget recorded requests, scripts, counters (except connections) and,
+ * with the memory store, every object. Jobs, idempotency keys and
+ * authorized keys stay. */
+void bks_server_reset(bks_server *srv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,481 @@
+/*
+ * server.c - the server's public functions (bks_server.h): configuration,
+ * start and stop, keys, run-time settings, objects, counters and the
+ * request log.
+ */
+#include "bks_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *bks_endpoint_name(bks_endpoint ep) {
+  switch (ep) {
+  case BKS_EP_OTHER: return "other";
+  case BKS_EP_PRESIGN: return "presign";
+  case BKS_EP_STORAGE: return "storage";
+  case BKS_EP_IMAGE_GROUP: return "image-group";
+  case BKS_EP_JOB: return "job";
+  default: return "unknown";
+  }
+}
+
+void bks_config_init(bks_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->mode = BKS_MODE_API;
+  cfg->host = "127.0.0.1";
+  cfg->url_ttl = 900;
+  cfg->job_pending = 0.5;
+  cfg->faults.status = 503;
+  cfg->keep_log = 1;
+  cfg->max_api_body = 16ull * 1024 * 1024;
+}
+
+static int prob_ok(double p) { return p >= 0 && p <= 1; }
+
+static void server_free(bks_server *srv) {
+  if (srv->ca_file) {
+    unlink(srv->ca_file);
+    free(srv->ca_file);
+  }
+  if (srv->key_pem) {
+    OPENSSL_cleanse(srv->key_pem, strlen(srv->key_pem));
+    free(srv->key_pem);
+  }
+  free(srv->cert_pem);
+  if (srv->stop_pipe[0] >= 0)
+    close(srv->stop_pipe[0]);
+  if (srv->stop_pipe[1] >= 0)
+    close(srv->stop_pipe[1]);
+  bks_scripts_clear_locked(srv);
+  bks_api_free(srv);
+  bks_store_free(srv->store);
+  bks_keys_free(srv->keys);
+  free(srv->reqs);
+  free(srv->host);
+  free(srv->url_host);
+  free(srv->public_url);
+  OPENSSL_cleanse(srv->secret, sizeof srv->secret);
+  pthread_cond_destroy(&srv->cv);
+  pthread_mutex_destroy(&srv->mu);
+  free(srv);
+}
+
+static uint64_t random_seed(void) {
+  uint64_t s = 0;
+  if (RAND_bytes((unsigned char *)&s, sizeof s) != 1)
+    s = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&s;
+  return s ? s : 0x9e3779b97f4a7c15ull;
+}
+
+/* Resolve host:port into a socket address (numeric or a name). */
+static int resolve(const char *host, unsigned short port,
+                   struct sockaddr_storage *ss, socklen_t *len, int *v6,
+                   char *err, size_t errlen) {
+  char portstr[16];
+  snprintf(portstr, sizeof portstr, "%u", (unsigned)port);
+  struct addrinfo hints, *ai = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  int rc = getaddrinfo(host, portstr, &hints, &ai);
+  if (rc != 0 || !ai) {
+    bks_set_err(err, errlen, "cannot resolve '%s': %s", host,
+                gai_strerror(rc));
+    return -1;
+  }
+  memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+  *len = ai->ai_addrlen;
+  *v6 = ai->ai_family == AF_INET6;
+  freeaddrinfo(ai);
+  return 0;
+}
+
+int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
+                     size_t errlen) {
+  *out = NULL;
+  bks_config def;
+  if (!cfg) {
+    bks_config_init(&def);
+    cfg = &def;
+  }
+  if (cfg->mode == BKS_MODE_RAW && cfg->root) {
+    bks_set_err(err, errlen, "raw mode needs the memory store (root NULL)");
+    return -1;
+  }
+  if (!(cfg->url_ttl >= 0) || !(cfg->job_pending >= 0) ||
+      !prob_ok(cfg->faults.rate) || !prob_ok(cfg->faults.reset_rate) ||
+      !(cfg->faults.latency >= 0) ||
+      (cfg->faults.status && (cfg->faults.status < 100 ||
+                              cfg->faults.status > 599))) {
+    bks_set_err(err, errlen, "a time, probability or status is out of range");
+    return -1;
+  }
+  if (cfg->hmac_secret && (cfg->hmac_secret_len == 0 ||
+                           cfg->hmac_secret_len > 64)) {
+    bks_set_err(err, errlen, "the HMAC secret must be 1 to 64 bytes");
+    return -1;
+  }
+  if (cfg->tls && (!cfg->tls_cert_file != !cfg->tls_key_file)) {
+    bks_set_err(err, errlen, "give both a TLS certificate and a key, or neither");
+    return -1;
+  }
+  bks_server *srv = calloc(1, sizeof *srv);
+  if (!srv) {
+    bks_set_err(err, errlen, "out of memory");
+    return -1;
+  }
+  srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&srv->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_mutex_init(&srv->mu, NULL);
+  srv->mode = cfg->mode;
+  srv->tls = cfg->tls;
+  srv->url_ttl = cfg->url_ttl;
+  srv->job_pending = cfg->job_pending;
+  srv->faults = cfg->faults;
+  if (!srv->faults.status)
+    srv->faults.status = 503;
+  srv->rng = cfg->faults.seed ? cfg->faults.seed : random_seed();
+  srv->keep_log = cfg->keep_log;
+  srv->max_api_body = cfg->max_api_body;
+  const char *host = cfg->host ? cfg->host : "127.0.0.1";
+  srv->host = bks_strdup(host);
+  srv->url_host = strchr(host, ':') ? bks_asprintf("[%s]", host)
+                                    : bks_strdup(host);
+  if (cfg->public_url) {
+    srv->public_url = bks_strdup(cfg->public_url);
+    size_t n = srv->public_url ? strlen(srv->public_url) : 0;
+    while (n && srv->public_url[n - 1] == '/')
+      srv->public_url[--n] = '\0';
+  }
+  srv->keys = bks_keys_new();
+  if (!srv->host || !srv->url_host || !srv->keys ||
+      (cfg->public_url && !srv->public_url)) {
+    bks_set_err(err, errlen, "out of memory");
+    goto fail;
+  }
+  if (cfg->hmac_secret) {
+    memcpy(srv->secret, cfg->hmac_secret, cfg->hmac_secret_len);
+    srv->secret_len = cfg->hmac_secret_len;
+  } else {
+    srv->secret_len = 32;
+    if (RAND_bytes(srv->secret, 32) != 1) {
+      bks_set_err(err, errlen, "no randomness for the HMAC secret");
+      goto fail;
+    }
+  }
+  if (cfg->root)
+    srv->store = bks_store_new_disk(cfg->root, err, errlen);
+  else if (!(srv->store = bks_store_new_memory()))
+    bks_set_err(err, errlen, "out of memory");
+  if (!srv->store)
+    goto fail;
+  if (cfg->authorized_keys_file &&
+      bks_keys_load(srv->keys, cfg->authorized_keys_file, err, errlen) != 0)
+    goto fail;
+  if (pipe2(srv->stop_pipe, O_CLOEXEC) != 0) {
+    bks_set_err(err, errlen, "pipe: %s", strerror(errno));
+    goto fail;
+  }
+  if (srv->tls) {
+    if (cfg->tls_cert_file) {
+      srv->cert_pem = bks_read_file(cfg->tls_cert_file, 1u << 20, NULL);
+      if (!srv->cert_pem) {
+        bks_set_err(err, errlen, "%s: %s", cfg->tls_cert_file,
+                    strerror(errno));
+        goto fail;
+      }
+      srv->key_pem = bks_read_file(cfg->tls_key_file, 1u << 20, NULL);
+      if (!srv->key_pem) {
+        bks_set_err(err, errlen, "%s: %s", cfg->tls_key_file,
+                    strerror(errno));
+        goto fail;
+      }
+    } else if (bks_make_self_signed(&srv->key_pem, &srv->cert_pem) != 0 ||
+               !(srv->ca_file =
+                     bks_write_temp_file("bulkup-serve-ca", srv->cert_pem))) {
+      bks_set_err(err, errlen, "cannot make a self-signed certificate");
+      goto fail;
+    }
+  }
+
+  struct sockaddr_storage ss;
+  socklen_t sslen = 0;
+  int v6 = 0;
+  if (resolve(host, cfg->port, &ss, &sslen, &v6, err, errlen) != 0)
+    goto fail;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
+                   MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+  if (v6)
+    flags |= MHD_USE_IPv6;
+  if (srv->tls)
+    flags |= MHD_USE_TLS;
+  const char *log = getenv("BK_TS_LOG");
+  if (log && *log && strcmp(log, "0") != 0)
+    flags |= MHD_USE_ERROR_LOG;
+  struct MHD_OptionItem tls_ops[] = {
+      {MHD_OPTION_HTTPS_MEM_KEY, 0, srv->key_pem},
+      {MHD_OPTION_HTTPS_MEM_CERT, 0, srv->cert_pem},
+      {MHD_OPTION_END, 0, NULL}};
+  struct MHD_OptionItem no_ops[] = {{MHD_OPTION_END, 0, NULL}};
+  srv->daemon = MHD_start_daemon(
+      flags, 0, NULL, NULL, bks_http_access, srv, MHD_OPTION_SOCK_ADDR,
+      (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, bks_http_uri_log,
+      srv, MHD_OPTION_NOTIFY_COMPLETED, bks_http_completed, srv,
+      MHD_OPTION_NOTIFY_CONNECTION, bks_http_notify_connection, srv,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)BKS_CONN_MEMORY,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->idle_timeout,
+      MHD_OPTION_ARRAY, srv->tls ? tls_ops : no_ops, MHD_OPTION_END);
+  if (!srv->daemon) {
+    bks_set_err(err, errlen,
+                "cannot listen on %s port %u (in use, no permission, or a "
+                "bad TLS certificate/key)",
+                host, (unsigned)cfg->port);
+    goto fail;
+  }
+  const union MHD_DaemonInfo *di =
+      MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  if (!di || !di->port) {
+    MHD_stop_daemon(srv->daemon);
+    bks_set_err(err, errlen, "cannot read the listening port");
+    goto fail;
+  }
+  srv->port = di->port;
+  (void)sslen;
+  *out = srv;
+  return 0;
+fail:
+  server_free(srv);
+  return -1;
+}
+
+void bks_server_stop(bks_server *srv) {
+  if (!srv)
+    return;
+  /* Wake every sleeping fault first, so MHD_stop_daemon() can join the
+   * connection threads without waiting for them. */
+  char c = 1;
+  while (write(srv->stop_pipe[1], &c, 1) < 0 && errno == EINTR)
+    ;
+  MHD_stop_daemon(srv->daemon);
+  server_free(srv);
+}
+
+unsigned short bks_server_port(const bks_server *srv) { return srv->port; }
+
+char *bks_server_url(const bks_server *srv, const char *path) {
+  const char *h = srv->url_host;
+  /* a wildcard address is not a place to connect to */
+  if (strcmp(srv->host, "0.0.0.0") == 0)
+    h = "127.0.0.1";
+  else if (strcmp(srv->host, "::") == 0)
+    h = "[::1]";
+  return bks_asprintf("%s://%s:%u%s", srv->tls ? "https" : "http", h,
+                      (unsigned)srv->port, path ? path : "");
+}
+
+const char *bks_server_ca_file(const bks_server *srv) { return srv->ca_file; }
+
+const char *bks_server_root(const bks_server *srv) {
+  return bks_store_root(srv->store);
+}
+
+int bks_server_add_key(bks_server *srv, const char *key_id,
+                       const unsigned char public_key[32]) {
+  return bks_keys_add(srv->keys, key_id, public_key);
+}
+
+int bks_server_load_authorized_keys(bks_server *srv, const char *path,
+                                    char *err, size_t errlen) {
+  return bks_keys_load(srv->keys, path, err, errlen);
+}
+
+void bks_server_set_faults(bks_server *srv, const bks_faults *faults) {
+  pthread_mutex_lock(&srv->mu);
+  srv->faults = *faults;
+  if (!srv->faults.status)
+    srv->faults.status = 503;
+  if (faults->seed)
+    srv->rng = faults->seed;
+  pthread_mutex_unlock(&srv->mu);
+}
+
+void bks_server_set_url_ttl(bks_server *srv, double seconds) {
+  pthread_mutex_lock(&srv->mu);
+  srv->url_ttl = seconds;
+  pthread_mutex_unlock(&srv->mu);
+}
+
+void bks_server_set_job_pending(bks_server *srv, double seconds) {
+  pthread_mutex_lock(&srv->mu);
+  srv->job_pending = seconds;
+  pthread_mutex_unlock(&srv->mu);
+}
+
+void bks_server_script(bks_server *srv, const char *path,
+                       const bks_action *actions, size_t n) {
+  if (!n)
+    return;
+  /* Copy outside the lock, then append under it. */
+  bks_act *acts = calloc(n, sizeof *acts);
+  if (!acts)
+    return;
+  for (size_t i = 0; i < n; i++) {
+    acts[i].fault = actions[i].fault;
+    acts[i].status = actions[i].status;
+    acts[i].headers = bks_strdup(actions[i].headers);
+    acts[i].body = bks_strdup(actions[i].body);
+    acts[i].seconds = actions[i].seconds;
+    acts[i].after_bytes = actions[i].after_bytes;
+  }
+  pthread_mutex_lock(&srv->mu);
+  bks_script **pp = &srv->any;
+  if (path) {
+    pp = &srv->scripts;
+    while (*pp && strcmp((*pp)->path, path) != 0)
+      pp = &(*pp)->next;
+  }
+  bks_script *s = *pp;
+  if (!s) {
+    s = calloc(1, sizeof *s);
+    if (s && path && !(s->path = bks_strdup(path))) {
+      free(s);
+      s = NULL;
+    }
+    if (s)
+      *pp = s;
+  }
+  if (s && s->n + n > s->cap) {
+    size_t cap = s->cap ? s->cap : 4;
+    while (cap < s->n + n)
+      cap *= 2;
+    bks_act *a = realloc(s->acts, cap * sizeof *a);
+    if (a) {
+      s->acts = a;
+      s->cap = cap;
+    }
+  }
+  int ok = s && s->n + n <= s->cap;
+  if (ok) {
+    memcpy(s->acts + s->n, acts, n * sizeof *acts);
+    s->n += n;
+  }
+  pthread_mutex_unlock(&srv->mu);
+  if (!ok) {
+    for (size_t i = 0; i < n; i++)
+      bks_act_free(&acts[i]);
+  }
+  free(acts);
+}
+
+char *bks_server_sign_storage_url(bks_server *srv, const char *object_key,
+                                  const char *content_type_pattern,
+                                  double ttl) {
+  char *base = srv->public_url ? bks_strdup(srv->public_url)
+                               : bks_server_url(srv, NULL);
+  char *url = base ? bks_api_sign_url(srv, base, object_key,
+                                      content_type_pattern, ttl)
+                   : NULL;
+  free(base);
+  return url;
+}
+
+long long bks_server_object_sha256(bks_server *srv, const char *key,
+                                   char out[65]) {
+  return bks_store_info(srv->store, key, out);
+}
+
+void *bks_server_object_data(bks_server *srv, const char *key, size_t *len) {
+  return bks_store_read(srv->store, key, len);
+}
+
+int bks_server_object_delete(bks_server *srv, const char *key) {
+  return bks_store_delete(srv->store, key);
+}
+
+int bks_server_job_cancel(bks_server *srv, const char *process_hash) {
+  return bks_api_job_cancel(srv, process_hash);
+}
+
+void bks_server_counters(bks_server *srv, bks_counters *out) {
+  pthread_mutex_lock(&srv->mu);
+  *out = srv->counters;
+  pthread_mutex_unlock(&srv->mu);
+}
+
+size_t bks_server_request_count(bks_server *srv) {
+  pthread_mutex_lock(&srv->mu);
+  size_t n = srv->nreqs;
+  pthread_mutex_unlock(&srv->mu);
+  return n;
+}
+
+int bks_server_request_get(bks_server *srv, size_t i, bks_request *out) {
+  int rc = -1;
+  pthread_mutex_lock(&srv->mu);
+  if (i < srv->nreqs) {
+    *out = srv->reqs[i];
+    rc = 0;
+  }
+  pthread_mutex_unlock(&srv->mu);
+  return rc;
+}
+
+size_t bks_server_count_path(bks_server *srv, const char *path) {
+  size_t n = 0;
+  pthread_mutex_lock(&srv->mu);
+  for (size_t i = 0; i < srv->nreqs; i++)
+    n += strcmp(srv->reqs[i].path, path) == 0;
+  pthread_mutex_unlock(&srv->mu);
+  return n;
+}
+
+size_t bks_server_wait_requests(bks_server *srv, size_t n, double timeout) {
+  struct timespec end;
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  if (!(timeout > 0))
+    timeout = 0;
+  if (timeout > 1e6)
+    timeout = 1e6;
+  time_t whole = (time_t)timeout;
+  end.tv_sec += whole;
+  end.tv_nsec += (long)((timeout - (double)whole) * 1e9);
+  if (end.tv_nsec >= 1000000000L) {
+    end.tv_sec++;
+    end.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&srv->mu);
+  while (srv->nreqs < n &&
+         pthread_cond_timedwait(&srv->cv, &srv->mu, &end) != ETIMEDOUT)
+    ;
+  size_t got = srv->nreqs;
+  pthread_mutex_unlock(&srv->mu);
+  return got;
+}
+
+void bks_server_reset(bks_server *srv) {
+  bks_store_clear(srv->store);
+  pthread_mutex_lock(&srv->mu);
+  bks_scripts_clear_locked(srv);
+  free(srv->reqs);
+  srv->reqs = NULL;
+  srv->nreqs = srv->capreqs = 0;
+  unsigned long conns = srv->counters.connections;
+  memset(&srv->counters, 0, sizeof srv->counters);
+  srv->counters.connections = conns;
+  pthread_mutex_unlock(&srv->mu);
+}

@@ -1,0 +1,240 @@
+/*
+ * util.c - small helpers of the server library: clocks, strings, base64,
+ * hex, percent-encoding, uuids.
+ */
+#include "bks_internal.h"
+
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+double bks_now_mono(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+double bks_now_real(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+char *bks_strndup(const char *s, size_t n) {
+  if (!s)
+    return NULL;
+  char *p = malloc(n + 1);
+  if (p) {
+    memcpy(p, s, n);
+    p[n] = '\0';
+  }
+  return p;
+}
+
+char *bks_strdup(const char *s) { return s ? bks_strndup(s, strlen(s)) : NULL; }
+
+void bks_copy(char *dst, size_t cap, const char *s, size_t len) {
+  if (!s)
+    len = 0;
+  if (len >= cap)
+    len = cap - 1;
+  if (len)
+    memcpy(dst, s, len);
+  dst[len] = '\0';
+}
+
+void bks_hex(const unsigned char *d, size_t n, char *out) {
+  static const char hx[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = hx[d[i] >> 4];
+    out[2 * i + 1] = hx[d[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+unsigned bks_hash(const char *s) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 16777619u;
+  return h % BKS_BUCKETS;
+}
+
+static int b64_val(unsigned char c) {
+  if (c >= 'A' && c <= 'Z')
+    return c - 'A';
+  if (c >= 'a' && c <= 'z')
+    return c - 'a' + 26;
+  if (c >= '0' && c <= '9')
+    return c - '0' + 52;
+  if (c == '+')
+    return 62;
+  if (c == '/')
+    return 63;
+  return -1;
+}
+
+long bks_b64_decode(const char *s, size_t len, unsigned char *out,
+                    size_t cap) {
+  if (len % 4 != 0)
+    return -1;
+  size_t n = 0;
+  for (size_t i = 0; i < len; i += 4) {
+    int v[4];
+    int pad = 0;
+    for (int j = 0; j < 4; j++) {
+      unsigned char c = (unsigned char)s[i + j];
+      if (c == '=' && i + 4 == len && j >= 2) {
+        v[j] = 0;
+        pad++;
+        continue;
+      }
+      if (pad) /* a character after '=' */
+        return -1;
+      v[j] = b64_val(c);
+      if (v[j] < 0)
+        return -1;
+    }
+    uint32_t w = ((uint32_t)v[0] << 18) | ((uint32_t)v[1] << 12) |
+                 ((uint32_t)v[2] << 6) | (uint32_t)v[3];
+    unsigned char b[3] = {(unsigned char)(w >> 16), (unsigned char)(w >> 8),
+                          (unsigned char)w};
+    size_t take = 3 - (size_t)pad;
+    /* canonical: the bits dropped by padding are zero */
+    if ((pad == 1 && (v[2] & 3)) || (pad == 2 && (v[1] & 15)))
+      return -1;
+    if (n + take > cap)
+      return -1;
+    memcpy(out + n, b, take);
+    n += take;
+  }
+  return (long)n;
+}
+
+void bks_uuid4(char out[37]) {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof b) != 1) {
+    /* never expected; a uuid must still be unique within the process */
+    static _Atomic unsigned long long fallback;
+    unsigned long long v = ++fallback;
+    double t = bks_now_real();
+    memcpy(b, &v, 8);
+    memcpy(b + 8, &t, 8);
+  }
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+  char hex[33];
+  bks_hex(b, 16, hex);
+  snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
+           hex + 16, hex + 20);
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+char *bks_pct_decode(const char *s, size_t len) {
+  char *out = malloc(len + 1);
+  if (!out)
+    return NULL;
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    if (c == '%') {
+      if (i + 2 >= len) {
+        free(out);
+        return NULL;
+      }
+      int a = hexval(s[i + 1]), b = hexval(s[i + 2]);
+      if (a < 0 || b < 0) {
+        free(out);
+        return NULL;
+      }
+      c = (char)(a * 16 + b);
+      i += 2;
+    }
+    if (c == '\0') {
+      free(out);
+      return NULL;
+    }
+    out[n++] = c;
+  }
+  out[n] = '\0';
+  return out;
+}
+
+char *bks_pct_encode(const char *s) {
+  static const char hx[] = "0123456789ABCDEF";
+  size_t len = strlen(s);
+  char *out = malloc(3 * len + 1);
+  if (!out)
+    return NULL;
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+        c == '~') {
+      out[n++] = (char)c;
+    } else {
+      out[n++] = '%';
+      out[n++] = hx[c >> 4];
+      out[n++] = hx[c & 15];
+    }
+  }
+  out[n] = '\0';
+  return out;
+}
+
+char *bks_query_get(const char *query, const char *name, int *found) {
+  size_t nlen = strlen(name);
+  if (found)
+    *found = 0;
+  const char *p = query;
+  while (p && *p) {
+    const char *amp = strchr(p, '&');
+    size_t plen = amp ? (size_t)(amp - p) : strlen(p);
+    if (plen > nlen && p[nlen] == '=' && memcmp(p, name, nlen) == 0) {
+      if (found)
+        *found = 1;
+      return bks_pct_decode(p + nlen + 1, plen - nlen - 1);
+    }
+    p = amp ? amp + 1 : NULL;
+  }
+  return NULL;
+}
+
+char *bks_asprintf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = NULL;
+  if (vasprintf(&s, fmt, ap) < 0)
+    s = NULL;
+  va_end(ap);
+  return s;
+}
+
+void bks_set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || !errlen)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+void bks_sha256_hex(const void *data, size_t len, char out[65]) {
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned n = 0;
+  if (!EVP_Digest(data, len, d, &n, EVP_sha256(), NULL))
+    n = 0;
+  bks_hex(d, n, out);
+}
