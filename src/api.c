@@ -26,8 +26,11 @@ static pthread_once_t bk_api_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode bk_api_curl_rc = CURLE_FAILED_INIT;
 
 static void bk_api_curl_init(void) {
-  /* Reference-counted by libcurl; never cleaned up (see uploader.c). */
-  bk_api_curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+  /* Reference-counted by libcurl; never cleaned up (see uploader.c). The
+   * same allocator hooks as the engine's, whichever runs first. */
+  bk_api_curl_rc =
+      curl_global_init_mem(CURL_GLOBAL_DEFAULT, bk_curl_malloc, bk_curl_free,
+                           bk_curl_realloc, bk_curl_strdup, bk_curl_calloc);
 }
 
 void bk_api_log(bulkup_api *api, bulkup_log_level level, const char *fmt,

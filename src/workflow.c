@@ -342,12 +342,11 @@ static bulkup_err bk_group_body(const bk_wf *wf, const char *const *paths,
          bk_jadd(im, "title", json_object_new_string(bk_basename(paths[i])));
     k++;
   }
-  if (ok) {
-    if (opt->title)
-      ok = bk_jadd(g, "title", json_object_new_string(opt->title));
-    else
-      ok = json_object_object_add(g, "title", NULL) == 0; /* JSON null */
-  }
+  const char *title = opt->title;
+  for (size_t i = 0; !title && i < wf->n; i++)
+    if (wf->items[i].ended && wf->items[i].status == BULKUP_ITEM_SUCCEEDED)
+      title = bk_basename(paths[i]);
+  ok = ok && bk_jadd(g, "title", json_object_new_string(title ? title : ""));
   ok = ok &&
        bk_jadd(g, "create_video", json_object_new_boolean(opt->create_video)) &&
        bk_jadd(g, "cluster_by_resolution",

@@ -180,7 +180,8 @@ BULKUP_EXTERN void bulkup_signed_urls_free(bulkup_signed_url *urls, size_t n);
  * with bulkup_workflow_options_init(). Strings are copied where kept.
  */
 typedef struct bulkup_workflow_options {
-  /* The image group's title; NULL sends JSON null (the API chooses). */
+  /* The image group's title; NULL (default): the basename of the group's
+   * first image. */
   const char *title;
   bool create_video;          /* default false */
   bool cluster_by_resolution; /* default false */
