@@ -22,6 +22,10 @@
 #include <strings.h>
 #include <time.h>
 
+/* Largest response cap a caller may set (the JSON parser takes an int
+ * length, and the buffer doubling must not overflow). */
+#define BK_API_MAX_RESPONSE_CAP ((size_t)1 << 30)
+
 static pthread_once_t bk_api_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode bk_api_curl_rc = CURLE_FAILED_INIT;
 
@@ -103,6 +107,11 @@ bulkup_err bulkup_api_new(bulkup_api **out, const bulkup_api_options *opt) {
   if ((int)opt->log_level < BULKUP_LOG_ERROR ||
       opt->log_level > BULKUP_LOG_DEBUG)
     return bk_error(BULKUP_EINVAL, "api.log_level is out of range");
+  if (opt->max_response_size > BK_API_MAX_RESPONSE_CAP)
+    return bk_error(BULKUP_EINVAL, "api.max_response_size must be at most "
+                    "%zu bytes", (size_t)BK_API_MAX_RESPONSE_CAP);
+  if (opt->user_agent && strpbrk(opt->user_agent, "\r\n"))
+    return bk_error(BULKUP_EINVAL, "api.user_agent must be one line");
   bulkup_upload_policy policy;
   bulkup_err rc = bulkup_upload_policy_merge(&policy, &opt->requests, NULL,
                                              &opt->backoff);

@@ -768,6 +768,12 @@ static void test_api_new_options(void) {
   bad.requests.max_retries = -1;
   CU_ASSERT_EQUAL(bulkup_api_new(&api, &bad), BULKUP_EINVAL);
   bad = o;
+  bad.max_response_size = (size_t)1 << 31;
+  CU_ASSERT_EQUAL(bulkup_api_new(&api, &bad), BULKUP_EINVAL);
+  bad = o;
+  bad.user_agent = "x\r\nInjected: 1";
+  CU_ASSERT_EQUAL(bulkup_api_new(&api, &bad), BULKUP_EINVAL);
+  bad = o;
   bad.key_pem = ossh_encrypted;
   bad.key_pem_len = strlen(ossh_encrypted);
   CU_ASSERT_EQUAL(bulkup_api_new(&api, &bad), BULKUP_EPARSE);

@@ -97,7 +97,7 @@ typedef struct bulkup_api_options {
   /* User-Agent header; NULL = "bulkup/VERSION". */
   const char *user_agent;
   /* Cap on one response body in bytes; 0 = BULKUP_DEFAULT_API_MAX_RESPONSE
-   * (the default). */
+   * (the default); at most 1 GiB. */
   size_t max_response_size;
   /* Log callback for retries and failures of API requests, optional;
    * called from any thread (the engine's workers call the API when a
