@@ -40,6 +40,10 @@ char *bulkup_redact_url(const char *url) {
 
   /* userinfo: scheme://user:password@host -> scheme://user:REDACTED@host */
   const char *auth = strstr(url, "://");
+  /* A scheme ends at the first "://" only if nothing before it is a
+   * path, query or fragment character ("a?b://c@d" has no userinfo). */
+  if (auth && strcspn(url, "/?#") < (size_t)(auth - url))
+    auth = NULL;
   const char *query = strchr(url, '?');
   const char *frag = strchr(url, '#');
   if (frag && query && frag < query)

@@ -145,6 +145,11 @@ static void test_redact(void) {
   check_redact("http://h/p#f?sig=b", "http://h/p#f?sig=b");
   check_redact("http://h/p?a=1;sig=2", "http://h/p?a=1;sig=REDACTED");
   check_redact("", "");
+  /* Found by fuzzing: a "://" inside the query is not a scheme, and its
+   * "user:password@" is not userinfo. */
+  check_redact("a?b://u:p@h/?sig=1", "a?b://u:p@h/?sig=1");
+  check_redact("htt?X-Amz-Security-Token=T&x://u:p@h:1/p?sig=1",
+               "htt?X-Amz-Security-Token=REDACTED&x://u:p@h:1/p?sig=1");
   CU_ASSERT_PTR_NULL(bulkup_redact_url(NULL));
   /* Worst case growth: every byte a secret parameter. */
   check_redact("http://h/?sig=&sig=&sig=",
