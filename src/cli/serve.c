@@ -274,7 +274,12 @@ int cli_serve_main(int argc, char **argv) {
     cli_error("serve: no --authorized-keys: every API request will be "
               "refused (401)");
 
-  /* Block the signals before the server starts its threads. */
+  /* Block the signals before the server starts its threads. A shell
+   * starts background jobs with SIGINT ignored, and an ignored signal is
+   * discarded even while blocked: restore the default first (blocked, it
+   * never acts; sigwait() takes it). */
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
   sigset_t set, old;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
