@@ -953,6 +953,86 @@ static void test_job_poll_transient_failures(void) {
   }
 }
 
+/* The job is cancelled on the server while the client polls. */
+static void cancel_log(void *ud, bulkup_log_level level, const char *msg) {
+  BK_UNUSED(level);
+  const char *j = strstr(msg, "posted; job ");
+  if (j)
+    CU_ASSERT_EQUAL(bks_server_job_cancel((bks_server *)ud, j + 12), 0);
+}
+
+static void test_job_cancelled(void) {
+  bks_server_reset(srv);
+  bks_server_set_job_pending(srv, 5);
+  char **paths = make_files("jobcancel", 2);
+  bulkup_api_options ao;
+  api_options(&ao, srv);
+  ao.log = cancel_log;
+  ao.log_level = BULKUP_LOG_INFO;
+  ao.userdata = srv;
+  bulkup_api *api;
+  CU_ASSERT_EQUAL_FATAL(bulkup_api_new(&api, &ao), BULKUP_OK);
+  bulkup_workflow_options o;
+  wf_options(&o);
+  bulkup_image_group *g = NULL;
+  CU_ASSERT_EQUAL(bulkup_create_image_group(api, &o,
+                                            (const char *const *)paths, 2, &g,
+                                            NULL),
+                  BULKUP_ECANCELED);
+  CU_ASSERT_PTR_NOT_NULL(strstr(bulkup_last_error_message(), "cancelled"));
+  CU_ASSERT_PTR_NULL(g);
+  bks_server_set_job_pending(srv, 0.05);
+  bulkup_api_free(api);
+  free_files(paths, 2);
+}
+
+/* bulkup_api_presign on its own: bounds, and the triples it returns. */
+static void test_presign_direct(void) {
+  bks_server_reset(srv);
+  bulkup_api *api = new_api(srv);
+  bulkup_signed_url *v = (bulkup_signed_url *)1;
+  size_t n = 99;
+  CU_ASSERT_EQUAL(bulkup_api_presign(api, BULKUP_DATA_TYPE_IMAGE, 0, &v, &n),
+                  BULKUP_EINVAL);
+  CU_ASSERT_PTR_NULL(v);
+  CU_ASSERT_EQUAL(n, 0);
+  CU_ASSERT_EQUAL(bulkup_api_presign(api, BULKUP_DATA_TYPE_IMAGE, 201, &v, &n),
+                  BULKUP_EINVAL);
+  CU_ASSERT_EQUAL(bulkup_api_presign(api, BULKUP_DATA_TYPE_MISSING, 1, &v, &n),
+                  BULKUP_EINVAL);
+  CU_ASSERT_EQUAL(bks_server_request_count(srv), 0);
+  CU_ASSERT_EQUAL_FATAL(bulkup_api_presign(api, BULKUP_DATA_TYPE_DICOM, 200,
+                                           &v, &n),
+                        BULKUP_OK);
+  CU_ASSERT_EQUAL_FATAL(n, 200);
+  for (size_t i = 0; i < n; i++) {
+    CU_ASSERT_EQUAL(strncmp(v[i].object_key, "uploads/", 8), 0);
+    CU_ASSERT_STRING_EQUAL(v[i].object_key + 8, v[i].item_uuid);
+    CU_ASSERT_EQUAL(strncmp(v[i].signed_url, "http://", 7), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(v[i].signed_url, v[i].object_key));
+  }
+  bulkup_signed_urls_free(v, n);
+  bulkup_signed_urls_free(NULL, 0);
+  /* A transient 503 is retried; a 400 is not. */
+  bks_action a[2] = {{.fault = BKS_FAULT_STATUS, .status = 503},
+                     {.fault = BKS_FAULT_STATUS, .status = 503}};
+  bks_server_script(srv, "/v2/public/presigned-urls", a, 2);
+  CU_ASSERT_EQUAL(bulkup_api_presign(api, BULKUP_DATA_TYPE_IMAGE, 1, &v, &n),
+                  BULKUP_OK);
+  bulkup_signed_urls_free(v, n);
+  bks_action b = {.fault = BKS_FAULT_STATUS,
+                  .status = 400,
+                  .body = "{\"error\": \"no such thing\"}"};
+  bks_server_reset(srv);
+  bks_server_script(srv, "/v2/public/presigned-urls", &b, 1);
+  CU_ASSERT_EQUAL(bulkup_api_presign(api, BULKUP_DATA_TYPE_IMAGE, 1, &v, &n),
+                  BULKUP_EHTTP);
+  CU_ASSERT_PTR_NOT_NULL(strstr(bulkup_last_error_message(),
+                                "HTTP 400: no such thing"));
+  CU_ASSERT_EQUAL(bks_server_request_count(srv), 1);
+  bulkup_api_free(api);
+}
+
 /* ---- the server goes away -------------------------------------------------------- */
 
 typedef struct stopper {
@@ -1036,6 +1116,8 @@ static void reg(void) {
   bk_test("job ERROR reasons", test_job_error);
   bk_test("job poll timeout", test_job_poll_timeout);
   bk_test("job poll transient failures", test_job_poll_transient_failures);
+  bk_test("job CANCELLED", test_job_cancelled);
+  bk_test("presign on its own", test_presign_direct);
   bk_test("server stopped mid-run", test_server_stopped_mid_run);
 }
 
