@@ -51,6 +51,25 @@
  * Ownership: the server copies every string and buffer given to it.
  * Strings it returns as `char *` are malloc'ed and freed by the caller
  * with free(); `const char *` results are owned by the server.
+ *
+ * An in-process server for a test or an embedded run:
+ *
+ *     bks_config cfg;
+ *     bks_config_init(&cfg);            // API mode, memory store, port 0
+ *     cfg.job_pending = 0.1;
+ *     bks_server *srv;
+ *     char err[256];
+ *     if (bks_server_start(&srv, &cfg, err, sizeof err) != 0)
+ *       die(err);
+ *     bks_server_add_key(srv, "k1", raw_ed25519_public_key);
+ *     char *base = bks_server_url(srv, NULL);  // "http://127.0.0.1:PORT"
+ *     ... sign requests with the matching private key, keyid "k1" ...
+ *     bks_counters c;
+ *     bks_server_counters(srv, &c);     // c.urls_issued, c.groups_created
+ *     free(base);
+ *     bks_server_stop(srv);
+ *
+ * Link: bulkup_server, then bulkup or bulkup_static (CMake targets).
  */
 #ifndef BKS_SERVER_H
 #define BKS_SERVER_H
@@ -282,7 +301,7 @@ int bks_object_key_valid(const char *key);
 /* The object stored under `key` (API mode: the object key, e.g.
  * "uploads/<uuid>"; raw mode: the raw path, e.g. "/bucket/a%20b"): copies
  * its lower-hex SHA-256 into out (may be NULL) and returns its size, or
- * returns -1 if there is none. */
+ * returns -1 if there is none. The disk store reads the whole file. */
 long long bks_server_object_sha256(bks_server *srv, const char *key,
                                    char out[65]);
 
