@@ -26,17 +26,6 @@
  * length, and the buffer doubling must not overflow). */
 #define BK_API_MAX_RESPONSE_CAP ((size_t)1 << 30)
 
-static pthread_once_t bk_api_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode bk_api_curl_rc = CURLE_FAILED_INIT;
-
-static void bk_api_curl_init(void) {
-  /* Reference-counted by libcurl; never cleaned up (see uploader.c). The
-   * same allocator hooks as the engine's, whichever runs first. */
-  bk_api_curl_rc =
-      curl_global_init_mem(CURL_GLOBAL_DEFAULT, bk_curl_malloc, bk_curl_free,
-                           bk_curl_realloc, bk_curl_strdup, bk_curl_calloc);
-}
-
 void bk_api_log(bulkup_api *api, bulkup_log_level level, const char *fmt,
                 ...) {
   if (!api->log || level > api->log_level)
@@ -117,10 +106,8 @@ bulkup_err bulkup_api_new(bulkup_api **out, const bulkup_api_options *opt) {
                                              &opt->backoff);
   if (rc != BULKUP_OK)
     return rc;
-  pthread_once(&bk_api_curl_once, bk_api_curl_init);
-  if (bk_api_curl_rc != CURLE_OK)
-    return bk_error(BULKUP_ECURL, "curl_global_init failed: %s",
-                    curl_easy_strerror(bk_api_curl_rc));
+  if ((rc = bk_curl_global_init()) != BULKUP_OK)
+    return rc;
 
   bulkup_api *api = bk_calloc(1, sizeof *api);
   if (!api)
@@ -889,7 +876,7 @@ static bulkup_err bk_job_error(json_object *root, const char *process_hash) {
       why[k] = '\0';
     }
   }
-  return bk_error(BULKUP_EIO, "image group job %s failed: %s", process_hash,
+  return bk_error(BULKUP_EJOB, "image group job %s failed: %s", process_hash,
                   k ? why : "no reason given");
 }
 

@@ -63,6 +63,11 @@ void *bk_curl_realloc(void *p, size_t n);
 char *bk_curl_strdup(const char *s);
 void *bk_curl_calloc(size_t count, size_t size);
 
+/* --- libcurl (uploader.c) --------------------------------------------- */
+/* curl_global_init once per process, thread-safely, with bulkup's
+ * allocator hooks; every libcurl user in the library calls it first. */
+bulkup_err bk_curl_global_init(void);
+
 /* --- pthread wrappers (thread.c) -------------------------------------- */
 /* A pthread call that fails here is a programming error (EINVAL, EDEADLK):
  * the wrappers abort with a message rather than run on with a broken lock. */

@@ -15,13 +15,22 @@
 static pthread_once_t bk_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode bk_curl_init_rc = CURLE_FAILED_INIT;
 
-static void bk_curl_global_init(void) {
+static void bk_curl_global_init_once(void) {
   /* Once per process, before any worker exists. Never cleaned up:
    * curl_global_cleanup is not thread-safe and the process may still
-   * use libcurl elsewhere. */
+   * use libcurl elsewhere. libcurl allocates through bulkup's hook, so the
+   * allocation-failure tests reach inside it. */
   bk_curl_init_rc =
       curl_global_init_mem(CURL_GLOBAL_DEFAULT, bk_curl_malloc, bk_curl_free,
                            bk_curl_realloc, bk_curl_strdup, bk_curl_calloc);
+}
+
+bulkup_err bk_curl_global_init(void) {
+  pthread_once(&bk_curl_once, bk_curl_global_init_once);
+  if (bk_curl_init_rc != CURLE_OK)
+    return bk_error(BULKUP_ECURL, "curl_global_init failed: %s",
+                    curl_easy_strerror(bk_curl_init_rc));
+  return BULKUP_OK;
 }
 
 void bulkup_uploader_options_init(bulkup_uploader_options *o) {
@@ -158,10 +167,8 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
                                   &opt->backoff);
   if (rc != BULKUP_OK)
     return rc;
-  pthread_once(&bk_curl_once, bk_curl_global_init);
-  if (bk_curl_init_rc != CURLE_OK)
-    return bk_error(BULKUP_ECURL, "curl_global_init failed: %s",
-                    curl_easy_strerror(bk_curl_init_rc));
+  if ((rc = bk_curl_global_init()) != BULKUP_OK)
+    return rc;
 
   bulkup_uploader *u = bk_calloc(1, sizeof *u);
   if (!u)

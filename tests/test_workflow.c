@@ -858,7 +858,7 @@ static void test_job_error(void) {
   CU_ASSERT_EQUAL(bulkup_create_image_group(api, &o,
                                             (const char *const *)paths, N, &g,
                                             &rep),
-                  BULKUP_EIO);
+                  BULKUP_EJOB);
   CU_ASSERT(atomic_load(&v.fired));
   const char *m = bulkup_last_error_message();
   CU_ASSERT_PTR_NOT_NULL(strstr(m, "failed"));

@@ -264,7 +264,7 @@ BULKUP_EXTERN void bulkup_image_group_free(bulkup_image_group *g);
  * BULKUP_EALLFAILED as above; an API error of bulkup_api_presign (the
  * run is then cancelled: items not yet started end as cancelled in the
  * report); BULKUP_EHTTP/BULKUP_EPROTOCOL/BULKUP_ECURL/BULKUP_ETIMEDOUT
- * from the group POST or the polls; BULKUP_EIO when the job ended in
+ * from the group POST or the polls; BULKUP_EJOB when the job ended in
  * ERROR (the API's reasons are in bulkup_last_error_message());
  * BULKUP_ECANCELED when it ended CANCELLED; BULKUP_ETIMEDOUT when
  * poll_timeout passed; BULKUP_ENOMEM. On error *group is NULL.

@@ -46,7 +46,8 @@ extern "C" {
   XX(ETHREAD, -14, "thread library error")                                    \
   XX(ESCHEME, -15, "URL scheme not allowed")                                  \
   XX(ETIMEDOUT, -16, "operation timed out")                                   \
-  XX(EHTTP, -17, "unexpected HTTP status")
+  XX(EHTTP, -17, "unexpected HTTP status")                                    \
+  XX(EJOB, -18, "the server's job failed")
 
 /* Result of every fallible bulkup call: BULKUP_OK or a negative code. */
 typedef enum bulkup_err {
@@ -54,7 +55,7 @@ typedef enum bulkup_err {
 #define BULKUP__ERR_ENUM(name, value, text) BULKUP_##name = value,
   BULKUP_ERRNO_MAP(BULKUP__ERR_ENUM)
 #undef BULKUP__ERR_ENUM
-  BULKUP__ERR_MIN = -17
+  BULKUP__ERR_MIN = -18
 } bulkup_err;
 
 /*
