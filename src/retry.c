@@ -97,6 +97,10 @@ bk_verdict bk_classify(const bk_outcome *o, bulkup_error_kind *kind) {
     *kind = BULKUP_ERROR_FILE;
     return BK_FAIL;
   case CURLE_UNSUPPORTED_PROTOCOL:
+    /* Before a connection: a scheme we refuse. After one: the server's
+     * answer was not HTTP (libcurl says "HTTP/0.9 not allowed"). */
+    *kind = o->connected ? BULKUP_ERROR_PROTOCOL : BULKUP_ERROR_URL;
+    return BK_FAIL;
   case CURLE_URL_MALFORMAT:
     *kind = BULKUP_ERROR_URL;
     return BK_FAIL;

@@ -60,6 +60,8 @@ static void test_classify_curl_codes(void) {
   CU_ASSERT_EQUAL(classify(CURLE_SEND_FAIL_REWIND, 0, true, 0, &k), BK_RETRY);
   CU_ASSERT_EQUAL(classify(CURLE_UNSUPPORTED_PROTOCOL, 0, false, 0, &k), BK_FAIL);
   CU_ASSERT_EQUAL(k, BULKUP_ERROR_URL);
+  CU_ASSERT_EQUAL(classify(CURLE_UNSUPPORTED_PROTOCOL, 0, true, 0, &k), BK_FAIL);
+  CU_ASSERT_EQUAL(k, BULKUP_ERROR_PROTOCOL); /* an answer that is not HTTP */
   CU_ASSERT_EQUAL(classify(CURLE_URL_MALFORMAT, 0, false, 0, &k), BK_FAIL);
   CU_ASSERT_EQUAL(k, BULKUP_ERROR_URL);
   CU_ASSERT_EQUAL(classify(CURLE_OUT_OF_MEMORY, 0, false, 0, &k), BK_FAIL);
