@@ -26,7 +26,9 @@ struct sample {
 };
 
 struct progress {
-  bulkup_uploader *u;
+  bulkup_uploader *u; /* NULL: fed by progress_feed() */
+  pthread_mutex_t feed_mu; /* guards fed */
+  bulkup_progress fed;
   FILE *out;
   progress_totals totals;
   double interval;
@@ -132,7 +134,13 @@ static size_t term_width(FILE *out) {
 /* Called with mu held. */
 static void sample_and_format(progress *p, char *line, size_t n) {
   bulkup_progress snap;
-  bulkup_uploader_progress(p->u, &snap);
+  if (p->u) {
+    bulkup_uploader_progress(p->u, &snap);
+  } else {
+    pthread_mutex_lock(&p->feed_mu);
+    snap = p->fed;
+    pthread_mutex_unlock(&p->feed_mu);
+  }
   struct sample s = {now_s(), snap.succeeded + snap.failed + snap.cancelled,
                      snap.bytes_sent, snap.bytes_succeeded};
   p->ring[p->head] = s;
@@ -201,8 +209,8 @@ static void *progress_thread(void *arg) {
   return NULL;
 }
 
-progress *progress_start(bulkup_uploader *u, FILE *out,
-                         const progress_totals *t, double interval) {
+static progress *start(bulkup_uploader *u, FILE *out,
+                       const progress_totals *t, double interval) {
   progress *p = calloc(1, sizeof *p);
   if (!p)
     return NULL;
@@ -210,18 +218,25 @@ progress *progress_start(bulkup_uploader *u, FILE *out,
   p->out = out;
   p->totals = *t;
   p->interval = interval > 0.01 ? interval : 0.25;
+  if (pthread_mutex_init(&p->feed_mu, NULL) != 0) {
+    free(p);
+    return NULL;
+  }
   if (pthread_mutex_init(&p->mu, NULL) != 0) {
+    pthread_mutex_destroy(&p->feed_mu);
     free(p);
     return NULL;
   }
   if (pthread_cond_init(&p->cv, NULL) != 0) {
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->feed_mu);
     free(p);
     return NULL;
   }
   if (pthread_mutex_init(&p->draw_mu, NULL) != 0) {
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->feed_mu);
     free(p);
     return NULL;
   }
@@ -229,10 +244,29 @@ progress *progress_start(bulkup_uploader *u, FILE *out,
     pthread_mutex_destroy(&p->draw_mu);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->feed_mu);
     free(p);
     return NULL;
   }
   return p;
+}
+
+progress *progress_start(bulkup_uploader *u, FILE *out,
+                         const progress_totals *t, double interval) {
+  return u ? start(u, out, t, interval) : NULL;
+}
+
+progress *progress_start_fed(FILE *out, const progress_totals *t,
+                             double interval) {
+  return start(NULL, out, t, interval);
+}
+
+void progress_feed(progress *p, const bulkup_progress *snap) {
+  if (!p || !snap)
+    return;
+  pthread_mutex_lock(&p->feed_mu);
+  p->fed = *snap;
+  pthread_mutex_unlock(&p->feed_mu);
 }
 
 void progress_stop(progress *p) {
@@ -255,6 +289,7 @@ void progress_stop(progress *p) {
   pthread_mutex_destroy(&p->draw_mu);
   pthread_cond_destroy(&p->cv);
   pthread_mutex_destroy(&p->mu);
+  pthread_mutex_destroy(&p->feed_mu);
   free(p);
 }
 

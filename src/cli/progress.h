@@ -1,8 +1,9 @@
 /*
  * progress.h - the progress line on stderr.
  *
- * A thread polls bulkup_uploader_progress() four times a second and
- * redraws one line with '\r':
+ * A thread polls bulkup_uploader_progress() (or, for a run reached only
+ * through its callbacks, the last snapshot fed to it) four times a second
+ * and redraws one line with '\r':
  *
  *   412/1000 files  48.2/120.5 MB  85.3 files/s  10.1 MB/s  ETA 0:07
  *   retries 3  failed 1
@@ -51,6 +52,15 @@ typedef struct progress progress;
  * could not start (no progress line then; not an error). */
 progress *progress_start(bulkup_uploader *u, FILE *out,
                          const progress_totals *t, double interval);
+
+/* The same for a run whose uploader the caller cannot reach (the API
+ * workflow): the line shows the last snapshot given to progress_feed(),
+ * which the run's on_progress callback calls. */
+progress *progress_start_fed(FILE *out, const progress_totals *t,
+                             double interval);
+/* Record the latest snapshot of a fed progress line. Thread-safe; NULL
+ * does nothing. */
+void progress_feed(progress *p, const bulkup_progress *snap);
 
 /* Draw the last state, end the line and stop the thread. NULL does
  * nothing. */

@@ -16,6 +16,8 @@
  * before any thread starts, and threads inherit it); one thread takes them
  * with sigwait() and cancels the run. A second signal exits at once.
  */
+#include "upload.h"
+
 #include "cli.h"
 #include "manifest.h"
 #include "numparse.h"
@@ -41,30 +43,39 @@
 #define MAX_BAD_LINES_SHOWN 20
 #define MAX_FAILURES_SHOWN 5
 
-typedef struct upload_cli {
-  const char *to;
-  const char *manifest;
-  char **paths;
-  int npaths;
-  bulkup_uploader_options opt;
-  const char *report;
-  const char *journal;
-  const char *content_type;
-  bulkup_data_type data_type;
-  int progress; /* -1 auto, 0 off, 1 on */
-  bool quiet;
-  int verbose;
-} upload_cli;
 
 /* ---- help ---------------------------------------------------------------
  */
 
 static const char upload_help[] =
-    "Usage: bulkup upload [OPTION]... --to URL_PREFIX PATH...\n"
+    "Usage: bulkup upload [OPTION]... PATH...\n"
+    "       bulkup upload [OPTION]... --api URL --key-file FILE --key-id ID\n"
+    "                     [--image-group TITLE] PATH...\n"
+    "       bulkup upload [OPTION]... --to URL_PREFIX PATH...\n"
     "       bulkup upload [OPTION]... --manifest FILE\n"
     "\n"
     "Upload files by HTTP PUT, many at a time, with retries, and report\n"
     "every failure.\n"
+    "\n"
+    "The workflow (PATHs alone, or --api): ask the API for signed upload\n"
+    "URLs (200 at a time, while the uploads run), PUT each file to its URL,\n"
+    "then create an image group from the uploaded files and wait for its\n"
+    "job; print one 'DATA_HASH  TITLE' line per image on standard output\n"
+    "(TITLE is the file's base name). Each PATH is a file or a directory,\n"
+    "walked recursively; a directory's files are taken in sorted (byte)\n"
+    "order. With a failed upload no group is created, unless\n"
+    "--allow-failures (the group then holds the files that were uploaded).\n"
+    "API requests are signed with an Ed25519 key (RFC 9421 style).\n"
+    "\n"
+    "With PATHs alone (no --api, --to or --manifest), the API is an\n"
+    "embedded reference server, started for the run on 127.0.0.1 with a\n"
+    "throwaway key, storing the objects under --store DIR (default\n"
+    "./bulkup-store) in DIR/uploads/; the group is titled --image-group or\n"
+    "the first PATH's base name. It is the quickest way to see the whole\n"
+    "workflow: bulkup upload examples/images\n"
+    "\n"
+    "With --api but no --image-group, the files are only uploaded: one\n"
+    "'OBJECT_KEY  PATH' line per uploaded file on standard output.\n"
     "\n"
     "With --to, each PATH is a file or a directory. A file goes to\n"
     "URL_PREFIX/NAME, NAME being its base name. A directory is walked\n"
@@ -87,9 +98,27 @@ static const char upload_help[] =
     "                          without query or fragment\n"
     "  --manifest FILE         read the files and URLs from FILE\n"
     "\n"
+    "The workflow:\n"
+    "  --api URL               the platform API's base URL (http:// or\n"
+    "                          https://), e.g. the one 'bulkup serve' prints\n"
+    "  --key-file FILE         the Ed25519 private key that signs API\n"
+    "                          requests: PEM PKCS#8 (openssl genpkey\n"
+    "                          -algorithm ed25519) or unencrypted OpenSSH\n"
+    "                          (ssh-keygen -t ed25519 -N ''); refused if\n"
+    "                          group or others may read it (chmod 600)\n"
+    "  --key-id ID             the key's id, as the server knows it\n"
+    "  --image-group TITLE     create an image group titled TITLE (with\n"
+    "                          --api: without it, upload only)\n"
+    "  --create-video          ask for a video made from the group\n"
+    "  --cluster-by-resolution ask the platform to cluster the group's\n"
+    "                          images by resolution\n"
+    "  --store DIR             the embedded server's store (default\n"
+    "                          ./bulkup-store, created if missing)\n"
+    "\n"
     "Content:\n"
     "  --data-type T           the platform data type, which picks the\n"
-    "                          Content-Type: image (default), img_group,\n"
+    "                          Content-Type (and, in the workflow, the\n"
+    "                          upload item type): image (default), img_group,\n"
     "                          video, audio, dicom, dicom_study, nifti,\n"
     "                          plain_text, pdf, group, scene\n"
     "  --content-type CT       send Content-Type CT for every file (a\n"
@@ -163,16 +192,25 @@ static const char upload_help[] =
     "\n"
     "Exit status:\n"
     "  0    every file was uploaded (with --allow-failures: at least one,\n"
-    "       or there was nothing to upload)\n"
-    "  1    some uploads failed (the summary and --report say which)\n"
+    "       or there was nothing to upload) and, in the workflow, the image\n"
+    "       group was created\n"
+    "  1    some uploads failed (the summary and --report say which), or\n"
+    "       the API refused a request (HTTP 401: the key id or key is not\n"
+    "       authorized) or the group's job failed\n"
     "  2    bad usage or bad input: an unknown option or bad value, a\n"
     "       missing PATH, an unreadable manifest or a line that does not\n"
-    "       parse, a URL that is not http(s). Nothing was uploaded\n"
+    "       parse, a URL that is not http(s), a key file that is missing,\n"
+    "       malformed or readable by others. Nothing was uploaded\n"
     "  130  interrupted (SIGINT); 143 terminated (SIGTERM): transfers are\n"
     "       cancelled, the report is written (a second signal quits at\n"
-    "       once)\n"
+    "       once). With --api, once the workflow has started it cannot be\n"
+    "       stopped part-way: the tool quits at once, without a report;\n"
+    "       files already uploaded stay on the server\n"
     "\n"
     "Examples:\n"
+    "  bulkup upload examples/images\n"
+    "  bulkup upload --api https://api.example --key-file ~/.ssh/id_ed25519 \\\n"
+    "      --key-id my-key --image-group holiday photos/\n"
     "  bulkup upload --to https://storage.example/bucket/run1 photos/\n"
     "  bulkup upload --workers 32 --report report.json --manifest urls.csv\n"
     "  produce-urls | bulkup upload --allow-failures --manifest -\n"
@@ -203,7 +241,14 @@ enum {
   OPT_DATA_TYPE,
   OPT_CONTENT_TYPE,
   OPT_PROGRESS,
-  OPT_NO_PROGRESS
+  OPT_NO_PROGRESS,
+  OPT_API,
+  OPT_KEY_FILE,
+  OPT_KEY_ID,
+  OPT_IMAGE_GROUP,
+  OPT_STORE,
+  OPT_CREATE_VIDEO,
+  OPT_CLUSTER
 };
 
 static const struct option long_options[] = {
@@ -227,6 +272,13 @@ static const struct option long_options[] = {
     {"content-type", required_argument, NULL, OPT_CONTENT_TYPE},
     {"progress", no_argument, NULL, OPT_PROGRESS},
     {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+    {"api", required_argument, NULL, OPT_API},
+    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"key-id", required_argument, NULL, OPT_KEY_ID},
+    {"image-group", required_argument, NULL, OPT_IMAGE_GROUP},
+    {"store", required_argument, NULL, OPT_STORE},
+    {"create-video", no_argument, NULL, OPT_CREATE_VIDEO},
+    {"cluster-by-resolution", no_argument, NULL, OPT_CLUSTER},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -369,6 +421,27 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
                                optarg);
       c->content_type = optarg;
       break;
+    case OPT_API:
+      c->api = optarg;
+      break;
+    case OPT_KEY_FILE:
+      c->key_file = optarg;
+      break;
+    case OPT_KEY_ID:
+      c->key_id = optarg;
+      break;
+    case OPT_IMAGE_GROUP:
+      c->image_group = optarg;
+      break;
+    case OPT_STORE:
+      c->store = optarg;
+      break;
+    case OPT_CREATE_VIDEO:
+      c->create_video = true;
+      break;
+    case OPT_CLUSTER:
+      c->cluster_by_resolution = true;
+      break;
     case OPT_PROGRESS:
       c->progress = 1;
       break;
@@ -402,14 +475,93 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
   return -1;
 }
 
+bool upload_is_workflow(const upload_cli *c) {
+  return c->api || (!c->to && !c->manifest);
+}
+
+/* The options of the workflow that the direct modes cannot take. */
+static const char *workflow_option_given(const upload_cli *c) {
+  return c->image_group             ? "--image-group"
+         : c->key_file              ? "--key-file"
+         : c->key_id                ? "--key-id"
+         : c->store                 ? "--store"
+         : c->create_video          ? "--create-video"
+         : c->cluster_by_resolution ? "--cluster-by-resolution"
+                                    : NULL;
+}
+
+/* The workflow's own checks (--api, or PATHs alone). */
+static int check_workflow_args(upload_cli *c) {
+  if (c->npaths == 0) {
+    if (c->api)
+      return cli_usage_error("upload", "--api needs at least one PATH");
+    return cli_usage_error(
+        "upload", "nothing to upload: PATHs alone go to an embedded server; "
+                  "otherwise --to URL_PREFIX or --manifest FILE is required "
+                  "(or --api URL)");
+  }
+  if (c->api) {
+    if (!url_is_http(c->api))
+      return cli_usage_error("upload",
+                             "--api: '%s' is not an http:// or https:// URL",
+                             c->api);
+    if (strpbrk(c->api, "?#"))
+      return cli_usage_error(
+          "upload", "--api: the base URL may not hold a query or fragment");
+    if (!c->key_file || !c->key_id)
+      return cli_usage_error("upload",
+                             "--api needs --key-file FILE and --key-id ID "
+                             "(the Ed25519 key that signs API requests)");
+    if (c->store)
+      return cli_usage_error("upload",
+                             "--store is for the embedded server; with --api "
+                             "the API's server stores the objects");
+    if (!c->image_group && (c->create_video || c->cluster_by_resolution))
+      return cli_usage_error("upload", "--%s needs --image-group TITLE",
+                             c->create_video ? "create-video"
+                                             : "cluster-by-resolution");
+  } else {
+    if (c->key_file || c->key_id)
+      return cli_usage_error("upload",
+                             "--%s goes with --api (the embedded server makes "
+                             "a throwaway key for its run)",
+                             c->key_file ? "key-file" : "key-id");
+    if (c->store && !*c->store)
+      return cli_usage_error("upload", "--store: empty directory name");
+  }
+  if (c->image_group && !*c->image_group)
+    return cli_usage_error("upload", "--image-group: empty title");
+  if (c->journal)
+    return cli_usage_error("upload",
+                           "--journal works with --to and --manifest only");
+  if (c->content_type)
+    return cli_usage_error("upload",
+                           "--content-type works with --to and --manifest "
+                           "only (with the API, --data-type picks the "
+                           "Content-Type)");
+  return -1;
+}
+
 /* Check what can be checked without touching the input. */
 static int check_args(upload_cli *c) {
   if (c->to && c->manifest)
     return cli_usage_error("upload",
                            "--to and --manifest cannot be used together");
-  if (!c->to && !c->manifest)
-    return cli_usage_error(
-        "upload", "--to URL_PREFIX or --manifest FILE is required");
+  if (c->api && (c->to || c->manifest))
+    return cli_usage_error("upload", "--api cannot be used with --%s",
+                           c->to ? "to" : "manifest");
+  if (!upload_is_workflow(c)) {
+    const char *w = workflow_option_given(c);
+    if (w)
+      return cli_usage_error("upload",
+                             "%s belongs to the API workflow (--api URL, or "
+                             "PATHs alone); it cannot be used with --%s",
+                             w, c->to ? "to" : "manifest");
+  } else {
+    int rc = check_workflow_args(c);
+    if (rc != -1)
+      return rc;
+  }
   if (c->to && c->npaths == 0)
     return cli_usage_error("upload", "--to needs at least one PATH");
   if (c->manifest && c->npaths > 0)
@@ -462,20 +614,38 @@ static int check_args(upload_cli *c) {
 /* ---- signals and messages ------------------------------------------------
  */
 
-/* Two locks, always taken in the order umu, then mu: cancelling under umu
- * may log (the log callback takes mu), and nothing holding mu takes umu. */
+/* Two locks, always taken in the order umu, then mu: a cancel hook runs
+ * under umu and may print (say() takes mu), and nothing holding mu takes
+ * umu. */
 static struct {
-  pthread_mutex_t umu; /* guards u */
-  bulkup_uploader *u;
+  pthread_mutex_t umu; /* guards cancel, cancel_arg */
+  void (*cancel)(void *arg, int sig);
+  void *cancel_arg;
   pthread_mutex_t mu; /* guards prog */
   progress *prog;
   atomic_int sig;
   atomic_bool stopping;
 } g = {.umu = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER};
 
+void upload_set_cancel(void (*fn)(void *arg, int sig), void *arg) {
+  pthread_mutex_lock(&g.umu);
+  g.cancel = fn;
+  g.cancel_arg = arg;
+  pthread_mutex_unlock(&g.umu);
+}
+
+int upload_signal(void) { return atomic_load(&g.sig); }
+
+progress *upload_swap_progress(progress *p) {
+  pthread_mutex_lock(&g.mu);
+  progress *old = g.prog;
+  g.prog = p;
+  pthread_mutex_unlock(&g.mu);
+  return old;
+}
+
 /* A message on stderr that does not collide with the progress line. */
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...) {
+void upload_say(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   pthread_mutex_lock(&g.mu);
@@ -485,6 +655,7 @@ static void say(const char *fmt, ...) {
   pthread_mutex_unlock(&g.mu);
   va_end(ap);
 }
+#define say upload_say
 
 static void *signal_thread(void *arg) {
   const sigset_t *set = arg;
@@ -506,25 +677,47 @@ static void *signal_thread(void *arg) {
       }
       _exit(128 + s);
     }
-    say("%s: cancelling the uploads (send it again to quit at once)",
-        s == SIGINT ? "interrupted" : "terminated");
     pthread_mutex_lock(&g.umu);
-    if (g.u)
-      bulkup_uploader_cancel(g.u);
+    if (g.cancel)
+      g.cancel(g.cancel_arg, s);
     pthread_mutex_unlock(&g.umu);
   }
 }
 
-static void log_cb(void *userdata, bulkup_log_level level,
+/* The direct modes' cancel hook: the uploader stops, the run ends with a
+ * report. */
+static void cancel_uploader(void *arg, int sig) {
+  say("%s: cancelling the uploads (send it again to quit at once)",
+      sig == SIGINT ? "interrupted" : "terminated");
+  bulkup_uploader_cancel(arg);
+}
+
+void upload_log_cb(void *userdata, bulkup_log_level level,
                    const char *message) {
   (void)userdata;
   static const char *const names[] = {"error", "warning", "info", "debug"};
   say("%s: %s", names[level <= BULKUP_LOG_DEBUG ? level : 3], message);
 }
+#define log_cb upload_log_cb
 
-static int exit_for_signal(void) {
+int upload_exit_for_signal(void) {
   int s = atomic_load(&g.sig);
   return s == SIGTERM ? CLI_EXIT_SIGTERM : CLI_EXIT_SIGINT;
+}
+#define exit_for_signal upload_exit_for_signal
+
+bulkup_log_level upload_log_level(const upload_cli *c) {
+  /* Per-item failures are in the summary and the report; the library's
+   * warnings about them (and its retries) are shown with -v and -vv. */
+  return c->quiet           ? BULKUP_LOG_ERROR
+         : c->verbose >= 2  ? BULKUP_LOG_DEBUG
+         : c->verbose == 1  ? BULKUP_LOG_INFO
+                            : BULKUP_LOG_ERROR;
+}
+
+bool upload_show_progress(const upload_cli *c) {
+  return c->progress == 1 ||
+         (c->progress == -1 && !c->quiet && isatty(STDERR_FILENO));
 }
 
 /* ---- phase one: checking the input ---------------------------------------
@@ -886,7 +1079,19 @@ static void upload_manifest(run *rn, manifest_reader *r) {
 /* ---- the end --------------------------------------------------------------
  */
 
-static void print_summary(const upload_cli *c, const bulkup_report *rep) {
+bool upload_write_report(const upload_cli *c, const bulkup_report *rep) {
+  if (!c->report || !rep)
+    return true;
+  bulkup_err werr = bulkup_report_write_json(rep, c->report);
+  if (werr == BULKUP_OK)
+    return true;
+  const char *detail = bulkup_last_error_message();
+  cli_error("cannot write the report %s: %s%s%s", c->report,
+            bulkup_strerror(werr), *detail ? ": " : "", detail);
+  return false;
+}
+
+void upload_print_summary(const upload_cli *c, const bulkup_report *rep) {
   bulkup_summary s;
   bulkup_report_summary(rep, &s);
   cli_error("uploaded %llu of %llu files (%.1f MB) in %.1f s, %llu failed, "
@@ -975,12 +1180,7 @@ static int do_run(upload_cli *c) {
   }
 
   c->opt.log = log_cb;
-  /* Per-item failures are in the summary and the report; the library's
-   * warnings about them (and its retries) are shown with -v and -vv. */
-  c->opt.log_level = c->quiet         ? BULKUP_LOG_ERROR
-                     : c->verbose >= 2 ? BULKUP_LOG_DEBUG
-                     : c->verbose == 1 ? BULKUP_LOG_INFO
-                                       : BULKUP_LOG_ERROR;
+  c->opt.log_level = upload_log_level(c);
   bulkup_uploader *u = NULL;
   bulkup_err err = bulkup_uploader_new(&u, &c->opt);
   if (err != BULKUP_OK) {
@@ -991,20 +1191,13 @@ static int do_run(upload_cli *c) {
     bulkup_journal_close(journal);
     return err == BULKUP_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
   }
-  pthread_mutex_lock(&g.umu);
-  g.u = u;
-  pthread_mutex_unlock(&g.umu);
+  upload_set_cancel(cancel_uploader, u);
   if (atomic_load(&g.sig))
     bulkup_uploader_cancel(u);
 
-  bool show = c->progress == 1 ||
-              (c->progress == -1 && !c->quiet && isatty(STDERR_FILENO));
-  if (show) {
+  if (upload_show_progress(c)) {
     progress_totals pt = {known, t.files, t.bytes};
-    progress *p = progress_start(u, stderr, &pt, 0.25);
-    pthread_mutex_lock(&g.mu);
-    g.prog = p;
-    pthread_mutex_unlock(&g.mu);
+    upload_swap_progress(progress_start(u, stderr, &pt, 0.25));
   }
 
   run rn = {c, u, 0, false, journal, 0};
@@ -1016,11 +1209,7 @@ static int do_run(upload_cli *c) {
   bulkup_report *rep = NULL;
   err = bulkup_uploader_finish(u, &rep);
 
-  pthread_mutex_lock(&g.mu);
-  progress *p = g.prog;
-  g.prog = NULL;
-  pthread_mutex_unlock(&g.mu);
-  progress_stop(p);
+  progress_stop(upload_swap_progress(NULL));
 
   int status;
   switch (err) {
@@ -1046,17 +1235,9 @@ static int do_run(upload_cli *c) {
   }
   if (rep) {
     if (!c->quiet)
-      print_summary(c, rep);
-    if (c->report) {
-      bulkup_err werr = bulkup_report_write_json(rep, c->report);
-      if (werr != BULKUP_OK) {
-        const char *detail = bulkup_last_error_message();
-        cli_error("cannot write the report %s: %s%s%s", c->report,
-                  bulkup_strerror(werr), *detail ? ": " : "", detail);
-        if (status == CLI_EXIT_OK)
-          status = CLI_EXIT_FAILED;
-      }
-    }
+      upload_print_summary(c, rep);
+    if (!upload_write_report(c, rep) && status == CLI_EXIT_OK)
+      status = CLI_EXIT_FAILED;
   } else {
     cli_error("the uploader returned no report (%s)", bulkup_strerror(err));
     if (status == CLI_EXIT_OK)
@@ -1066,9 +1247,7 @@ static int do_run(upload_cli *c) {
     cli_error("%lu input error%s after the upload had started (see above)",
               rn.input_errors, rn.input_errors == 1 ? "" : "s");
 
-  pthread_mutex_lock(&g.umu);
-  g.u = NULL;
-  pthread_mutex_unlock(&g.umu);
+  upload_set_cancel(NULL, NULL);
   bulkup_report_free(rep);
   bulkup_uploader_free(u);
   return status;
@@ -1102,7 +1281,7 @@ int cli_upload_main(int argc, char **argv) {
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return CLI_EXIT_FAILED;
   }
-  rc = do_run(&c);
+  rc = upload_is_workflow(&c) ? upload_api_run(&c) : do_run(&c);
   atomic_store(&g.stopping, true);
   pthread_kill(sig_thread, SIGUSR1);
   pthread_join(sig_thread, NULL);

@@ -1,0 +1,90 @@
+/*
+ * upload.h - what the two halves of `bulkup upload` share.
+ *
+ * upload.c parses the options, owns the signal thread, and runs the
+ * direct modes (--to, --manifest): items PUT straight to URLs by the
+ * upload engine. upload_api.c runs the platform workflow (--api, or the
+ * embedded reference server when there is no target at all): signed URLs
+ * from the API, then an image group (or, without --image-group under
+ * --api, plain uploads that print their object keys).
+ */
+#ifndef BULKUP_CLI_UPLOAD_H
+#define BULKUP_CLI_UPLOAD_H
+
+#include "progress.h"
+
+#include <bulkup.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct upload_cli {
+  /* direct modes */
+  const char *to;
+  const char *manifest;
+  /* the workflow: --api URL (else the embedded server) */
+  const char *api;
+  const char *key_file;
+  const char *key_id;
+  const char *image_group; /* the group's title */
+  const char *store;       /* the embedded server's root */
+  bool create_video;
+  bool cluster_by_resolution;
+
+  char **paths;
+  int npaths;
+  bulkup_uploader_options opt;
+  const char *report;
+  const char *journal;
+  const char *content_type;
+  bulkup_data_type data_type;
+  int progress; /* -1 auto, 0 off, 1 on */
+  bool quiet;
+  int verbose;
+} upload_cli;
+
+/* Whether the options select the workflow (--api, or no --to/--manifest). */
+bool upload_is_workflow(const upload_cli *c);
+
+/* ---- signals (upload.c) -------------------------------------------------
+ * SIGINT and SIGTERM are taken by one thread. The first one is recorded
+ * (upload_signal()) and handed to the cancel hook of what is running, if
+ * any; the second quits at once with 128 + signal. */
+
+/* The hook a first signal calls, from the signal thread: `fn(arg, sig)`.
+ * NULL (the default) when nothing that can be cancelled runs; the signal
+ * is then only recorded, for the main thread to see. Setting a hook after
+ * a signal arrived does not call it: check upload_signal() afterwards. */
+void upload_set_cancel(void (*fn)(void *arg, int sig), void *arg);
+/* The first signal received, or 0. */
+int upload_signal(void);
+/* 130 for SIGINT, 143 for SIGTERM. */
+int upload_exit_for_signal(void);
+
+/* ---- messages (upload.c) ------------------------------------------------ */
+
+/* "bulkup: <message>" on stderr, never in the middle of the progress
+ * line. Thread-safe. */
+void upload_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The library's log callback: "bulkup: warning: <message>". */
+void upload_log_cb(void *userdata, bulkup_log_level level,
+                   const char *message);
+/* The library log level the -q / -v options ask for. */
+bulkup_log_level upload_log_level(const upload_cli *c);
+/* Whether to draw the progress line (--progress, --no-progress, -q, tty). */
+bool upload_show_progress(const upload_cli *c);
+/* Make `p` the progress line that upload_say() steps around (NULL: none).
+ * Returns the previous one. */
+progress *upload_swap_progress(progress *p);
+/* "uploaded N of M files ..." and the first failures, on stderr. */
+void upload_print_summary(const upload_cli *c, const bulkup_report *rep);
+/* Write --report if asked; false (after a message) if it failed. */
+bool upload_write_report(const upload_cli *c, const bulkup_report *rep);
+
+/* ---- the workflow (upload_api.c) ---------------------------------------- */
+
+/* Run the workflow; returns the exit status. Signals are already routed to
+ * the signal thread. */
+int upload_api_run(upload_cli *c);
+
+#endif
