@@ -1091,7 +1091,8 @@ bool upload_write_report(const upload_cli *c, const bulkup_report *rep) {
   return false;
 }
 
-void upload_print_summary(const upload_cli *c, const bulkup_report *rep) {
+void upload_print_summary(const upload_cli *c, const bulkup_report *rep,
+                          bool list_failures) {
   bulkup_summary s;
   bulkup_report_summary(rep, &s);
   cli_error("uploaded %llu of %llu files (%.1f MB) in %.1f s, %llu failed, "
@@ -1102,6 +1103,8 @@ void upload_print_summary(const upload_cli *c, const bulkup_report *rep) {
             (unsigned long long)s.retries);
   size_t nf = bulkup_report_failure_count(rep);
   size_t shown = nf < MAX_FAILURES_SHOWN ? nf : MAX_FAILURES_SHOWN;
+  if (!list_failures)
+    shown = 0;
   for (size_t i = 0; i < shown; i++) {
     const bulkup_result *r = bulkup_report_failure(rep, i);
     if (!r)
@@ -1113,7 +1116,7 @@ void upload_print_summary(const upload_cli *c, const bulkup_report *rep) {
             r->path ? r->path : r->title, r->url,
             bulkup_error_kind_name(r->error), status, r->message);
   }
-  if (nf > shown)
+  if (nf > shown && shown > 0)
     fprintf(stderr, "  ... and %zu more failure%s\n", nf - shown,
             nf - shown == 1 ? "" : "s");
   if (nf > 0 || s.cancelled > 0) {
@@ -1235,7 +1238,7 @@ static int do_run(upload_cli *c) {
   }
   if (rep) {
     if (!c->quiet)
-      upload_print_summary(c, rep);
+      upload_print_summary(c, rep, true);
     if (!upload_write_report(c, rep) && status == CLI_EXIT_OK)
       status = CLI_EXIT_FAILED;
   } else {

@@ -76,8 +76,10 @@ bool upload_show_progress(const upload_cli *c);
 /* Make `p` the progress line that upload_say() steps around (NULL: none).
  * Returns the previous one. */
 progress *upload_swap_progress(progress *p);
-/* "uploaded N of M files ..." and the first failures, on stderr. */
-void upload_print_summary(const upload_cli *c, const bulkup_report *rep);
+/* "uploaded N of M files ..." and, with list_failures, the first
+ * failures, on stderr. */
+void upload_print_summary(const upload_cli *c, const bulkup_report *rep,
+                          bool list_failures);
 /* Write --report if asked; false (after a message) if it failed. */
 bool upload_write_report(const upload_cli *c, const bulkup_report *rep);
 

@@ -308,9 +308,9 @@ static int embedded_start(const upload_cli *c, embedded *e,
  * covers storage PUTs beyond them. */
 static void embedded_interrupt(void *arg, int sig) {
   bks_server *srv = arg;
-  upload_say("%s: stopping: the embedded server now refuses further "
-             "uploads (files already stored stay; send the signal again to "
-             "quit at once)",
+  upload_say("%s: stopping the run: the embedded server now refuses "
+             "further uploads (files already stored stay; send the signal "
+             "again to quit at once)",
              sig == SIGINT ? "interrupted" : "terminated");
   static const char json_body[] =
       "{\"error\": \"the run was interrupted\"}";
@@ -533,8 +533,14 @@ int upload_api_run(upload_cli *c) {
   if (sig)
     status = upload_exit_for_signal();
 
-  if (rep && !c->quiet)
-    upload_print_summary(c, rep);
+  if (rep && !c->quiet) {
+    bulkup_summary s;
+    bulkup_report_summary(rep, &s);
+    /* Nothing submitted (the first API request failed): no summary. After
+     * a signal, the refused items are not news: the totals only. */
+    if (s.submitted)
+      upload_print_summary(c, rep, !sig);
+  }
   if (err != BULKUP_OK) {
     if (sig)
       cli_error("%s: %s", sig == SIGINT ? "interrupted" : "terminated",
