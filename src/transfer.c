@@ -173,13 +173,22 @@ static int bk_prereq_cb(void *ud, char *conn_primary_ip, char *conn_local_ip,
   BK_UNUSED(conn_primary_port);
   BK_UNUSED(conn_local_port);
   bk_worker *w = ud;
-  /* The connection is up (new or reused); the request is about to be
-   * sent. The write phase starts now. */
-  w->x.connected = true;
-  w->x.last_up = bk_now();
-  if (w->x.size == 0) {
-    w->x.body_sent = true;
-    w->x.body_sent_at = w->x.last_up;
+  bk_xfer *x = &w->x;
+  /* The connection is up (new or reused); a request is about to be sent,
+   * and its write phase starts now. libcurl may call this more than once
+   * per attempt: when a reused connection dies before any response,
+   * libcurl re-sends the request on a fresh one by itself. Each request
+   * gets fresh phase state (or the re-sent body would run under the read
+   * timeout of the first) and is counted. */
+  x->requests++;
+  x->bytes_earlier += (uint64_t)x->ulnow;
+  x->ulnow = 0;
+  x->connected = true;
+  x->body_sent = false;
+  x->last_up = bk_now();
+  if (x->size == 0) {
+    x->body_sent = true;
+    x->body_sent_at = x->last_up;
   }
   return CURL_PREREQFUNC_OK;
 }
@@ -336,6 +345,8 @@ static void bk_attempt(bk_worker *w, bk_outcome *out) {
   const bulkup_upload_policy *p = &u->policy;
 
   x->offset = 0;
+  x->requests = 0;
+  x->bytes_earlier = 0;
   x->connected = false;
   x->body_sent = false;
   x->ulnow = 0;
@@ -766,9 +777,11 @@ void bk_run_job(bk_worker *w, bk_job *j, bulkup_result *res) {
       break;
     }
 
-    res->attempts++;
     bk_attempt(w, &o);
-    res->bytes_sent += (uint64_t)w->x.ulnow;
+    /* An attempt that never got a connection is one request; one in which
+     * libcurl re-sent on a fresh connection counts every request. */
+    res->attempts += w->x.requests > 1 ? w->x.requests : 1;
+    res->bytes_sent += w->x.bytes_earlier + (uint64_t)w->x.ulnow;
     res->http_status = o.http_status;
     bk_verdict v = bk_classify(&o, &kind);
 

@@ -44,6 +44,11 @@ typedef struct bk_xfer {
   uint64_t offset;           /* next body byte to hand to libcurl */
   struct stat st;            /* the file when opened */
   /* per attempt */
+  int requests;              /* requests libcurl started in this attempt:
+                                more than 1 when it silently re-sent on a
+                                fresh connection after a reused one died */
+  uint64_t bytes_earlier;    /* body bytes of this attempt's earlier
+                                requests */
   bool connected;
   bool body_sent;
   double last_up;            /* when upload progress was last seen */

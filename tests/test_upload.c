@@ -1,6 +1,7 @@
 /* The upload engine against the fault-scripting test server: one test per
  * fault kind, asserting attempts, status, error kind and stored bytes. */
 #include "bk_test.h"
+#include "bk_proxy.h"
 #include "bk_ts.h"
 #include "internal.h"
 
@@ -1416,6 +1417,83 @@ static void test_submit_failure_keeps_order(void) {
   bulkup_uploader_free(u);
 }
 
+/* A callback source that trickles: 16 KiB per 25 ms (1 MiB in ~1.6 s). */
+static unsigned char *slow_data;
+static int64_t slow_read(void *ctx, uint64_t off, void *buf, size_t len) {
+  (void)ctx;
+  if (off >= (1u << 20))
+    return 0;
+  if (len > 16384)
+    len = 16384;
+  if (len > (1u << 20) - off)
+    len = (1u << 20) - off;
+  usleep(25 * 1000);
+  memcpy(buf, slow_data + off, len);
+  return (int64_t)len;
+}
+
+static void test_silent_resend_gets_fresh_phases(void) {
+  /* When a kept-alive connection dies before any response, libcurl re-sends
+   * the request on a fresh connection by itself, inside one of our
+   * attempts. The re-sent body must run under the write phase again (not
+   * under the read timeout that started when the first send ended), and
+   * the extra request and its bytes must be counted. Found by the soak. */
+  bk_ts_reset(ts);
+  slow_data = malloc(1u << 20);
+  bk_fill_random(slow_data, 1u << 20, 41);
+  bk_proxy_options po = {.per_exchange = 1};
+  bk_proxy *px;
+  CU_ASSERT_FATAL(bk_proxy_start(&px, "127.0.0.1", bk_ts_port(ts), &po) == 0);
+  bk_proxy_fault f[3] = {{.kind = BK_PROXY_NONE},
+                         {.kind = BK_PROXY_RESET, .dir = BK_PROXY_S2C,
+                          .after_bytes = 0},
+                         {.kind = BK_PROXY_NONE}};
+  bk_proxy_script(px, f, 3);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  o.workers = 1;
+  o.requests.max_retries = 0;
+  o.requests.read_timeout = 1; /* shorter than one 1.6 s send */
+  o.requests.write_timeout = 5;
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  char *warm = bk_proxy_url(px, "/resend/warm");
+  char *big = bk_proxy_url(px, "/resend/big");
+  bulkup_item it;
+  bulkup_item_init(&it);
+  it.source = BULKUP_SOURCE_MEMORY;
+  it.data = "x";
+  it.size = 1;
+  it.url = warm; /* opens the connection that the next item reuses */
+  CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_OK);
+  bulkup_item_init(&it);
+  it.source = BULKUP_SOURCE_CALLBACK;
+  it.read = slow_read;
+  it.size = 1u << 20;
+  it.url = big;
+  CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_OK);
+  bulkup_report *rep;
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
+  bulkup_summary s;
+  bulkup_report_summary(rep, &s);
+  CU_ASSERT_EQUAL(s.succeeded, 2);
+  CU_ASSERT_EQUAL(s.retries, 1);                          /* the re-send */
+  CU_ASSERT_EQUAL(s.bytes_sent, 1 + 2 * (1u << 20));      /* both sends */
+  char want[65], got[65];
+  bk_sha256_hex(slow_data, 1u << 20, want);
+  CU_ASSERT_EQUAL(bk_ts_object_sha256(ts, "/resend/big", got), 1 << 20);
+  CU_ASSERT_STRING_EQUAL(got, want);
+  bk_proxy_stats st;
+  bk_proxy_stats_get(px, &st);
+  CU_ASSERT_EQUAL(st.fired[BK_PROXY_RESET], 1);
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+  bk_proxy_stop(px);
+  free(warm);
+  free(big);
+  free(slow_data);
+}
+
 static void reg(void) {
   bk_suite("upload", suite_init, suite_clean);
   bk_test("many files stored byte-identical", test_many_files_stored_identically);
@@ -1450,6 +1528,7 @@ static void reg(void) {
   bk_test("free without finish", test_free_without_finish);
   bk_test("expired URL refreshed once", test_expired_url_refreshed_once);
   bk_test("submit_failure keeps order", test_submit_failure_keeps_order);
+  bk_test("libcurl's silent re-send", test_silent_resend_gets_fresh_phases);
 }
 
 int main(int argc, char **argv) { return bk_test_main(argc, argv, reg); }
