@@ -76,6 +76,7 @@ static const char upload_help[] =
     "\n"
     "With --api but no --image-group, the files are only uploaded: one\n"
     "'OBJECT_KEY  PATH' line per uploaded file on standard output.\n"
+    "--journal and --content-type are for --to and --manifest only.\n"
     "\n"
     "With --to, each PATH is a file or a directory. A file goes to\n"
     "URL_PREFIX/NAME, NAME being its base name. A directory is walked\n"
