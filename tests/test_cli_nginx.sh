@@ -362,9 +362,11 @@ expect "unknown option: exit 2" rc_is 2
 expect "unknown option: named" err_has "unknown option '--frobnicate'"
 run_tool upload --workers
 expect "option without its value: exit 2" rc_is 2
-run_tool upload "$WORK/set3"
-expect "no --to or --manifest: exit 2" rc_is 2
-expect "no --to or --manifest: says what is required" err_has "--to URL_PREFIX or --manifest FILE is required"
+# PATHs alone are the embedded default (tests/test_workflow_cli.sh); with
+# nothing to upload at all, it is a usage error.
+run_tool upload
+expect "nothing to upload: exit 2" rc_is 2
+expect "nothing to upload: says what is required" err_has "--to URL_PREFIX or --manifest FILE is required"
 run_tool upload --to "$HTTP_URL/x" --manifest "$WORK/m.csv"
 expect "--to with --manifest: exit 2" rc_is 2
 run_tool upload --to "$HTTP_URL/x?sig=1" "$WORK/set3"
