@@ -77,8 +77,8 @@ typedef struct bulkup_api_options {
    * openssl pkey). The key is parsed once, in bulkup_api_new(); buffers
    * that held it are wiped. */
   const char *key_file;
-  const char *key_pem;
-  size_t key_pem_len;
+  const char *key_pem; /* the key text (need not be NUL-terminated) */
+  size_t key_pem_len;  /* its length in bytes */
   /* Timeouts, retries and backoff of API requests; seed defaults.
    * connect_timeout bounds connection establishment
    * (CURLOPT_CONNECTTIMEOUT_MS). API bodies are small, so the read and
@@ -88,12 +88,12 @@ typedef struct bulkup_api_options {
    * max_retries and connection_retries count as for uploads; the waits
    * are bulkup_retry_wait() under `backoff`. */
   bulkup_requests_settings requests;
-  bulkup_backoff_settings backoff;
+  bulkup_backoff_settings backoff; /* waits between API retries */
   /* TLS: peer and host verification are on unless `insecure` is set (test
    * servers only). ca_file: a PEM bundle to trust instead of the
    * system's. */
   const char *ca_file;
-  bool insecure;
+  bool insecure; /* no TLS verification: test servers only */
   /* User-Agent header; NULL = "bulkup/VERSION". */
   const char *user_agent;
   /* Cap on one response body in bytes; 0 = BULKUP_DEFAULT_API_MAX_RESPONSE
@@ -196,7 +196,7 @@ typedef struct bulkup_workflow_options {
    * poll_interval and grows 1.5-fold per poll up to poll_interval_max.
    * Defaults 0.5 s and 10 s. */
   double poll_interval;
-  double poll_interval_max;
+  double poll_interval_max; /* the longest wait between polls */
   /* The upload engine's options: workers, queue_capacity, requests (for
    * the storage PUTs), cloud (max_retries/backoff_factor overrides and
    * allow_failures), backoff, TLS, callbacks. Filled with
@@ -226,6 +226,7 @@ BULKUP_EXTERN size_t bulkup_image_group_count(const bulkup_image_group *g);
  * group. */
 BULKUP_EXTERN const char *
 bulkup_image_group_data_hash(const bulkup_image_group *g, size_t i);
+/* Image i's title, as bulkup_image_group_data_hash. */
 BULKUP_EXTERN const char *
 bulkup_image_group_title(const bulkup_image_group *g, size_t i);
 /* Free the group result. NULL does nothing. */
@@ -282,12 +283,12 @@ typedef struct bulkup_uploaded {
   /* False when the run stopped (an API error) before this path was
    * submitted; status and keys are then meaningless. */
   bool submitted;
-  bulkup_item_status status;
+  bulkup_item_status status; /* how the path's upload ended */
   /* The object key and item uuid under which the object was stored, when
    * status is SUCCEEDED (a refreshed URL's key if the first expired);
    * NULL otherwise. Owned by the result. */
   const char *object_key;
-  const char *item_uuid;
+  const char *item_uuid; /* the platform's id for the item, as above */
 } bulkup_uploaded;
 
 /* The outcome of bulkup_api_upload(), one entry per path, in input order.

@@ -12,6 +12,12 @@
 extern "C" {
 #endif
 
+/*
+ * BULKUP_EXTERN marks the declarations the shared library exports (its
+ * other symbols are hidden). A program linking the static library defines
+ * BULKUP_STATIC (CMake's bulkup::bulkup_static does it), which makes it
+ * empty.
+ */
 #if defined(BULKUP_STATIC)
 #define BULKUP_EXTERN
 #elif defined(__GNUC__) && __GNUC__ >= 4

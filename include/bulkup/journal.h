@@ -25,6 +25,8 @@
 extern "C" {
 #endif
 
+/* An open journal. Opaque; bulkup_journal_open() makes one,
+ * bulkup_journal_close() frees it. */
 typedef struct bulkup_journal bulkup_journal;
 
 /* Options for bulkup_journal_open(); fill with
@@ -34,6 +36,7 @@ typedef struct bulkup_journal_options {
   double sync_interval;    /* seconds between syncs at most; default 1.0 */
 } bulkup_journal_options;
 
+/* bulkup_journal_options_init - fill *o with the defaults above. */
 BULKUP_EXTERN void bulkup_journal_options_init(bulkup_journal_options *o);
 
 /*

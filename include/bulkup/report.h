@@ -49,6 +49,8 @@ typedef enum bulkup_item_status {
   XX(INPUT, 18, "input")              /* the item's description was bad    \
                                          (bulkup_uploader_submit_failure) */
 
+/* The error kinds of BULKUP_ERROR_KIND_MAP: BULKUP_ERROR_NONE,
+ * BULKUP_ERROR_CONNECT, ... BULKUP_ERROR_INPUT. */
 typedef enum bulkup_error_kind {
 #define BULKUP__KIND_ENUM(name, value, text) BULKUP_ERROR_##name = value,
   BULKUP_ERROR_KIND_MAP(BULKUP__KIND_ENUM)
@@ -72,7 +74,7 @@ BULKUP_EXTERN const char *bulkup_item_status_name(bulkup_item_status s);
  */
 typedef struct bulkup_result {
   uint64_t index;            /* position in submission order, from 0 */
-  bulkup_item_status status;
+  bulkup_item_status status; /* succeeded, failed or cancelled */
   bulkup_error_kind error;   /* NONE when succeeded */
   int attempts;              /* requests started for this item (0 if none) */
   int http_status;           /* last HTTP status received, 0 if none */
@@ -83,7 +85,7 @@ typedef struct bulkup_result {
   const char *response_excerpt; /* first bytes (<= 1 KiB) of the last error
                                    response body, "" if none; may contain
                                    NULs: see response_excerpt_len */
-  size_t response_excerpt_len;
+  size_t response_excerpt_len; /* bytes in response_excerpt */
   uint64_t bytes_sent;       /* body bytes sent over all attempts */
   uint64_t size;             /* the item's size in bytes */
   double elapsed_s;          /* from the first attempt's start to the end */
@@ -92,10 +94,10 @@ typedef struct bulkup_result {
 
 /* Totals of a run. succeeded + failed + cancelled == submitted, always. */
 typedef struct bulkup_summary {
-  uint64_t submitted;
-  uint64_t succeeded;
-  uint64_t failed;
-  uint64_t cancelled;
+  uint64_t submitted;   /* items submitted (submit_failure ones included) */
+  uint64_t succeeded;   /* items that ended succeeded */
+  uint64_t failed;      /* items that ended failed */
+  uint64_t cancelled;   /* items that ended cancelled */
   uint64_t retries;     /* attempts beyond each item's first */
   uint64_t bytes_sent;  /* body bytes sent, retries included */
   uint64_t bytes_succeeded; /* sizes of the succeeded items */
@@ -111,10 +113,16 @@ BULKUP_EXTERN void bulkup_report_summary(const bulkup_report *r,
                                          bulkup_summary *out);
 
 /* Failed and cancelled items, sorted by index. */
+/* Number of failed items. */
 BULKUP_EXTERN size_t bulkup_report_failure_count(const bulkup_report *r);
+/* Failed item i (i < bulkup_report_failure_count; otherwise NULL). Owned
+ * by the report. */
 BULKUP_EXTERN const bulkup_result *
 bulkup_report_failure(const bulkup_report *r, size_t i);
+/* Number of cancelled items. */
 BULKUP_EXTERN size_t bulkup_report_cancelled_count(const bulkup_report *r);
+/* Cancelled item i (i < bulkup_report_cancelled_count; otherwise NULL).
+ * Owned by the report. */
 BULKUP_EXTERN const bulkup_result *
 bulkup_report_cancelled(const bulkup_report *r, size_t i);
 

@@ -21,11 +21,17 @@ extern "C" {
 #endif
 
 /* Defaults, as in the seed. */
+/* Default of bulkup_requests_settings.max_retries. */
 #define BULKUP_DEFAULT_MAX_RETRIES 3
+/* Default of bulkup_requests_settings.backoff_factor, seconds. */
 #define BULKUP_DEFAULT_BACKOFF_FACTOR 1.5
+/* Default of bulkup_requests_settings.connection_retries. */
 #define BULKUP_DEFAULT_CONNECTION_RETRIES 3
+/* Default of bulkup_requests_settings.connect_timeout, seconds. */
 #define BULKUP_DEFAULT_CONNECT_TIMEOUT 180.0
+/* Default of bulkup_requests_settings.read_timeout, seconds. */
 #define BULKUP_DEFAULT_READ_TIMEOUT 180.0
+/* Default of bulkup_requests_settings.write_timeout, seconds. */
 #define BULKUP_DEFAULT_WRITE_TIMEOUT 180.0
 /* Cap on one backoff wait, in seconds (urllib3's BACKOFF_MAX). */
 #define BULKUP_DEFAULT_BACKOFF_MAX 120.0
@@ -78,11 +84,11 @@ typedef struct bulkup_cloud_upload_settings {
   /* When max_retries_set is true, max_retries replaces
    * bulkup_requests_settings.max_retries for uploads (0 means no retry). */
   bool max_retries_set;
-  int max_retries;
+  int max_retries; /* used only when max_retries_set */
   /* When backoff_factor_set is true, backoff_factor replaces the requests
    * settings' factor for uploads (0.0 means retry at once). */
   bool backoff_factor_set;
-  double backoff_factor;
+  double backoff_factor; /* used only when backoff_factor_set */
   /* If true, an upload run in which some items failed after their retries
    * still counts as a success as long as at least one item succeeded (and
    * an image group is created from the successes); the failures are in the
@@ -99,6 +105,7 @@ bulkup_cloud_upload_settings_init(bulkup_cloud_upload_settings *s);
 BULKUP_EXTERN void
 bulkup_cloud_upload_settings_set_max_retries(bulkup_cloud_upload_settings *s,
                                              int max_retries);
+/* As above, for backoff_factor. */
 BULKUP_EXTERN void bulkup_cloud_upload_settings_set_backoff_factor(
     bulkup_cloud_upload_settings *s, double backoff_factor);
 
@@ -140,14 +147,14 @@ bulkup_backoff_settings_validate(const bulkup_backoff_settings *s);
  * bulkup_upload_policy_merge(); a plain value, freely copied.
  */
 typedef struct bulkup_upload_policy {
-  int max_retries;
-  double backoff_factor;
-  int connection_retries;
-  double connect_timeout;
-  double read_timeout;
-  double write_timeout;
-  bool allow_failures;
-  bulkup_backoff_settings backoff;
+  int max_retries;         /* the cloud override if set, else requests' */
+  double backoff_factor;   /* the cloud override if set, else requests' */
+  int connection_retries;  /* from the requests settings */
+  double connect_timeout;  /* from the requests settings */
+  double read_timeout;     /* from the requests settings */
+  double write_timeout;    /* from the requests settings */
+  bool allow_failures;     /* from the cloud settings */
+  bulkup_backoff_settings backoff; /* caps and jitter */
 } bulkup_upload_policy;
 
 /*

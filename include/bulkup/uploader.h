@@ -97,17 +97,17 @@ BULKUP_EXTERN const char *bulkup_content_type_for(bulkup_data_type type,
 
 /* Live counters of a running uploader (a snapshot). */
 typedef struct bulkup_progress {
-  uint64_t submitted;
-  uint64_t succeeded;
-  uint64_t failed;
-  uint64_t cancelled;
+  uint64_t submitted;       /* items submitted so far */
+  uint64_t succeeded;       /* items ended succeeded */
+  uint64_t failed;          /* items ended failed */
+  uint64_t cancelled;       /* items ended cancelled */
   uint64_t in_flight;       /* taken by a worker, not finished */
-  uint64_t retries;
+  uint64_t retries;         /* attempts beyond each item's first */
   uint64_t bytes_submitted; /* sizes of submitted items (files: as stat'ed
                                when the worker opened them) */
   uint64_t bytes_sent;      /* body bytes sent so far, retries included */
   uint64_t bytes_succeeded; /* sizes of succeeded items */
-  double elapsed_s;
+  double elapsed_s;         /* seconds since the uploader started */
 } bulkup_progress;
 
 /* Log levels for the log callback. */
@@ -163,7 +163,7 @@ typedef struct bulkup_uploader_options {
    * (test servers only). ca_file: a PEM bundle to trust instead of the
    * system's. */
   const char *ca_file;
-  bool insecure;
+  bool insecure; /* no TLS verification: test servers only */
   /* Send Content-MD5 (the server can reject a corrupted body). Costs one
    * extra read of each file. Default false. */
   bool content_md5;
@@ -177,23 +177,23 @@ typedef struct bulkup_uploader_options {
    * the bucket cannot pay, a transient failure is final
    * (BULKUP_ERROR_RETRY_BUDGET). Default on, 500 tokens. */
   bool retry_budget;
-  unsigned int retry_budget_tokens;
+  unsigned int retry_budget_tokens; /* the bucket's size; default 500 */
   /* CURLOPT_UPLOAD_BUFFERSIZE in bytes; 0 = bulkup's default. */
   size_t upload_buffer_size;
   /* User-Agent header; NULL = "bulkup/VERSION". */
   const char *user_agent;
   /* Callbacks, all optional, all given `userdata`. */
-  bulkup_complete_fn on_complete;
-  bulkup_progress_fn on_progress;
+  bulkup_complete_fn on_complete; /* once per item as it ends */
+  bulkup_progress_fn on_progress; /* progress snapshots */
   double progress_interval;      /* seconds, default 0.25 */
-  bulkup_log_fn log;
+  bulkup_log_fn log;             /* the library's log messages */
   bulkup_log_level log_level;    /* default BULKUP_LOG_WARN */
   bulkup_refresh_url_fn refresh_url; /* optional */
   /* Record each succeeded item that has a journal_key here (not owned;
    * must outlive the uploader). Failures to write the journal are logged
    * at BULKUP_LOG_ERROR and do not fail the item. */
   bulkup_journal *journal;
-  void *userdata;
+  void *userdata; /* given to every callback above */
 } bulkup_uploader_options;
 
 /* bulkup_uploader_options_init - the defaults documented above. */

@@ -10,8 +10,11 @@
 extern "C" {
 #endif
 
+/* Major version of the headers: changes when the ABI breaks. */
 #define BULKUP_VERSION_MAJOR 0
+/* Minor version of the headers: compatible additions. */
 #define BULKUP_VERSION_MINOR 1
+/* Patch version of the headers: fixes only. */
 #define BULKUP_VERSION_PATCH 0
 
 #define BULKUP__STR2(x) #x
