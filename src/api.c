@@ -113,6 +113,9 @@ bulkup_err bulkup_api_new(bulkup_api **out, const bulkup_api_options *opt) {
   if (!api)
     return bk_error(BULKUP_ENOMEM, "out of memory");
   bk_mutex_init(&api->pool_lock);
+  bk_mutex_init(&api->cancel_lock);
+  bk_cond_init(&api->cancel_cond);
+  atomic_init(&api->cancelled, false);
   api->policy = policy;
   api->insecure = opt->insecure;
   api->max_response = opt->max_response_size ? opt->max_response_size
@@ -154,6 +157,8 @@ void bulkup_api_free(bulkup_api *api) {
   for (size_t i = 0; i < api->nidle; i++)
     curl_easy_cleanup(api->idle[i]);
   bk_mutex_destroy(&api->pool_lock);
+  bk_cond_destroy(&api->cancel_cond);
+  bk_mutex_destroy(&api->cancel_lock);
   EVP_PKEY_free(api->key); /* OpenSSL wipes the private key */
   bk_free(api->origin);
   bk_free(api->prefix);
@@ -335,6 +340,16 @@ static void bk_error_excerpt(const char *body, size_t len, char *out,
 /* One attempt. Fills *o and the state; returns BULKUP_OK when an outcome
  * was obtained (whatever it is), or an error that ends the request at
  * once (signing, allocation, an oversized answer). */
+/* Abort a request in flight when the handle is cancelled. */
+static int bk_api_xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+                              curl_off_t ultotal, curl_off_t ulnow) {
+  (void)dltotal;
+  (void)dlnow;
+  (void)ultotal;
+  (void)ulnow;
+  return atomic_load((atomic_bool *)ud) ? 1 : 0;
+}
+
 static bulkup_err bk_api_attempt(bulkup_api *api, const bk_api_call *c,
                                  CURL **easyp, bk_attempt_state *st,
                                  bk_outcome *o, char *errbuf) {
@@ -410,6 +425,9 @@ static bulkup_err bk_api_attempt(bulkup_api *api, const bk_api_call *c,
   BK_SET(CURLOPT_PREREQFUNCTION, bk_api_prereq_cb);
   BK_SET(CURLOPT_PREREQDATA, st);
   BK_SET(CURLOPT_ERRORBUFFER, errbuf);
+  BK_SET(CURLOPT_XFERINFOFUNCTION, bk_api_xferinfo_cb);
+  BK_SET(CURLOPT_XFERINFODATA, &api->cancelled);
+  BK_SET(CURLOPT_NOPROGRESS, 0L);
   BK_SET(CURLOPT_CONNECTTIMEOUT_MS, cto ? cto : LONG_MAX / 2);
   BK_SET(CURLOPT_TIMEOUT_MS, total);
   BK_SET(CURLOPT_SSL_VERIFYPEER, api->insecure ? 0L : 1L);
@@ -461,15 +479,53 @@ static double bk_rand01(void) {
   return (double)v / 4294967296.0;
 }
 
-static void bk_sleep(double seconds) {
-  if (seconds <= 0)
-    return;
-  struct timespec ts;
-  ts.tv_sec = (time_t)seconds;
-  ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
+/* Sleep, but wake at once on bulkup_api_cancel. False if cancelled. */
+static bool bk_sleep(bulkup_api *api, double seconds) {
+  double deadline = bk_now() + (seconds > 0 ? seconds : 0);
+  bk_mutex_lock(&api->cancel_lock);
+  while (!atomic_load(&api->cancelled) && bk_now() < deadline)
+    bk_cond_timedwait(&api->cancel_cond, &api->cancel_lock, deadline);
+  bk_mutex_unlock(&api->cancel_lock);
+  return !atomic_load(&api->cancelled);
 }
+
+bool bk_api_is_cancelled(bulkup_api *api) {
+  return atomic_load(&api->cancelled);
+}
+
+void bulkup_api_cancel(bulkup_api *api) {
+  if (!api)
+    return;
+  bk_mutex_lock(&api->cancel_lock);
+  atomic_store(&api->cancelled, true);
+  bk_cond_broadcast(&api->cancel_cond);
+  for (bk_api_uploader *n = api->uploaders; n; n = n->next)
+    bulkup_uploader_cancel(n->u);
+  bk_mutex_unlock(&api->cancel_lock);
+}
+
+void bk_api_register_uploader(bulkup_api *api, bk_api_uploader *node,
+                              bulkup_uploader *u) {
+  node->u = u;
+  bk_mutex_lock(&api->cancel_lock);
+  node->next = api->uploaders;
+  api->uploaders = node;
+  if (atomic_load(&api->cancelled))
+    bulkup_uploader_cancel(u);
+  bk_mutex_unlock(&api->cancel_lock);
+}
+
+void bk_api_unregister_uploader(bulkup_api *api, bk_api_uploader *node) {
+  bk_mutex_lock(&api->cancel_lock);
+  for (bk_api_uploader **pp = &api->uploaders; *pp; pp = &(*pp)->next) {
+    if (*pp == node) {
+      *pp = node->next;
+      break;
+    }
+  }
+  bk_mutex_unlock(&api->cancel_lock);
+}
+
 
 /* Run a request with retries. On BULKUP_OK the reply holds a 2xx answer
  * and its body; on error the detail is set and r->transient says whether
@@ -486,6 +542,11 @@ static bulkup_err bk_api_do(bulkup_api *api, const bk_api_call *c,
   bulkup_err rc;
   const bulkup_upload_policy *p = &api->policy;
   for (;;) {
+    if (atomic_load(&api->cancelled)) {
+      rc = bk_error(BULKUP_ECANCELED, "API %s %s: cancelled", c->method,
+                    c->path);
+      break;
+    }
     bk_outcome o;
     rc = bk_api_attempt(api, c, &easy, &st, &o, errbuf);
     if (rc != BULKUP_OK)
@@ -493,6 +554,11 @@ static bulkup_err bk_api_do(bulkup_api *api, const bk_api_call *c,
     bulkup_error_kind kind;
     bk_verdict v = bk_classify(&o, &kind);
     r->status = o.http_status;
+    if (kind == BULKUP_ERROR_CANCELLED && atomic_load(&api->cancelled)) {
+      rc = bk_error(BULKUP_ECANCELED, "API %s %s: cancelled", c->method,
+                    c->path);
+      break;
+    }
     if (o.curl == CURLE_SEND_FAIL_REWIND) {
       curl_easy_cleanup(easy);
       easy = NULL;
@@ -542,7 +608,7 @@ static bulkup_err bk_api_do(bulkup_api *api, const bk_api_call *c,
     bk_api_log(api, BULKUP_LOG_INFO, "API %s %s: %s (HTTP %d); retry %u in "
                "%.3f s", c->method, c->path, bulkup_error_kind_name(kind),
                o.http_status, n, wait);
-    bk_sleep(wait);
+    bk_sleep(api, wait); /* a cancel is seen at the top of the loop */
   }
   bk_free(st.buf);
   bk_pool_give(api, easy);
@@ -902,10 +968,13 @@ bulkup_err bk_api_wait_job(bulkup_api *api, const char *process_hash,
         return bk_error(BULKUP_ETIMEDOUT, "image group job %s did not end "
                         "within %.3g s (%u polls)", process_hash,
                         po->timeout, polls);
-      bk_sleep(wait < left ? wait : left);
+      bk_sleep(api, wait < left ? wait : left);
     } else {
-      bk_sleep(wait);
+      bk_sleep(api, wait);
     }
+    if (atomic_load(&api->cancelled))
+      return bk_error(BULKUP_ECANCELED, "cancelled while waiting for image "
+                      "group job %s", process_hash);
     polls++;
     bk_api_call c = {.method = "GET", .path = path, .retry = false};
     bk_api_reply r;

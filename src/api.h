@@ -4,6 +4,8 @@
 
 #include "internal.h"
 
+#include <stdatomic.h>
+
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
@@ -34,7 +36,29 @@ struct bulkup_api {
   pthread_mutex_t pool_lock;
   CURL *idle[BK_API_POOL];
   size_t nidle;
+
+  /* bulkup_api_cancel: the flag, a condition variable (on cancel_lock)
+   * that ends waits between retries and polls at once, and the uploaders
+   * of the workflows running on this handle, cancelled with it. */
+  atomic_bool cancelled;
+  pthread_mutex_t cancel_lock;
+  pthread_cond_t cancel_cond;
+  struct bk_api_uploader *uploaders;
 };
+
+/* A workflow's uploader, registered while it runs (a node on the
+ * workflow's stack). */
+typedef struct bk_api_uploader {
+  bulkup_uploader *u;
+  struct bk_api_uploader *next;
+} bk_api_uploader;
+
+/* Register / unregister a running uploader; registering on a cancelled
+ * handle cancels the uploader at once. */
+void bk_api_register_uploader(bulkup_api *api, bk_api_uploader *node,
+                              bulkup_uploader *u);
+void bk_api_unregister_uploader(bulkup_api *api, bk_api_uploader *node);
+bool bk_api_is_cancelled(bulkup_api *api);
 
 struct bulkup_image_group {
   char *process_hash;

@@ -194,6 +194,9 @@ static bulkup_err bk_wf_upload(bk_wf *wf, const bulkup_workflow_options *opt,
   if (rc != BULKUP_OK)
     return rc;
   *started = true;
+  /* bulkup_api_cancel reaches this run's uploads through the handle. */
+  bk_api_uploader reg;
+  bk_api_register_uploader(wf->api, &reg, u);
 
   bulkup_err prc = BULKUP_OK;
   for (size_t start = 0; start < wf->n && prc == BULKUP_OK;
@@ -247,6 +250,7 @@ static bulkup_err bk_wf_upload(bk_wf *wf, const bulkup_workflow_options *opt,
   }
   bulkup_report *rep = NULL;
   rc = bulkup_uploader_finish(u, &rep);
+  bk_api_unregister_uploader(wf->api, &reg);
   bulkup_uploader_free(u);
   if (report)
     *report = rep;

@@ -1089,11 +1089,116 @@ static void test_server_stopped_mid_run(void) {
   free_files(paths, N);
 }
 
+typedef struct canceller {
+  bulkup_api *api;
+  atomic_int done;
+  atomic_int fired;
+  int after;
+} canceller;
+
+static void cancel_on_complete(void *ud, const bulkup_result *r) {
+  BK_UNUSED(r);
+  canceller *c = ud;
+  if (atomic_fetch_add(&c->done, 1) + 1 == c->after &&
+      !atomic_exchange(&c->fired, 1))
+    bulkup_api_cancel(c->api);
+}
+
+static void test_cancel_mid_upload(void) {
+  enum { N = 300 };
+  char **paths = make_files("cancel", N);
+  bulkup_api *api = new_api(srv);
+  bks_counters before, after;
+  counters(&before);
+  canceller c = {.api = api, .after = 20};
+  atomic_init(&c.done, 0);
+  atomic_init(&c.fired, 0);
+  bulkup_workflow_options o;
+  wf_options(&o);
+  o.upload.queue_capacity = 8;
+  o.upload.on_complete = cancel_on_complete;
+  o.upload.userdata = &c;
+  bulkup_image_group *g = NULL;
+  bulkup_report *rep = NULL;
+  bulkup_err rc = bulkup_create_image_group(
+      api, &o, (const char *const *)paths, N, &g, &rep);
+  CU_ASSERT(atomic_load(&c.fired));
+  CU_ASSERT_EQUAL(rc, BULKUP_ECANCELED);
+  CU_ASSERT_PTR_NULL(g);
+  assert_report_complete(rep);
+  bulkup_summary s;
+  bulkup_report_summary(rep, &s);
+  CU_ASSERT(s.succeeded >= 20);
+  CU_ASSERT(s.cancelled > 0);
+  CU_ASSERT(s.submitted <= 200); /* no further batch was fetched */
+  counters(&after);
+  CU_ASSERT_EQUAL(after.groups_created, before.groups_created);
+  /* The handle stays cancelled. */
+  bulkup_signed_url *v = NULL;
+  size_t n = 0;
+  CU_ASSERT_EQUAL(bulkup_api_presign(api, BULKUP_DATA_TYPE_IMAGE, 1, &v, &n),
+                  BULKUP_ECANCELED);
+  bulkup_report_free(rep);
+  bulkup_api_free(api);
+  free_files(paths, N);
+}
+
+typedef struct poll_canceller {
+  bulkup_api *api;
+  atomic_int fired;
+} poll_canceller;
+
+static void cancel_when_posted(void *ud, bulkup_log_level level,
+                               const char *msg) {
+  BK_UNUSED(level);
+  poll_canceller *c = ud;
+  if (strstr(msg, "posted; job") && !atomic_exchange(&c->fired, 1))
+    bulkup_api_cancel(c->api);
+}
+
+static void test_cancel_while_polling(void) {
+  enum { N = 3 };
+  char **paths = make_files("cancelpoll", N);
+  bks_server_set_job_pending(srv, 30); /* the job would stay PENDING */
+  bulkup_api_options ao;
+  api_options(&ao, srv);
+  poll_canceller c = {.api = NULL};
+  atomic_init(&c.fired, 0);
+  ao.log = cancel_when_posted;
+  ao.log_level = BULKUP_LOG_INFO;
+  ao.userdata = &c;
+  bulkup_api *api = NULL;
+  CU_ASSERT_EQUAL_FATAL(bulkup_api_new(&api, &ao), BULKUP_OK);
+  c.api = api;
+  bulkup_workflow_options o;
+  wf_options(&o);
+  o.poll_interval = 5; /* a long wait that the cancel must cut short */
+  bulkup_image_group *g = NULL;
+  bulkup_report *rep = NULL;
+  double t0 = bk_now();
+  bulkup_err rc = bulkup_create_image_group(
+      api, &o, (const char *const *)paths, N, &g, &rep);
+  double dt = bk_now() - t0;
+  bks_server_set_job_pending(srv, 0.5);
+  CU_ASSERT(atomic_load(&c.fired));
+  CU_ASSERT_EQUAL(rc, BULKUP_ECANCELED);
+  CU_ASSERT_PTR_NULL(g);
+  CU_ASSERT(dt < 4.5); /* did not sit out the 5 s poll interval */
+  bulkup_summary s;
+  bulkup_report_summary(rep, &s);
+  CU_ASSERT_EQUAL(s.succeeded, N);
+  bulkup_report_free(rep);
+  bulkup_api_free(api);
+  free_files(paths, N);
+}
+
 static void reg(void) {
   bk_suite("workflow", suite_init, suite_clean);
   bk_test("450 paths: 3 pipelined presign batches, one group",
           test_group_batches_pipelined);
   bk_test("plain upload: keys name the stored bytes", test_upload_keys);
+  bk_test("bulkup_api_cancel mid-upload", test_cancel_mid_upload);
+  bk_test("bulkup_api_cancel while polling the job", test_cancel_while_polling);
   bk_test("over TLS", test_tls);
   bk_test("missing path: error before any request",
           test_missing_path_before_any_request);

@@ -136,6 +136,19 @@ BULKUP_EXTERN bulkup_err bulkup_api_new(bulkup_api **out,
  * running on it. NULL does nothing. */
 BULKUP_EXTERN void bulkup_api_free(bulkup_api *api);
 
+/*
+ * bulkup_api_cancel - stop everything running on this handle as soon as
+ * possible: API requests in flight are aborted and waits between retries
+ * and polls end at once (those calls return BULKUP_ECANCELED); a
+ * bulkup_create_image_group or bulkup_api_upload in progress cancels its
+ * uploads (queued items end as cancelled) and returns BULKUP_ECANCELED with
+ * its complete report, and creates no image group unless its POST was
+ * already sent. The handle stays cancelled: later calls fail with
+ * BULKUP_ECANCELED. Thread-safe and idempotent; returns at once; not
+ * async-signal-safe (from a signal, notify a thread that calls it).
+ */
+BULKUP_EXTERN void bulkup_api_cancel(bulkup_api *api);
+
 /* One signed upload URL, as the API issued it. */
 typedef struct bulkup_signed_url {
   char *item_uuid;  /* the platform's id for the item */

@@ -14,7 +14,8 @@
  *
  * Signals: SIGINT and SIGTERM are blocked in every thread (the mask is set
  * before any thread starts, and threads inherit it); one thread takes them
- * with sigwait() and cancels the run. A second signal exits at once.
+ * with sigwait() and cancels the run. A second signal, a second or more
+ * after the first, exits at once.
  */
 #include "upload.h"
 
@@ -38,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_BAD_LINES_SHOWN 20
@@ -203,10 +205,10 @@ static const char upload_help[] =
     "       parse, a URL that is not http(s), a key file that is missing,\n"
     "       malformed or readable by others. Nothing was uploaded\n"
     "  130  interrupted (SIGINT); 143 terminated (SIGTERM): transfers are\n"
-    "       cancelled, the report is written (a second signal quits at\n"
-    "       once). With --api, once the workflow has started it cannot be\n"
-    "       stopped part-way: the tool quits at once, without a report;\n"
-    "       files already uploaded stay on the server\n"
+    "       cancelled, the report is written (another signal, a second or\n"
+    "       more later, quits at once); in the workflow, no image group is\n"
+    "       created unless its request had already been sent; files\n"
+    "       already uploaded stay\n"
     "\n"
     "Examples:\n"
     "  bulkup upload examples/images\n"
@@ -669,7 +671,19 @@ static void *signal_thread(void *arg) {
         return NULL;
       continue;
     }
+    /* A second signal quits at once, unless it follows the first within a
+     * second: `timeout CMD` forwards a signal to CMD and also sends it to
+     * its process group, and a terminal's Ctrl-C reaches every process of
+     * a pipeline, so one keypress often arrives twice. */
+    static double first_at;
+    struct timespec now_ts;
+    clock_gettime(CLOCK_MONOTONIC, &now_ts);
+    double now = (double)now_ts.tv_sec + (double)now_ts.tv_nsec / 1e9;
     int prev = atomic_exchange(&g.sig, s);
+    if (prev == 0)
+      first_at = now;
+    else if (now - first_at < 1.0)
+      continue;
     if (prev != 0) {
       static const char msg[] =
           "\nbulkup: second signal: quitting without waiting\n";

@@ -17,13 +17,10 @@
  * group's images come in a stable order. The library's workflow takes the
  * whole list (it needs every path for the group anyway).
  *
- * Signals: upload.c's signal thread calls the hook installed here. The
- * library offers no way to cancel a workflow part-way, so
- * - with the embedded server, the hook makes the server refuse every
- *   further request (HTTP 499, never retried): queued uploads fail at
- *   once, the next request for signed URLs fails and the library cancels
- *   the rest; the run then ends normally with its report and 130/143;
- * - with --api, the hook quits at once with 130/143 (no report).
+ * Signals: upload.c's signal thread calls the hook installed here, which
+ * calls bulkup_api_cancel: uploads in flight are aborted, queued ones end
+ * as cancelled, no image group is created, and the run ends with its
+ * report and 130/143.
  */
 #include "upload.h"
 
@@ -301,55 +298,14 @@ static int embedded_start(const upload_cli *c, embedded *e,
 /* ---- signals -------------------------------------------------------------------
  */
 
-/* Embedded: from now on the server refuses everything with 499 (a status
- * nobody retries), so the run ends within moments, with its report. A
- * per-path script wins over the any-path one, so the API endpoints keep
- * refusing after the any-path actions are used up; the random-fault rate
- * covers storage PUTs beyond them. */
-static void embedded_interrupt(void *arg, int sig) {
-  bks_server *srv = arg;
-  upload_say("%s: stopping the run: the embedded server now refuses "
-             "further uploads (files already stored stay; send the signal "
-             "again to quit at once)",
+/* A signal cancels the workflow: uploads in flight are aborted, queued
+ * ones end as cancelled, no image group is created (unless its POST had
+ * already been sent), and the run ends with its report. */
+static void workflow_interrupt(void *arg, int sig) {
+  upload_say("%s: cancelling the run (files already stored stay; send the "
+             "signal again to quit at once)",
              sig == SIGINT ? "interrupted" : "terminated");
-  static const char json_body[] =
-      "{\"error\": \"the run was interrupted\"}";
-  static const char xml_body[] =
-      "<?xml version='1.0' encoding='UTF-8'?><Error><Code>Interrupted</Code>"
-      "<Message>The run was interrupted; the object was not stored."
-      "</Message></Error>";
-  enum { API_ACTIONS = 64, ANY_ACTIONS = 4096 };
-  bks_action api[API_ACTIONS];
-  for (size_t i = 0; i < API_ACTIONS; i++)
-    api[i] = (bks_action){.fault = BKS_FAULT_STATUS,
-                          .status = 499,
-                          .headers = "Content-Type: application/json\r\n",
-                          .body = json_body};
-  bks_server_script(srv, "/v2/public/presigned-urls", api, API_ACTIONS);
-  bks_server_script(srv, "/v2/public/image-groups", api, API_ACTIONS);
-  bks_action *any = calloc(ANY_ACTIONS, sizeof *any);
-  if (any) {
-    for (size_t i = 0; i < ANY_ACTIONS; i++)
-      any[i] = (bks_action){
-          .fault = BKS_FAULT_STATUS,
-          .status = 499,
-          .headers = "Content-Type: application/xml; charset=UTF-8\r\n",
-          .body = xml_body};
-    bks_server_script(srv, NULL, any, ANY_ACTIONS);
-    free(any);
-  }
-  bks_faults f = {.rate = 1.0, .status = 499};
-  bks_server_set_faults(srv, &f);
-}
-
-/* --api: nothing in the library can stop the workflow part-way. */
-static void api_interrupt(void *arg, int sig) {
-  (void)arg;
-  upload_say("%s: the API workflow cannot be stopped part-way: quitting now, "
-             "without a report (files already uploaded stay on the server; "
-             "no image group was created unless its job had started)",
-             sig == SIGINT ? "interrupted" : "terminated");
-  _exit(sig == SIGTERM ? CLI_EXIT_SIGTERM : CLI_EXIT_SIGINT);
+  bulkup_api_cancel(arg);
 }
 
 static void feed_progress(void *userdata, const bulkup_progress *p) {
@@ -500,10 +456,7 @@ int upload_api_run(upload_cli *c) {
 
   /* From here a signal goes to the hook; one that came before it was set
    * is seen just after. */
-  if (emb.srv)
-    upload_set_cancel(embedded_interrupt, emb.srv);
-  else
-    upload_set_cancel(api_interrupt, NULL);
+  upload_set_cancel(workflow_interrupt, api);
   if (upload_signal()) {
     upload_set_cancel(NULL, NULL);
     progress_stop(upload_swap_progress(NULL));
