@@ -1,0 +1,184 @@
+"""upload_files against a real server: nginx WebDAV (scripts/nginx-webdav),
+which stores every PUT under its root. Skipped without nginx."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import unittest
+from pathlib import Path
+from urllib.parse import quote
+
+import _support
+from bulkup import (CloudUploadSettings, DataType, RequestsSettings, UploadFailed,
+                    upload_files)
+
+NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
+SCRIPT = _support.SOURCE_DIR / "scripts" / "nginx-webdav"
+REFUSED = "http://127.0.0.1:1"  # nothing listens on port 1
+
+
+@unittest.skipUnless(os.access(NGINX, os.X_OK) and SCRIPT.exists(),
+                     "needs nginx and scripts/nginx-webdav")
+class UploadTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = Path(tempfile.mkdtemp(prefix="bulkup-py-"))
+        cls.state = cls.tmp / "nginx"
+        out = subprocess.run([str(SCRIPT), "start", str(cls.state), "--store",
+                              str(cls.tmp / "store")],
+                             check=True, capture_output=True, text=True).stdout
+        env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        cls.url = env["NGINX_URL"]
+        cls.store = cls.tmp / "store"
+        # a tree: sample images, a name that needs quoting, a larger file
+        cls.src = cls.tmp / "src"
+        (cls.src / "sub dir").mkdir(parents=True)
+        images = sorted((_support.SOURCE_DIR / "examples" / "images").glob("*.png"))
+        for p in images:
+            shutil.copy(p, cls.src / p.name)
+        (cls.src / "sub dir" / "naïve #1.bin").write_bytes(os.urandom(70000))
+        (cls.src / "large.bin").write_bytes(os.urandom(2_000_000))
+        cls.files = sorted(p for p in cls.src.rglob("*") if p.is_file())
+
+    @classmethod
+    def tearDownClass(cls):
+        subprocess.run([str(SCRIPT), "stop", str(cls.state)], check=False)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def pairs(self, prefix, files=None):
+        return [(p, f"{self.url}/{prefix}/{quote(str(p.relative_to(self.src)))}")
+                for p in (files or self.files)]
+
+    def test_upload_tree(self):
+        progress, items = [], []
+        lock = threading.Lock()
+
+        def on_item(r):
+            with lock:
+                items.append(r.index)
+
+        result = upload_files(self.pairs("tree"), RequestsSettings(), CloudUploadSettings(),
+                              workers=4, on_progress=progress.append,
+                              progress_interval=0.01, on_item=on_item)
+        self.assertTrue(result.ok, result)
+        self.assertEqual(result.code, "OK")
+        self.assertEqual(result.failures, [])
+        self.assertEqual([r.index for r in result.successes], list(range(len(self.files))))
+        self.assertEqual(sorted(items), list(range(len(self.files))))
+        for r, p in zip(result.successes, self.files):
+            self.assertEqual(r.path, str(p))
+            self.assertEqual((r.status, r.error, r.attempts, r.message), ("succeeded", "none", 1, ""))
+            self.assertIn(r.http_status, (201, 204))
+            self.assertEqual(r.size, p.stat().st_size)
+            stored = self.store / "tree" / p.relative_to(self.src)
+            self.assertEqual(stored.read_bytes(), p.read_bytes(), stored)
+        s = result.summary
+        self.assertEqual((s.submitted, s.succeeded, s.failed, s.cancelled),
+                         (len(self.files), len(self.files), 0, 0))
+        self.assertEqual(s.bytes_succeeded, sum(p.stat().st_size for p in self.files))
+        self.assertTrue(progress, "no progress callback")
+        self.assertEqual(progress[-1].succeeded, len(self.files))
+        result.raise_for_failures()  # does not raise
+
+    def test_streamed_generator(self):
+        n = 300
+        src = self.files[0]
+
+        def gen():
+            for i in range(n):
+                yield (str(src), f"{self.url}/gen/{i:04d}.png")
+
+        result = upload_files(gen(), workers=3, queue_capacity=2)
+        self.assertTrue(result.ok)
+        self.assertEqual(len(result.successes), n)
+        self.assertEqual(len(list((self.store / "gen").iterdir())), n)
+
+    def test_failures_are_all_reported(self):
+        good = self.files[0]
+        items = [
+            (good, f"{self.url}/mixed/ok.png"),
+            (self.src / "no-such-file.png", f"{self.url}/mixed/missing.png"),
+            (good, "ftp://127.0.0.1/x.png"),
+            (good, f"{REFUSED}/x.png?X-Goog-Signature=s3cr3t&X-Goog-Credential=me"),
+        ]
+        result = upload_files(items, RequestsSettings(connection_retries=0), workers=2)
+        self.assertFalse(result.ok)
+        self.assertEqual(result.code, "EUPLOAD")
+        self.assertEqual([r.index for r in result.successes], [0])
+        f = {r.index: r for r in result.failures}
+        self.assertEqual(sorted(f), [1, 2, 3])
+        self.assertEqual((f[1].status, f[1].error, f[1].attempts), ("failed", "file", 0))
+        self.assertEqual(f[1].path, str(self.src / "no-such-file.png"))
+        self.assertEqual((f[2].error, f[2].attempts), ("url", 0))
+        self.assertEqual((f[3].error, f[3].attempts, f[3].http_status), ("connect", 1, 0))
+        self.assertTrue(f[3].message)
+        # signed URLs never appear: not in the result, not in the report
+        self.assertNotIn("s3cr3t", f[3].url)
+        self.assertIn("REDACTED", f[3].url)
+        self.assertNotIn("s3cr3t", result.report_json)
+        with self.assertRaises(UploadFailed) as cm:
+            result.raise_for_failures()
+        self.assertIs(cm.exception.result, result)
+
+    def test_connection_retries(self):
+        result = upload_files([(self.files[0], f"{REFUSED}/x")],
+                              RequestsSettings(connection_retries=2, backoff_factor=0))
+        self.assertEqual(result.failures[0].attempts, 3)
+        self.assertEqual(result.summary.retries, 2)
+
+    def test_cloud_settings_override_and_zero_means_zero(self):
+        # nginx answers 500 to a PUT below an existing file: transient
+        f = self.files[0]
+        upload_files([(f, f"{self.url}/blocker")])
+        bad = [(f, f"{self.url}/blocker/under")]
+        cases = [
+            (RequestsSettings(max_retries=2, backoff_factor=0), None, 3),
+            (RequestsSettings(max_retries=2, backoff_factor=0), CloudUploadSettings(max_retries=0), 1),
+            (RequestsSettings(max_retries=0), CloudUploadSettings(max_retries=1, backoff_factor=0), 2),
+        ]
+        for req, cloud, attempts in cases:
+            with self.subTest(requests=req, cloud=cloud):
+                result = upload_files(bad, req, cloud)
+                r = result.failures[0]
+                self.assertEqual((r.error, r.http_status, r.attempts),
+                                 ("http_status", 500, attempts))
+
+    def test_allow_failures(self):
+        good = (self.files[0], f"{self.url}/allow/ok.png")
+        bad = (self.src / "missing", f"{self.url}/allow/missing.png")
+        self.assertEqual(upload_files([good, bad]).code, "EUPLOAD")
+        r = upload_files([good, bad], cloud_upload_settings=CloudUploadSettings(allow_failures=True))
+        self.assertEqual((r.code, r.ok, len(r.successes), len(r.failures)), ("OK", True, 1, 1))
+        r = upload_files([bad], cloud_upload_settings=CloudUploadSettings(allow_failures=True))
+        self.assertEqual((r.code, r.ok), ("EALLFAILED", False))
+        self.assertEqual(upload_files([]).code, "OK")
+
+    def test_options(self):
+        r = upload_files(self.pairs("opts", self.files[:2]), workers=1, data_type=DataType.IMAGE,
+                         content_type="application/x-test", content_md5=True,
+                         user_agent="bulkup-python-test")
+        self.assertTrue(r.ok, r)
+        with self.assertRaises(ValueError):
+            upload_files([], workers=0)
+        with self.assertRaises(ValueError):
+            upload_files([], user_agent="two\nlines")
+
+    def test_callback_exception_is_raised(self):
+        def boom(_r):
+            raise RuntimeError("from on_item")
+
+        with self.assertRaisesRegex(RuntimeError, "from on_item"):
+            upload_files(self.pairs("boom", self.files[:3]), on_item=boom)
+
+    def test_bad_items(self):
+        with self.assertRaises(ValueError):
+            upload_files([(self.files[0],)])  # not a pair
+        # the run before the bad item is cancelled, and nothing leaks or hangs
+        with self.assertRaises(TypeError):
+            upload_files([(self.files[0], f"{self.url}/x"), (self.files[0], None)])
+
+
+if __name__ == "__main__":
+    unittest.main()
