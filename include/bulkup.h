@@ -16,6 +16,7 @@
 #include "bulkup/report.h"
 #include "bulkup/uploader.h"
 #include "bulkup/journal.h"
+#include "bulkup/shard.h"
 #include "bulkup/api.h"
 
 #endif /* BULKUP_H */
