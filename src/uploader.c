@@ -146,6 +146,9 @@ static bulkup_err bk_validate_options(const bulkup_uploader_options *o) {
                     "upload_buffer_size must be 0 or between 16 KiB and 2 MiB");
   if ((int)o->log_level < BULKUP_LOG_ERROR || o->log_level > BULKUP_LOG_DEBUG)
     return bk_error(BULKUP_EINVAL, "log_level is out of range");
+  if (o->user_agent && strpbrk(o->user_agent, "\r\n"))
+    return bk_error(BULKUP_EINVAL,
+                    "user_agent must be one line (no CR or LF)");
   return BULKUP_OK;
 }
 

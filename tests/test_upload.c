@@ -1242,6 +1242,10 @@ static void test_invalid_items_and_options(void) {
   CU_ASSERT_EQUAL(bulkup_uploader_new(&u, &o), BULKUP_EINVAL);
   CU_ASSERT_PTR_NOT_NULL(strstr(bulkup_last_error_message(), "read_timeout"));
   fast_options(&o);
+  o.user_agent = "bulkup\r\nX-Injected: yes";
+  CU_ASSERT_EQUAL(bulkup_uploader_new(&u, &o), BULKUP_EINVAL);
+  CU_ASSERT_PTR_NOT_NULL(strstr(bulkup_last_error_message(), "user_agent"));
+  fast_options(&o);
   CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
   bulkup_item it;
   bulkup_item_init(&it);
