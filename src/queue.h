@@ -2,7 +2,12 @@
  *
  * Producers block in bk_queue_push while it is full; consumers block in
  * bk_queue_pop while it is empty. Closing wakes everybody: pushes fail,
- * pops drain what is left and then return NULL. */
+ * pops drain what is left and then return NULL.
+ *
+ * Wake-ups are the cost that matters (a futex call and a context switch
+ * each): a full queue wakes its blocked producer only once it has drained
+ * to half, so the producer refills it in one go instead of being woken for
+ * every item, and nobody is signalled when nobody waits. */
 #ifndef BULKUP_QUEUE_H
 #define BULKUP_QUEUE_H
 
@@ -14,6 +19,9 @@ typedef struct bk_queue {
   pthread_cond_t not_full;
   void **slots;
   size_t cap, head, count;
+  size_t low_water;   /* wake blocked producers only at or below this */
+  size_t push_waiters;
+  size_t pop_waiters;
   bool closed;
 } bk_queue;
 
