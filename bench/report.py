@@ -127,7 +127,7 @@ def main():
             cpub = NPROC * 1e6 / (cpu + srv) if cpu + srv > 0 else float("nan")
             label = setting if not setting.startswith("imm") else f"{setting[3:]} (--parallel-immediate)"
             p(
-                f"| {tool} | {label} | {len(c.runs)} | {c.runs[0]['files']:,} | {fmt(fps)} | {fmt(c.m('mbps'), 1)} "
+                f"| {tool} | {label} | {len(c.runs)} | {c.runs[0]['files']:,} | {fmt(fps, 1 if fps < 100 else 0)} | {fmt(c.m('mbps'), 1)} "
                 f"| {fmt(cpu)} | {fmt(srv)} | {fmt(limit)} | {fmt(100 * fps / limit)}% "
                 f"| {fmt(100 * fps / cpub)}% | {fmt(c.m('conns'))} | {fmt(c.m('rss_mb'), 1)} |"
             )
@@ -164,7 +164,10 @@ def main():
             for label, x, y in rows:
                 cols = []
                 for key in ("fps", "mbps", "cpu_us", "srv_us"):
-                    r = x.m(key) / y.m(key) if y.m(key) > 0 else float("nan")
+                    if not (x.m(key) > 0 and y.m(key) > 0):
+                        cols.append("–")  # e.g. server CPU below the 10 ms tick
+                        continue
+                    r = x.m(key) / y.m(key)
                     reps = [x.by_rep[k][key] / y.by_rep[k][key] for k in x.by_rep
                             if k in y.by_rep and y.by_rep[k][key] > 0]
                     rng = f" [{min(reps):.2f}–{max(reps):.2f}]" if len(reps) > 1 else ""
