@@ -24,6 +24,8 @@ static const cli_command commands[] = {
      cli_upload_main, cli_upload_help},
     {"serve", "run the reference server (API and storage) over a directory",
      cli_serve_main, cli_serve_help},
+    {"report", "merge the reports of sharded uploads ('report merge')",
+     cli_report_main, cli_report_help},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -23,6 +23,7 @@
 #include "manifest.h"
 #include "numparse.h"
 #include "progress.h"
+#include "report_merge.h"
 #include "urlenc.h"
 #include "walk.h"
 
@@ -153,6 +154,28 @@ static const char upload_help[] =
     "                          the uploads. For test servers only; prefer\n"
     "                          --cacert\n"
     "\n"
+    "At scale (see README.md, 'Running at scale'):\n"
+    "  --shard K/N             upload only shard K of N (K from 0 to N-1):\n"
+    "                          N runs, K = 0..N-1, on any machines, together\n"
+    "                          upload every item exactly once. An item's\n"
+    "                          shard is the first 8 bytes of the SHA-256 of\n"
+    "                          its key, big-endian, modulo N; the key is its\n"
+    "                          path relative to its PATH (a file PATH: its\n"
+    "                          base name) with --to and in the workflow, its\n"
+    "                          URL without query and fragment in a manifest.\n"
+    "                          Each run checks the whole input's syntax but\n"
+    "                          only the files of its own shard. Give each\n"
+    "                          shard its own --journal and --report\n"
+    "  --results FILE          write one JSON Lines record per item to FILE\n"
+    "                          ('-': standard output) as each one ends:\n"
+    "                          index, path, title, url (redacted), status,\n"
+    "                          error, http_status, attempts, size,\n"
+    "                          bytes_sent, elapsed_s, and message when it did\n"
+    "                          not succeed\n"
+    "  --dry-run               read and check the input, apply --shard, and\n"
+    "                          print the counts; upload nothing (the workflow\n"
+    "                          starts no server and sends no request)\n"
+    "\n"
     "Outcome:\n"
     "  --allow-failures        exit 0 if at least one file was uploaded,\n"
     "                          even if others failed\n"
@@ -216,6 +239,8 @@ static const char upload_help[] =
     "      --key-id my-key --image-group holiday photos/\n"
     "  bulkup upload --to https://storage.example/bucket/run1 photos/\n"
     "  bulkup upload --workers 32 --report report.json --manifest urls.csv\n"
+    "  bulkup upload --shard $SLURM_ARRAY_TASK_ID/16 --journal j.$SLURM_ARRAY_TASK_ID \\\n"
+    "      --report r.$SLURM_ARRAY_TASK_ID.json --to https://storage.example/b data/\n"
     "  produce-urls | bulkup upload --allow-failures --manifest -\n"
     "  bulkup upload --cacert test-ca.pem --to https://localhost:8443/x a.jpg\n";
 
@@ -251,7 +276,10 @@ enum {
   OPT_IMAGE_GROUP,
   OPT_STORE,
   OPT_CREATE_VIDEO,
-  OPT_CLUSTER
+  OPT_CLUSTER,
+  OPT_SHARD,
+  OPT_RESULTS,
+  OPT_DRY_RUN
 };
 
 static const struct option long_options[] = {
@@ -282,6 +310,9 @@ static const struct option long_options[] = {
     {"store", required_argument, NULL, OPT_STORE},
     {"create-video", no_argument, NULL, OPT_CREATE_VIDEO},
     {"cluster-by-resolution", no_argument, NULL, OPT_CLUSTER},
+    {"shard", required_argument, NULL, OPT_SHARD},
+    {"results", required_argument, NULL, OPT_RESULTS},
+    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -319,6 +350,69 @@ static int opt_double(int id, const char *v, double min, double max,
   snprintf(range, sizeof range, "expected a number of seconds from %g to %g",
            min, max);
   return bad_value(id, v, st, range);
+}
+
+/* --shard K/N: 0 <= K < N, N >= 1. Non-zero after a usage message. */
+static int parse_shard(upload_cli *c, const char *v) {
+  const char *slash = strchr(v, '/');
+  char k[32];
+  long kn = -1, nn = 0;
+  if (slash && (size_t)(slash - v) < sizeof k) {
+    memcpy(k, v, (size_t)(slash - v));
+    k[slash - v] = '\0';
+    if (num_parse_long(slash + 1, 1, UINT32_MAX, &nn) != NUM_OK ||
+        num_parse_long(k, 0, UINT32_MAX, &kn) != NUM_OK)
+      kn = -1;
+  }
+  if (kn < 0)
+    return cli_usage_error("upload",
+                           "--shard: '%s' is not K/N (two whole numbers, "
+                           "the shard K from 0 to N-1 and the count N >= 1, "
+                           "e.g. 0/4)",
+                           v);
+  if (kn >= nn)
+    return cli_usage_error("upload",
+                           "--shard: shard %ld of %ld does not exist: shards "
+                           "are numbered from 0 to %ld (0-based, as "
+                           "$SLURM_ARRAY_TASK_ID with --array=0-%ld and "
+                           "$JOB_COMPLETION_INDEX are)",
+                           kn, nn, nn - 1, nn - 1);
+  c->shard_k = (uint32_t)kn;
+  c->shard_n = (uint32_t)nn;
+  return 0;
+}
+
+bool upload_in_shard(const upload_cli *c, const char *key, size_t len) {
+  return c->shard_n <= 1 || bulkup_shard_hash(key, len) % c->shard_n ==
+                                c->shard_k;
+}
+
+const char *upload_shard_text(const upload_cli *c) {
+  static char buf[48];
+  if (!c->shard_n)
+    return "";
+  snprintf(buf, sizeof buf, "shard %u/%u", c->shard_k, c->shard_n);
+  return buf;
+}
+
+void upload_print_dry_run(const upload_cli *c, uint64_t input, uint64_t files,
+                          uint64_t bytes) {
+  if (c->shard_n)
+    printf("dry run: %llu items in the input, %llu in shard %u/%u (%llu "
+           "bytes); nothing uploaded\n",
+           (unsigned long long)input, (unsigned long long)files, c->shard_k,
+           c->shard_n, (unsigned long long)bytes);
+  else
+    printf("dry run: %llu items in the input (%llu bytes); nothing "
+           "uploaded\n",
+           (unsigned long long)input, (unsigned long long)bytes);
+  fflush(stdout);
+}
+
+/* The shard key of a manifest URL: up to its query or fragment, so that
+ * URLs signed again (a new signature, date or expiry) keep their shard. */
+static bool url_in_shard(const upload_cli *c, const char *url) {
+  return upload_in_shard(c, url, strcspn(url, "?#"));
 }
 
 /* Parse argv into *c. Returns -1 to go on, or an exit status. */
@@ -444,6 +538,18 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       break;
     case OPT_CLUSTER:
       c->cluster_by_resolution = true;
+      break;
+    case OPT_SHARD:
+      if (parse_shard(c, optarg))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_RESULTS:
+      if (!*optarg)
+        return cli_usage_error("upload", "--results: empty file name");
+      c->results = optarg;
+      break;
+    case OPT_DRY_RUN:
+      c->dry_run = true;
       break;
     case OPT_PROGRESS:
       c->progress = 1;
@@ -580,6 +686,10 @@ static int check_args(upload_cli *c) {
       return cli_usage_error(
           "upload", "--to: the URL prefix may not hold a query or fragment");
   }
+  if (c->results && strcmp(c->results, "-") == 0 && upload_is_workflow(c))
+    return cli_usage_error("upload",
+                           "--results -: standard output carries the "
+                           "workflow's result lines; give a file");
   if (c->opt.ca_file && access(c->opt.ca_file, R_OK) != 0) {
     cli_error("--cacert: cannot read %s: %s", c->opt.ca_file,
               strerror(errno));
@@ -628,6 +738,7 @@ static struct {
   progress *prog;
   atomic_int sig;
   atomic_bool stopping;
+  results *res; /* flushed by a signal; guarded by umu */
 } g = {.umu = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER};
 
 void upload_set_cancel(void (*fn)(void *arg, int sig), void *arg) {
@@ -638,6 +749,12 @@ void upload_set_cancel(void (*fn)(void *arg, int sig), void *arg) {
 }
 
 int upload_signal(void) { return atomic_load(&g.sig); }
+
+void upload_set_results(results *r) {
+  pthread_mutex_lock(&g.umu);
+  g.res = r;
+  pthread_mutex_unlock(&g.umu);
+}
 
 progress *upload_swap_progress(progress *p) {
   pthread_mutex_lock(&g.mu);
@@ -684,6 +801,11 @@ static void *signal_thread(void *arg) {
       first_at = now;
     else if (now - first_at < 1.0)
       continue;
+    /* What the run has recorded so far reaches the file now, whatever
+     * happens next. */
+    pthread_mutex_lock(&g.umu);
+    results_flush(g.res);
+    pthread_mutex_unlock(&g.umu);
     if (prev != 0) {
       static const char msg[] =
           "\nbulkup: second signal: quitting without waiting\n";
@@ -739,7 +861,8 @@ bool upload_show_progress(const upload_cli *c) {
  */
 
 typedef struct totals {
-  uint64_t files, bytes;
+  uint64_t files, bytes; /* this run's items (its shard) */
+  uint64_t input;        /* the whole input's items */
 } totals;
 
 /* Every PATH exists and is a file or a directory; walk the directories,
@@ -771,8 +894,18 @@ static int check_paths(upload_cli *c, totals *t) {
       return CLI_EXIT_USAGE;
     }
     if (S_ISREG(st.st_mode)) {
-      t->files++;
-      t->bytes += (uint64_t)st.st_size;
+      t->input++;
+      char *copy = strdup(c->paths[i]);
+      if (!copy) {
+        cli_error("out of memory");
+        return CLI_EXIT_FAILED;
+      }
+      const char *base = basename(copy);
+      if (upload_in_shard(c, base, strlen(base))) {
+        t->files++;
+        t->bytes += (uint64_t)st.st_size;
+      }
+      free(copy);
       continue;
     }
     walk *w = walk_open(c->paths[i]);
@@ -788,8 +921,12 @@ static int check_paths(upload_cli *c, totals *t) {
         return exit_for_signal();
       }
       if (ws == WALK_FILE) {
-        t->files++;
-        t->bytes += walk_size(w);
+        t->input++;
+        const char *rel = walk_rel(w);
+        if (upload_in_shard(c, rel, strlen(rel))) {
+          t->files++;
+          t->bytes += walk_size(w);
+        }
       } else if (ws == WALK_SKIP) {
         if (!c->quiet)
           cli_error("%s", walk_message(w));
@@ -810,8 +947,8 @@ static int check_paths(upload_cli *c, totals *t) {
 
 /* Check one manifest record (scheme, file, data type). Returns NULL or a
  * reason written into buf. */
-static const char *check_entry(const manifest_entry *e, char *buf,
-                               size_t n, uint64_t *size) {
+static const char *check_entry(const manifest_entry *e, bool check_file,
+                               char *buf, size_t n, uint64_t *size) {
   if (!url_is_http(e->url)) {
     char *red = bulkup_redact_url(e->url);
     snprintf(buf, n, "URL '%s' is not http:// or https://",
@@ -824,6 +961,8 @@ static const char *check_entry(const manifest_entry *e, char *buf,
     snprintf(buf, n, "unknown data_type '%s'", e->data_type);
     return buf;
   }
+  if (!check_file)
+    return NULL;
   struct stat st;
   if (stat(e->path, &st) != 0) {
     snprintf(buf, n, "%s: %s", e->path, strerror(errno));
@@ -873,14 +1012,18 @@ static int check_manifest(upload_cli *c, totals *t) {
     char buf[PATH_MAX + 256], reason[PATH_MAX + 1024];
     uint64_t size = 0;
     const char *why;
+    bool mine = ms == MANIFEST_ENTRY && url_in_shard(c, e.url);
     if (ms == MANIFEST_BAD)
       snprintf(reason, sizeof reason, "%s", manifest_error(r));
-    else if ((why = check_entry(&e, buf, sizeof buf, &size)) != NULL)
+    else if ((why = check_entry(&e, mine, buf, sizeof buf, &size)) != NULL)
       snprintf(reason, sizeof reason, "%s line %lu: %s", c->manifest, e.line,
                why);
     else {
-      t->files++;
-      t->bytes += size;
+      t->input++;
+      if (mine) {
+        t->files++;
+        t->bytes += size;
+      }
       continue;
     }
     if (++bad <= MAX_BAD_LINES_SHOWN)
@@ -973,6 +1116,8 @@ static void item_defaults(const upload_cli *c, bulkup_item *it) {
 }
 
 static bool submit_file(run *rn, const char *path, const char *rel) {
+  if (!upload_in_shard(rn->c, rel, strlen(rel)))
+    return true;
   char *url = urlenc_join(rn->c->to, rel);
   if (!url) {
     say("out of memory");
@@ -1063,9 +1208,14 @@ static void upload_manifest(run *rn, manifest_reader *r) {
       break;
     }
     if (ms == MANIFEST_BAD) {
-      submit_bad_record(rn, manifest_error_line(r), manifest_error(r));
+      /* A record that does not parse has no key: shard 0 reports it, so
+       * that merged shard reports hold it once. */
+      if (c->shard_k == 0)
+        submit_bad_record(rn, manifest_error_line(r), manifest_error(r));
       continue;
     }
+    if (!url_in_shard(c, e.url))
+      continue;
     bulkup_data_type dt = c->data_type;
     if (e.data_type) {
       dt = bulkup_data_type_from_string(e.data_type);
@@ -1097,6 +1247,14 @@ static void upload_manifest(run *rn, manifest_reader *r) {
 bool upload_write_report(const upload_cli *c, const bulkup_report *rep) {
   if (!c->report || !rep)
     return true;
+  if (c->shard_n) {
+    char err[1024];
+    if (report_write_sharded(rep, c->report, c->shard_k, c->shard_n,
+                             c->manifest ? "url" : "path", err, sizeof err))
+      return true;
+    cli_error("cannot write the report %s: %s", c->report, err);
+    return false;
+  }
   bulkup_err werr = bulkup_report_write_json(rep, c->report);
   if (werr == BULKUP_OK)
     return true;
@@ -1144,13 +1302,13 @@ void upload_print_summary(const upload_cli *c, const bulkup_report *rep,
 }
 
 static int do_run(upload_cli *c) {
-  totals t = {0, 0};
+  totals t = {0, 0, 0};
   bool known = true;
   manifest_reader *one_pass = NULL;
   int rc;
   if (c->to)
     rc = check_paths(c, &t);
-  else if (manifest_rereadable(c->manifest))
+  else if (c->dry_run || manifest_rereadable(c->manifest))
     rc = check_manifest(c, &t);
   else {
     /* Read once, as the upload goes; but a manifest that cannot even be
@@ -1176,6 +1334,13 @@ static int do_run(upload_cli *c) {
     manifest_close(one_pass);
     return exit_for_signal();
   }
+  if (c->dry_run) {
+    upload_print_dry_run(c, t.input, t.files, t.bytes);
+    return CLI_EXIT_OK;
+  }
+  if (c->shard_n && known && !c->quiet)
+    cli_error("%s: %llu of the %llu items in the input", upload_shard_text(c),
+              (unsigned long long)t.files, (unsigned long long)t.input);
 
   if (c->opt.insecure)
     cli_error("WARNING: --insecure: TLS certificates and host names are NOT "
@@ -1197,6 +1362,21 @@ static int do_run(upload_cli *c) {
     c->opt.journal = journal;
   }
 
+  results *res = NULL;
+  if (c->results) {
+    char rerr[1024];
+    res = results_open(c->results, rerr, sizeof rerr);
+    if (!res) {
+      cli_error("--results: %s", rerr);
+      manifest_close(one_pass);
+      bulkup_journal_close(journal);
+      return CLI_EXIT_USAGE;
+    }
+    c->opt.on_complete = results_on_complete;
+    c->opt.userdata = res;
+    upload_set_results(res);
+  }
+
   c->opt.log = log_cb;
   c->opt.log_level = upload_log_level(c);
   bulkup_uploader *u = NULL;
@@ -1207,6 +1387,9 @@ static int do_run(upload_cli *c) {
               *detail ? ": " : "", detail);
     manifest_close(one_pass);
     bulkup_journal_close(journal);
+    upload_set_results(NULL);
+    char rerr[1024];
+    results_close(res, rerr, sizeof rerr);
     return err == BULKUP_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
   }
   upload_set_cancel(cancel_uploader, u);
@@ -1240,6 +1423,16 @@ static int do_run(upload_cli *c) {
   }
   if (atomic_load(&g.sig))
     status = exit_for_signal();
+
+  if (res) {
+    char rerr[1024];
+    upload_set_results(NULL);
+    if (results_close(res, rerr, sizeof rerr) != 0) {
+      cli_error("--results: %s", rerr);
+      if (status == CLI_EXIT_OK)
+        status = CLI_EXIT_FAILED;
+    }
+  }
 
   if (journal) {
     if (bulkup_journal_close(journal) != BULKUP_OK) {

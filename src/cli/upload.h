@@ -12,6 +12,7 @@
 #define BULKUP_CLI_UPLOAD_H
 
 #include "progress.h"
+#include "results.h"
 
 #include <bulkup.h>
 
@@ -41,10 +42,28 @@ typedef struct upload_cli {
   int progress; /* -1 auto, 0 off, 1 on */
   bool quiet;
   int verbose;
+  /* at scale */
+  uint32_t shard_k, shard_n; /* --shard K/N; shard_n 0: the whole input */
+  bool dry_run;
+  const char *results; /* --results FILE */
 } upload_cli;
 
 /* Whether the options select the workflow (--api, or no --to/--manifest). */
 bool upload_is_workflow(const upload_cli *c);
+
+/* ---- shards (upload.c) --------------------------------------------------
+ * An item belongs to shard bulkup_shard_hash(key) % N: the key is its path
+ * relative to its PATH (--to, the workflow) or its URL up to the query
+ * (--manifest). */
+
+/* Whether the `len` bytes at `key` fall in this run's shard (always true
+ * without --shard). */
+bool upload_in_shard(const upload_cli *c, const char *key, size_t len);
+/* "shard K/N" for messages; "" without --shard. Static storage. */
+const char *upload_shard_text(const upload_cli *c);
+/* The dry run's report line on stdout. */
+void upload_print_dry_run(const upload_cli *c, uint64_t input,
+                          uint64_t files, uint64_t bytes);
 
 /* ---- signals (upload.c) -------------------------------------------------
  * SIGINT and SIGTERM are taken by one thread. The first one is recorded
@@ -56,6 +75,8 @@ bool upload_is_workflow(const upload_cli *c);
  * is then only recorded, for the main thread to see. Setting a hook after
  * a signal arrived does not call it: check upload_signal() afterwards. */
 void upload_set_cancel(void (*fn)(void *arg, int sig), void *arg);
+/* The --results writer that a first signal flushes (NULL: none). */
+void upload_set_results(results *r);
 /* The first signal received, or 0. */
 int upload_signal(void);
 /* 130 for SIGINT, 143 for SIGTERM. */

@@ -86,10 +86,11 @@ static int cmp_path(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* List every file of the PATHs: a file as given, a directory's files in
- * sorted byte order. Returns -1 to go on, or an exit status (2 for bad
- * input, with every problem named). */
-static int collect(const upload_cli *c, file_list *l) {
+/* List every file of the PATHs that is in this run's shard: a file as
+ * given, a directory's files in sorted byte order. *input counts the files
+ * of every shard. Returns -1 to go on, or an exit status (2 for bad input,
+ * with every problem named). */
+static int collect(const upload_cli *c, file_list *l, uint64_t *input) {
   int bad = 0;
   for (int i = 0; i < c->npaths; i++) {
     struct stat st;
@@ -116,6 +117,13 @@ static int collect(const upload_cli *c, file_list *l) {
       return CLI_EXIT_USAGE;
     }
     if (S_ISREG(st.st_mode)) {
+      /* The shard key: the base name, as a directory's file's is its path
+       * relative to the directory. */
+      const char *slash = strrchr(c->paths[i], '/');
+      const char *base = slash ? slash + 1 : c->paths[i];
+      (*input)++;
+      if (!upload_in_shard(c, base, strlen(base)))
+        continue;
       if (!list_add(l, c->paths[i], (uint64_t)st.st_size)) {
         cli_error("out of memory");
         return CLI_EXIT_FAILED;
@@ -136,6 +144,10 @@ static int collect(const upload_cli *c, file_list *l) {
         return upload_exit_for_signal();
       }
       if (ws == WALK_FILE) {
+        (*input)++;
+        const char *rel = walk_rel(w);
+        if (!upload_in_shard(c, rel, strlen(rel)))
+          continue;
         if (!list_add(l, walk_path(w), walk_size(w))) {
           walk_close(w);
           cli_error("out of memory");
@@ -308,8 +320,18 @@ static void workflow_interrupt(void *arg, int sig) {
   bulkup_api_cancel(arg);
 }
 
+/* What the workflow's callbacks share (one userdata for all of them). */
+typedef struct callbacks {
+  progress *prog;
+  results *res;
+} callbacks;
+
 static void feed_progress(void *userdata, const bulkup_progress *p) {
-  progress_feed(userdata, p);
+  progress_feed(((callbacks *)userdata)->prog, p);
+}
+
+static void feed_results(void *userdata, const bulkup_result *r) {
+  results_on_complete(((callbacks *)userdata)->res, r);
 }
 
 /* ---- the run ---------------------------------------------------------------------
@@ -353,12 +375,27 @@ int upload_api_run(upload_cli *c) {
   bulkup_upload_keys *keys = NULL;
   bulkup_report *rep = NULL;
   char *title = NULL;
+  results *res = NULL;
   bool group_mode = c->image_group || !c->api;
-  int status = collect(c, &files);
+  uint64_t input = 0;
+  int status = collect(c, &files, &input);
   if (status != -1)
     goto done;
   if (upload_signal()) {
     status = upload_exit_for_signal();
+    goto done;
+  }
+  if (c->dry_run) {
+    upload_print_dry_run(c, input, files.n, files.bytes);
+    status = CLI_EXIT_OK;
+    goto done;
+  }
+  if (c->shard_n && !c->quiet)
+    cli_error("%s: %zu of the %llu files in the PATHs", upload_shard_text(c),
+              files.n, (unsigned long long)input);
+  if (files.n == 0 && input > 0 && c->shard_n) {
+    /* Another shard's files only: nothing to do here, and not an error. */
+    status = CLI_EXIT_OK;
     goto done;
   }
   if (files.n == 0) {
@@ -443,15 +480,25 @@ int upload_api_run(upload_cli *c) {
   wo.create_video = c->create_video;
   wo.cluster_by_resolution = c->cluster_by_resolution;
   wo.data_type = c->data_type;
+  callbacks cbs = {NULL, NULL};
+  wo.upload.on_progress = NULL;
+  wo.upload.userdata = &cbs;
+  if (c->results) {
+    char rerr[1024];
+    res = cbs.res = results_open(c->results, rerr, sizeof rerr);
+    if (!res) {
+      cli_error("--results: %s", rerr);
+      status = CLI_EXIT_USAGE;
+      goto done;
+    }
+    wo.upload.on_complete = feed_results;
+    upload_set_results(res);
+  }
   if (upload_show_progress(c)) {
     progress_totals pt = {true, files.n, files.bytes};
-    progress *p = progress_start_fed(stderr, &pt, 0.25);
-    upload_swap_progress(p);
-    wo.upload.on_progress = p ? feed_progress : NULL;
-    wo.upload.userdata = p;
-  } else {
-    wo.upload.on_progress = NULL;
-    wo.upload.userdata = NULL;
+    cbs.prog = progress_start_fed(stderr, &pt, 0.25);
+    upload_swap_progress(cbs.prog);
+    wo.upload.on_progress = cbs.prog ? feed_progress : NULL;
   }
 
   /* From here a signal goes to the hook; one that came before it was set
@@ -474,6 +521,16 @@ int upload_api_run(upload_cli *c) {
            err == BULKUP_OK ? "" : bulkup_last_error_message());
   upload_set_cancel(NULL, NULL);
   progress_stop(upload_swap_progress(NULL));
+  bool results_ok = true;
+  if (res) {
+    char rerr[1024];
+    upload_set_results(NULL);
+    if (results_close(res, rerr, sizeof rerr) != 0) {
+      cli_error("--results: %s", rerr);
+      results_ok = false;
+    }
+    res = NULL;
+  }
 
   int sig = upload_signal();
   if (err == BULKUP_OK)
@@ -485,6 +542,8 @@ int upload_api_run(upload_cli *c) {
     status = CLI_EXIT_FAILED;
   if (sig)
     status = upload_exit_for_signal();
+  if (!results_ok && status == CLI_EXIT_OK)
+    status = CLI_EXIT_FAILED;
 
   if (rep && !c->quiet) {
     bulkup_summary s;
@@ -526,6 +585,11 @@ int upload_api_run(upload_cli *c) {
   }
 
 done:
+  if (res) {
+    char rerr[1024];
+    upload_set_results(NULL);
+    results_close(res, rerr, sizeof rerr);
+  }
   bulkup_image_group_free(grp);
   bulkup_upload_keys_free(keys);
   bulkup_report_free(rep);

@@ -1,0 +1,162 @@
+/*
+ * results.c - the --results JSON Lines writer (see results.h).
+ *
+ * One mutex guards the stream: workers format their record straight into
+ * the stdio buffer under it (a record is short, and the buffer is large,
+ * so a worker holds it for microseconds); the signal thread takes it to
+ * flush. It is the innermost lock: nothing else is taken while it is held.
+ */
+#include "results.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RESULTS_BUFFER (1 << 20)
+
+struct results {
+  pthread_mutex_t mu;
+  FILE *f;
+  bool owned; /* ours to close (not stdout) */
+  char *buf;
+  char *path;
+  uint64_t count;
+  int error; /* first errno of a failed write */
+};
+
+void json_put_string(FILE *f, const char *s) {
+  if (!s) {
+    fputs("null", f);
+    return;
+  }
+  putc_unlocked('"', f);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    unsigned char ch = *p;
+    switch (ch) {
+    case '"':
+      fputs("\\\"", f);
+      break;
+    case '\\':
+      fputs("\\\\", f);
+      break;
+    case '\n':
+      fputs("\\n", f);
+      break;
+    case '\r':
+      fputs("\\r", f);
+      break;
+    case '\t':
+      fputs("\\t", f);
+      break;
+    default:
+      if (ch < 0x20 || ch == 0x7f)
+        fprintf(f, "\\u%04x", ch);
+      else
+        putc_unlocked(ch, f);
+    }
+  }
+  putc_unlocked('"', f);
+}
+
+results *results_open(const char *path, char *err, size_t errlen) {
+  results *w = calloc(1, sizeof *w);
+  if (!w || !(w->path = strdup(path))) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  if (strcmp(path, "-") == 0) {
+    w->f = stdout;
+  } else {
+    w->f = fopen(path, "we");
+    if (!w->f) {
+      snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+      goto fail;
+    }
+    w->owned = true;
+    /* stdout keeps its own buffer: setvbuf is only valid on a stream not
+     * yet used. */
+    w->buf = malloc(RESULTS_BUFFER);
+    if (!w->buf) {
+      fclose(w->f);
+      snprintf(err, errlen, "out of memory");
+      goto fail;
+    }
+    setvbuf(w->f, w->buf, _IOFBF, RESULTS_BUFFER);
+  }
+  pthread_mutex_init(&w->mu, NULL);
+  return w;
+fail:
+  if (w) {
+    free(w->buf);
+    free(w->path);
+    free(w);
+  }
+  return NULL;
+}
+
+void results_on_complete(void *arg, const bulkup_result *r) {
+  results *w = arg;
+  pthread_mutex_lock(&w->mu);
+  FILE *f = w->f;
+  fprintf(f, "{\"index\": %llu, \"path\": ", (unsigned long long)r->index);
+  json_put_string(f, r->path);
+  fputs(", \"title\": ", f);
+  json_put_string(f, r->title ? r->title : "");
+  fputs(", \"url\": ", f);
+  json_put_string(f, r->url ? r->url : "");
+  fprintf(f,
+          ", \"status\": \"%s\", \"error\": \"%s\", \"http_status\": %d, "
+          "\"attempts\": %d, \"size\": %llu, \"bytes_sent\": %llu, "
+          "\"elapsed_s\": %.6f",
+          bulkup_item_status_name(r->status), bulkup_error_kind_name(r->error),
+          r->http_status, r->attempts, (unsigned long long)r->size,
+          (unsigned long long)r->bytes_sent, r->elapsed_s);
+  if (r->status != BULKUP_ITEM_SUCCEEDED) {
+    fputs(", \"message\": ", f);
+    json_put_string(f, r->message ? r->message : "");
+  }
+  fputs("}\n", f);
+  if (ferror(f) && !w->error)
+    w->error = errno ? errno : EIO;
+  w->count++;
+  pthread_mutex_unlock(&w->mu);
+}
+
+void results_flush(results *w) {
+  if (!w)
+    return;
+  pthread_mutex_lock(&w->mu);
+  if (fflush(w->f) != 0 && !w->error)
+    w->error = errno ? errno : EIO;
+  pthread_mutex_unlock(&w->mu);
+}
+
+uint64_t results_count(results *w) {
+  pthread_mutex_lock(&w->mu);
+  uint64_t n = w->count;
+  pthread_mutex_unlock(&w->mu);
+  return n;
+}
+
+int results_close(results *w, char *err, size_t errlen) {
+  if (!w)
+    return 0;
+  int e = w->error;
+  if (fflush(w->f) != 0 && !e)
+    e = errno ? errno : EIO;
+  if (w->owned) {
+    if (fsync(fileno(w->f)) != 0 && !e && errno != EINVAL)
+      e = errno;
+    if (fclose(w->f) != 0 && !e)
+      e = errno;
+  }
+  if (e)
+    snprintf(err, errlen, "cannot write %s: %s", w->path, strerror(e));
+  pthread_mutex_destroy(&w->mu);
+  free(w->buf);
+  free(w->path);
+  free(w);
+  return e;
+}
