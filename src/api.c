@@ -710,9 +710,18 @@ bulkup_err bulkup_api_presign(bulkup_api *api, bulkup_data_type type,
   bulkup_err rc = bk_api_do(api, &c, &r);
   if (rc != BULKUP_OK)
     return rc;
-  json_object *root;
-  rc = bk_json_parse("presigned-urls", r.body, r.len, &root);
+  rc = bk_api_parse_presign(r.body, r.len, count, out);
   bk_free(r.body);
+  if (rc == BULKUP_OK)
+    *n = count;
+  return rc;
+}
+
+bulkup_err bk_api_parse_presign(const char *body, size_t len, size_t count,
+                                bulkup_signed_url **out) {
+  *out = NULL;
+  json_object *root;
+  bulkup_err rc = bk_json_parse("presigned-urls", body, len, &root);
   if (rc != BULKUP_OK)
     return rc;
   json_object *results;
@@ -766,7 +775,6 @@ bulkup_err bulkup_api_presign(bulkup_api *api, bulkup_data_type type,
     return rc;
   }
   *out = v;
-  *n = count;
   return BULKUP_OK;
 }
 
@@ -946,6 +954,37 @@ static bulkup_err bk_job_error(json_object *root, const char *process_hash) {
                   k ? why : "no reason given");
 }
 
+bulkup_err bk_api_parse_job(const char *body, size_t len,
+                            const char *process_hash, size_t expected,
+                            bool *final, bulkup_image_group **out) {
+  *final = false;
+  *out = NULL;
+  json_object *root;
+  bulkup_err rc = bk_json_parse("job status", body, len, &root);
+  if (rc != BULKUP_OK)
+    return rc;
+  const char *status = json_object_is_type(root, json_type_object)
+                           ? bk_json_str(root, "status", 64)
+                           : NULL;
+  if (!status) {
+    json_object_put(root);
+    return bk_error(BULKUP_EPROTOCOL, "job %s: the answer has no "
+                    "\"status\"", process_hash);
+  }
+  *final = true;
+  if (strcmp(status, "DONE") == 0)
+    rc = bk_job_done(root, process_hash, expected, out);
+  else if (strcmp(status, "ERROR") == 0)
+    rc = bk_job_error(root, process_hash);
+  else if (strcmp(status, "CANCELLED") == 0)
+    rc = bk_error(BULKUP_ECANCELED, "image group job %s was cancelled",
+                  process_hash);
+  else
+    *final = false;
+  json_object_put(root);
+  return rc;
+}
+
 bulkup_err bk_api_wait_job(bulkup_api *api, const char *process_hash,
                            const bk_poll_opts *po, size_t expected,
                            bulkup_image_group **out) {
@@ -994,35 +1033,11 @@ bulkup_err bk_api_wait_job(bulkup_api *api, const char *process_hash,
       continue;
     }
     failures = 0;
-    json_object *root;
-    rc = bk_json_parse("job status", r.body, r.len, &root);
+    bool final = false;
+    rc = bk_api_parse_job(r.body, r.len, process_hash, expected, &final, out);
     bk_free(r.body);
-    if (rc != BULKUP_OK)
+    if (rc != BULKUP_OK || final)
       return rc;
-    const char *status = json_object_is_type(root, json_type_object)
-                             ? bk_json_str(root, "status", 64)
-                             : NULL;
-    if (!status) {
-      json_object_put(root);
-      return bk_error(BULKUP_EPROTOCOL, "job %s: the answer has no "
-                      "\"status\"", process_hash);
-    }
-    if (strcmp(status, "DONE") == 0) {
-      rc = bk_job_done(root, process_hash, expected, out);
-      json_object_put(root);
-      return rc;
-    }
-    if (strcmp(status, "ERROR") == 0) {
-      rc = bk_job_error(root, process_hash);
-      json_object_put(root);
-      return rc;
-    }
-    if (strcmp(status, "CANCELLED") == 0) {
-      json_object_put(root);
-      return bk_error(BULKUP_ECANCELED, "image group job %s was cancelled",
-                      process_hash);
-    }
-    json_object_put(root);
     /* PENDING (or any other non-final status): wait longer each time. */
     double next = (interval > 0 ? interval : 0.05) * 1.5;
     interval = next < cap ? next : cap;

@@ -93,4 +93,15 @@ bulkup_err bk_api_wait_job(bulkup_api *api, const char *process_hash,
 /* 32 lower-hex characters from 16 random bytes (RAND_bytes) into out[33]. */
 bulkup_err bk_random_hex128(char out[33]);
 
+/* The parsers of the API's answers, apart from the requests (fuzzed by
+ * tests/fuzz). A presign answer must hold exactly `count` results with
+ * http(s) signed URLs; *out is freed with bulkup_signed_urls_free(count).
+ * A job answer: *final tells whether the status was DONE (then *out is the
+ * group), ERROR or CANCELLED (an error), or not final (PENDING). */
+bulkup_err bk_api_parse_presign(const char *body, size_t len, size_t count,
+                                bulkup_signed_url **out);
+bulkup_err bk_api_parse_job(const char *body, size_t len,
+                            const char *process_hash, size_t expected,
+                            bool *final, bulkup_image_group **out);
+
 #endif
