@@ -37,6 +37,10 @@ void cli_upload_help(void *out);
 /* `bulkup serve`: the reference server (src/cli/serve.c). */
 int cli_serve_main(int argc, char **argv);
 void cli_serve_help(void *out);
+/* `bulkup bench`: PUT generated objects and report rates and latencies
+ * (src/cli/bench.c). */
+int cli_bench_main(int argc, char **argv);
+void cli_bench_help(void *out);
 /* `bulkup report merge`: shard reports into one (src/cli/report_merge.c). */
 int cli_report_main(int argc, char **argv);
 void cli_report_help(void *out);

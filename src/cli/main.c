@@ -26,6 +26,8 @@ static const cli_command commands[] = {
      cli_serve_main, cli_serve_help},
     {"report", "merge the reports of sharded uploads ('report merge')",
      cli_report_main, cli_report_help},
+    {"bench", "PUT generated objects to any endpoint; rates and latencies",
+     cli_bench_main, cli_bench_help},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
