@@ -93,6 +93,15 @@ else
 fi
 
 # ---- over 4 GiB ---------------------------------------------------------------
+# The sanitizer builds' runs set BULKUP_TEST_NO_HUGE (.ci/run): 5 GiB through
+# instrumented copies takes minutes and proves nothing the release run
+# does not.
+if [ -n "${BULKUP_TEST_NO_HUGE:-}" ]; then
+  echo "# BULKUP_TEST_NO_HUGE: the 5 GiB case is left to the release build's run"
+  echo "$PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+  exit
+fi
 need=$((11 * 1024 * 1024)) # KiB: the stored copy (5 GiB) plus room
 avail=$(df -k --output=avail /dev/shm | tail -1)
 if [ "${avail:-0}" -lt "$need" ]; then
