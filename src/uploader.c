@@ -1,8 +1,8 @@
-/* uploader.c - the pool: options, the bounded queue, the workers, cancel,
- * progress and the report.
+/* uploader.c - the pool: options, the bounded queue, the worker threads
+ * (worker.c) and their transfer slots, cancel, progress and the report.
  *
- * Locking: the queue has its own lock. `u->lock` guards the report, the
- * counters and is the mutex of cancel_cond. `submit_lock` orders
+ * Locking: the queue has its own lock. `u->lock` guards the report and
+ * the counters. `submit_lock` orders
  * submitters (an item's index is its queue position). `progress_lock`
  * serialises the progress callback. No thread holds two of these at once,
  * except submit_lock -> queue lock (a submitter blocks in push while
@@ -36,6 +36,7 @@ bulkup_err bk_curl_global_init(void) {
 void bulkup_uploader_options_init(bulkup_uploader_options *o) {
   memset(o, 0, sizeof *o);
   o->workers = BULKUP_DEFAULT_WORKERS;
+  o->threads = 0; /* min(BULKUP_DEFAULT_THREADS, workers) */
   o->queue_capacity = 0;
   bulkup_requests_settings_init(&o->requests);
   bulkup_cloud_upload_settings_init(&o->cloud);
@@ -101,7 +102,7 @@ static void bk_maybe_progress(bulkup_uploader *u, bool force) {
   bk_mutex_unlock(&u->progress_lock);
 }
 
-static void bk_complete(bulkup_uploader *u, const bulkup_result *r) {
+void bk_item_done(bulkup_uploader *u, const bulkup_result *r) {
   if (u->opt.on_complete)
     u->opt.on_complete(u->opt.userdata, r);
   bk_mutex_lock(&u->lock);
@@ -111,28 +112,15 @@ static void bk_complete(bulkup_uploader *u, const bulkup_result *r) {
   bk_maybe_progress(u, false);
 }
 
-static void *bk_worker_main(void *arg) {
-  bk_worker *w = arg;
-  bulkup_uploader *u = w->u;
-  bk_job *job;
-  while ((job = bk_queue_pop(&u->queue))) {
-    bk_mutex_lock(&u->lock);
-    u->in_flight++;
-    bk_mutex_unlock(&u->lock);
-    bulkup_result res;
-    bk_run_job(w, job, &res);
-    bk_complete(u, &res);
-    bk_free(job);
-  }
-  return NULL;
-}
-
 /* ---- new / free ------------------------------------------------------- */
 
 static bulkup_err bk_validate_options(const bulkup_uploader_options *o) {
   if (o->workers < 1 || o->workers > 1024)
     return bk_error(BULKUP_EINVAL, "workers must be between 1 and 1024 (got %u)",
                     o->workers);
+  if (o->threads > 1024)
+    return bk_error(BULKUP_EINVAL, "threads must be between 0 and 1024 (got %u)",
+                    o->threads);
   if (o->queue_capacity > ((size_t)1 << 24))
     return bk_error(BULKUP_EINVAL, "queue_capacity must be at most %zu",
                     (size_t)1 << 24);
@@ -183,7 +171,6 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
   bk_mutex_init(&u->lock);
   bk_mutex_init(&u->submit_lock);
   bk_mutex_init(&u->progress_lock);
-  bk_cond_init(&u->cancel_cond);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
     bk_mutex_init(&u->share_locks[i]);
   atomic_init(&u->cancelled, false);
@@ -225,20 +212,25 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
   curl_share_setopt(u->share, CURLSHOPT_USERDATA, u);
   curl_share_setopt(u->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 
-  u->workers = bk_calloc(opt->workers, sizeof *u->workers);
+  /* `workers` transfer slots spread over the threads, as evenly as can
+   * be: each thread drives its slots through one multi handle. */
+  unsigned nthreads = opt->threads ? opt->threads : BULKUP_DEFAULT_THREADS;
+  if (nthreads > opt->workers)
+    nthreads = opt->workers;
+  u->workers = bk_calloc(nthreads, sizeof *u->workers);
   if (!u->workers) {
     rc = bk_error(BULKUP_ENOMEM, "out of memory");
     goto fail;
   }
-  u->nworkers = opt->workers;
+  u->nworkers = nthreads;
   for (unsigned i = 0; i < u->nworkers; i++) {
     bk_worker *w = &u->workers[i];
     w->u = u;
     w->id = i;
-    w->x.fd = -1;
+    w->nslots = opt->workers / nthreads + (i < opt->workers % nthreads);
     w->rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)(i + 1) * 0xBF58476D1CE4E5B9ULL) ^
              (uint64_t)(bk_now() * 1e9);
-    if ((rc = bk_worker_init_curl(w)) != BULKUP_OK)
+    if ((rc = bk_worker_init(w)) != BULKUP_OK)
       goto fail;
   }
   for (unsigned i = 0; i < u->nworkers; i++) {
@@ -289,7 +281,6 @@ void bulkup_uploader_free(bulkup_uploader *u) {
   bulkup_report_free(u->report);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
     bk_mutex_destroy(&u->share_locks[i]);
-  bk_cond_destroy(&u->cancel_cond);
   bk_mutex_destroy(&u->progress_lock);
   bk_mutex_destroy(&u->submit_lock);
   bk_mutex_destroy(&u->lock);
@@ -563,11 +554,9 @@ void bulkup_uploader_cancel(bulkup_uploader *u) {
     return;
   if (atomic_exchange(&u->cancelled, true))
     return;
-  /* Wake everybody: sleepers between retries, blocked submitters, and
-   * workers inside a transfer. */
-  bk_mutex_lock(&u->lock);
-  bk_cond_broadcast(&u->cancel_cond);
-  bk_mutex_unlock(&u->lock);
+  /* Wake everybody: blocked submitters and idle workers (closing the
+   * queue), and workers with transfers or retry timers in their slots
+   * (waking their multi handles). */
   if (u->queue.slots)
     bk_queue_close(&u->queue);
   for (unsigned i = 0; u->workers && i < u->nworkers; i++)

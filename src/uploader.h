@@ -1,5 +1,7 @@
 /* uploader.h - the engine's internal structures, shared by uploader.c (the
- * pool, the queue, the report) and transfer.c (one item on one worker). */
+ * pool, the queue, the report), worker.c (a thread driving several
+ * transfers through one multi handle), transfer.c (one item on one slot)
+ * and source.c (the item's bytes). */
 #ifndef BULKUP_UPLOADER_INTERNAL_H
 #define BULKUP_UPLOADER_INTERNAL_H
 
@@ -34,7 +36,7 @@ typedef struct bk_job {
   const char *journal_key;   /* NULL when not journalled */
 } bk_job;
 
-/* The state of the attempt in progress on a worker. Written by libcurl's
+/* The state of the attempt in progress on a slot. Written by libcurl's
  * callbacks and read by the worker's loop, both on the worker's thread. */
 typedef struct bk_xfer {
   bk_job *job;
@@ -62,30 +64,68 @@ typedef struct bk_xfer {
   char location[512];        /* Location of a 3xx, for the message */
 } bk_xfer;
 
+/* What a slot is doing. */
+typedef enum bk_slot_state {
+  BK_SLOT_IDLE = 0, /* no item: free for the next job */
+  BK_SLOT_RUNNING,  /* an attempt's easy handle is in the worker's multi */
+  BK_SLOT_WAITING   /* between attempts: the retry starts at wake_at; the
+                       slot stays reserved for its item */
+} bk_slot_state;
+
+/* One transfer slot of a worker: one item at a time, carried through its
+ * attempts and retries as a state machine driven by the worker's loop.
+ * Everything here is touched only by the worker's thread. The easy handle
+ * lives as long as the worker (it is replaced only after
+ * CURLE_SEND_FAIL_REWIND), so its TLS session cache carries over from item
+ * to item. */
+typedef struct bk_slot {
+  struct bulkup_uploader *u;
+  struct bk_worker *w;
+  bk_slot_state state;
+  CURL *easy;
+  char errbuf[CURL_ERROR_SIZE];
+  unsigned char *buf;        /* whole small files are read into this */
+  size_t bufcap;
+  bk_xfer x;
+  /* The item in progress (state != IDLE). */
+  bulkup_result res;
+  double t0;                 /* when the slot took the item */
+  struct curl_slist *headers;
+  const char *url;           /* the job's URL or fresh_url */
+  int conn_retries, retries;
+  unsigned int budget_spent; /* retry budget tokens taken for this item */
+  bool refreshed;            /* refresh_url was called */
+  double wake_at;            /* WAITING: when the retry starts */
+  bk_outcome o;              /* the last attempt's outcome */
+  bulkup_error_kind kind;    /* its error kind */
+  /* The strings of the result being reported. */
+  char message[768];
+  char *redacted_url;
+  char *fresh_url;           /* a refreshed URL for the current item */
+} bk_slot;
+
+/* A worker thread: several slots driven by one private multi handle, so
+ * one wake-up serves every connection that is ready. */
 typedef struct bk_worker {
   struct bulkup_uploader *u;
   unsigned int id;
   pthread_t thread;
   bool started;
-  CURL *easy;
   CURLM *multi;
-  char errbuf[CURL_ERROR_SIZE];
-  unsigned char *buf;        /* whole small files are read into this */
-  size_t bufcap;
+  bk_slot *slots;
+  unsigned int nslots;
+  unsigned int busy;         /* slots not idle */
   uint64_t rng;              /* for jitter */
-  bk_xfer x;
-  /* The strings of the result being reported. */
-  char message[768];
-  char *redacted_url;
-  char *fresh_url;           /* a refreshed URL for the current item */
-
+  /* Registered with the queue while the worker has a free slot and found
+   * the queue empty: a push then wakes this worker's multi. */
+  bk_queue_waiter waiter;
 } bk_worker;
 
 struct bulkup_uploader {
   bulkup_uploader_options opt; /* ca_file and user_agent point to copies */
   bulkup_upload_policy policy;
   bk_queue queue;
-  bk_worker *workers;
+  bk_worker *workers;       /* the threads */
   unsigned int nworkers;
   CURLSH *share;
   pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
@@ -93,10 +133,8 @@ struct bulkup_uploader {
   atomic_bool cancelled;
   atomic_uint_fast64_t bytes_sent;   /* live, retries included */
 
-  /* `lock` guards everything below and is the mutex of cancel_cond (on
-   * which waits between retries sleep, so a cancel ends them at once). */
+  /* `lock` guards everything below. */
   pthread_mutex_t lock;
-  pthread_cond_t cancel_cond;
   bulkup_report *report;
   uint64_t in_flight;
   uint64_t bytes_submitted;
@@ -117,15 +155,46 @@ struct bulkup_uploader {
   double start;
 };
 
-/* transfer.c */
+/* transfer.c: the slot state machine */
 bulkup_err bk_worker_init_curl(bk_worker *w);
 void bk_worker_cleanup_curl(bk_worker *w);
-/* Run one job to its end; fills *res (strings owned by the worker until
- * the next call) and returns. */
-void bk_run_job(bk_worker *w, bk_job *job, bulkup_result *res);
+/* Give an idle slot a job. The item may end at once (an item that cannot
+ * be tried, a bad source, a cancelled run); otherwise its first attempt is
+ * in the multi and the slot is RUNNING. */
+void bk_slot_start(bk_slot *s, bk_job *job);
+/* The slot's attempt ended: libcurl reported it done with `result`, or
+ * the worker aborted it (x.abort set). */
+void bk_slot_attempt_done(bk_slot *s, CURLcode result);
+/* Look at a RUNNING slot at `now`: abort it on cancel, a callback's abort
+ * or a phase timeout. A WAITING slot whose time has come starts its retry
+ * (or ends, if the run was cancelled). */
+void bk_slot_tick(bk_slot *s, double now);
+/* When the slot next needs bk_slot_tick (a phase deadline or the retry
+ * time); INFINITY when only libcurl's events matter. */
+double bk_slot_next(const bk_slot *s);
 void bk_log(struct bulkup_uploader *u, bulkup_log_level level,
             const char *fmt, ...) BK_PRINTF(3, 4);
-/* Interruptible sleep: returns false if the run was cancelled. */
-bool bk_sleep_cancellable(struct bulkup_uploader *u, double seconds);
+
+/* source.c: the item's bytes */
+/* Open the job's source into s->x. Returns an error kind (NONE on
+ * success) and writes the reason into s->message. */
+bulkup_error_kind bk_source_open(bk_slot *s, bk_job *j);
+void bk_source_close(bk_slot *s);
+/* Base64 MD5 of the whole source, for Content-MD5. */
+bool bk_source_md5(bk_slot *s, char out[32]);
+/* A streamed file is still the file that was opened. */
+bool bk_source_unchanged(const bk_slot *s);
+/* libcurl's read and seek callbacks (userdata: the slot). */
+size_t bk_source_read_cb(char *dst, size_t size, size_t nmemb, void *ud);
+int bk_source_seek_cb(void *ud, curl_off_t offset, int origin);
+
+/* worker.c: the thread */
+/* Make the worker's handles (w->u, w->nslots set). On failure, what was
+ * made is freed by bk_worker_cleanup_curl. */
+bulkup_err bk_worker_init(bk_worker *w);
+void *bk_worker_main(void *arg);
+
+/* uploader.c: an item ended (report, counters, callbacks). */
+void bk_item_done(struct bulkup_uploader *u, const bulkup_result *r);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * bulkup/uploader.h - the upload engine: a pool of worker threads that PUT
- * items to URLs, with retries, per-phase timeouts and a complete report.
+ * bulkup/uploader.h - the upload engine: worker threads, each driving
+ * several transfers at once, that PUT items to URLs, with retries,
+ * per-phase timeouts and a complete report.
  *
  *   bulkup_uploader_options opt;
  *   bulkup_uploader_options_init(&opt);
@@ -144,15 +145,21 @@ typedef void (*bulkup_log_fn)(void *userdata, bulkup_log_level level,
  */
 typedef char *(*bulkup_refresh_url_fn)(void *userdata, const bulkup_result *r);
 
-/* Default worker count: measured on 2-core machines against nginx over
- * loopback (see bench/RESULTS.md). */
+/* Default number of transfers in flight (options.workers): measured on
+ * 2-core machines against nginx over loopback (see bench/RESULTS.md). */
 #define BULKUP_DEFAULT_WORKERS 8
+/* Default number of worker threads (options.threads = 0): at most this
+ * many, and never more than options.workers. */
+#define BULKUP_DEFAULT_THREADS 2
 
 /* Options for bulkup_uploader_new(). Fill with
  * bulkup_uploader_options_init(). Strings are copied. */
 typedef struct bulkup_uploader_options {
-  unsigned int workers;          /* threads, 1..1024; default
-                                    BULKUP_DEFAULT_WORKERS */
+  unsigned int workers;          /* transfers in flight at once, 1..1024:
+                                    each has its own connection (and
+                                    libcurl easy handle, kept across
+                                    items); default
+                                    BULKUP_DEFAULT_WORKERS. See threads. */
   size_t queue_capacity;         /* items waiting for a worker; 0 (default)
                                     means 4 * workers */
   bulkup_requests_settings requests;  /* seed defaults */
@@ -194,6 +201,13 @@ typedef struct bulkup_uploader_options {
    * at BULKUP_LOG_ERROR and do not fail the item. */
   bulkup_journal *journal;
   void *userdata; /* given to every callback above */
+  /* Worker threads, 0..1024. The `workers` transfers are spread evenly
+   * over them; each thread drives its transfers through one libcurl multi
+   * handle, event-driven, so a single wake-up serves every connection
+   * that is ready (a thread per transfer costs a context switch per
+   * request). 0 (default) means min(BULKUP_DEFAULT_THREADS, workers);
+   * more than `workers` means `workers`. Callbacks run on these threads. */
+  unsigned int threads;
 } bulkup_uploader_options;
 
 /* bulkup_uploader_options_init - the defaults documented above. */

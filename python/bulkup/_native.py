@@ -160,6 +160,7 @@ class UploaderOptionsC(Structure):
         ("refresh_url", REFRESH_URL_FN),
         ("journal", c_void_p),  # bulkup_journal *
         ("userdata", c_void_p),
+        ("threads", c_uint),
     ]
 
 

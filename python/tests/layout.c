@@ -112,5 +112,6 @@ int main(void) {
   FIELD(bulkup_uploader_options, refresh_url);
   FIELD(bulkup_uploader_options, journal);
   FIELD(bulkup_uploader_options, userdata);
+  FIELD(bulkup_uploader_options, threads);
   return 0;
 }
