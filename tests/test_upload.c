@@ -1498,6 +1498,213 @@ static void test_silent_resend_gets_fresh_phases(void) {
   free(slow_data);
 }
 
+/* ---- several transfers per worker thread ------------------------------- */
+
+/* When each item ended, and on which thread. */
+typedef struct ended {
+  pthread_mutex_t m;
+  double at[64];
+  int status[64];
+  int attempts[64];
+  pthread_t thread[64];
+  int n;
+} ended;
+
+static void ended_cb(void *ud, const bulkup_result *r) {
+  ended *e = ud;
+  pthread_mutex_lock(&e->m);
+  if (r->index < 64) {
+    e->at[r->index] = bk_now();
+    e->status[r->index] = r->status;
+    e->attempts[r->index] = r->attempts;
+    e->thread[r->index] = pthread_self();
+  }
+  e->n++;
+  pthread_mutex_unlock(&e->m);
+}
+
+static void submit_url(bulkup_uploader *u, const char *file, const char *path) {
+  char *url = bk_ts_url(ts, path);
+  bulkup_item it;
+  bulkup_item_init(&it);
+  it.path = file;
+  it.url = url;
+  CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_OK);
+  free(url);
+}
+
+static void test_one_thread_several_in_flight(void) {
+  bk_ts_reset(ts);
+  unsigned long conns0 = bk_ts_connections(ts);
+  bk_ts_action slow = {.fault = BK_TS_DELAY, .seconds = 0.6};
+  for (int i = 0; i < 4; i++) {
+    char path[32];
+    snprintf(path, sizeof path, "/slots/%d", i);
+    bk_ts_script(ts, path, &slow, 1);
+  }
+  ended e = {.n = 0};
+  pthread_mutex_init(&e.m, NULL);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  o.workers = 4;
+  o.threads = 1;
+  o.on_complete = ended_cb;
+  o.userdata = &e;
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  const char *f = make_file("slots.bin", 5000, 40);
+  double t0 = bk_now();
+  for (int i = 0; i < 4; i++) {
+    char path[32];
+    snprintf(path, sizeof path, "/slots/%d", i);
+    submit_url(u, f, path);
+  }
+  /* Then many quick ones: they reuse the four connections. */
+  for (int i = 4; i < 40; i++) {
+    char path[32];
+    snprintf(path, sizeof path, "/slots/%d", i);
+    submit_url(u, f, path);
+  }
+  bulkup_report *rep;
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
+  double dt = bk_now() - t0;
+  bulkup_summary s;
+  bulkup_report_summary(rep, &s);
+  CU_ASSERT_EQUAL(s.succeeded, 40);
+  /* The four slow requests ran at once on the one thread: 0.6 s, not
+   * 2.4 s. */
+  CU_ASSERT(dt < 1.8);
+  for (int i = 1; i < 40; i++)
+    CU_ASSERT(pthread_equal(e.thread[i], e.thread[0]));
+  /* As many connections as transfer slots: not threads, not items. */
+  CU_ASSERT_EQUAL(bk_ts_connections(ts) - conns0, 4);
+  for (int i = 0; i < 40; i++) {
+    char path[32];
+    snprintf(path, sizeof path, "/slots/%d", i);
+    assert_stored(ts, path, f);
+  }
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+  pthread_mutex_destroy(&e.m);
+}
+
+static void test_retry_timer_does_not_block_other_slots(void) {
+  bk_ts_reset(ts);
+  bk_ts_action a = {.fault = BK_TS_STATUS, .status = 503};
+  bk_ts_script(ts, "/timer/a", &a, 1);
+  ended e = {.n = 0};
+  pthread_mutex_init(&e.m, NULL);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  o.workers = 2;
+  o.threads = 1;
+  o.requests.backoff_factor = 1.5; /* the retry waits 1.5 s */
+  o.on_complete = ended_cb;
+  o.userdata = &e;
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  const char *f = make_file("timer.bin", 100, 41);
+  double t0 = bk_now();
+  submit_url(u, f, "/timer/a");
+  for (int i = 1; i <= 20; i++) {
+    char path[32];
+    snprintf(path, sizeof path, "/timer/b%d", i);
+    submit_url(u, f, path);
+  }
+  bulkup_report *rep;
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
+  bulkup_summary s;
+  bulkup_report_summary(rep, &s);
+  CU_ASSERT_EQUAL(s.succeeded, 21);
+  CU_ASSERT_EQUAL(s.retries, 1);
+  /* The other slot went on with the other items meanwhile; the waiting
+   * item kept its slot and went once its time came. */
+  for (int i = 1; i <= 20; i++)
+    CU_ASSERT(e.at[i] - t0 < 1.2);
+  CU_ASSERT(e.at[0] - t0 >= 1.5);
+  CU_ASSERT_EQUAL(e.attempts[0], 2);
+  CU_ASSERT_EQUAL(bk_ts_count_path(ts, "/timer/a"), 2);
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+  pthread_mutex_destroy(&e.m);
+}
+
+static void test_cancel_with_many_slots_busy(void) {
+  bk_ts_reset(ts);
+  bk_ts_action slow[16];
+  for (int i = 0; i < 16; i++)
+    slow[i] = (bk_ts_action){.fault = BK_TS_DELAY, .seconds = 3};
+  bk_ts_script(ts, NULL, slow, 15);
+  bk_ts_action a = {.fault = BK_TS_STATUS, .status = 503};
+  bk_ts_script(ts, "/cmany/wait", &a, 1);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  o.workers = 16;
+  o.threads = 2;
+  o.queue_capacity = 100;
+  o.requests.backoff_factor = 60; /* the 503'd item waits a minute */
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  const char *f = make_file("cmany.bin", 1000, 42);
+  submit_url(u, f, "/cmany/wait");
+  for (int i = 1; i < 60; i++)
+    submit_url(u, f, "/cmany/x");
+  /* Let the sixteen slots start: one waits for its retry, fifteen wait
+   * for the server. */
+  usleep(500000);
+  double t0 = bk_now();
+  bulkup_uploader_cancel(u);
+  bulkup_report *rep;
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_ECANCELED);
+  CU_ASSERT(bk_now() - t0 < 1.0);
+  bulkup_summary s;
+  bulkup_report_summary(rep, &s);
+  CU_ASSERT_EQUAL(s.submitted, 60);
+  CU_ASSERT_EQUAL(s.cancelled, 60);
+  CU_ASSERT_EQUAL(bulkup_report_cancelled(rep, 0)->attempts, 1);
+  CU_ASSERT_EQUAL(bulkup_report_cancelled(rep, 59)->attempts, 0);
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+}
+
+static void test_new_item_started_promptly(void) {
+  bk_ts_reset(ts);
+  bk_ts_action slow = {.fault = BK_TS_DELAY, .seconds = 2};
+  bk_ts_script(ts, "/prompt/a", &slow, 1);
+  ended e = {.n = 0};
+  pthread_mutex_init(&e.m, NULL);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  o.workers = 2;
+  o.threads = 1;
+  o.on_complete = ended_cb;
+  o.userdata = &e;
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  const char *f = make_file("prompt.bin", 100, 43);
+  submit_url(u, f, "/prompt/a");
+  /* The worker is now asleep in its multi handle with one slot busy (its
+   * next deadline is a second away) and one free. */
+  usleep(300000);
+  double t1[3];
+  for (int i = 1; i <= 3; i++) {
+    char path[32];
+    snprintf(path, sizeof path, "/prompt/b%d", i);
+    t1[i - 1] = bk_now();
+    submit_url(u, f, path);
+    usleep(150000);
+  }
+  bulkup_report *rep;
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
+  /* Each started at once, not at the worker's next timeout. */
+  for (int i = 1; i <= 3; i++)
+    CU_ASSERT(e.at[i] - t1[i - 1] < 0.12);
+  CU_ASSERT(e.at[0] > e.at[3]);
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+  pthread_mutex_destroy(&e.m);
+}
+
 static void reg(void) {
   bk_suite("upload", suite_init, suite_clean);
   bk_test("many files stored byte-identical", test_many_files_stored_identically);
@@ -1533,6 +1740,11 @@ static void reg(void) {
   bk_test("expired URL refreshed once", test_expired_url_refreshed_once);
   bk_test("submit_failure keeps order", test_submit_failure_keeps_order);
   bk_test("libcurl's silent re-send", test_silent_resend_gets_fresh_phases);
+  bk_test("one thread, several in flight", test_one_thread_several_in_flight);
+  bk_test("retry timer does not block other slots",
+          test_retry_timer_does_not_block_other_slots);
+  bk_test("cancel with many slots busy", test_cancel_with_many_slots_busy);
+  bk_test("new item started promptly", test_new_item_started_promptly);
 }
 
 int main(int argc, char **argv) { return bk_test_main(argc, argv, reg); }
