@@ -36,7 +36,7 @@ bulkup_err bk_curl_global_init(void) {
 void bulkup_uploader_options_init(bulkup_uploader_options *o) {
   memset(o, 0, sizeof *o);
   o->workers = BULKUP_DEFAULT_WORKERS;
-  o->threads = 0; /* min(BULKUP_DEFAULT_THREADS, workers) */
+  o->threads = 0; /* one per transfer */
   o->queue_capacity = 0;
   bulkup_requests_settings_init(&o->requests);
   bulkup_cloud_upload_settings_init(&o->cloud);
@@ -214,7 +214,7 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
 
   /* `workers` transfer slots spread over the threads, as evenly as can
    * be: each thread drives its slots through one multi handle. */
-  unsigned nthreads = opt->threads ? opt->threads : BULKUP_DEFAULT_THREADS;
+  unsigned nthreads = opt->threads ? opt->threads : opt->workers;
   if (nthreads > opt->workers)
     nthreads = opt->workers;
   u->workers = bk_calloc(nthreads, sizeof *u->workers);

@@ -148,9 +148,6 @@ typedef char *(*bulkup_refresh_url_fn)(void *userdata, const bulkup_result *r);
 /* Default number of transfers in flight (options.workers): measured on
  * 2-core machines against nginx over loopback (see bench/RESULTS.md). */
 #define BULKUP_DEFAULT_WORKERS 8
-/* Default number of worker threads (options.threads = 0): at most this
- * many, and never more than options.workers. */
-#define BULKUP_DEFAULT_THREADS 2
 
 /* Options for bulkup_uploader_new(). Fill with
  * bulkup_uploader_options_init(). Strings are copied. */
@@ -205,8 +202,11 @@ typedef struct bulkup_uploader_options {
    * over them; each thread drives its transfers through one libcurl multi
    * handle, event-driven, so a single wake-up serves every connection
    * that is ready (a thread per transfer costs a context switch per
-   * request). 0 (default) means min(BULKUP_DEFAULT_THREADS, workers);
-   * more than `workers` means `workers`. Callbacks run on these threads. */
+   * request). 0 (default) means `workers`: one transfer per thread, the
+   * fastest wall-clock setting measured so far (with several transfers
+   * per thread, CPU and context switches drop but files/s dropped too on
+   * loopback nginx; see bench/RESULTS.md). More than `workers` means
+   * `workers`. Callbacks run on these threads. */
   unsigned int threads;
 } bulkup_uploader_options;
 
