@@ -132,11 +132,10 @@ bulkup_error_kind bk_source_open(bk_slot *s, bk_job *j) {
     x->fd = fd;
     return BULKUP_ERROR_NONE;
   }
-  /* Room for the file and the one byte more that tells it grew. */
-  if (!s->buf || s->bufcap < x->size + 1) {
+  if (!s->buf || s->bufcap < x->size) {
     size_t cap = ((size_t)x->size + BK_BUF_STEP) / BK_BUF_STEP * BK_BUF_STEP;
-    if (cap > BK_SMALL_FILE_MAX + 1)
-      cap = BK_SMALL_FILE_MAX + 1;
+    if (cap > BK_SMALL_FILE_MAX)
+      cap = BK_SMALL_FILE_MAX;
     unsigned char *nb = bk_realloc(s->buf, cap);
     if (!nb) {
       close(fd);
@@ -146,10 +145,11 @@ bulkup_error_kind bk_source_open(bk_slot *s, bk_job *j) {
     s->buf = nb;
     s->bufcap = cap;
   }
-  /* Read one byte more than expected: getting it means the file grew. */
+  /* Read exactly the size fstat gave: one read(2) for a small file. A file
+   * that grows, shrinks or is rewritten meanwhile is caught by the fstat
+   * after (size, mtime, ctime), so no extra read for end-of-file. */
   size_t got = 0;
-  size_t want = (size_t)x->size + 1;
-  bool grew = false;
+  size_t want = (size_t)x->size;
   while (got < want) {
     ssize_t r = read(fd, s->buf + got, want - got);
     if (r < 0) {
@@ -163,15 +163,11 @@ bulkup_error_kind bk_source_open(bk_slot *s, bk_job *j) {
     if (r == 0)
       break;
     got += (size_t)r;
-    if (got > x->size) {
-      grew = true;
-      break;
-    }
   }
   struct stat after;
   int st_rc = fstat(fd, &after);
   close(fd);
-  if (grew || got < x->size || st_rc != 0 || !bk_same_file(&x->st, &after)) {
+  if (got < x->size || st_rc != 0 || !bk_same_file(&x->st, &after)) {
     snprintf(s->message, sizeof s->message,
              "file changed while it was being read");
     return BULKUP_ERROR_FILE_CHANGED;

@@ -913,6 +913,8 @@ static int check_paths(upload_cli *c, totals *t) {
       cli_error("cannot open directory %s: %s", c->paths[i], strerror(errno));
       return CLI_EXIT_USAGE;
     }
+    /* Byte totals only feed the progress line and the dry run's count. */
+    walk_need_sizes(w, c->dry_run || upload_show_progress(c));
     walk_status ws;
     unsigned long steps = 0;
     while ((ws = walk_next(w)) != WALK_DONE) {
@@ -1144,6 +1146,7 @@ static void upload_paths(run *rn) {
         rn->input_errors++;
         continue;
       }
+      walk_need_sizes(w, false); /* the uploader stats each file itself */
       walk_status ws;
       while (!rn->stop && (ws = walk_next(w)) != WALK_DONE) {
         if (ws == WALK_FILE)

@@ -15,6 +15,7 @@
 #ifndef BULKUP_CLI_WALK_H
 #define BULKUP_CLI_WALK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct walk walk;
@@ -40,6 +41,13 @@ const char *walk_path(const walk *w);
 const char *walk_rel(const walk *w);
 /* The current file's size in bytes (from stat). */
 uint64_t walk_size(const walk *w);
+
+/* walk_need_sizes - with need false, regular files whose directory entry
+ * says so (d_type) are returned without a stat, and walk_size() is 0 for
+ * them: one system call less per file when the caller has no use for the
+ * size. Other entries (links, unknown types) are still stat'ed. Default:
+ * sizes needed. */
+void walk_need_sizes(walk *w, bool need);
 /* The text of the last WALK_SKIP or WALK_ERROR. */
 const char *walk_message(const walk *w);
 
