@@ -290,25 +290,6 @@ static int bk_api_prereq_cb(void *ud, char *a, char *b, int c, int d) {
   return CURL_PREREQFUNC_OK;
 }
 
-static long bk_ms(double seconds) {
-  if (seconds <= 0)
-    return 0;
-  double ms = ceil(seconds * 1000.0);
-  return ms > (double)LONG_MAX / 2 ? LONG_MAX / 2 : (long)ms;
-}
-
-static struct curl_slist *bk_add(struct curl_slist *l, const char *h,
-                                 bool *ok) {
-  if (!*ok)
-    return l;
-  struct curl_slist *n = curl_slist_append(l, h);
-  if (!n) {
-    *ok = false;
-    return l;
-  }
-  return n;
-}
-
 /* The API's {"error": "..."} text, printable and short, for messages. */
 static void bk_error_excerpt(const char *body, size_t len, char *out,
                              size_t outsz) {
@@ -364,17 +345,17 @@ static bulkup_err bk_api_attempt(bulkup_api *api, const bk_api_call *c,
     return rc;
   bool ok = true;
   struct curl_slist *h = NULL;
-  h = bk_add(h, sig.content_digest, &ok);
-  h = bk_add(h, sig.signature_input, &ok);
-  h = bk_add(h, sig.signature, &ok);
-  h = bk_add(h, "Accept: application/json", &ok);
-  h = bk_add(h, "Expect:", &ok);
+  h = bk_slist_add(h, sig.content_digest, &ok);
+  h = bk_slist_add(h, sig.signature_input, &ok);
+  h = bk_slist_add(h, sig.signature, &ok);
+  h = bk_slist_add(h, "Accept: application/json", &ok);
+  h = bk_slist_add(h, "Expect:", &ok);
   if (c->body)
-    h = bk_add(h, "Content-Type: application/json", &ok);
+    h = bk_slist_add(h, "Content-Type: application/json", &ok);
   char idem[128];
   if (c->idempotency_key) {
     snprintf(idem, sizeof idem, "Idempotency-Key: %s", c->idempotency_key);
-    h = bk_add(h, idem, &ok);
+    h = bk_slist_add(h, idem, &ok);
   }
   bk_sig_headers_free(&sig);
   if (!ok) {
@@ -397,10 +378,10 @@ static bulkup_err bk_api_attempt(bulkup_api *api, const bk_api_call *c,
   st->retry_after = -1;
   errbuf[0] = '\0';
   const bulkup_upload_policy *p = &api->policy;
-  long cto = bk_ms(p->connect_timeout);
+  long cto = bk_curl_ms(p->connect_timeout);
   long total = (p->connect_timeout > 0 && p->read_timeout > 0 &&
                 p->write_timeout > 0)
-                   ? bk_ms(p->connect_timeout + p->read_timeout +
+                   ? bk_curl_ms(p->connect_timeout + p->read_timeout +
                            p->write_timeout)
                    : 0;
   CURLcode cc = CURLE_OK;

@@ -68,6 +68,14 @@ void *bk_curl_calloc(size_t count, size_t size);
  * allocator hooks; every libcurl user in the library calls it first. */
 bulkup_err bk_curl_global_init(void);
 
+struct curl_slist;
+/* Append a header line to a libcurl list; on allocation failure *ok turns
+ * false (and stays so) and the list is returned unchanged, so a run of
+ * appends needs one check at the end. */
+struct curl_slist *bk_slist_add(struct curl_slist *l, const char *h, bool *ok);
+/* Seconds as libcurl milliseconds: rounded up, 0 for <= 0, no overflow. */
+long bk_curl_ms(double seconds);
+
 /* --- pthread wrappers (thread.c) -------------------------------------- */
 /* A pthread call that fails here is a programming error (EINVAL, EDEADLK):
  * the wrappers abort with a message rather than run on with a broken lock. */

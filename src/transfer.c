@@ -149,13 +149,6 @@ static int bk_sockopt_cb(void *ud, curl_socket_t fd, curlsocktype purpose) {
 
 /* ---- the easy handle ------------------------------------------------- */
 
-static long bk_ms(double seconds) {
-  if (seconds <= 0)
-    return 0;
-  double ms = ceil(seconds * 1000.0);
-  return ms > (double)LONG_MAX / 2 ? LONG_MAX / 2 : (long)ms;
-}
-
 static bulkup_err bk_setup_easy(bk_slot *s) {
   struct bulkup_uploader *u = s->u;
   CURL *e = curl_easy_init();
@@ -190,7 +183,7 @@ static bulkup_err bk_setup_easy(bk_slot *s) {
   BK_SET(CURLOPT_ERRORBUFFER, s->errbuf);
   BK_SET(CURLOPT_TCP_KEEPALIVE, 1L);
   /* 0 means no limit: libcurl's 0 would mean its 300 s default. */
-  long cto = bk_ms(u->policy.connect_timeout);
+  long cto = bk_curl_ms(u->policy.connect_timeout);
   BK_SET(CURLOPT_CONNECTTIMEOUT_MS, cto ? cto : LONG_MAX / 2);
   BK_SET(CURLOPT_SSL_VERIFYPEER, u->opt.insecure ? 0L : 1L);
   BK_SET(CURLOPT_SSL_VERIFYHOST, u->opt.insecure ? 0L : 2L);
@@ -211,37 +204,25 @@ static bulkup_err bk_setup_easy(bk_slot *s) {
   return BULKUP_OK;
 }
 
-static struct curl_slist *bk_append(struct curl_slist *l, const char *h,
-                                    bool *ok) {
-  if (!*ok)
-    return l;
-  struct curl_slist *n = curl_slist_append(l, h);
-  if (!n) {
-    *ok = false;
-    return l;
-  }
-  return n;
-}
-
 static struct curl_slist *bk_build_headers(bk_slot *s, bk_job *j,
                                            const char *md5) {
   bool ok = true;
   struct curl_slist *h = NULL;
   char line[1024];
   snprintf(line, sizeof line, "Content-Type: %s", j->content_type);
-  h = bk_append(h, line, &ok);
+  h = bk_slist_add(h, line, &ok);
   if (j->cache_control) {
     snprintf(line, sizeof line, "Cache-Control: %s", j->cache_control);
-    h = bk_append(h, line, &ok);
+    h = bk_slist_add(h, line, &ok);
   }
   if (md5) {
     snprintf(line, sizeof line, "Content-MD5: %s", md5);
-    h = bk_append(h, line, &ok);
+    h = bk_slist_add(h, line, &ok);
   }
   if (!s->u->opt.expect_continue)
-    h = bk_append(h, "Expect:", &ok);
+    h = bk_slist_add(h, "Expect:", &ok);
   for (size_t i = 0; j->headers && j->headers[i]; i++)
-    h = bk_append(h, j->headers[i], &ok);
+    h = bk_slist_add(h, j->headers[i], &ok);
   if (!ok) {
     curl_slist_free_all(h);
     return NULL;

@@ -10,6 +10,8 @@
 #include "internal.h"
 #include "uploader.h"
 
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 
 static pthread_once_t bk_curl_once = PTHREAD_ONCE_INIT;
@@ -23,6 +25,25 @@ static void bk_curl_global_init_once(void) {
   bk_curl_init_rc =
       curl_global_init_mem(CURL_GLOBAL_DEFAULT, bk_curl_malloc, bk_curl_free,
                            bk_curl_realloc, bk_curl_strdup, bk_curl_calloc);
+}
+
+struct curl_slist *bk_slist_add(struct curl_slist *l, const char *h,
+                                bool *ok) {
+  if (!*ok)
+    return l;
+  struct curl_slist *n = curl_slist_append(l, h);
+  if (!n) {
+    *ok = false;
+    return l;
+  }
+  return n;
+}
+
+long bk_curl_ms(double seconds) {
+  if (seconds <= 0)
+    return 0;
+  double ms = ceil(seconds * 1000.0);
+  return ms > (double)LONG_MAX / 2 ? LONG_MAX / 2 : (long)ms;
 }
 
 bulkup_err bk_curl_global_init(void) {

@@ -865,9 +865,10 @@ typedef struct totals {
   uint64_t input;        /* the whole input's items */
 } totals;
 
-/* Every PATH exists and is a file or a directory; walk the directories,
- * counting. */
-static int check_paths(upload_cli *c, totals *t) {
+/* Every PATH exists, is a file or a directory, and a file is readable;
+ * each problem is named. Returns -1 when all are fine, else the exit
+ * status for bad input (nothing is uploaded). */
+int upload_check_path_args(const upload_cli *c) {
   int bad = 0;
   for (int i = 0; i < c->npaths; i++) {
     struct stat st;
@@ -887,6 +888,16 @@ static int check_paths(upload_cli *c, totals *t) {
               bad == 1 ? "" : "s");
     return CLI_EXIT_USAGE;
   }
+  return -1;
+}
+
+/* Every PATH exists and is a file or a directory; walk the directories,
+ * counting. */
+static int check_paths(upload_cli *c, totals *t) {
+  int checked = upload_check_path_args(c);
+  if (checked >= 0)
+    return checked;
+  int bad = 0;
   for (int i = 0; i < c->npaths; i++) {
     struct stat st;
     if (stat(c->paths[i], &st) != 0) {

@@ -94,6 +94,11 @@ void upload_log_cb(void *userdata, bulkup_log_level level,
 bulkup_log_level upload_log_level(const upload_cli *c);
 /* Whether to draw the progress line (--progress, --no-progress, -q, tty). */
 bool upload_show_progress(const upload_cli *c);
+
+/* Every PATH exists, is a file or a directory, and a file is readable
+ * (each problem named on stderr). -1 when all are fine, else the exit
+ * status for bad input. */
+int upload_check_path_args(const upload_cli *c);
 /* Make `p` the progress line that upload_say() steps around (NULL: none).
  * Returns the previous one. */
 progress *upload_swap_progress(progress *p);

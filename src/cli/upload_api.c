@@ -91,25 +91,10 @@ static int cmp_path(const void *a, const void *b) {
  * of every shard. Returns -1 to go on, or an exit status (2 for bad input,
  * with every problem named). */
 static int collect(const upload_cli *c, file_list *l, uint64_t *input) {
+  int checked = upload_check_path_args(c);
+  if (checked >= 0)
+    return checked;
   int bad = 0;
-  for (int i = 0; i < c->npaths; i++) {
-    struct stat st;
-    if (stat(c->paths[i], &st) != 0) {
-      cli_error("%s: %s", c->paths[i], strerror(errno));
-      bad++;
-    } else if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-      cli_error("%s: not a regular file or directory", c->paths[i]);
-      bad++;
-    } else if (S_ISREG(st.st_mode) && access(c->paths[i], R_OK) != 0) {
-      cli_error("%s: %s", c->paths[i], strerror(errno));
-      bad++;
-    }
-  }
-  if (bad) {
-    cli_error("nothing uploaded: %d PATH%s cannot be uploaded", bad,
-              bad == 1 ? "" : "s");
-    return CLI_EXIT_USAGE;
-  }
   for (int i = 0; i < c->npaths; i++) {
     struct stat st;
     if (stat(c->paths[i], &st) != 0) {
