@@ -384,9 +384,9 @@ static bulkup_err bk_parse_line(bulkup_journal *j, char *line, size_t len,
     bk_sess_remove(j, d);
   } else {
     char *copy = bk_strndup(url, ulen);
-    bulkup_err rc = copy ? bk_sess_reserve(j)
-                         : bk_error(BULKUP_ENOMEM, "out of memory for the "
-                                                   "journal");
+    if (!copy)
+      return bk_error(BULKUP_ENOMEM, "out of memory for the journal");
+    bulkup_err rc = bk_sess_reserve(j);
     if (rc != BULKUP_OK) {
       bk_free(copy);
       return rc;
