@@ -27,6 +27,7 @@
 #define CH (256 * 1024)            /* the chunk size of these tests */
 #define TOTAL (3 * CH + 1000)      /* an object of 3 chunks and a bit */
 static const unsigned char SECRET[] = "0123456789abcdef0123456789abcdef";
+static const char *CA; /* CURLOPT_CAINFO for a TLS server, or NULL */
 
 static void sleep_s(double s) {
   struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
@@ -126,6 +127,8 @@ static hres req(const char *method, const char *url, const char *const *hdrs,
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &r);
   if (hs)
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hs);
+  if (CA)
+    curl_easy_setopt(h, CURLOPT_CAINFO, CA);
   if (!strcmp(method, "POST")) {
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
@@ -384,6 +387,29 @@ static void test_raw_host_header(void) {
   CU_ASSERT_EQUAL(strncmp(surl, "http://proxy.example:8443/p/q?upload_id=",
                           40), 0);
   CU_ASSERT_EQUAL(strlen(surl), 40 + 32);
+  free(surl);
+  free(url);
+  stop();
+
+  /* over TLS the session URL is https */
+  bks_config cfg;
+  bks_config_init(&cfg);
+  cfg.mode = BKS_MODE_RAW;
+  cfg.tls = 1;
+  CU_ASSERT_EQUAL_FATAL(bks_server_start(&S, &cfg, NULL, 0), 0);
+  CA = bks_server_ca_file(S);
+  url = bks_server_url(S, "/tls");
+  const char *sh2[] = {"x-goog-resumable: start", NULL};
+  surl = start_session(url, sh2);
+  char want[128];
+  snprintf(want, sizeof want, "https://127.0.0.1:%u/tls?upload_id=",
+           (unsigned)bks_server_port(S));
+  CU_ASSERT_EQUAL(strncmp(surl, want, strlen(want)), 0);
+  hres r = put_chunk(surl, (const unsigned char *)"hello", 0, 4, "5");
+  CU_ASSERT_EQUAL(r.code, 200);
+  hres_free(&r);
+  CU_ASSERT_EQUAL(bks_server_object_sha256(S, "/tls", NULL), 5);
+  CA = NULL;
   free(surl);
   free(url);
   stop();
@@ -653,6 +679,45 @@ static void test_raw_reset_mid_body(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(got);
   CU_ASSERT_EQUAL(len, TOTAL);
   CU_ASSERT_EQUAL(memcmp(got, data, TOTAL), 0);
+  free(got);
+  free(surl);
+  free(url);
+  free(data);
+  stop();
+}
+
+/* Chunks over 1 MiB: curl sends "Expect: 100-continue"; a refusal known
+ * from the headers is answered before the body is sent. */
+static void test_raw_expect_continue(void) {
+  start_raw();
+  size_t big = 2 * 1024 * 1024;
+  unsigned char *data = random_data(2 * big + 2, 10);
+  char *url = bks_server_url(S, "/big");
+  const char *sh[] = {"x-goog-resumable: start", NULL};
+  char *surl = start_session(url, sh);
+  hres r = put_chunk(surl, data, 0, big - 1, "*");
+  assert_308(&r, big);
+  size_t n = bks_server_request_count(S);
+  bks_request q;
+  CU_ASSERT_EQUAL(bks_server_request_get(S, n - 1, &q), 0);
+  CU_ASSERT_STRING_EQUAL(q.expect, "100-continue");
+  CU_ASSERT_EQUAL(q.body_bytes, big);
+
+  r = put_chunk(surl, data, big + 1, 2 * big, "*"); /* a gap */
+  assert_xml(&r, 400, "InvalidRange");
+  n = bks_server_request_count(S);
+  CU_ASSERT_EQUAL(bks_server_request_get(S, n - 1, &q), 0);
+  CU_ASSERT_STRING_EQUAL(q.expect, "100-continue");
+  CU_ASSERT_EQUAL(q.body_bytes, 0);
+
+  r = put_chunk(surl, data, big, 2 * big + 1, "4194306");
+  CU_ASSERT_EQUAL(r.code, 200);
+  hres_free(&r);
+  size_t len = 0;
+  unsigned char *got = bks_server_object_data(S, "/big", &len);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+  CU_ASSERT_EQUAL(len, 2 * big + 2);
+  CU_ASSERT_EQUAL(memcmp(got, data, 2 * big + 2), 0);
   free(got);
   free(surl);
   free(url);
@@ -1030,13 +1095,14 @@ static void reg(void) {
   bk_suite("raw", NULL, NULL);
   bk_test("start, chunks, queries, overlap, finish, records",
           test_raw_whole_upload);
-  bk_test("Location follows the Host header", test_raw_host_header);
+  bk_test("Location follows the Host header and TLS", test_raw_host_header);
   bk_test("gap, length, malformed ranges, totals, unknown sessions",
           test_raw_refusals);
   bk_test("cancel, server reset, empty object", test_raw_cancel_and_reset);
   bk_test("Content-MD5 of the whole object", test_raw_content_md5);
   bk_test("scripted faults: reset mid-body keeps its bytes",
           test_raw_reset_mid_body);
+  bk_test("chunks with Expect: 100-continue", test_raw_expect_continue);
   bk_test("takeover of a stalled chunk", test_raw_takeover);
   bk_suite("api", NULL, NULL);
   bk_test("signed start, disk session, object like a PUT",
