@@ -235,7 +235,6 @@ typedef struct bks_req {
   int rs_query;            /* Content-Range: bytes * / T */
   long long rs_total;      /* T, or the declared total (start); -1 */
   int rs_has_md5;          /* start: want_md5 holds Content-MD5 */
-  int rs_appended;         /* this request appended bytes */
 } bks_req;
 
 /* http.c: answers. Each records the request (status, error) and queues

@@ -460,10 +460,8 @@ void bks_rs_append(bks_req *r, const char *p, size_t n) {
   if (!s->gone && !s->completed && s->owner == r->rs_gen &&
       off <= s->persisted && off + n > s->persisted) {
     size_t skip = (size_t)(s->persisted - off);
-    if (put_bytes_locked(s, (const unsigned char *)p + skip, n - skip) == 0)
-      r->rs_appended = 1;
-    else
-      failed = 1;
+    failed = put_bytes_locked(s, (const unsigned char *)p + skip,
+                              n - skip) != 0;
   }
   pthread_mutex_unlock(&s->mu);
   if (failed) {
@@ -865,8 +863,9 @@ static enum MHD_Result chunk_complete(bks_req *r) {
       s->persisted == (unsigned long long)s->total) {
     fin = finalize_locked(srv, s);
     finalized = fin == 0;
-  } else if (owner && r->rs_appended && s->fd >= 0) {
-    (void)fdatasync(s->fd); /* what a 308 reports survives a crash */
+  } else if (s->dir && !s->completed && data_open_locked(s) == 0) {
+    /* what a 308 reports is on disk, including bytes a cut request left */
+    (void)fdatasync(s->fd);
   }
   int completed = s->completed;
   unsigned long long p = s->persisted;
