@@ -283,6 +283,17 @@ static void storage_check(bks_req *r) {
   free(sig);
 }
 
+int bks_api_storage_authorize(bks_req *r) {
+  const char *raw = r->path + strlen(P_STORAGE);
+  r->key = bks_pct_decode(raw, strlen(raw));
+  if (!r->key || !bks_object_key_valid(r->key)) {
+    reject(r, 400, "InvalidObjectName", "The object key is not valid.");
+    return -1;
+  }
+  storage_check(r);
+  return r->reject_status ? -1 : 0;
+}
+
 static void storage_prepare(bks_req *r) {
   bks_server *srv = r->srv;
   if (strcmp(r->rec.method, "PUT") != 0) {
@@ -290,14 +301,7 @@ static void storage_prepare(bks_req *r) {
            "Only PUT to a signed URL is supported.");
     return;
   }
-  const char *raw = r->path + strlen(P_STORAGE);
-  r->key = bks_pct_decode(raw, strlen(raw));
-  if (!r->key || !bks_object_key_valid(r->key)) {
-    reject(r, 400, "InvalidObjectName", "The object key is not valid.");
-    return;
-  }
-  storage_check(r);
-  if (r->reject_status)
+  if (bks_api_storage_authorize(r) != 0)
     return;
   const char *md5 = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                 "Content-MD5");
@@ -374,8 +378,7 @@ static enum MHD_Result respond_obj(bks_req *r, int status, json_object *o,
 
 /* ---- presign --------------------------------------------------------------------- */
 
-/* "http(s)://" + the Host header when it is well formed, else NULL. */
-static char *base_from_host(bks_req *r) {
+char *bks_api_base_from_host(bks_req *r) {
   const char *h =
       MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Host");
   size_t n = h ? strlen(h) : 0;
@@ -413,7 +416,7 @@ static enum MHD_Result presign(bks_req *r) {
     return bks_respond_error(r, 400, "unknown upload_item_type");
   const char *pattern = pattern_for(t);
   char *base = srv->public_url ? bks_strdup(srv->public_url)
-                               : base_from_host(r);
+                               : bks_api_base_from_host(r);
   if (!base)
     base = bks_server_url(srv, NULL);
   pthread_mutex_lock(&srv->mu);

@@ -6,7 +6,8 @@
  * store.c (memory and disk object stores), auth.c (authorized keys and
  * RFC 9421-style signature verification), tls.c (certificates), http.c
  * (the libmicrohttpd core: request life cycle, faults, request log),
- * api.c (the endpoints), server.c (start, stop and the public API).
+ * api.c (the endpoints), resumable.c (GCS-style resumable upload
+ * sessions, both modes), server.c (start, stop and the public API).
  */
 #ifndef BKS_INTERNAL_H
 #define BKS_INTERNAL_H
@@ -140,6 +141,8 @@ typedef struct bks_script {
 
 typedef struct bks_job bks_job;
 typedef struct bks_idem bks_idem;
+typedef struct bks_session bks_session;
+typedef struct bks_sessions bks_sessions;
 
 struct bks_server {
   bks_mode mode;
@@ -159,6 +162,7 @@ struct bks_server {
 
   bks_store *store; /* its own lock */
   bks_keys *keys;   /* its own lock */
+  bks_sessions *sessions; /* its own locks (resumable.c) */
 
   /* mu guards everything below; cv is signalled when a request is
    * recorded. Lock order: mu, then the store's or the keys' lock. */
@@ -179,8 +183,17 @@ struct bks_server {
 
 unsigned bks_hash(const char *s);
 
-/* Body sinks. */
-enum { BKS_SINK_DISCARD = 0, BKS_SINK_BUFFER, BKS_SINK_STORE };
+/* Body sinks. SESSION: appended to a resumable upload session as the
+ * bytes arrive (resumable.c). */
+enum { BKS_SINK_DISCARD = 0, BKS_SINK_BUFFER, BKS_SINK_STORE, BKS_SINK_SESSION };
+
+/* What a request is to the resumable upload protocol. */
+enum {
+  BKS_RS_NONE = 0,
+  BKS_RS_START,  /* POST with x-goog-resumable: start */
+  BKS_RS_CHUNK,  /* PUT ...?upload_id=: a chunk or a status query */
+  BKS_RS_CANCEL  /* DELETE ...?upload_id= */
+};
 
 /* Per-request state, created by the URI log callback (once per request),
  * used only by its connection's thread, freed when MHD reports the end. */
@@ -214,12 +227,24 @@ typedef struct bks_req {
   int reject_status;  /* decided at the headers; answered at the end */
   const char *reject_code;
   const char *reject_msg;
+  /* resumable uploads (resumable.c) */
+  int rs_kind;             /* BKS_RS_* */
+  bks_session *rs;         /* a reference to the session, or NULL */
+  unsigned long long rs_gen; /* this request's turn as the session's owner */
+  unsigned long long rs_off; /* object offset of the next body byte */
+  int rs_query;            /* Content-Range: bytes * / T */
+  long long rs_total;      /* T, or the declared total (start); -1 */
+  int rs_has_md5;          /* start: want_md5 holds Content-MD5 */
 } bks_req;
 
 /* http.c: answers. Each records the request (status, error) and queues
  * the response; `error` is what goes in the record ("" for success). */
 enum MHD_Result bks_respond(bks_req *r, int status, const char *ctype,
                             const char *body, size_t len, const char *error);
+/* the same with extra "Name: value\r\n" header lines (may be NULL) */
+enum MHD_Result bks_respond_ex(bks_req *r, int status, const char *ctype,
+                               const char *body, size_t len,
+                               const char *headers, const char *error);
 enum MHD_Result bks_respond_json(bks_req *r, int status, const char *json,
                                  const char *error);
 /* {"error": reason}, and the reason is the record's error */
@@ -263,5 +288,32 @@ char *bks_api_sign_url(bks_server *srv, const char *base, const char *key,
 /* Free jobs and idempotency records (server stop). */
 void bks_api_free(bks_server *srv);
 int bks_api_job_cancel(bks_server *srv, const char *hash);
+/* A storage request's object key (r->key, percent-decoded) and its
+ * signed URL's checks (signature, expiry, Content-Type): 0 if they pass,
+ * else -1 with the refusal in reject_* (sink DISCARD). */
+int bks_api_storage_authorize(bks_req *r);
+/* "http(s)://" + the request's Host header when it is well formed, else
+ * NULL. Malloc'ed. */
+char *bks_api_base_from_host(bks_req *r);
+
+/* resumable.c */
+bks_sessions *bks_sessions_new(void);
+/* Free every session in memory (server stop: no request is running).
+ * Sessions on disk stay. NULL does nothing. */
+void bks_sessions_free(bks_sessions *t);
+/* Forget the memory store's sessions (bks_server_reset). */
+void bks_rs_reset(bks_server *srv);
+/* Which BKS_RS_* the request is (headers are in, routed). */
+int bks_rs_kind(bks_req *r);
+/* Like bks_api_prepare for a resumable request: the checks that need no
+ * body, the session lookup and takeover, the body's sink; a refusal is
+ * kept in reject_* and answered by bks_rs_complete(). */
+void bks_rs_prepare(bks_req *r);
+/* Append body bytes to the session (BKS_SINK_SESSION). */
+void bks_rs_append(bks_req *r, const char *p, size_t n);
+/* Answer a resumable request once its body is in. */
+enum MHD_Result bks_rs_complete(bks_req *r);
+/* Drop the request's reference to its session (request end). */
+void bks_rs_release(bks_req *r);
 
 #endif

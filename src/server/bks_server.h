@@ -10,7 +10,14 @@
  *   PUT  /storage/<object_key>?expires=..&content_type=..&signature=..
  *   POST /v2/public/image-groups                                 (signed)
  *   GET  /v2/public/image-groups/jobs/<process_hash>             (signed)
- * "Signed" means an RFC 9421-style Ed25519 request signature checked
+ *   POST /storage/<object_key>?<signed query>, x-goog-resumable: start
+ *   PUT, DELETE /storage/<object_key>?upload_id=<sid>
+ * The last two are the resumable uploads of doc/api-protocol.md ("Resumable
+ * uploads", after Google Cloud Storage's XML API): a POST to a signed
+ * storage URL starts a session (201, Location: the session URL), PUTs
+ * with Content-Range send chunks or ask how far the session got (308 with
+ * Range, or the PUT's own 200 once the whole object is in), DELETE
+ * cancels. "Signed" means an RFC 9421-style Ed25519 request signature checked
  * against the authorized keys (bks_server_add_key(),
  * bks_server_load_authorized_keys()); a bad one gets 401
  * {"error": "<reason>"} (reasons below). Storage PUTs carry the server's
@@ -21,19 +28,27 @@
  * engine's tests use (tests/support/bk_ts.h is a thin wrapper over it):
  * GET and HEAD return the object stored at the raw request path (200) or
  * 404; DELETE removes it (204) or answers 404; any other method stores the
- * body under the path. Memory store only.
+ * body under the path. Memory store only. The resumable upload protocol
+ * works there too, on any path: POST with x-goog-resumable: start, then
+ * PUT/DELETE on path?upload_id=<sid>; the finished object is stored under
+ * the path as a PUT's body would be.
  *
  * Stores: memory (root NULL; for tests) or a root directory on disk
  * (objects are files {root}/{object_key}, written atomically: temporary
  * file in the same folder, fsync, rename). In API mode object keys are
  * validated (bks_object_key_valid()) before anything touches the store,
- * in both stores; the disk store validates again.
+ * in both stores; the disk store validates again. Resumable upload
+ * sessions live with the store: in memory (freed by bks_server_stop() and
+ * bks_server_reset()), or on disk under {root}/.resumable/<sid>/, where a
+ * server started again on the same root finds them.
  *
  * Faults, for both modes: per-path scripts (bks_server_script()) apply to
- * any request; random faults (bks_faults: a rate of storage PUTs answered
- * with a status, a rate of storage PUTs reset mid-body) apply to API-mode
- * storage PUTs only; an added latency applies to every answer. A scripted
- * action wins over the random faults.
+ * any request, resumable session requests included (they are scripted by
+ * the object's path); random faults (bks_faults: a rate of storage PUTs
+ * answered with a status, a rate of storage PUTs reset mid-body) apply to
+ * API-mode storage PUTs only, chunk and status-query PUTs of resumable
+ * sessions included; an added latency applies to every answer. A
+ * scripted action wins over the random faults.
  *
  * The request log: every request is recorded (bks_request) as soon as its
  * outcome is fixed: just before its response is queued, just before the
@@ -104,7 +119,8 @@ typedef enum bks_fault {
    * without a response */
   BKS_FAULT_NO_RESPONSE,
   /* after `after_bytes` of the body, reset the connection (TCP RST, no
-   * FIN before it); nothing is stored */
+   * FIN before it); nothing is stored, except that a resumable session's
+   * chunk keeps the bytes that arrived before the reset */
   BKS_FAULT_RESET_MID_BODY,
   /* read the whole body, answer `status` (default 503) with a
    * Content-Length larger than the bytes actually sent, then close */
@@ -293,7 +309,8 @@ char *bks_server_sign_storage_url(bks_server *srv, const char *object_key,
  * ("a/b", not "/a/b"), '/'-separated segments that are not empty, "." or
  * "..", no backslash, no control character (NUL cannot occur: a
  * percent-encoded %00 is refused before), no segment starting with
- * ".bks-tmp" (the disk store's temporary files). 1 if valid, else 0. */
+ * ".bks-tmp" (the disk store's temporary files), and not ".resumable" or
+ * below it (the disk store's resumable sessions). 1 if valid, else 0. */
 int bks_object_key_valid(const char *key);
 
 /* ---- objects --------------------------------------------------------------- */
@@ -313,6 +330,16 @@ void *bks_server_object_data(bks_server *srv, const char *key, size_t *len);
 /* Remove an object (tests: "an image object vanished"). 0, or -1 if
  * there was none. */
 int bks_server_object_delete(bks_server *srv, const char *key);
+
+/* ---- resumable upload sessions ----------------------------------------------- */
+
+/* The bytes resumable session `sid` has persisted (its P), without
+ * touching the session's ownership (a status query PUT takes it over):
+ * for tests that wait for a body to reach the server. *completed (may be
+ * NULL) is set to whether the object was committed. -1 for an unknown or
+ * discarded session. */
+long long bks_server_upload_offset(bks_server *srv, const char *sid,
+                                   int *completed);
 
 /* ---- jobs (API mode) --------------------------------------------------------- */
 
@@ -340,11 +367,16 @@ typedef struct bks_counters {
   unsigned long long requests[BKS_EP_COUNT];
   unsigned long long presign_requests; /* presign answered 200 */
   unsigned long long urls_issued;      /* signed URLs in those answers */
-  unsigned long long objects_stored;   /* storage PUTs answered 200 */
+  /* storage PUTs answered 200, and API-mode resumable sessions
+   * finalized */
+  unsigned long long objects_stored;
   unsigned long long groups_created;   /* new jobs (not idempotent replays) */
   unsigned long long idempotent_replays; /* image-group POSTs replayed */
   unsigned long long auth_failures;    /* 401 answers */
   unsigned long long faults_injected;  /* random faults (rate, reset) */
+  unsigned long long resumable_started;   /* sessions started (201) */
+  unsigned long long resumable_completed; /* sessions finalized (object
+                                             committed) */
   unsigned long connections;           /* TCP connections accepted */
 } bks_counters;
 
@@ -361,6 +393,7 @@ typedef struct bks_request {
   char cache_control[256];
   char content_md5[64];
   char expect[64];
+  char content_range[96];        /* resumable chunks and status queries */
   long long content_length;      /* from the header, -1 if absent */
   unsigned long long body_bytes; /* body bytes actually received */
   char body_sha256[65];          /* lower hex of the received body */
@@ -372,7 +405,8 @@ typedef struct bks_request {
   bks_endpoint endpoint;
   int injected;     /* the fault came from the random faults */
   /* why a request was refused: the 401 reason, the XML error Code, or the
-   * 400/404/409 reason; "" when it succeeded */
+   * 400/404/409 reason; "Superseded" for a resumable chunk overtaken by a
+   * newer request on its session; "" when it succeeded */
   char error[128];
 } bks_request;
 
@@ -391,7 +425,7 @@ size_t bks_server_count_path(bks_server *srv, const char *path);
 size_t bks_server_wait_requests(bks_server *srv, size_t n, double timeout);
 
 /* Forget recorded requests, scripts, counters (except connections) and,
- * with the memory store, every object. Jobs, idempotency keys and
+ * with the memory store, every object and resumable session. Jobs, idempotency keys and
  * authorized keys stay. */
 void bks_server_reset(bks_server *srv);
 

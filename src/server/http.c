@@ -8,10 +8,11 @@
  * action: a script, else a random fault, else normal; prepare where the
  * body goes) -> access handler per body chunk (mid-body faults; the body
  * goes to its sink: discarded, buffered up to a limit, or streamed to the
- * store) -> access handler at the end (end-of-body faults, latency, then
- * the endpoint answers: api.c, or the raw object server below) ->
- * completion callback (record if not yet, free; an unfinished store
- * write is dropped).
+ * store, or appended to a resumable upload session) -> access handler at
+ * the end (end-of-body faults, latency, then the endpoint answers: api.c,
+ * resumable.c, or the raw object server below) -> completion callback
+ * (record if not yet, free; an unfinished store write is dropped, while
+ * bytes appended to a session stay).
  *
  * Threads: MHD_USE_THREAD_PER_CONNECTION, so a fault may block its own
  * connection (sleep, stop reading) without blocking the others. Every
@@ -190,6 +191,7 @@ static void req_free(bks_req *r) {
   EVP_MD_CTX_free(r->sha);
   EVP_MD_CTX_free(r->md5);
   bks_writer_abort(r->w);
+  bks_rs_release(r);
   free(r->buf);
   free(r->key);
   free(r->path);
@@ -228,6 +230,9 @@ int bks_req_body_to_sink(bks_req *r, const char *p, size_t n) {
     }
     memcpy(r->buf + r->len, p, n);
     r->len += n;
+    return 0;
+  case BKS_SINK_SESSION:
+    bks_rs_append(r, p, n);
     return 0;
   case BKS_SINK_STORE:
     if (bks_writer_write(r->w, p, n) != 0) {
@@ -284,16 +289,24 @@ static struct MHD_Response *text_response(const char *body) {
                                          MHD_RESPMEM_MUST_COPY);
 }
 
-enum MHD_Result bks_respond(bks_req *r, int status, const char *ctype,
-                            const char *body, size_t len, const char *error) {
+enum MHD_Result bks_respond_ex(bks_req *r, int status, const char *ctype,
+                               const char *body, size_t len,
+                               const char *headers, const char *error) {
   struct MHD_Response *resp = MHD_create_response_from_buffer(
       len, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
   if (!resp)
     return MHD_NO;
   if (ctype)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+  if (headers)
+    add_headers(resp, headers);
   bks_copy(r->rec.error, sizeof r->rec.error, error, error ? strlen(error) : 0);
   return queue(r, status, resp);
+}
+
+enum MHD_Result bks_respond(bks_req *r, int status, const char *ctype,
+                            const char *body, size_t len, const char *error) {
+  return bks_respond_ex(r, status, ctype, body, len, NULL, error);
 }
 
 enum MHD_Result bks_respond_json(bks_req *r, int status, const char *json,
@@ -426,6 +439,8 @@ static enum MHD_Result raw_respond(bks_req *r) {
 }
 
 static enum MHD_Result respond_normal(bks_req *r) {
+  if (r->rs_kind)
+    return bks_rs_complete(r);
   if (r->srv->mode == BKS_MODE_RAW)
     return raw_respond(r);
   return bks_api_complete(r);
@@ -618,6 +633,8 @@ static enum MHD_Result on_headers(bks_req *r, const char *method) {
               sizeof rec->cache_control);
   copy_header(c, "Content-MD5", rec->content_md5, sizeof rec->content_md5);
   copy_header(c, MHD_HTTP_HEADER_EXPECT, rec->expect, sizeof rec->expect);
+  copy_header(c, "Content-Range", rec->content_range,
+              sizeof rec->content_range);
   const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                MHD_HTTP_HEADER_CONTENT_LENGTH);
   rec->content_length = cl ? strtoll(cl, NULL, 10) : -1;
@@ -642,6 +659,18 @@ static enum MHD_Result on_headers(bks_req *r, const char *method) {
               r->act.fault == BKS_FAULT_DELAY ||
               r->act.fault == BKS_FAULT_STALL_BODY;
   r->started = 1;
+  r->rs_kind = bks_rs_kind(r);
+  if (r->rs_kind) {
+    /* A reset chunk keeps the bytes that arrived before the reset. */
+    if (!r->normal && !(r->rs_kind == BKS_RS_CHUNK &&
+                        r->act.fault == BKS_FAULT_RESET_MID_BODY))
+      return MHD_YES;
+    bks_rs_prepare(r);
+    if (r->reject_status && r->act.fault == BKS_FAULT_OK &&
+        strncasecmp(rec->expect, "100-continue", 12) == 0)
+      return bks_rs_complete(r);
+    return MHD_YES;
+  }
   if (!r->normal)
     return MHD_YES; /* the body is read and dropped */
 

@@ -1,7 +1,7 @@
 /*
  * server.c - the server's public functions (bks_server.h): configuration,
  * start and stop, keys, run-time settings, objects, counters and the
- * request log.
+ * request log (resumable sessions: resumable.c).
  */
 #include "bks_internal.h"
 
@@ -58,6 +58,7 @@ static void server_free(bks_server *srv) {
     close(srv->stop_pipe[1]);
   bks_scripts_clear_locked(srv);
   bks_api_free(srv);
+  bks_sessions_free(srv->sessions);
   bks_store_free(srv->store);
   bks_keys_free(srv->keys);
   free(srv->reqs);
@@ -163,7 +164,8 @@ int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
       srv->public_url[--n] = '\0';
   }
   srv->keys = bks_keys_new();
-  if (!srv->host || !srv->url_host || !srv->keys ||
+  srv->sessions = bks_sessions_new();
+  if (!srv->host || !srv->url_host || !srv->keys || !srv->sessions ||
       (cfg->public_url && !srv->public_url)) {
     bks_set_err(err, errlen, "out of memory");
     goto fail;
@@ -469,6 +471,7 @@ size_t bks_server_wait_requests(bks_server *srv, size_t n, double timeout) {
 
 void bks_server_reset(bks_server *srv) {
   bks_store_clear(srv->store);
+  bks_rs_reset(srv);
   pthread_mutex_lock(&srv->mu);
   bks_scripts_clear_locked(srv);
   free(srv->reqs);

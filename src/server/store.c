@@ -9,7 +9,9 @@
  * a temporary file in the target's own folder (".bks-tmp.<name>.XXXXXX",
  * so rename() never crosses a file system), and commit does fsync, rename
  * over the target and fsync of the folder: a reader sees the old object
- * or the whole new one, never a part. Keys are validated again here
+ * or the whole new one, never a part. {root}/.resumable holds the
+ * resumable sessions (resumable.c), out of reach of any object key.
+ * Keys are validated again here
  * (bks_object_key_valid), so nothing escapes the root whatever the
  * caller checked. The disk store needs no lock of its own: the file
  * system serializes renames.
@@ -25,6 +27,8 @@
 #include <unistd.h>
 
 #define TMP_PREFIX ".bks-tmp"
+/* the folder of resumable sessions (resumable.c), at the root */
+#define RS_FOLDER ".resumable"
 
 typedef struct mem_obj {
   struct mem_obj *next;
@@ -56,6 +60,9 @@ int bks_object_key_valid(const char *key) {
     return 0;
   size_t len = strlen(key);
   if (len == 0 || len > BKS_KEY_MAX || key[0] == '/')
+    return 0;
+  size_t rs = sizeof RS_FOLDER - 1;
+  if (strncmp(key, RS_FOLDER, rs) == 0 && (key[rs] == '/' || key[rs] == '\0'))
     return 0;
   const char *seg = key;
   for (size_t i = 0; i <= len; i++) {

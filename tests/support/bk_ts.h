@@ -18,6 +18,19 @@
  * ...) stores the body. A fault script applies to every method; for GET,
  * HEAD and DELETE, BK_TS_OK means the behaviour above.
  *
+ * Resumable uploads (doc/api-protocol.md, "Resumable uploads", after
+ * Google Cloud Storage's XML API) work on any path: a POST with
+ * `x-goog-resumable: start` answers 201 with `Location:
+ * http://<Host header><path>?upload_id=<sid>`; PUTs on that URL with
+ * `Content-Range: bytes S-E/T` append a chunk (308 with `Range:
+ * bytes=0-<P-1>` until the object is whole, then 200 and the object is
+ * stored under the path as a PUT's body would be), with `Content-Range:
+ * bytes STAR/T` (STAR is '*') ask for the status; DELETE cancels (204).
+ * Scripts apply to them by the path without the query; a RESET_MID_BODY
+ * chunk keeps the bytes that arrived before the reset. Each record's
+ * content_range is the request's Content-Range header. bk_ts_reset()
+ * forgets the sessions.
+ *
  * When is a request recorded? As soon as its outcome is fixed: just before
  * its response is queued, just before the connection is dropped, reset or
  * held, or, for a request the client aborts, when libmicrohttpd reports
@@ -61,8 +74,9 @@ typedef bks_fault bk_ts_fault;
 typedef bks_action bk_ts_action;
 
 /* One recorded request: method, path, query, content_type, cache_control,
- * content_md5, expect, content_length, body_bytes, body_sha256, complete,
- * fault, status, connection_id (and the server's additions). */
+ * content_md5, expect, content_range, content_length, body_bytes,
+ * body_sha256, complete, fault, status, connection_id (and the server's
+ * additions). */
 typedef bks_request bk_ts_request;
 
 typedef struct bk_ts_options {
@@ -128,7 +142,8 @@ void *bk_ts_object_data(bk_ts *ts, const char *path, size_t *len);
  * returns the number recorded. */
 size_t bk_ts_wait_requests(bk_ts *ts, size_t n, double timeout);
 
-/* Forget recorded requests, stored objects and scripts. */
+/* Forget recorded requests, stored objects, resumable sessions and
+ * scripts. */
 void bk_ts_reset(bk_ts *ts);
 
 /* Addition: the name of a fault ("OK", "STATUS", ...), for messages. */
