@@ -215,6 +215,9 @@ static json_object *bk_result_json(const bulkup_result *x, bool full) {
                 bk_jstrn(x->response_excerpt, x->response_excerpt_len), false) &&
          bk_add(o, "bytes_sent", json_object_new_uint64(x->bytes_sent), false) &&
          bk_add(o, "elapsed_s", json_object_new_double(x->elapsed_s), false);
+  if (ok && full && x->resumable)
+    ok = bk_add(o, "resumable", json_object_new_boolean(1), false) &&
+         bk_add(o, "requests", json_object_new_int(x->requests), false);
   if (!ok) {
     json_object_put(o);
     return NULL;

@@ -34,6 +34,9 @@ bk_verdict bk_classify(const bk_outcome *o, bulkup_error_kind *kind) {
   case BK_ABORT_FILE_CHANGED:
     *kind = BULKUP_ERROR_FILE_CHANGED;
     return BK_FAIL;
+  case BK_ABORT_CONN_LOST:
+    *kind = BULKUP_ERROR_SEND;
+    return BK_RETRY;
   case BK_ABORT_NONE:
     break;
   }

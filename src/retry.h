@@ -15,7 +15,10 @@ typedef enum bk_abort {
   BK_ABORT_TIMEOUT_WRITE,
   BK_ABORT_TIMEOUT_READ,
   BK_ABORT_FILE,         /* the source could not be read */
-  BK_ABORT_FILE_CHANGED  /* the source ended early or grew */
+  BK_ABORT_FILE_CHANGED, /* the source ended early or grew */
+  BK_ABORT_CONN_LOST     /* a resumable chunk's connection died before any
+                            answer: instead of libcurl's silent re-send of
+                            the whole chunk, ask the server what it kept */
 } bk_abort;
 
 typedef enum bk_verdict {

@@ -25,7 +25,8 @@ size_t bk_source_read_cb(char *dst, size_t size, size_t nmemb, void *ud) {
     x->abort = BK_ABORT_CANCEL;
     return CURL_READFUNC_ABORT;
   }
-  uint64_t left = x->size - x->offset;
+  uint64_t end = x->body_start + x->body_len;
+  uint64_t left = end > x->offset ? end - x->offset : 0;
   if (want > left)
     want = (size_t)left;
   if (want == 0)
@@ -72,9 +73,10 @@ size_t bk_source_read_cb(char *dst, size_t size, size_t nmemb, void *ud) {
 
 int bk_source_seek_cb(void *ud, curl_off_t offset, int origin) {
   bk_slot *s = ud;
-  if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > s->x.size)
+  /* Offsets are in the request's body, which starts at body_start. */
+  if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > s->x.body_len)
     return CURL_SEEKFUNC_CANTSEEK;
-  s->x.offset = (uint64_t)offset;
+  s->x.offset = s->x.body_start + (uint64_t)offset;
   return CURL_SEEKFUNC_OK;
 }
 

@@ -60,6 +60,20 @@ static bool bk_header_is(const char *line, size_t len, const char *name,
   return true;
 }
 
+/* A resumable upload's "Range: bytes=0-N" (the server has bytes 0..N):
+ * N, or -2 when it is not of that form. */
+static int64_t bk_parse_range(const char *v, size_t vl) {
+  if (vl < 9 || strncasecmp(v, "bytes=0-", 8) != 0)
+    return -2;
+  uint64_t n = 0;
+  for (size_t i = 8; i < vl; i++) {
+    if (v[i] < '0' || v[i] > '9' || n > (UINT64_C(1) << 62) / 10)
+      return -2;
+    n = n * 10 + (uint64_t)(v[i] - '0');
+  }
+  return (int64_t)n;
+}
+
 static size_t bk_header_cb(char *line, size_t size, size_t nmemb, void *ud) {
   bk_slot *sl = ud;
   bk_xfer *x = &sl->x;
@@ -70,6 +84,8 @@ static size_t bk_header_cb(char *line, size_t size, size_t nmemb, void *ud) {
     /* A new response (after a 100 Continue, say): forget the last one. */
     x->retry_after = -1;
     x->location[0] = '\0';
+    x->location_truncated = false;
+    x->range_last = -1;
     x->excerpt_len = 0;
   } else if (bk_header_is(line, len, "Retry-After", &v, &vl)) {
     char tmp[128];
@@ -84,6 +100,9 @@ static size_t bk_header_cb(char *line, size_t size, size_t nmemb, void *ud) {
     size_t n = vl < sizeof x->location - 1 ? vl : sizeof x->location - 1;
     memcpy(x->location, v, n);
     x->location[n] = '\0';
+    x->location_truncated = n < vl;
+  } else if (bk_header_is(line, len, "Range", &v, &vl)) {
+    x->range_last = bk_parse_range(v, vl);
   }
   return len;
 }
@@ -103,12 +122,18 @@ static int bk_prereq_cb(void *ud, char *conn_primary_ip, char *conn_local_ip,
    * gets fresh phase state (or the re-sent body would run under the read
    * timeout of the first) and is counted. */
   x->requests++;
+  if (x->requests > 1 && sl->rs == BK_RS_CHUNK) {
+    /* libcurl would send the whole chunk again on a fresh connection; the
+     * server may have kept most of it. Ask it instead. */
+    x->abort = BK_ABORT_CONN_LOST;
+    return CURL_PREREQFUNC_ABORT;
+  }
   x->bytes_earlier += (uint64_t)x->ulnow;
   x->ulnow = 0;
   x->connected = true;
   x->body_sent = false;
   x->last_up = bk_now();
-  if (x->size == 0) {
+  if (x->body_len == 0) {
     x->body_sent = true;
     x->body_sent_at = x->last_up;
   }
@@ -132,7 +157,7 @@ static int bk_xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow,
                               memory_order_relaxed);
     x->ulnow = ulnow;
     x->last_up = bk_now();
-    if (x->connected && (uint64_t)ulnow >= x->size && !x->body_sent) {
+    if (x->connected && (uint64_t)ulnow >= x->body_len && !x->body_sent) {
       x->body_sent = true;
       x->body_sent_at = x->last_up;
     }
@@ -201,6 +226,7 @@ static bulkup_err bk_setup_easy(bk_slot *s) {
                     "libcurl setup failed: %s", curl_easy_strerror(rc));
   }
   s->easy = e;
+  s->posting = false;
   return BULKUP_OK;
 }
 
@@ -276,7 +302,8 @@ static void bk_describe_failure(bk_slot *s, bulkup_error_kind kind,
              "write timeout: no body progress for %.3g s (%llu of %llu bytes "
              "sent) after %d attempt%s",
              s->u->policy.write_timeout, (unsigned long long)x->ulnow,
-             (unsigned long long)x->size, attempts, attempts == 1 ? "" : "s");
+             (unsigned long long)x->body_len, attempts,
+             attempts == 1 ? "" : "s");
     break;
   case BULKUP_ERROR_TIMEOUT_READ:
     snprintf(s->message, sizeof s->message,
@@ -295,6 +322,11 @@ static void bk_describe_failure(bk_slot *s, bulkup_error_kind kind,
   case BULKUP_ERROR_CANCELLED:
     snprintf(s->message, sizeof s->message, "cancelled");
     break;
+  case BULKUP_ERROR_PROTOCOL:
+    /* bk_rs_after's own description, if it gave one. */
+    if (strncmp(s->message, "resumable upload:", 17) == 0)
+      break;
+    /* fall through */
   default:
     snprintf(s->message, sizeof s->message, "%s after %d attempt%s",
              s->errbuf[0] ? s->errbuf : curl_easy_strerror(o->curl), attempts,
@@ -348,6 +380,10 @@ void bk_worker_cleanup_curl(bk_worker *w) {
     s->redacted_url = NULL;
     free(s->fresh_url);
     s->fresh_url = NULL;
+    curl_slist_free_all(s->rs_headers);
+    s->rs_headers = NULL;
+    bk_free(s->session);
+    s->session = NULL;
   }
   if (w->multi)
     curl_multi_cleanup(w->multi);
@@ -356,9 +392,257 @@ void bk_worker_cleanup_curl(bk_worker *w) {
   w->slots = NULL;
 }
 
+/* ---- resumable uploads: helpers ----------------------------------------- */
+
+/* The length of a URL's scheme://host:port prefix. */
+static size_t bk_origin_len(const char *url) {
+  const char *p = strstr(url, "://");
+  if (!p)
+    return strlen(url);
+  p += 3;
+  return (size_t)(p - url) + strcspn(p, "/?#");
+}
+
+/* Did this URL's server refuse a resumable session start earlier? */
+static bool bk_origin_is_plain(struct bulkup_uploader *u, const char *url) {
+  size_t n = bk_origin_len(url);
+  bool found = false;
+  bk_mutex_lock(&u->lock);
+  for (unsigned i = 0; i < u->n_plain_origins && !found; i++)
+    found = strlen(u->plain_origins[i]) == n &&
+            strncasecmp(u->plain_origins[i], url, n) == 0;
+  bk_mutex_unlock(&u->lock);
+  return found;
+}
+
+static void bk_origin_set_plain(struct bulkup_uploader *u, const char *url) {
+  if (bk_origin_is_plain(u, url))
+    return;
+  char *o = bk_strndup(url, bk_origin_len(url));
+  if (!o)
+    return; /* only a shortcut: the next large item asks again */
+  bk_mutex_lock(&u->lock);
+  unsigned cap = (unsigned)BK_ARRAY_LEN(u->plain_origins);
+  if (u->n_plain_origins == cap) {
+    bk_free(u->plain_origins[0]);
+    memmove(&u->plain_origins[0], &u->plain_origins[1],
+            (cap - 1) * sizeof u->plain_origins[0]);
+    u->n_plain_origins--;
+  }
+  u->plain_origins[u->n_plain_origins++] = o;
+  bk_mutex_unlock(&u->lock);
+}
+
+/* The journal's modification time of the item's source. */
+static int64_t bk_journal_mtime(const bk_slot *s) {
+  if (s->x.job->source != BULKUP_SOURCE_FILE)
+    return 0;
+  return (int64_t)s->x.st.st_mtim.tv_sec * 1000000000LL +
+         s->x.st.st_mtim.tv_nsec;
+}
+
+/* Journal the item's session URL (NULL: forget it). */
+static void bk_rs_journal(bk_slot *s, const char *session) {
+  struct bulkup_uploader *u = s->u;
+  bk_job *j = s->x.job;
+  if (!u->opt.journal || !j->journal_key)
+    return;
+  if (bulkup_journal_record_session(u->opt.journal, j->journal_key,
+                                    s->x.size, bk_journal_mtime(s),
+                                    session) != BULKUP_OK)
+    bk_log(u, BULKUP_LOG_ERROR, "item %llu: resumable session not "
+           "journalled: %s", (unsigned long long)j->index,
+           bulkup_last_error_message());
+}
+
+/* The session URL from a start's Location, resolved against the URL the
+ * start was sent to (it may be relative); NULL if it is not http(s). */
+static char *bk_rs_session_url(const char *base, const char *location) {
+  CURLU *h = curl_url();
+  char *got = NULL;
+  char *out = NULL;
+  if (h && curl_url_set(h, CURLUPART_URL, base, 0) == CURLUE_OK &&
+      curl_url_set(h, CURLUPART_URL, location, 0) == CURLUE_OK &&
+      curl_url_get(h, CURLUPART_URL, &got, 0) == CURLUE_OK &&
+      bk_scheme_allowed(got))
+    out = bk_strdup(got);
+  curl_free(got);
+  curl_url_cleanup(h);
+  return out;
+}
+
+/* The current chunk's length. */
+static uint64_t bk_rs_chunk_len(const bk_slot *s) {
+  uint64_t left = s->x.size - s->confirmed;
+  uint64_t chunk = s->u->opt.resumable_chunk_size;
+  return left < chunk ? left : chunk;
+}
+
+/* The headers of the resumable request about to be sent. The start
+ * carries the item's headers (Content-Type, Cache-Control, Content-MD5 of
+ * the whole item, the extra ones); chunks and queries only the extra
+ * ones. */
+static struct curl_slist *bk_rs_headers(bk_slot *s) {
+  bk_job *j = s->x.job;
+  bool ok = true;
+  struct curl_slist *h = NULL;
+  char line[128];
+  unsigned long long total = (unsigned long long)s->x.size;
+  if (s->rs == BK_RS_START) {
+    for (struct curl_slist *i = s->headers; i; i = i->next)
+      h = bk_slist_add(h, i->data, &ok);
+    h = bk_slist_add(h, "x-goog-resumable: start", &ok);
+    snprintf(line, sizeof line, "X-Upload-Content-Length: %llu", total);
+    h = bk_slist_add(h, line, &ok);
+  } else {
+    if (s->rs == BK_RS_CHUNK)
+      snprintf(line, sizeof line, "Content-Range: bytes %llu-%llu/%llu",
+               (unsigned long long)s->confirmed,
+               (unsigned long long)(s->confirmed + bk_rs_chunk_len(s) - 1),
+               total);
+    else
+      snprintf(line, sizeof line, "Content-Range: bytes */%llu", total);
+    h = bk_slist_add(h, line, &ok);
+    if (!s->u->opt.expect_continue)
+      h = bk_slist_add(h, "Expect:", &ok);
+    for (size_t i = 0; j->headers && j->headers[i]; i++)
+      h = bk_slist_add(h, j->headers[i], &ok);
+  }
+  if (!ok) {
+    curl_slist_free_all(h);
+    return NULL;
+  }
+  return h;
+}
+
 /* ---- the slot's state machine ------------------------------------------ */
 
 static void bk_slot_attempt(bk_slot *s);
+static void bk_slot_end(bk_slot *s);
+
+/* What bk_rs_after made of a resumable request's answer. */
+typedef enum bk_rs_next {
+  BK_RS_HANDLED,  /* the next request is under way, or the item ended */
+  BK_RS_GENERIC,  /* decide as for a plain PUT (retry, fail, succeed) */
+  BK_RS_FAILED    /* a failure to retry under the usual limits (kind set) */
+} bk_rs_next;
+
+/* End the item as a protocol failure. */
+static bk_rs_next bk_rs_fail(bk_slot *s, const char *why) {
+  s->kind = BULKUP_ERROR_PROTOCOL;
+  snprintf(s->message, sizeof s->message, "resumable upload: %s", why);
+  bk_slot_end(s);
+  return BK_RS_HANDLED;
+}
+
+/* A resumable request was answered (transport failures go the generic
+ * way: retried, then continued by a status query). */
+static bk_rs_next bk_rs_after(bk_slot *s) {
+  struct bulkup_uploader *u = s->u;
+  bk_xfer *x = &s->x;
+  bk_job *j = x->job;
+  bulkup_result *res = &s->res;
+  int st = s->o.http_status;
+  if (s->o.curl != CURLE_OK || s->o.abort != BK_ABORT_NONE)
+    return BK_RS_GENERIC;
+
+  if (s->rs == BK_RS_START) {
+    if ((st == 200 || st == 201) && x->location_truncated)
+      return bk_rs_fail(s, "the session URL is too long");
+    if ((st == 200 || st == 201) && x->location[0]) {
+      char *sess = bk_rs_session_url(s->url, x->location);
+      if (!sess)
+        return bk_rs_fail(s, "the session URL is not an http(s) URL");
+      bk_free(s->session);
+      s->session = sess;
+      s->confirmed = 0;
+      s->rs = BK_RS_CHUNK;
+      bk_rs_journal(s, sess);
+      bk_log(u, BULKUP_LOG_DEBUG, "item %llu: resumable session started",
+             (unsigned long long)j->index);
+      bk_slot_attempt(s);
+      return BK_RS_HANDLED;
+    }
+    bool expired = !s->refreshed && u->opt.refresh_url &&
+                   bk_says_expired(x, st);
+    if ((st >= 200 && st < 300) ||
+        (st >= 400 && st < 500 && st != 408 && st != 429 && !expired)) {
+      /* No resumable uploads here (nginx: 404; a GCS URL signed for a PUT:
+       * 403; a server that takes any POST: 2xx without a Location): one
+       * plain PUT, and plain PUTs for this server from now on. The refused
+       * start is a request, not an attempt. */
+      bk_origin_set_plain(u, s->url);
+      bk_log(u, BULKUP_LOG_INFO, "item %llu: resumable session refused "
+             "(HTTP %d); sending it with one PUT: %s",
+             (unsigned long long)j->index, st, res->url);
+      s->rs = BK_RS_NONE;
+      res->resumable = false;
+      res->attempts = 0;
+      bk_slot_attempt(s);
+      return BK_RS_HANDLED;
+    }
+    return BK_RS_GENERIC;
+  }
+
+  /* A chunk or a status query. */
+  if (st == 308) {
+    if (x->range_last == -2 || (x->range_last >= 0 &&
+                                (uint64_t)x->range_last >= x->size))
+      return bk_rs_fail(s, "the server's Range does not fit the item");
+    uint64_t have = x->range_last < 0 ? 0 : (uint64_t)x->range_last + 1;
+    bool was_chunk = s->rs == BK_RS_CHUNK;
+    bool progress = have > s->confirmed;
+    if (have < s->confirmed)
+      bk_log(u, BULKUP_LOG_WARN, "item %llu: the server now has %llu bytes, "
+             "fewer than the %llu it confirmed; going on from there",
+             (unsigned long long)j->index, (unsigned long long)have,
+             (unsigned long long)s->confirmed);
+    s->confirmed = have;
+    if (progress) {
+      /* The retry limits count failures in a row without progress. */
+      s->retries = 0;
+      s->conn_retries = 0;
+    }
+    if (have == x->size) {
+      /* Every byte is there but the upload is not finished: a query
+       * finishes it; a query answered so is the server's fault. */
+      if (!was_chunk)
+        return bk_rs_fail(s, "the server has every byte but does not "
+                             "finish the upload");
+      s->rs = BK_RS_QUERY;
+      bk_slot_attempt(s);
+      return BK_RS_HANDLED;
+    }
+    s->rs = BK_RS_CHUNK;
+    if (was_chunk && !progress) {
+      /* A chunk the server did not keep: a failure like any other, so a
+       * server that keeps nothing cannot make us loop. */
+      s->kind = BULKUP_ERROR_PROTOCOL;
+      snprintf(s->message, sizeof s->message,
+               "resumable upload: the server kept none of a chunk");
+      return BK_RS_FAILED;
+    }
+    bk_slot_attempt(s);
+    return BK_RS_HANDLED;
+  }
+  if ((st == 404 || st == 410) && s->restarts < 1) {
+    /* The session is gone (expired, or the server lost it): once, start a
+     * new one. */
+    bk_rs_journal(s, NULL);
+    s->restarts++;
+    res->attempts++;
+    bk_log(u, BULKUP_LOG_WARN, "item %llu: the server no longer knows the "
+           "resumable session (HTTP %d); starting a new one: %s",
+           (unsigned long long)j->index, st, res->url);
+    bk_free(s->session);
+    s->session = NULL;
+    s->confirmed = 0;
+    s->rs = BK_RS_START;
+    bk_slot_attempt(s);
+    return BK_RS_HANDLED;
+  }
+  return BK_RS_GENERIC;
+}
 
 /* The item ends: report it and free the slot. */
 static void bk_slot_complete(bk_slot *s) {
@@ -378,17 +662,19 @@ static void bk_slot_end(bk_slot *s) {
   bulkup_error_kind kind = s->kind;
   curl_slist_free_all(s->headers);
   s->headers = NULL;
+  curl_slist_free_all(s->rs_headers);
+  s->rs_headers = NULL;
+  /* An unfinished session stays in the journal for a rerun. */
+  bk_free(s->session);
+  s->session = NULL;
+  s->rs = BK_RS_NONE;
 
   if (kind == BULKUP_ERROR_NONE) {
     res->status = BULKUP_ITEM_SUCCEEDED;
     res->error = BULKUP_ERROR_NONE;
     if (u->opt.journal && j->journal_key) {
-      int64_t mtime = 0;
-      if (j->source == BULKUP_SOURCE_FILE)
-        mtime = (int64_t)s->x.st.st_mtim.tv_sec * 1000000000LL +
-                s->x.st.st_mtim.tv_nsec;
       if (bulkup_journal_record(u->opt.journal, j->journal_key, s->x.size,
-                                mtime) != BULKUP_OK)
+                                bk_journal_mtime(s)) != BULKUP_OK)
         bk_log(u, BULKUP_LOG_ERROR, "item %llu: not journalled: %s",
                (unsigned long long)j->index, bulkup_last_error_message());
     }
@@ -428,6 +714,9 @@ void bk_slot_start(bk_slot *s, bk_job *j) {
   s->retries = 0;
   s->budget_spent = 0;
   s->refreshed = false;
+  s->rs = BK_RS_NONE;
+  s->confirmed = 0;
+  s->restarts = 0;
   s->o = (bk_outcome){.curl = CURLE_OK};
   s->kind = BULKUP_ERROR_NONE;
   bk_mutex_lock(&u->lock);
@@ -497,6 +786,25 @@ void bk_slot_start(bk_slot *s, bk_job *j) {
     bk_slot_complete(s);
     return;
   }
+  if (s->x.size > 0 && s->x.size >= u->opt.resumable_threshold &&
+      !bk_origin_is_plain(u, s->url)) {
+    res->resumable = true;
+    res->attempts = 1;
+    s->rs = BK_RS_START;
+    if (u->opt.journal && j->journal_key) {
+      char *sess = bulkup_journal_session(u->opt.journal, j->journal_key,
+                                          s->x.size, bk_journal_mtime(s));
+      if (sess && bk_scheme_allowed(sess)) {
+        /* A rerun: ask the journalled session what it has. */
+        s->session = sess;
+        s->rs = BK_RS_QUERY;
+        bk_log(u, BULKUP_LOG_INFO, "item %llu: resuming its journalled "
+               "session: %s", (unsigned long long)j->index, res->url);
+      } else {
+        bk_free(sess);
+      }
+    }
+  }
   bk_slot_attempt(s);
 }
 
@@ -511,10 +819,24 @@ static void bk_slot_after_attempt(bk_slot *s) {
 
   /* An attempt that never got a connection is one request; one in which
    * libcurl re-sent on a fresh connection counts every request. */
-  res->attempts += s->x.requests > 1 ? s->x.requests : 1;
+  int requests = s->x.requests > 1 ? s->x.requests : 1;
+  if (s->x.abort == BK_ABORT_CONN_LOST)
+    requests--; /* the re-send it stopped was never sent */
+  res->requests += requests;
+  if (s->rs == BK_RS_NONE)
+    res->attempts += requests;
+  else
+    res->attempts += requests - 1; /* libcurl's silent re-sends */
   res->bytes_sent += s->x.bytes_earlier + (uint64_t)s->x.ulnow;
   res->http_status = o->http_status;
-  bk_verdict v = bk_classify(o, &s->kind);
+  bk_verdict v;
+  bk_rs_next next = s->rs != BK_RS_NONE ? bk_rs_after(s) : BK_RS_GENERIC;
+  if (next == BK_RS_HANDLED)
+    return;
+  if (next == BK_RS_FAILED)
+    v = BK_RETRY;
+  else
+    v = bk_classify(o, &s->kind);
 
   /* A streamed file must be unchanged after the upload, not only readable
    * during it. */
@@ -537,6 +859,8 @@ static void bk_slot_after_attempt(bk_slot *s) {
     snprintf(s->message, sizeof s->message, "signed URL expired");
     char *fresh = u->opt.refresh_url(u->opt.userdata, res);
     if (fresh && bk_scheme_allowed(fresh)) {
+      if (s->rs != BK_RS_NONE)
+        res->attempts++;
       free(s->fresh_url);
       s->fresh_url = fresh;
       s->url = fresh;
@@ -581,6 +905,13 @@ static void bk_slot_after_attempt(bk_slot *s) {
     s->conn_retries++;
   else
     s->retries++;
+  if (s->rs != BK_RS_NONE) {
+    res->attempts++;
+    /* A chunk's fate is unknown: ask the server what it has (unless its
+     * own answer said). */
+    if (s->rs == BK_RS_CHUNK && next != BK_RS_FAILED)
+      s->rs = BK_RS_QUERY;
+  }
   unsigned int n = (unsigned int)(s->conn_retries + s->retries);
   double ra = -1;
   if (o->http_status == 429 || o->http_status == 503)
@@ -606,12 +937,41 @@ static void bk_slot_attempt(bk_slot *s) {
     bk_slot_end(s);
     return;
   }
-  CURLcode sc = curl_easy_setopt(s->easy, CURLOPT_URL, s->url);
+  /* A plain PUT sends the whole source; a resumable upload's start and
+   * queries send nothing, its chunks a window of the source. */
+  const char *url = s->url;
+  struct curl_slist *headers = s->headers;
+  uint64_t body_start = 0, body_len = x->size;
+  if (s->rs != BK_RS_NONE) {
+    curl_slist_free_all(s->rs_headers);
+    s->rs_headers = bk_rs_headers(s);
+    if (!s->rs_headers) {
+      s->kind = BULKUP_ERROR_NOMEM;
+      snprintf(s->message, sizeof s->message, "out of memory for headers");
+      bk_slot_end(s);
+      return;
+    }
+    headers = s->rs_headers;
+    body_len = 0;
+    if (s->rs != BK_RS_START)
+      url = s->session;
+    if (s->rs == BK_RS_CHUNK) {
+      body_start = s->confirmed;
+      body_len = bk_rs_chunk_len(s);
+    }
+  }
+  CURLcode sc = curl_easy_setopt(s->easy, CURLOPT_URL, url);
   if (sc == CURLE_OK)
     sc = curl_easy_setopt(s->easy, CURLOPT_INFILESIZE_LARGE,
-                          (curl_off_t)x->size);
+                          (curl_off_t)body_len);
   if (sc == CURLE_OK)
-    sc = curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers);
+    sc = curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, headers);
+  bool post = s->rs == BK_RS_START;
+  if (sc == CURLE_OK && post != s->posting) {
+    sc = curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, post ? "POST" : NULL);
+    if (sc == CURLE_OK)
+      s->posting = post;
+  }
   if (sc != CURLE_OK) {
     s->kind = sc == CURLE_OUT_OF_MEMORY ? BULKUP_ERROR_NOMEM
                                         : BULKUP_ERROR_URL;
@@ -621,7 +981,9 @@ static void bk_slot_attempt(bk_slot *s) {
     return;
   }
 
-  x->offset = 0;
+  x->offset = body_start;
+  x->body_start = body_start;
+  x->body_len = body_len;
   x->requests = 0;
   x->bytes_earlier = 0;
   x->connected = false;
@@ -632,6 +994,8 @@ static void bk_slot_attempt(bk_slot *s) {
   x->excerpt_len = 0;
   x->retry_after = -1;
   x->location[0] = '\0';
+  x->location_truncated = false;
+  x->range_last = -1;
   x->last_up = bk_now();
   s->errbuf[0] = '\0';
 

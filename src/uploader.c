@@ -66,6 +66,8 @@ void bulkup_uploader_options_init(bulkup_uploader_options *o) {
   o->retry_budget_tokens = 500;
   o->progress_interval = 0.25;
   o->log_level = BULKUP_LOG_WARN;
+  o->resumable_threshold = BULKUP_DEFAULT_RESUMABLE_THRESHOLD;
+  o->resumable_chunk_size = BULKUP_DEFAULT_RESUMABLE_CHUNK_SIZE;
 }
 
 /* ---- share handle locks ---------------------------------------------- */
@@ -158,6 +160,13 @@ static bulkup_err bk_validate_options(const bulkup_uploader_options *o) {
   if (o->user_agent && strpbrk(o->user_agent, "\r\n"))
     return bk_error(BULKUP_EINVAL,
                     "user_agent must be one line (no CR or LF)");
+  if (o->resumable_chunk_size < BULKUP_RESUMABLE_CHUNK_UNIT ||
+      o->resumable_chunk_size > ((size_t)1 << 30) ||
+      o->resumable_chunk_size % BULKUP_RESUMABLE_CHUNK_UNIT != 0)
+    return bk_error(BULKUP_EINVAL,
+                    "resumable_chunk_size must be a multiple of 256 KiB, from "
+                    "256 KiB to 1 GiB (got %zu)",
+                    o->resumable_chunk_size);
   return BULKUP_OK;
 }
 
@@ -307,6 +316,8 @@ void bulkup_uploader_free(bulkup_uploader *u) {
   bk_mutex_destroy(&u->lock);
   bk_free((void *)u->opt.ca_file);
   bk_free((void *)u->opt.user_agent);
+  for (unsigned i = 0; i < u->n_plain_origins; i++)
+    bk_free(u->plain_origins[i]);
   bk_free(u);
 }
 

@@ -43,7 +43,13 @@ typedef struct bk_xfer {
   int fd;                    /* file source streamed from disk, else -1 */
   const unsigned char *mem;  /* body in memory (memory source, small file) */
   uint64_t size;
-  uint64_t offset;           /* next body byte to hand to libcurl */
+  uint64_t offset;           /* next body byte to hand to libcurl
+                                (an offset in the whole source) */
+  uint64_t body_start;       /* this request's body: body_len bytes of the
+                                source from body_start (the whole source
+                                for a plain PUT, a chunk or nothing for a
+                                resumable upload's requests) */
+  uint64_t body_len;
   struct stat st;            /* the file when opened */
   /* per attempt */
   int requests;              /* requests libcurl started in this attempt:
@@ -61,8 +67,20 @@ typedef struct bk_xfer {
   char excerpt[1024];
   size_t excerpt_len;
   double retry_after;        /* seconds, < 0 when none */
-  char location[512];        /* Location of a 3xx, for the message */
+  char location[2048];       /* Location: a 3xx's (for the message) or a
+                                session start's */
+  bool location_truncated;   /* it did not fit */
+  int64_t range_last;        /* a 308's "Range: bytes=0-N": N; -1 when
+                                there was none, -2 when malformed */
 } bk_xfer;
+
+/* Where a resumable upload stands (bk_slot.rs). */
+typedef enum bk_rs_phase {
+  BK_RS_NONE = 0, /* a plain PUT */
+  BK_RS_START,    /* POST x-goog-resumable: start, for the session URL */
+  BK_RS_CHUNK,    /* PUT the chunk from `confirmed` */
+  BK_RS_QUERY     /* PUT "Content-Range: bytes *" "/T": how much is there */
+} bk_rs_phase;
 
 /* What a slot is doing. */
 typedef enum bk_slot_state {
@@ -95,6 +113,13 @@ typedef struct bk_slot {
   int conn_retries, retries;
   unsigned int budget_spent; /* retry budget tokens taken for this item */
   bool refreshed;            /* refresh_url was called */
+  /* A resumable upload (rs != BK_RS_NONE): */
+  bk_rs_phase rs;
+  char *session;             /* the session URL (bk_malloc'ed) */
+  uint64_t confirmed;        /* bytes the server has confirmed */
+  int restarts;              /* sessions started again after a 404/410 */
+  struct curl_slist *rs_headers; /* the current request's headers */
+  bool posting;              /* CURLOPT_CUSTOMREQUEST is "POST" */
   double wake_at;            /* WAITING: when the retry starts */
   bk_outcome o;              /* the last attempt's outcome */
   bulkup_error_kind kind;    /* its error kind */
@@ -139,6 +164,11 @@ struct bulkup_uploader {
   uint64_t in_flight;
   uint64_t bytes_submitted;
   bool finished;
+  /* Origins (scheme://host:port) whose servers refused a resumable session
+   * start: later items to them are sent with a plain PUT. A few at most;
+   * when full, the oldest is replaced. */
+  char *plain_origins[8];
+  unsigned int n_plain_origins;
 
   /* Submitters take submit_lock so that an item's index is its position in
    * the queue. */

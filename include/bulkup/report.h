@@ -76,7 +76,10 @@ typedef struct bulkup_result {
   uint64_t index;            /* position in submission order, from 0 */
   bulkup_item_status status; /* succeeded, failed or cancelled */
   bulkup_error_kind error;   /* NONE when succeeded */
-  int attempts;              /* requests started for this item (0 if none) */
+  int attempts;              /* tries: requests started for this item (0 if
+                                none); for a resumable upload, 1 plus the
+                                times a failed request was tried again
+                                (its chunks are not separate tries) */
   int http_status;           /* last HTTP status received, 0 if none */
   const char *path;          /* source file, or NULL for memory/callback */
   const char *title;         /* the item's title (never NULL) */
@@ -90,6 +93,10 @@ typedef struct bulkup_result {
   uint64_t size;             /* the item's size in bytes */
   double elapsed_s;          /* from the first attempt's start to the end */
   void *user;                /* the item's user pointer */
+  int requests;              /* HTTP requests made for the item: attempts
+                                for a single PUT; session start, chunks and
+                                status queries for a resumable upload */
+  bool resumable;            /* sent (or being sent) as a resumable upload */
 } bulkup_result;
 
 /* Totals of a run. succeeded + failed + cancelled == submitted, always. */

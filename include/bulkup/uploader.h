@@ -154,6 +154,17 @@ typedef char *(*bulkup_refresh_url_fn)(void *userdata, const bulkup_result *r);
  * servers far away (more requests in flight hide the round trip). */
 #define BULKUP_DEFAULT_WORKERS 8
 
+/* Resumable uploads (options.resumable_threshold): items of 64 MiB and
+ * more by default. See bench/RESULTS.md for the measurement behind it. */
+#define BULKUP_DEFAULT_RESUMABLE_THRESHOLD ((uint64_t)64 << 20)
+/* A threshold no item reaches: resumable uploads off. */
+#define BULKUP_RESUMABLE_NEVER UINT64_MAX
+/* Chunks are multiples of this (GCS requires it of every chunk but the
+ * last). */
+#define BULKUP_RESUMABLE_CHUNK_UNIT ((size_t)256 << 10)
+/* Default chunk size: 8 MiB (GCS's recommended minimum). */
+#define BULKUP_DEFAULT_RESUMABLE_CHUNK_SIZE ((size_t)8 << 20)
+
 /* Options for bulkup_uploader_new(). Fill with
  * bulkup_uploader_options_init(). Strings are copied. */
 typedef struct bulkup_uploader_options {
@@ -213,6 +224,34 @@ typedef struct bulkup_uploader_options {
    * loopback nginx; see bench/RESULTS.md). More than `workers` means
    * `workers`. Callbacks run on these threads. */
   unsigned int threads;
+  /* Resumable uploads, in the manner of Google Cloud Storage's resumable
+   * protocol (doc/api-protocol.md). An item of at least
+   * `resumable_threshold` bytes starts a session: a POST to its URL with
+   * "x-goog-resumable: start", whose answer's Location is the session URL.
+   * The item then goes in chunks of `resumable_chunk_size` bytes, each a
+   * PUT to the session URL with "Content-Range: bytes S-E/T". The server
+   * answers 308 with "Range: bytes=0-N" (go on from N+1), or 200/201 when
+   * it has the whole item. After a failed request, bulkup asks the server
+   * how much it has (an empty PUT with Content-Range "bytes *", "/T") and
+   * goes on from there: a cut connection costs the unconfirmed part of one
+   * chunk, not the whole item.
+   *
+   * Retry limits count failures in a row without progress: a request that
+   * moves the server's offset forward resets them. A session the server no
+   * longer knows (404, 410) is started again, once. With options.journal
+   * and an item journal_key, the session URL is journalled, so a rerun
+   * after a crash resumes the session instead of starting over.
+   *
+   * Servers without the protocol: when the session start is answered with
+   * a 4xx other than 408 and 429 (nginx answers 404; a GCS URL signed for
+   * a PUT answers 403), or with a 2xx without a Location, the item is sent
+   * with one plain PUT, and later items to the same scheme://host:port
+   * skip the start. Default BULKUP_DEFAULT_RESUMABLE_THRESHOLD;
+   * BULKUP_RESUMABLE_NEVER turns resumable uploads off. */
+  uint64_t resumable_threshold;
+  /* Bytes per chunk: a multiple of 256 KiB (BULKUP_RESUMABLE_CHUNK_UNIT),
+   * from 256 KiB to 1 GiB. Default BULKUP_DEFAULT_RESUMABLE_CHUNK_SIZE. */
+  size_t resumable_chunk_size;
 } bulkup_uploader_options;
 
 /* bulkup_uploader_options_init - the defaults documented above. */

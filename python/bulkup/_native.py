@@ -111,6 +111,8 @@ class ResultC(Structure):
         ("size", c_uint64),
         ("elapsed_s", c_double),
         ("user", c_void_p),
+        ("requests", c_int),
+        ("resumable", c_bool),
     ]
 
 
@@ -161,6 +163,8 @@ class UploaderOptionsC(Structure):
         ("journal", c_void_p),  # bulkup_journal *
         ("userdata", c_void_p),
         ("threads", c_uint),
+        ("resumable_threshold", c_uint64),
+        ("resumable_chunk_size", c_size_t),
     ]
 
 

@@ -35,12 +35,18 @@ class ItemResult:
     http_status: int
     """The last HTTP status received, 0 if none."""
     attempts: int
-    """Requests started for the item."""
+    """Tries: requests started for the item; for a resumable upload, 1 plus
+    the times a failed request was tried again."""
     message: str
     """Why it failed ("" when it succeeded)."""
     bytes_sent: int = 0
     size: int = 0
     elapsed_s: float = 0.0
+    requests: int = 0
+    """HTTP requests made for the item (session start, chunks and status
+    queries count for a resumable upload)."""
+    resumable: bool = False
+    """Sent as a resumable upload."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,8 @@ def _result(r: _native.ResultC) -> ItemResult:
         bytes_sent=r.bytes_sent,
         size=r.size,
         elapsed_s=r.elapsed_s,
+        requests=r.requests,
+        resumable=bool(r.resumable),
     )
 
 
@@ -136,6 +144,8 @@ def upload_files(
     on_progress: Optional[Callable[[Summary], None]] = None,
     progress_interval: float = 0.25,
     on_item: Optional[Callable[[ItemResult], None]] = None,
+    resumable_threshold: Optional[int] = None,
+    resumable_chunk_size: Optional[int] = None,
 ) -> UploadResult:
     """PUT each file to its URL with the C engine (bulkup_uploader_*).
 
@@ -150,6 +160,10 @@ def upload_files(
     item as it ends. Both run on the library's threads (one at a time for
     on_progress, concurrently for on_item while holding the GIL); an
     exception in either is re-raised here after the run.
+    resumable_threshold / resumable_chunk_size: files of at least that many
+    bytes (default 64 MiB) go as resumable uploads in chunks of that size
+    (default 8 MiB, a multiple of 256 KiB); a threshold of -1 turns them
+    off (bulkup_uploader_options in bulkup/uploader.h).
 
     Returns an UploadResult: every item is in successes or failures. Does
     not raise for failed uploads (see UploadResult.raise_for_failures);
@@ -166,6 +180,11 @@ def upload_files(
     opt.insecure = bool(insecure)
     opt.content_md5 = bool(content_md5)
     opt.progress_interval = float(progress_interval)
+    if resumable_threshold is not None:
+        opt.resumable_threshold = (2**64 - 1 if resumable_threshold < 0
+                                   else int(resumable_threshold))
+    if resumable_chunk_size is not None:
+        opt.resumable_chunk_size = int(resumable_chunk_size)
     keep = []  # buffers the options point to, alive until the uploader is freed
     if ca_file is not None:
         keep.append(os.fsencode(ca_file))

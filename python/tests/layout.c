@@ -79,6 +79,8 @@ int main(void) {
   FIELD(bulkup_result, size);
   FIELD(bulkup_result, elapsed_s);
   FIELD(bulkup_result, user);
+  FIELD(bulkup_result, requests);
+  FIELD(bulkup_result, resumable);
 
   SIZE(bulkup_summary);
   FIELD(bulkup_summary, submitted);
@@ -113,5 +115,7 @@ int main(void) {
   FIELD(bulkup_uploader_options, journal);
   FIELD(bulkup_uploader_options, userdata);
   FIELD(bulkup_uploader_options, threads);
+  FIELD(bulkup_uploader_options, resumable_threshold);
+  FIELD(bulkup_uploader_options, resumable_chunk_size);
   return 0;
 }
