@@ -43,6 +43,10 @@ static const char bench_help[] =
     "                          as for upload (default 180)\n"
     "  --content-type CT       Content-Type (default\n"
     "                          application/octet-stream)\n"
+    "  --resumable-threshold SIZE, --chunk-size SIZE\n"
+    "                          as for upload: objects of SIZE or more go as\n"
+    "                          resumable uploads (default 64M; 'never')\n"
+    "                          in chunks of SIZE (default 8M)\n"
     "  --cacert FILE           trust the CA certificates in FILE\n"
     "  --insecure              do not verify the server's certificate\n"
     "  --json                  print the results as one JSON object\n"
@@ -68,7 +72,9 @@ enum {
   OPT_CONTENT_TYPE,
   OPT_CACERT,
   OPT_INSECURE,
-  OPT_JSON
+  OPT_JSON,
+  OPT_RESUMABLE_THRESHOLD,
+  OPT_CHUNK_SIZE
 };
 
 static const struct option bench_options[] = {
@@ -86,6 +92,8 @@ static const struct option bench_options[] = {
     {"cacert", required_argument, NULL, OPT_CACERT},
     {"insecure", no_argument, NULL, OPT_INSECURE},
     {"json", no_argument, NULL, OPT_JSON},
+    {"resumable-threshold", required_argument, NULL, OPT_RESUMABLE_THRESHOLD},
+    {"chunk-size", required_argument, NULL, OPT_CHUNK_SIZE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
@@ -230,6 +238,26 @@ int cli_bench_main(int argc, char **argv) {
     case OPT_JSON:
       json = true;
       break;
+    case OPT_RESUMABLE_THRESHOLD: {
+      unsigned long long v;
+      if (strcmp(optarg, "never") == 0)
+        opt.resumable_threshold = BULKUP_RESUMABLE_NEVER;
+      else if (num_parse_size(optarg, 0, 1ULL << 50, &v) == NUM_OK)
+        opt.resumable_threshold = v;
+      else
+        return cli_usage_error("bench", "--resumable-threshold: '%s' is not "
+                               "a size or 'never'", optarg);
+      break;
+    }
+    case OPT_CHUNK_SIZE: {
+      unsigned long long v;
+      if (num_parse_size(optarg, 256ULL << 10, 1ULL << 30, &v) != NUM_OK ||
+          v % (256ULL << 10) != 0)
+        return cli_usage_error("bench", "--chunk-size: '%s' is not a "
+                               "multiple of 256K from 256K to 1G", optarg);
+      opt.resumable_chunk_size = (size_t)v;
+      break;
+    }
     case 'h':
       cli_bench_help(stdout);
       return CLI_EXIT_OK;

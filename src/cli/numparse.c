@@ -89,3 +89,34 @@ const char *num_status_text(num_status st) {
   }
   return "is invalid";
 }
+
+num_status num_parse_size(const char *s, unsigned long long min,
+                          unsigned long long max, unsigned long long *out) {
+  if (!s || !*s)
+    return NUM_EMPTY;
+  if (!isdigit((unsigned char)*s))
+    return NUM_SYNTAX;
+  char *end = NULL;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno == ERANGE)
+    return NUM_RANGE;
+  unsigned long long mul = 1;
+  switch (*end) {
+  case 'K': case 'k': mul = 1ULL << 10; end++; break;
+  case 'M': case 'm': mul = 1ULL << 20; end++; break;
+  case 'G': case 'g': mul = 1ULL << 30; end++; break;
+  case 'T': case 't': mul = 1ULL << 40; end++; break;
+  default: break;
+  }
+  if (mul > 1 && *end == 'i')
+    end++;
+  if (mul > 1 && (*end == 'B' || *end == 'b'))
+    end++;
+  if (*end != '\0')
+    return NUM_SYNTAX;
+  if (v > max / mul || v * mul < min)
+    return NUM_RANGE;
+  *out = v * mul;
+  return NUM_OK;
+}

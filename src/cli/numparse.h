@@ -22,6 +22,12 @@ num_status num_parse_long(const char *s, long min, long max, long *out);
 num_status num_parse_double(const char *s, double min, double max,
                             double *out);
 
+/* A byte count: a whole number with an optional K, M, G or T suffix
+ * (powers of 1024; "KiB", "MB"... also read as powers of 1024) in
+ * [min, max]. */
+num_status num_parse_size(const char *s, unsigned long long min,
+                          unsigned long long max, unsigned long long *out);
+
 /* "is not a number", "is out of range" ... for messages. */
 const char *num_status_text(num_status st);
 

@@ -113,6 +113,8 @@ void results_on_complete(void *arg, const bulkup_result *r) {
           bulkup_item_status_name(r->status), bulkup_error_kind_name(r->error),
           r->http_status, r->attempts, (unsigned long long)r->size,
           (unsigned long long)r->bytes_sent, r->elapsed_s);
+  if (r->resumable)
+    fprintf(f, ", \"resumable\": true, \"requests\": %d", r->requests);
   if (r->status != BULKUP_ITEM_SUCCEEDED) {
     fputs(", \"message\": ", f);
     json_put_string(f, r->message ? r->message : "");

@@ -134,6 +134,16 @@ static const char upload_help[] =
     "  --workers N             parallel uploads, 1..1024 (default 8)\n"
     "  --queue N               files queued ahead of the workers\n"
     "                          (default 4 x workers)\n"
+    "  --resumable-threshold SIZE\n"
+    "                          send files of SIZE bytes or more (K, M, G\n"
+    "                          suffixes: powers of 1024) as resumable\n"
+    "                          uploads in chunks, so a cut connection costs\n"
+    "                          at most a chunk, and a killed run with\n"
+    "                          --journal resumes mid-file (default 64M;\n"
+    "                          'never': off). Servers without the protocol\n"
+    "                          (nginx) get one plain PUT instead\n"
+    "  --chunk-size SIZE       the resumable chunk: a multiple of 256K, from\n"
+    "                          256K to 1G (default 8M)\n"
     "  --max-retries N         retries after a transient failure (a timeout,\n"
     "                          a reset, HTTP 408/429/5xx) (default 3)\n"
     "  --backoff-factor F      retry n waits F * 2^(n-1) s, at most 120 s\n"
@@ -170,8 +180,9 @@ static const char upload_help[] =
     "                          ('-': standard output) as each one ends:\n"
     "                          index, path, title, url (redacted), status,\n"
     "                          error, http_status, attempts, size,\n"
-    "                          bytes_sent, elapsed_s, and message when it did\n"
-    "                          not succeed\n"
+    "                          bytes_sent, elapsed_s, resumable and requests\n"
+    "                          for a resumable upload, and message when it\n"
+    "                          did not succeed\n"
     "  --dry-run               read and check the input, apply --shard, and\n"
     "                          print the counts; upload nothing (the workflow\n"
     "                          starts no server and sends no request)\n"
@@ -279,13 +290,17 @@ enum {
   OPT_CLUSTER,
   OPT_SHARD,
   OPT_RESULTS,
-  OPT_DRY_RUN
+  OPT_DRY_RUN,
+  OPT_RESUMABLE_THRESHOLD,
+  OPT_CHUNK_SIZE
 };
 
 static const struct option long_options[] = {
     {"to", required_argument, NULL, OPT_TO},
     {"manifest", required_argument, NULL, OPT_MANIFEST},
     {"workers", required_argument, NULL, OPT_WORKERS},
+    {"resumable-threshold", required_argument, NULL, OPT_RESUMABLE_THRESHOLD},
+    {"chunk-size", required_argument, NULL, OPT_CHUNK_SIZE},
     {"queue", required_argument, NULL, OPT_QUEUE},
     {"max-retries", required_argument, NULL, OPT_MAX_RETRIES},
     {"backoff-factor", required_argument, NULL, OPT_BACKOFF},
@@ -442,6 +457,30 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
         return CLI_EXIT_USAGE;
       c->opt.workers = (unsigned)n;
       break;
+    case OPT_RESUMABLE_THRESHOLD: {
+      unsigned long long v;
+      if (strcmp(optarg, "never") == 0) {
+        c->opt.resumable_threshold = BULKUP_RESUMABLE_NEVER;
+        break;
+      }
+      num_status st = num_parse_size(optarg, 0, 1ULL << 50, &v);
+      if (st != NUM_OK)
+        return bad_value(ch, optarg, st,
+                         "expected a size such as 64M, or 'never'");
+      c->opt.resumable_threshold = v;
+      break;
+    }
+    case OPT_CHUNK_SIZE: {
+      unsigned long long v;
+      num_status st = num_parse_size(optarg, 256ULL << 10, 1ULL << 30, &v);
+      if (st == NUM_OK && v % (256ULL << 10) != 0)
+        st = NUM_RANGE;
+      if (st != NUM_OK)
+        return bad_value(ch, optarg, st,
+                         "expected a multiple of 256K from 256K to 1G");
+      c->opt.resumable_chunk_size = (size_t)v;
+      break;
+    }
     case OPT_QUEUE:
       if (opt_long(ch, optarg, 1, 1000000, &n))
         return CLI_EXIT_USAGE;
