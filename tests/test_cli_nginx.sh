@@ -224,6 +224,23 @@ run_tool upload --insecure --to "$TLS_URL/insecure" "$WORK/set3"
 expect "--insecure: exit 0" rc_is 0
 expect "--insecure: loud warning" err_has "WARNING: --insecure"
 
+# ---- resumable uploads against nginx: it has no such protocol ----------------
+# The first large file's session start is refused (nginx: 404 to a POST),
+# so it goes with one PUT, and so does every later one without asking
+# again: one POST in nginx's log, one PUT per file, all stored whole.
+mkdir -p "$WORK/bigset"
+for i in 1 2 3; do
+  python3 -c "import os,sys; sys.stdout.buffer.write(os.urandom(1536*1024+$i))" >"$WORK/bigset/b$i.bin"
+done
+run_tool upload --workers 1 --resumable-threshold 1M --to "$HTTP_URL/big" \
+  "$WORK/bigset" --results "$WORK/big.jsonl"
+expect "resumable vs nginx: exit 0" rc_is 0
+expect "resumable vs nginx: 3 files stored byte-identical" same_tree "$WORK/bigset" "$HTTP_STORE/big"
+expect "resumable vs nginx: one refused POST, then one PUT per file" \
+  test "$(grep -c ' POST /big/' "$HTTP_STATE/access.log"):$(grep -c ' PUT /big/' "$HTTP_STATE/access.log")" = "1:3"
+expect "resumable vs nginx: results say 1 attempt each, not resumable" \
+  test "$(grep -c '"attempts": 1,' "$WORK/big.jsonl"):$(grep -c resumable "$WORK/big.jsonl")" = "3:0"
+
 # ---- 3. manifests -----------------------------------------------------------
 gen "$WORK/set4" 100 4 $((256 * 1024))
 # CSV for the first 50 files (with a header; quoted names with commas and
