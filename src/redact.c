@@ -11,7 +11,7 @@ static const char *const bk_secret_params[] = {
     "signature",            "token",             "access_token",
     "x-goog-security-token", "awsaccesskeyid",   "googleaccessid",
     "key",                  "api_key",           "apikey",
-    "password",             "client_secret",
+    "password",             "client_secret",     "upload_id",
 };
 
 static bool bk_is_secret_name(const char *name, size_t len) {

@@ -137,6 +137,9 @@ static void test_redact(void) {
                "http://h/p?token=REDACTED&signature=REDACTED&access_token=REDACTED");
   check_redact("http://h/p?signaturex=keep&xsig=keep",
                "http://h/p?signaturex=keep&xsig=keep");
+  /* A resumable session URL: its upload_id is the session's credential. */
+  check_redact("https://storage.googleapis.com/b/o?upload_id=ADPycdv7&x=1",
+               "https://storage.googleapis.com/b/o?upload_id=REDACTED&x=1");
   check_redact("http://user:pass@h:8080/p?a=1", "http://user:REDACTED@h:8080/p?a=1");
   check_redact("http://user@h/p", "http://user@h/p");
   check_redact("http://h/p", "http://h/p");
