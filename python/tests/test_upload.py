@@ -165,6 +165,23 @@ class UploadTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             upload_files([], user_agent="two\nlines")
 
+    def test_resumable_options(self):
+        # nginx has no resumable protocol: the 2 MB file's session start is
+        # refused and it goes with one PUT, stored whole.
+        large = self.src / "large.bin"
+        r = upload_files(self.pairs("resumable", [large]), workers=1,
+                         resumable_threshold=1 << 20, resumable_chunk_size=256 << 10)
+        self.assertTrue(r.ok, r)
+        item = r.successes[0]
+        self.assertEqual((item.resumable, item.attempts, item.requests), (False, 1, 2))
+        self.assertEqual((self.store / "resumable" / "large.bin").read_bytes(),
+                         large.read_bytes())
+        r = upload_files(self.pairs("resumable-off", [large]), workers=1,
+                         resumable_threshold=-1)
+        self.assertEqual(r.successes[0].requests, 1)
+        with self.assertRaises(ValueError):
+            upload_files([], resumable_chunk_size=1000)
+
     def test_callback_exception_is_raised(self):
         def boom(_r):
             raise RuntimeError("from on_item")
