@@ -162,7 +162,7 @@ def upload_files(
     exception in either is re-raised here after the run.
     resumable_threshold / resumable_chunk_size: files of at least that many
     bytes (default 64 MiB) go as resumable uploads in chunks of that size
-    (default 8 MiB, a multiple of 256 KiB); a threshold of -1 turns them
+    (default 32 MiB, a multiple of 256 KiB); a threshold of -1 turns them
     off (bulkup_uploader_options in bulkup/uploader.h).
 
     Returns an UploadResult: every item is in successes or failures. Does

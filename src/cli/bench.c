@@ -46,7 +46,7 @@ static const char bench_help[] =
     "  --resumable-threshold SIZE, --chunk-size SIZE\n"
     "                          as for upload: objects of SIZE or more go as\n"
     "                          resumable uploads (default 64M; 'never')\n"
-    "                          in chunks of SIZE (default 8M)\n"
+    "                          in chunks of SIZE (default 32M)\n"
     "  --cacert FILE           trust the CA certificates in FILE\n"
     "  --insecure              do not verify the server's certificate\n"
     "  --json                  print the results as one JSON object\n"

@@ -143,7 +143,7 @@ static const char upload_help[] =
     "                          'never': off). Servers without the protocol\n"
     "                          (nginx) get one plain PUT instead\n"
     "  --chunk-size SIZE       the resumable chunk: a multiple of 256K, from\n"
-    "                          256K to 1G (default 8M)\n"
+    "                          256K to 1G (default 32M)\n"
     "  --max-retries N         retries after a transient failure (a timeout,\n"
     "                          a reset, HTTP 408/429/5xx) (default 3)\n"
     "  --backoff-factor F      retry n waits F * 2^(n-1) s, at most 120 s\n"
