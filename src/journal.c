@@ -198,7 +198,7 @@ static bulkup_err bk_sess_reserve(bulkup_journal *j) {
   j->sess_cap = ncap;
   for (size_t i = 0; i < ocap; i++) {
     if (!bk_digest_empty(old[i].d)) {
-      size_t pos;
+      size_t pos = 0;
       bk_sess_find(j, old[i].d, &pos);
       j->sess[pos] = old[i];
     }
@@ -210,7 +210,7 @@ static bulkup_err bk_sess_reserve(bulkup_journal *j) {
 /* Set d's session to url (taking it) in reserved room, replacing and
  * freeing any earlier one. */
 static void bk_sess_put(bulkup_journal *j, bk_digest d, char *url) {
-  size_t pos;
+  size_t pos = 0;
   if (bk_sess_find(j, d, &pos)) {
     bk_free(j->sess[pos].url);
   } else {

@@ -369,7 +369,7 @@ static void test_session_reopen(void) {
   CU_ASSERT_EQUAL(bulkup_journal_close(j), BULKUP_OK);
 
   /* One line per record, whatever the keys and URLs hold. */
-  size_t n;
+  size_t n = 0;
   char *text = slurp(p, &n);
   CU_ASSERT_PTR_NOT_NULL_FATAL(text);
   size_t lines = 0;
@@ -479,7 +479,7 @@ static void test_session_torn_last_line(void) {
   /* The last line replaces torn's session. */
   bulkup_journal_record_session(j, "torn", 3, 3, "https://s/new?id=x%20y");
   bulkup_journal_close(j);
-  size_t full;
+  size_t full = 0;
   char *text = slurp(p, &full);
   CU_ASSERT_PTR_NOT_NULL_FATAL(text);
   size_t last_start = full - 1;
@@ -527,7 +527,7 @@ static void test_session_corrupt_line(void) {
   bulkup_journal_record_session(j, "three", 3, 3, "https://s/three");
   bulkup_journal_record(j, "three", 3, 3);
   bulkup_journal_close(j);
-  size_t n;
+  size_t n = 0;
   char *text = slurp(p, &n);
   CU_ASSERT_PTR_NOT_NULL_FATAL(text);
   /* Flip a byte of the URL of the third line (two's replacement) and one

@@ -90,7 +90,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   } else if (strncasecmp(line, "Location: ", 10) == 0) {
     snprintf(r->location, sizeof r->location, "%s", line + 10);
   } else if (strncasecmp(line, "Range: ", 7) == 0) {
-    snprintf(r->range, sizeof r->range, "%s", line + 7);
+    snprintf(r->range, sizeof r->range, "%.127s", line + 7);
     r->has_range = 1;
   }
   return k;
