@@ -132,6 +132,10 @@ static const char upload_help[] =
     "\n"
     "Transfer (N: whole number, S and F: seconds, fractions allowed):\n"
     "  --workers N             parallel uploads, 1..1024 (default 8)\n"
+    "  --threads N             threads driving the uploads, 0..1024: each\n"
+    "                          runs its share of the workers through one\n"
+    "                          event loop; 0 means one per worker\n"
+    "                          (default: see bulkup_uploader_options)\n"
     "  --queue N               files queued ahead of the workers\n"
     "                          (default 4 x workers)\n"
     "  --max-retries N         retries after a transient failure (a timeout,\n"
@@ -253,6 +257,7 @@ enum {
   OPT_TO = 256,
   OPT_MANIFEST,
   OPT_WORKERS,
+  OPT_THREADS,
   OPT_QUEUE,
   OPT_MAX_RETRIES,
   OPT_BACKOFF,
@@ -286,6 +291,7 @@ static const struct option long_options[] = {
     {"to", required_argument, NULL, OPT_TO},
     {"manifest", required_argument, NULL, OPT_MANIFEST},
     {"workers", required_argument, NULL, OPT_WORKERS},
+    {"threads", required_argument, NULL, OPT_THREADS},
     {"queue", required_argument, NULL, OPT_QUEUE},
     {"max-retries", required_argument, NULL, OPT_MAX_RETRIES},
     {"backoff-factor", required_argument, NULL, OPT_BACKOFF},
@@ -441,6 +447,11 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       if (opt_long(ch, optarg, 1, 1024, &n))
         return CLI_EXIT_USAGE;
       c->opt.workers = (unsigned)n;
+      break;
+    case OPT_THREADS:
+      if (opt_long(ch, optarg, 0, 1024, &n))
+        return CLI_EXIT_USAGE;
+      c->opt.threads = (unsigned)n;
       break;
     case OPT_QUEUE:
       if (opt_long(ch, optarg, 1, 1000000, &n))
