@@ -38,7 +38,7 @@ static const char bench_help[] =
     "                          instead (e.g. 1K-8M)\n"
     "  --workers N             concurrent uploads (default 8)\n"
     "  --threads N             threads driving them, 0..1024 (0: one per\n"
-    "                          upload; default as for upload)\n"
+    "                          upload; default 1)\n"
     "  --seed N                seed of the data and the sizes (default 1)\n"
     "  --max-retries N         retries after a transient failure (default 3)\n"
     "  --connect-timeout S, --read-timeout S, --write-timeout S\n"

@@ -135,7 +135,7 @@ static const char upload_help[] =
     "  --threads N             threads driving the uploads, 0..1024: each\n"
     "                          runs its share of the workers through one\n"
     "                          event loop; 0 means one per worker\n"
-    "                          (default: see bulkup_uploader_options)\n"
+    "                          (default 1)\n"
     "  --queue N               files queued ahead of the workers\n"
     "                          (default 4 x workers)\n"
     "  --max-retries N         retries after a transient failure (a timeout,\n"
