@@ -163,6 +163,8 @@ def main():
         user_s=round(ru.ru_utime, 4),
         sys_s=round(ru.ru_stime, 4),
         maxrss_kb=ru.ru_maxrss,
+        # voluntary + involuntary context switches of the client
+        ctx_switches=ru.ru_nvcsw + ru.ru_nivcsw,
         server_cpu_s=round(cpu1 - cpu0, 2),
         connections=int(conn1 - conn0),
         exit=proc.returncode,
@@ -179,7 +181,8 @@ def main():
         f"  {rec.get('tool', '?'):>7} {str(rec.get('setting', '')):>10}: "
         f"{len(rows) / wall:9.0f} files/s {rec['bytes'] / wall / 1e6:8.1f} MB/s  "
         f"client {1e6 * (ru.ru_utime + ru.ru_stime) / n:6.0f} us/file  "
-        f"server {1e6 * (cpu1 - cpu0) / n:6.0f} us/file  conns {int(conn1 - conn0)}"
+        f"server {1e6 * (cpu1 - cpu0) / n:6.0f} us/file  "
+        f"ctxsw {(ru.ru_nvcsw + ru.ru_nivcsw) / n:5.2f}/file  conns {int(conn1 - conn0)}"
         + ("" if not errors else "  INVALID: " + "; ".join(errors)),
         file=sys.stderr,
     )

@@ -42,13 +42,22 @@ def derived(r):
         "srv_us": 1e6 * r["server_cpu_s"] / n,
         "conns": r["connections"],
         "rss_mb": r["maxrss_kb"] / 1024,
+        # older results have no context switch count
+        "ctx": r["ctx_switches"] / n if "ctx_switches" in r else float("nan"),
     }
 
 
 def setting_key(s):
+    # "8", "8t1" (bulkup --threads 1), "base8t1" (the --bulkup-base binary),
+    # "imm8" (curl --parallel-immediate): plain first, then by worker count.
     s = str(s)
-    digits = "".join(c for c in s if c.isdigit())
-    return (not s.isdigit(), int(digits) if digits else 0, s)
+    rest = s[4:] if s.startswith("base") else s[3:] if s.startswith("imm") else s
+    digits = ""
+    for c in rest:
+        if not c.isdigit():
+            break
+        digits += c
+    return (not s.isdigit(), s.startswith("base"), int(digits) if digits else 0, s)
 
 
 def fmt(x, nd=0):
@@ -115,9 +124,9 @@ def main():
         p(f"\n## {title}\n")
         p(
             "| tool | workers | runs | files | files/s | MB/s | client µs/file | server µs/file "
-            "| limit files/s | of limit | of CPU-bound | conns/run | peak RSS MB |"
+            "| limit files/s | of limit | of CPU-bound | ctx sw/file | conns/run | peak RSS MB |"
         )
-        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for (tool, setting) in sorted(
             cells, key=lambda k: (TOOLS.index(k[0]) if k[0] in TOOLS else 9, setting_key(k[1]))
         ):
@@ -129,7 +138,7 @@ def main():
             p(
                 f"| {tool} | {label} | {len(c.runs)} | {c.runs[0]['files']:,} | {fmt(fps, 1 if fps < 100 else 0)} | {fmt(c.m('mbps'), 1)} "
                 f"| {fmt(cpu)} | {fmt(srv)} | {fmt(limit)} | {fmt(100 * fps / limit)}% "
-                f"| {fmt(100 * fps / cpub)}% | {fmt(c.m('conns'))} | {fmt(c.m('rss_mb'), 1)} |"
+                f"| {fmt(100 * fps / cpub)}% | {fmt(c.m('ctx'), 2)} | {fmt(c.m('conns'))} | {fmt(c.m('rss_mb'), 1)} |"
             )
 
         # Ratios. bulkup's default is 8 workers (4 in `large`, where there are 4 files).

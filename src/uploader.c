@@ -57,7 +57,7 @@ bulkup_err bk_curl_global_init(void) {
 void bulkup_uploader_options_init(bulkup_uploader_options *o) {
   memset(o, 0, sizeof *o);
   o->workers = BULKUP_DEFAULT_WORKERS;
-  o->threads = 0; /* one per transfer */
+  o->threads = BULKUP_DEFAULT_THREADS;
   o->queue_capacity = 0;
   bulkup_requests_settings_init(&o->requests);
   bulkup_cloud_upload_settings_init(&o->cloud);

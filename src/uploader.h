@@ -130,7 +130,7 @@ typedef struct bk_slot {
 } bk_slot;
 
 /* A worker thread: several slots driven by one private multi handle, so
- * one wake-up serves every connection that is ready. */
+ * one wake-up serves every connection that is ready (worker.c). */
 typedef struct bk_worker {
   struct bulkup_uploader *u;
   unsigned int id;
@@ -144,6 +144,13 @@ typedef struct bk_worker {
   /* Registered with the queue while the worker has a free slot and found
    * the queue empty: a push then wakes this worker's multi. */
   bk_queue_waiter waiter;
+  /* worker.c's event loop: the sockets libcurl waits on and for what (its
+   * socket callback keeps them), in the form curl_multi_poll takes. The
+   * array lives on the worker thread's stack while it runs. */
+  struct curl_waitfd *socks;
+  unsigned int nsocks, socks_cap;
+  bool perform;              /* the socket interface failed: the worker
+                                goes on with curl_multi_perform */
 } bk_worker;
 
 struct bulkup_uploader {

@@ -63,6 +63,7 @@ static void one_run(outcome *out) {
   memset(out, 0, sizeof *out);
   bulkup_uploader_options o;
   bulkup_uploader_options_init(&o);
+  bk_test_threads(&o);
   o.workers = 2;
   o.requests.backoff_factor = 0;
   o.cloud.allow_failures = true;

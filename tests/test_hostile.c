@@ -31,6 +31,7 @@ static int clean(void) {
 
 static void fast(bulkup_uploader_options *o) {
   bulkup_uploader_options_init(o);
+  bk_test_threads(o);
   o->workers = 1;
   o->requests.backoff_factor = 0;
   o->requests.connect_timeout = 3;

@@ -774,6 +774,7 @@ static void test_engine_records_successes_only(void) {
 
   bulkup_uploader_options o;
   bulkup_uploader_options_init(&o);
+  bk_test_threads(&o);
   o.workers = 2;
   o.journal = j;
   o.cloud.allow_failures = true;

@@ -170,6 +170,7 @@ static void test_soak(void) {
 
   bulkup_uploader_options o;
   bulkup_uploader_options_init(&o);
+  bk_test_threads(&o);
   o.workers = 8;
   o.requests.connect_timeout = 2;
   o.requests.write_timeout = 2;

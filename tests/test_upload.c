@@ -40,6 +40,7 @@ static int suite_clean(void) {
 /* Fast settings for tests: tiny backoff, short timeouts. */
 static void fast_options(bulkup_uploader_options *o) {
   bulkup_uploader_options_init(o);
+  bk_test_threads(o);
   o->workers = 2;
   o->requests.backoff_factor = 0.01;
   o->requests.connect_timeout = 5;

@@ -180,6 +180,28 @@ typedef char *(*bulkup_refresh_url_fn)(void *userdata, const bulkup_result *r);
  * recommends at least 8 MiB). */
 #define BULKUP_DEFAULT_RESUMABLE_CHUNK_SIZE ((size_t)32 << 20)
 
+/* Default number of worker threads (options.threads): one thread drives
+ * all the transfers, event-driven, as curl -Z does. Measured on a shared
+ * 2-core machine against nginx WebDAV over loopback (bench/run,
+ * bench/RESULTS.md; 8 transfers on one thread against a thread per
+ * transfer, both with the same event loop; medians of alternating runs):
+ *   small (20,000 x 16 KiB), 1 nginx worker: 23.1k vs 18.3k files/s
+ *     (1.27x), client CPU 41 vs 51 us per file, 0.31 vs 1.26 context
+ *     switches per file (5 repetitions; 0.97x..1.44x in three earlier
+ *     runs of 3-5 repetitions; CPU per file lower in every run)
+ *   small, 2 nginx workers: 21.3k vs 16.8k files/s (1.27x; earlier
+ *     0.99x..1.19x), 42 vs 58 us
+ *   tls-small (HTTPS): 13.5k vs 11.5k files/s (1 nginx worker), 13.1k vs
+ *     12.0k (2)
+ *   large (4 x 256 MiB, 4 transfers): 1,681 vs 1,334 MB/s
+ * Two threads (4 transfers each) came in between. One thread uses one
+ * core at most: raise `threads` when the client's CPU is the bound on a
+ * machine with cores to spare (HTTPS at high rates), and use 0 (a thread
+ * per transfer) when callbacks or sources block for long (files on a slow
+ * network filesystem, a refresh_url that calls a service): a blocked
+ * callback holds up every transfer of its thread. */
+#define BULKUP_DEFAULT_THREADS 1
+
 /* Options for bulkup_uploader_new(). Fill with
  * bulkup_uploader_options_init(). Strings are copied. */
 typedef struct bulkup_uploader_options {
@@ -229,15 +251,15 @@ typedef struct bulkup_uploader_options {
    * at BULKUP_LOG_ERROR and do not fail the item. */
   bulkup_journal *journal;
   void *userdata; /* given to every callback above */
-  /* Worker threads, 0..1024. The `workers` transfers are spread evenly
+  /* Worker threads, 0..1024; default BULKUP_DEFAULT_THREADS (1, the
+   * measurements are there). The `workers` transfers are spread evenly
    * over them; each thread drives its transfers through one libcurl multi
-   * handle, event-driven, so a single wake-up serves every connection
-   * that is ready (a thread per transfer costs a context switch per
-   * request). 0 (default) means `workers`: one transfer per thread, the
-   * fastest wall-clock setting measured so far (with several transfers
-   * per thread, CPU and context switches drop but files/s dropped too on
-   * loopback nginx; see bench/RESULTS.md). More than `workers` means
-   * `workers`. Callbacks run on these threads. */
+   * handle, event-driven: a single wake-up serves every connection that
+   * is ready, and a transfer whose response was read sends its next
+   * request at once (a thread per transfer costs a context switch per
+   * request instead). 0 means `workers`: one transfer per thread. More
+   * than `workers` means `workers`. Callbacks run on these threads, so a
+   * callback that blocks holds up the other transfers of its thread. */
   unsigned int threads;
   /* Resumable uploads, in the manner of Google Cloud Storage's resumable
    * protocol (doc/api-protocol.md). An item of at least

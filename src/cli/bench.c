@@ -37,6 +37,8 @@ static const char bench_help[] =
     "  --sizes MIN-MAX         sizes log-uniform between MIN and MAX\n"
     "                          instead (e.g. 1K-8M)\n"
     "  --workers N             concurrent uploads (default 8)\n"
+    "  --threads N             threads driving them, 0..1024 (0: one per\n"
+    "                          upload; default 1)\n"
     "  --seed N                seed of the data and the sizes (default 1)\n"
     "  --max-retries N         retries after a transient failure (default 3)\n"
     "  --connect-timeout S, --read-timeout S, --write-timeout S\n"
@@ -64,6 +66,7 @@ enum {
   OPT_SIZE,
   OPT_SIZES,
   OPT_WORKERS,
+  OPT_THREADS,
   OPT_SEED,
   OPT_MAX_RETRIES,
   OPT_CONNECT_TIMEOUT,
@@ -83,6 +86,7 @@ static const struct option bench_options[] = {
     {"size", required_argument, NULL, OPT_SIZE},
     {"sizes", required_argument, NULL, OPT_SIZES},
     {"workers", required_argument, NULL, OPT_WORKERS},
+    {"threads", required_argument, NULL, OPT_THREADS},
     {"seed", required_argument, NULL, OPT_SEED},
     {"max-retries", required_argument, NULL, OPT_MAX_RETRIES},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
@@ -202,6 +206,12 @@ int cli_bench_main(int argc, char **argv) {
         return cli_usage_error("bench", "--workers: '%s' is not from 1 to 1024",
                                optarg);
       opt.workers = (unsigned)l;
+      break;
+    case OPT_THREADS:
+      if (num_parse_long(optarg, 0, 1024, &l) != NUM_OK)
+        return cli_usage_error("bench", "--threads: '%s' is not from 0 to 1024",
+                               optarg);
+      opt.threads = (unsigned)l;
       break;
     case OPT_SEED:
       if (num_parse_long(optarg, 0, 0x7fffffffL, &seed) != NUM_OK)

@@ -132,6 +132,10 @@ static const char upload_help[] =
     "\n"
     "Transfer (N: whole number, S and F: seconds, fractions allowed):\n"
     "  --workers N             parallel uploads, 1..1024 (default 8)\n"
+    "  --threads N             threads driving the uploads, 0..1024: each\n"
+    "                          runs its share of the workers through one\n"
+    "                          event loop; 0 means one per worker\n"
+    "                          (default 1)\n"
     "  --queue N               files queued ahead of the workers\n"
     "                          (default 4 x workers)\n"
     "  --resumable-threshold SIZE\n"
@@ -266,6 +270,7 @@ enum {
   OPT_TO = 256,
   OPT_MANIFEST,
   OPT_WORKERS,
+  OPT_THREADS,
   OPT_QUEUE,
   OPT_MAX_RETRIES,
   OPT_BACKOFF,
@@ -303,6 +308,7 @@ static const struct option long_options[] = {
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"resumable-threshold", required_argument, NULL, OPT_RESUMABLE_THRESHOLD},
     {"chunk-size", required_argument, NULL, OPT_CHUNK_SIZE},
+    {"threads", required_argument, NULL, OPT_THREADS},
     {"queue", required_argument, NULL, OPT_QUEUE},
     {"max-retries", required_argument, NULL, OPT_MAX_RETRIES},
     {"backoff-factor", required_argument, NULL, OPT_BACKOFF},
@@ -483,6 +489,11 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       c->opt.resumable_chunk_size = (size_t)v;
       break;
     }
+    case OPT_THREADS:
+      if (opt_long(ch, optarg, 0, 1024, &n))
+        return CLI_EXIT_USAGE;
+      c->opt.threads = (unsigned)n;
+      break;
     case OPT_QUEUE:
       if (opt_long(ch, optarg, 1, 1000000, &n))
         return CLI_EXIT_USAGE;

@@ -1,5 +1,7 @@
 #include "bk_test.h"
 
+#include <bulkup.h>
+
 #include <fcntl.h>
 #include <ftw.h>
 #include <openssl/evp.h>
@@ -156,4 +158,17 @@ int bk_sha256_file_hex(const char *path, char out[65]) {
     return -1;
   bk_hex(md, n, out);
   return 0;
+}
+
+void bk_test_threads(struct bulkup_uploader_options *o) {
+  const char *v = getenv("BULKUP_TEST_THREADS");
+  if (!v || !*v)
+    return;
+  char *end;
+  unsigned long n = strtoul(v, &end, 10);
+  if (*end || n > 1024) {
+    fprintf(stderr, "BULKUP_TEST_THREADS: '%s' is not from 0 to 1024\n", v);
+    exit(2);
+  }
+  o->threads = (unsigned)n;
 }

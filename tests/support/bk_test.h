@@ -22,6 +22,13 @@ void bk_test(const char *name, CU_TestFunc fn);
 /* Run everything registered by `reg`; returns the process exit status. */
 int bk_test_main(int argc, char **argv, bk_register_fn reg);
 
+struct bulkup_uploader_options;
+/* The engine's thread setting for a test run: BULKUP_TEST_THREADS, if set
+ * (a number, as bulkup_uploader_options.threads), replaces o->threads, so
+ * that a suite runs as well with several transfers per thread as with the
+ * default. Tests that set threads themselves do so after this. */
+void bk_test_threads(struct bulkup_uploader_options *o);
+
 /* A fresh temporary directory under $TMPDIR (or /tmp), created 0700;
  * the caller frees the string and removes the directory (bk_rm_rf). */
 char *bk_tmpdir(const char *tag);
