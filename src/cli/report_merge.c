@@ -38,8 +38,33 @@
 
 /* ---- writing ---------------------------------------------------------------- */
 
+static int write_all_fd(int fd, const char *text, size_t len) {
+  size_t off = 0;
+  while (off < len) {
+    ssize_t w = write(fd, text + off, len - off);
+    if (w < 0 && errno != EINTR)
+      return errno;
+    if (w > 0)
+      off += (size_t)w;
+  }
+  return 0;
+}
+
 int cli_write_file_atomic(const char *path, const char *text, size_t len,
                           char *err, size_t errlen) {
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+    /* A device or a pipe (/dev/null, /dev/stdout, a FIFO): write into it.
+     * Renaming a temporary file over it would replace it with a regular
+     * file (for /dev/null, machine-wide when run as root). */
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int e = fd < 0 ? errno : write_all_fd(fd, text, len);
+    if (fd >= 0 && close(fd) != 0 && !e)
+      e = errno;
+    if (e)
+      snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
+    return e;
+  }
   size_t plen = strlen(path) + 32;
   char *tmp = malloc(plen);
   if (!tmp) {
@@ -55,14 +80,7 @@ int cli_write_file_atomic(const char *path, const char *text, size_t len,
     free(tmp);
     return e;
   }
-  size_t off = 0;
-  while (off < len && !e) {
-    ssize_t w = write(fd, text + off, len - off);
-    if (w < 0 && errno != EINTR)
-      e = errno;
-    else if (w > 0)
-      off += (size_t)w;
-  }
+  e = write_all_fd(fd, text, len);
   if (!e && fsync(fd) != 0)
     e = errno;
   if (close(fd) != 0 && !e)

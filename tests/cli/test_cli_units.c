@@ -7,6 +7,7 @@
 #include "manifest.h"
 #include "numparse.h"
 #include "progress.h"
+#include "report_merge.h"
 #include "urlenc.h"
 #include "walk.h"
 
@@ -659,6 +660,59 @@ static void test_progress_format(void) {
   CU_ASSERT_EQUAL(strlen(small), sizeof small - 1);
 }
 
+static void test_parse_size(void) {
+  unsigned long long v = 0;
+  CU_ASSERT_EQUAL(num_parse_size("64M", 0, 1ULL << 40, &v), NUM_OK);
+  CU_ASSERT_EQUAL(v, 64ULL << 20);
+  CU_ASSERT_EQUAL(num_parse_size("256KiB", 0, 1ULL << 40, &v), NUM_OK);
+  CU_ASSERT_EQUAL(v, 256ULL << 10);
+  CU_ASSERT_EQUAL(num_parse_size("1g", 0, 1ULL << 40, &v), NUM_OK);
+  CU_ASSERT_EQUAL(v, 1ULL << 30);
+  CU_ASSERT_EQUAL(num_parse_size("100", 0, 1ULL << 40, &v), NUM_OK);
+  CU_ASSERT_EQUAL(v, 100);
+  CU_ASSERT_EQUAL(num_parse_size("", 0, 10, &v), NUM_EMPTY);
+  CU_ASSERT_EQUAL(num_parse_size("-1", 0, 10, &v), NUM_SYNTAX);
+  CU_ASSERT_EQUAL(num_parse_size(" 1", 0, 10, &v), NUM_SYNTAX);
+  CU_ASSERT_EQUAL(num_parse_size("1Q", 0, 10, &v), NUM_SYNTAX);
+  CU_ASSERT_EQUAL(num_parse_size("1MiBs", 0, 1ULL << 40, &v), NUM_SYNTAX);
+  CU_ASSERT_EQUAL(num_parse_size("2T", 0, 1ULL << 40, &v), NUM_RANGE);
+  CU_ASSERT_EQUAL(num_parse_size("1K", 2048, 1ULL << 40, &v), NUM_RANGE);
+  CU_ASSERT_EQUAL(num_parse_size("99999999999999999999", 0, ~0ULL, &v),
+                  NUM_RANGE);
+}
+
+/* A report written to a pipe or a device goes into it: the path is not
+ * replaced by a regular file (it used to be renamed over, which replaced
+ * /dev/null itself when run as root). */
+static void test_write_file_not_regular(void) {
+  int p[2];
+  CU_ASSERT_FATAL(pipe(p) == 0);
+  char path[64], err[256] = "";
+  snprintf(path, sizeof path, "/proc/self/fd/%d", p[1]);
+  CU_ASSERT_EQUAL(cli_write_file_atomic(path, "{\"a\": 1}\n", 9, err,
+                                        sizeof err), 0);
+  char got[32] = "";
+  CU_ASSERT_EQUAL(read(p[0], got, sizeof got - 1), 9);
+  CU_ASSERT_STRING_EQUAL(got, "{\"a\": 1}\n");
+  struct stat st;
+  CU_ASSERT_EQUAL(stat(path, &st), 0);
+  CU_ASSERT_TRUE(S_ISFIFO(st.st_mode));
+  close(p[0]);
+  close(p[1]);
+  /* A regular file is still replaced atomically. */
+  char *dir = bk_tmpdir("atomic");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+  char file[1024];
+  snprintf(file, sizeof file, "%s/r.json", dir);
+  CU_ASSERT_EQUAL(cli_write_file_atomic(file, "one", 3, err, sizeof err), 0);
+  CU_ASSERT_EQUAL(cli_write_file_atomic(file, "two!", 4, err, sizeof err), 0);
+  CU_ASSERT_EQUAL(stat(file, &st), 0);
+  CU_ASSERT_TRUE(S_ISREG(st.st_mode));
+  CU_ASSERT_EQUAL(st.st_size, 4);
+  bk_rm_rf(dir);
+  free(dir);
+}
+
 static void reg(void) {
   bk_suite("cli_manifest", NULL, NULL);
   bk_test("csv with header", test_csv_header);
@@ -683,6 +737,10 @@ static void reg(void) {
   bk_suite("cli_numbers", NULL, NULL);
   bk_test("whole numbers", test_parse_long);
   bk_test("seconds", test_parse_double);
+  bk_test("sizes", test_parse_size);
+  bk_suite("cli_write", NULL, NULL);
+  bk_test("pipes and devices are written into, not replaced",
+          test_write_file_not_regular);
   bk_suite("cli_progress", NULL, NULL);
   bk_test("progress line", test_progress_format);
 }
