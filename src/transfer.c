@@ -122,9 +122,11 @@ static int bk_prereq_cb(void *ud, char *conn_primary_ip, char *conn_local_ip,
    * gets fresh phase state (or the re-sent body would run under the read
    * timeout of the first) and is counted. */
   x->requests++;
-  if (x->requests > 1 && sl->rs == BK_RS_CHUNK) {
+  if (x->requests > 1 && sl->rs == BK_RS_CHUNK && x->ulnow > 0) {
     /* libcurl would send the whole chunk again on a fresh connection; the
-     * server may have kept most of it. Ask it instead. */
+     * server may have kept what the first connection carried. Ask it
+     * instead. (A stale kept-alive connection that carried no byte of
+     * the body is re-sent by libcurl as usual.) */
     x->abort = BK_ABORT_CONN_LOST;
     return CURL_PREREQFUNC_ABORT;
   }
@@ -416,12 +418,19 @@ static bool bk_origin_is_plain(struct bulkup_uploader *u, const char *url) {
 }
 
 static void bk_origin_set_plain(struct bulkup_uploader *u, const char *url) {
-  if (bk_origin_is_plain(u, url))
-    return;
-  char *o = bk_strndup(url, bk_origin_len(url));
+  size_t n = bk_origin_len(url);
+  char *o = bk_strndup(url, n);
   if (!o)
     return; /* only a shortcut: the next large item asks again */
   bk_mutex_lock(&u->lock);
+  for (unsigned i = 0; i < u->n_plain_origins; i++) {
+    if (strlen(u->plain_origins[i]) == n &&
+        strncasecmp(u->plain_origins[i], url, n) == 0) {
+      bk_mutex_unlock(&u->lock);
+      bk_free(o);
+      return;
+    }
+  }
   unsigned cap = (unsigned)BK_ARRAY_LEN(u->plain_origins);
   if (u->n_plain_origins == cap) {
     bk_free(u->plain_origins[0]);
@@ -535,6 +544,25 @@ static bk_rs_next bk_rs_fail(bk_slot *s, const char *why) {
   return BK_RS_HANDLED;
 }
 
+/* Give up the resumable protocol for this item: one plain PUT of the
+ * whole item. The requests made so far stay counted; the refused request
+ * is not an attempt of the PUT, which gets the full retry allowance. */
+static void bk_rs_to_plain(bk_slot *s, int status) {
+  bulkup_result *res = &s->res;
+  bk_log(s->u, BULKUP_LOG_INFO, "item %llu: the server does not take a "
+         "resumable upload here (HTTP %d); sending it with one PUT: %s",
+         (unsigned long long)s->x.job->index, status, res->url);
+  bk_free(s->session);
+  s->session = NULL;
+  s->rs = BK_RS_NONE;
+  res->resumable = false;
+  if (res->attempts > 0)
+    res->attempts--;
+  s->retries = 0;
+  s->conn_retries = 0;
+  bk_slot_attempt(s);
+}
+
 /* A resumable request was answered (transport failures go the generic
  * way: retried, then continued by a status query). */
 static bk_rs_next bk_rs_after(bk_slot *s) {
@@ -557,34 +585,46 @@ static bk_rs_next bk_rs_after(bk_slot *s) {
       s->session = sess;
       s->confirmed = 0;
       s->rs = BK_RS_CHUNK;
+      /* Failures of the start do not count against the chunks. */
+      s->retries = 0;
+      s->conn_retries = 0;
       bk_rs_journal(s, sess);
       bk_log(u, BULKUP_LOG_DEBUG, "item %llu: resumable session started",
              (unsigned long long)j->index);
       bk_slot_attempt(s);
       return BK_RS_HANDLED;
     }
-    bool expired = !s->refreshed && u->opt.refresh_url &&
-                   bk_says_expired(x, st);
-    if ((st >= 200 && st < 300) ||
-        (st >= 400 && st < 500 && st != 408 && st != 429 && !expired)) {
-      /* No resumable uploads here (nginx: 404; a GCS URL signed for a PUT:
-       * 403; a server that takes any POST: 2xx without a Location): one
-       * plain PUT, and plain PUTs for this server from now on. The refused
-       * start is a request, not an attempt. */
-      bk_origin_set_plain(u, s->url);
-      bk_log(u, BULKUP_LOG_INFO, "item %llu: resumable session refused "
-             "(HTTP %d); sending it with one PUT: %s",
-             (unsigned long long)j->index, st, res->url);
-      s->rs = BK_RS_NONE;
-      res->resumable = false;
-      res->attempts = 0;
-      bk_slot_attempt(s);
+    /* An expired signed URL is not a refusal of the protocol: the usual
+     * way (a fresh URL, or the failure). */
+    if (bk_says_expired(x, st))
+      return BK_RS_GENERIC;
+    /* No resumable uploads here: nginx answers 404, a GCS URL signed for
+     * a PUT 403, a server without POST 405 or 501, a server that takes
+     * any POST a 2xx without a Location. Plain PUTs for this server from
+     * now on. */
+    bool server_says_no = (st >= 200 && st < 300) || st == 403 ||
+                          st == 404 || st == 405 || st == 501;
+    if (server_says_no || (st >= 400 && st < 500 && st != 408 && st != 429)) {
+      /* Other 4xx are this item's (a bad name, say): one plain PUT for
+       * it, which will say so, and the next items still ask. */
+      if (server_says_no)
+        bk_origin_set_plain(u, s->url);
+      bk_rs_to_plain(s, st);
       return BK_RS_HANDLED;
     }
     return BK_RS_GENERIC;
   }
 
   /* A chunk or a status query. */
+  if (st >= 200 && st < 300 && s->rs == BK_RS_CHUNK &&
+      s->confirmed + x->body_len < x->size) {
+    /* "Done" before the last byte: this server took the chunk for the
+     * whole object (it does not speak the protocol, yet answered the
+     * start). One plain PUT of the whole item, plain PUTs from now on. */
+    bk_origin_set_plain(u, s->url);
+    bk_rs_to_plain(s, st);
+    return BK_RS_HANDLED;
+  }
   if (st == 308) {
     if (x->range_last == -2 || (x->range_last >= 0 &&
                                 (uint64_t)x->range_last >= x->size))
@@ -851,6 +891,7 @@ static void bk_slot_after_attempt(bk_slot *s) {
     s->easy = NULL;
   }
   if (v == BK_FAIL && !s->refreshed && u->opt.refresh_url &&
+      (s->rs == BK_RS_NONE || s->rs == BK_RS_START) &&
       bk_says_expired(&s->x, o->http_status)) {
     /* One fresh URL, tried at once; it is not a retry of the same
      * request. */

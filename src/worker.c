@@ -31,8 +31,8 @@
  *      requests sent).
  *
  * If libcurl's socket interface ever fails (it does when an allocation
- * fails inside it), the worker ends the attempts in flight (they may be
- * retried) and goes on with curl_multi_perform for good: libcurl 7.x can
+ * fails inside it), the worker ends the attempts in flight (as allocation
+ * failures) and goes on with curl_multi_perform for good: libcurl 7.x can
  * leave its socket table damaged after such a failure (an entry whose
  * transfer table it freed, which the next transfer on that socket would
  * divide by), and curl_multi_perform does not use that table.
@@ -136,7 +136,8 @@ static void bk_fill(bk_worker *w, bool *closed) {
   }
 }
 
-/* The multi handle failed: every attempt in it ends (and may be retried). */
+/* The multi handle failed: every attempt in it ends, as an allocation
+ * failure (kind nomem: not retried, as for any other one). */
 static void bk_multi_failed(bk_worker *w, const char *what, CURLMcode mc) {
   for (unsigned i = 0; i < w->nslots; i++) {
     bk_slot *s = &w->slots[i];

@@ -358,6 +358,83 @@ static void test_refused_start_falls_back_to_put(void) {
   free(url2);
 }
 
+/* A server that answers the start with a Location but takes the first
+ * chunk for the whole object (200 before the last byte): the item is not
+ * reported done with a part of it; it goes again with one PUT. */
+static void test_early_success_falls_back_to_put(void) {
+  bk_ts_reset(ts);
+  bk_ts_action acts[2] = {{.fault = BK_TS_OK},
+                          {.fault = BK_TS_STATUS, .status = 200}};
+  bk_ts_script(ts, "/r/early.bin", acts, 2);
+  gen g = {.size = 3 * CHUNK, .seed = 12};
+  char *url = bk_ts_url(ts, "/r/early.bin");
+  bulkup_uploader_options o;
+  fast_options(&o);
+  outcome out;
+  upload_gen(&o, url, &g, NULL, &out);
+  CU_ASSERT_EQUAL(out.r.status, BULKUP_ITEM_SUCCEEDED);
+  CU_ASSERT_FALSE(out.r.resumable);
+  CU_ASSERT_EQUAL(out.r.attempts, 1);
+  CU_ASSERT_EQUAL(out.r.requests, 3);
+  bk_ts_request rq[8];
+  CU_ASSERT_EQUAL_FATAL(requests_to(ts, "/r/early.bin", rq, 8), 3);
+  CU_ASSERT_STRING_EQUAL(rq[1].content_range, range_of(0, CHUNK, g.size));
+  CU_ASSERT_STRING_EQUAL(rq[2].method, "PUT");
+  CU_ASSERT_STRING_EQUAL(rq[2].content_range, "");
+  CU_ASSERT_EQUAL(rq[2].body_bytes, g.size);
+  expect_stored(ts, "/r/early.bin", &g);
+  free(url);
+}
+
+/* A 403 saying the signed URL expired, on the start, is not a refusal of
+ * the protocol: the item fails as expired (no refresh_url here), and the
+ * next item to the server still starts a session. */
+static void test_expired_start_is_not_a_refusal(void) {
+  bk_ts_reset(ts);
+  bk_ts_action a = {.fault = BK_TS_STATUS, .status = 403,
+                    .body = "<Error><Code>ExpiredToken</Code><Message>The "
+                            "signed URL has expired.</Message></Error>"};
+  bk_ts_script(ts, "/r/expired.bin", &a, 1);
+  gen g = {.size = 3 * CHUNK, .seed = 13};
+  char *url = bk_ts_url(ts, "/r/expired.bin");
+  char *url2 = bk_ts_url(ts, "/r/after.bin");
+  bulkup_uploader_options o;
+  fast_options(&o);
+  outcome out;
+  memset(&out, 0, sizeof out);
+  o.on_complete = on_done;
+  o.userdata = &out;
+  bulkup_uploader *u = NULL;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  bulkup_item it;
+  bulkup_item_init(&it);
+  it.source = BULKUP_SOURCE_CALLBACK;
+  it.read = gen_read;
+  it.read_ctx = &g;
+  it.size = g.size;
+  it.url = url;
+  CU_ASSERT(bulkup_uploader_submit(u, &it, NULL) == BULKUP_OK);
+  it.url = url2;
+  CU_ASSERT(bulkup_uploader_submit(u, &it, NULL) == BULKUP_OK);
+  bulkup_report *rep = NULL;
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_EUPLOAD);
+  CU_ASSERT_EQUAL_FATAL(bulkup_report_failure_count(rep), 1);
+  const bulkup_result *f = bulkup_report_failure(rep, 0);
+  CU_ASSERT_EQUAL(f->http_status, 403);
+  CU_ASSERT_EQUAL(f->attempts, 1);
+  CU_ASSERT_EQUAL(f->requests, 1);
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+  bk_ts_request rq[8];
+  CU_ASSERT_EQUAL(requests_to(ts, "/r/expired.bin", rq, 8), 1);
+  CU_ASSERT_EQUAL_FATAL(requests_to(ts, "/r/after.bin", rq, 8), 4);
+  CU_ASSERT_STRING_EQUAL(rq[0].method, "POST");
+  CU_ASSERT_TRUE(out.r.resumable);
+  expect_stored(ts, "/r/after.bin", &g);
+  free(url);
+  free(url2);
+}
+
 /* ---- failures mid-way ------------------------------------------------------ */
 
 /* A connection reset inside the second chunk: the server keeps what it
@@ -720,6 +797,10 @@ static void reg(void) {
   bk_test("md5_on_start", test_md5_on_start);
   bk_test("refused_start_falls_back_to_put",
           test_refused_start_falls_back_to_put);
+  bk_test("early_success_falls_back_to_put",
+          test_early_success_falls_back_to_put);
+  bk_test("expired_start_is_not_a_refusal",
+          test_expired_start_is_not_a_refusal);
   bk_test("reset_mid_chunk_resumes_at_server_offset",
           test_reset_mid_chunk_resumes_at_server_offset);
   bk_test("503_on_chunk", test_503_on_chunk);

@@ -279,11 +279,14 @@ typedef struct bulkup_uploader_options {
    * and an item journal_key, the session URL is journalled, so a rerun
    * after a crash resumes the session instead of starting over.
    *
-   * Servers without the protocol: when the session start is answered with
-   * a 4xx other than 408 and 429 (nginx answers 404; a GCS URL signed for
-   * a PUT answers 403), or with a 2xx without a Location, the item is sent
-   * with one plain PUT, and later items to the same scheme://host:port
-   * skip the start. Default BULKUP_DEFAULT_RESUMABLE_THRESHOLD;
+   * Servers without the protocol: when the session start is answered 403
+   * (a GCS URL signed for a PUT), 404 (nginx), 405 or 501, or 2xx without
+   * a Location, or a chunk is answered 2xx before the last byte, the item
+   * is sent with one plain PUT, and later items to the same
+   * scheme://host:port skip the start. Another 4xx (but 408 and 429) on
+   * the start sends that item with one plain PUT, which reports the
+   * server's answer; a 403 saying the signed URL expired goes the usual
+   * way (refresh_url, else the failure). Default BULKUP_DEFAULT_RESUMABLE_THRESHOLD;
    * BULKUP_RESUMABLE_NEVER turns resumable uploads off. */
   uint64_t resumable_threshold;
   /* Bytes per chunk: a multiple of 256 KiB (BULKUP_RESUMABLE_CHUNK_UNIT),
