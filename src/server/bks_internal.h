@@ -56,6 +56,11 @@ char *bks_pct_encode(const char *s);
 char *bks_query_get(const char *query, const char *name, int *found);
 /* A malloc'ed printf. */
 char *bks_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* store.c: write all of data (retrying on EINTR); 0, or -1 with errno. */
+int bks_write_all(int fd, const void *data, size_t len);
+/* store.c: fsync a directory, so that a rename or create in it is durable
+ * (best effort). */
+void bks_fsync_dir(const char *dir);
 /* snprintf into err (if not NULL). */
 void bks_set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -165,28 +165,6 @@ static char *sess_file(const bks_session *s, const char *name) {
   return bks_asprintf("%s/%s", s->dir, name);
 }
 
-static int write_all(int fd, const void *data, size_t len) {
-  const char *p = data;
-  while (len) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    p += w;
-    len -= (size_t)w;
-  }
-  return 0;
-}
-
-static void fsync_dir(const char *dir) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-}
-
 /* Replace {dir}/meta atomically with the session's metadata. The session
  * is locked or not yet published. */
 static int meta_write(bks_session *s) {
@@ -214,10 +192,10 @@ static int meta_write(bks_session *s) {
   if (txt && tmp && fin) {
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd >= 0) {
-      int ok = write_all(fd, txt, strlen(txt)) == 0 && fsync(fd) == 0;
+      int ok = bks_write_all(fd, txt, strlen(txt)) == 0 && fsync(fd) == 0;
       ok = close(fd) == 0 && ok;
       if (ok && rename(tmp, fin) == 0) {
-        fsync_dir(s->dir);
+        bks_fsync_dir(s->dir);
         rc = 0;
       } else {
         unlink(tmp);

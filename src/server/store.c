@@ -191,7 +191,7 @@ static char *disk_path(bks_store *st, const char *key) {
   return bks_asprintf("%s/%s", st->root, key);
 }
 
-static int write_all(int fd, const void *data, size_t len) {
+int bks_write_all(int fd, const void *data, size_t len) {
   const char *p = data;
   while (len) {
     ssize_t w = write(fd, p, len);
@@ -205,7 +205,7 @@ static int write_all(int fd, const void *data, size_t len) {
   return 0;
 }
 
-static void fsync_dir(const char *dir) {
+void bks_fsync_dir(const char *dir) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
     (void)fsync(fd);
@@ -260,7 +260,7 @@ int bks_writer_write(bks_writer *w, const void *data, size_t len) {
   if (len == 0)
     return 0;
   if (w->st->root)
-    return write_all(w->fd, data, len);
+    return bks_write_all(w->fd, data, len);
   if (w->len + len > w->cap) {
     size_t cap = w->cap ? w->cap : 65536;
     while (cap < w->len + len)
@@ -305,7 +305,7 @@ int bks_writer_commit(bks_writer *w, const char sha256[65]) {
       if (close(fd) == 0 && rename(w->tmp, w->final) == 0) {
         free(w->tmp);
         w->tmp = NULL; /* renamed: nothing to unlink */
-        fsync_dir(w->dir);
+        bks_fsync_dir(w->dir);
         rc = 0;
       }
     }
