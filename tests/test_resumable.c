@@ -753,7 +753,6 @@ static void test_large_with_cuts(void) {
   size_t cap = 1024;
   bk_ts_request *rq = malloc(cap * sizeof *rq);
   size_t n = requests_to(ts, "/r/large.bin", rq, cap);
-  CU_ASSERT_EQUAL(out.r.requests, (int)n);
   CU_ASSERT_STRING_EQUAL(rq[0].method, "POST");
   unsigned queries = 0, cut = 0;
   uint64_t have = 0;
@@ -770,10 +769,14 @@ static void test_large_with_cuts(void) {
     if (rq[i].status == 0)
       cut++;
   }
+  /* A cut chunk whose bytes were all still in buffers when the reset
+   * came never reached the server's handler, so it may be missing from
+   * the server's record; the client counts it. */
   CU_ASSERT_EQUAL(queries, cuts);
-  CU_ASSERT_EQUAL(cut, cuts);
+  CU_ASSERT(cut <= cuts);
+  CU_ASSERT_EQUAL(out.r.requests, (int)(n + (cuts - cut)));
   CU_ASSERT_EQUAL(have, g.size);
-  if (queries != cuts || cut != cuts)
+  if (queries != cuts || out.r.requests != (int)(n + (cuts - cut)))
     dump_requests(ts, "/r/large.bin");
   free(rq);
   /* Re-sent: what the client handed its socket beyond what reached the
