@@ -26,7 +26,7 @@ ok() { echo "ok - $*"; }
 # ---- help and usage ------------------------------------------------------
 "$BIN" serve --help >"$TMP/help" 2>&1 || fail "serve --help exits $?"
 for opt in --root --listen --authorized-keys --url-ttl --tls-cert --tls-key \
-  --tls-self-signed --fault-rate --fault-status --fault-reset-rate \
+  --tls-self-signed --fault-rate --fault-status --fault-reset-rate --fault-seed \
   --latency --job-delay --help; do
   grep -q -- "$opt" "$TMP/help" || fail "serve --help does not document $opt"
 done
@@ -49,6 +49,10 @@ bad_usage --listen 127.0.0.1:70000
 bad_usage --listen :80
 bad_usage --fault-rate 2
 bad_usage --fault-rate 0.6 --fault-reset-rate 0.6
+bad_usage --fault-seed 0
+bad_usage --fault-seed -1
+bad_usage --fault-seed 18446744073709551616
+bad_usage --fault-seed 12x
 bad_usage --fault-status 42
 bad_usage --url-ttl -1
 bad_usage --latency abc

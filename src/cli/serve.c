@@ -13,6 +13,7 @@
 
 #include "bks_server.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -60,6 +61,9 @@ static const char serve_help[] =
     "                          default 503)\n"
     "  --fault-reset-rate P    reset (TCP RST) this fraction of storage PUTs\n"
     "                          halfway through the body (0 to 1, default 0)\n"
+    "  --fault-seed N          seed of the random faults, 1 to 2^64-1: the\n"
+    "                          same seed and the same order of requests give\n"
+    "                          the same faults (default: a random seed)\n"
     "  --latency SECONDS       wait this long before every answer (default 0)\n"
     "\n"
     "  -h, --help              show this help\n"
@@ -82,6 +86,7 @@ enum {
   OPT_FAULT_RATE,
   OPT_FAULT_STATUS,
   OPT_FAULT_RESET,
+  OPT_FAULT_SEED,
   OPT_LATENCY
 };
 
@@ -98,6 +103,7 @@ static const struct option serve_options[] = {
     {"fault-rate", required_argument, NULL, OPT_FAULT_RATE},
     {"fault-status", required_argument, NULL, OPT_FAULT_STATUS},
     {"fault-reset-rate", required_argument, NULL, OPT_FAULT_RESET},
+    {"fault-seed", required_argument, NULL, OPT_FAULT_SEED},
     {"latency", required_argument, NULL, OPT_LATENCY},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
@@ -228,6 +234,20 @@ static int serve_parse(serve_cli *c, int argc, char **argv) {
       if (serve_double(ch, optarg, 0, 1, &c->cfg.faults.reset_rate))
         return CLI_EXIT_USAGE;
       break;
+    case OPT_FAULT_SEED: {
+      /* strtoull takes "-1" and leading blanks; a seed is digits only */
+      char *end = NULL;
+      unsigned long long seed = 0;
+      errno = 0;
+      if (optarg[0] >= '0' && optarg[0] <= '9')
+        seed = strtoull(optarg, &end, 10);
+      if (!end || *end || errno || seed == 0)
+        return cli_usage_error("serve", "--fault-seed: '%s' is not a whole "
+                                        "number from 1 to 2^64-1",
+                               optarg);
+      c->cfg.faults.seed = seed;
+      break;
+    }
     case OPT_LATENCY:
       if (serve_double(ch, optarg, 0, 3600, &c->cfg.faults.latency))
         return CLI_EXIT_USAGE;
