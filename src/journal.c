@@ -73,6 +73,7 @@ struct bulkup_journal {
   unsigned int unsynced;
   double last_sync;
   bool need_newline; /* the file may end in a torn line */
+  bool private_ok;   /* checked: group and others cannot read the file */
 };
 
 void bulkup_journal_options_init(bulkup_journal_options *o) {
@@ -642,6 +643,26 @@ bulkup_err bulkup_journal_record(bulkup_journal *j, const char *key,
   return rc;
 }
 
+/* Under the lock, before the first session URL goes into the file: a
+ * journal made by an older bulkup (or by hand) may be readable by group or
+ * others; take those bits away, or refuse to write a credential into it. */
+static bulkup_err bk_private_locked(bulkup_journal *j) {
+  if (j->private_ok)
+    return BULKUP_OK;
+  struct stat st;
+  if (fstat(j->fd, &st) != 0)
+    return bk_error(BULKUP_EIO, "cannot stat journal %s: %s", j->path,
+                    strerror(errno));
+  if ((st.st_mode & 077) && fchmod(j->fd, st.st_mode & 07700) != 0)
+    return bk_error(BULKUP_EIO,
+                    "journal %s is readable by others (mode %03o) and cannot "
+                    "be made private (%s): a session URL is not written "
+                    "into it",
+                    j->path, (unsigned)(st.st_mode & 0777), strerror(errno));
+  j->private_ok = true;
+  return BULKUP_OK;
+}
+
 bulkup_err bulkup_journal_record_session(bulkup_journal *j, const char *key,
                                          uint64_t size, int64_t mtime_ns,
                                          const char *session_url) {
@@ -670,7 +691,8 @@ bulkup_err bulkup_journal_record_session(bulkup_journal *j, const char *key,
         bk_sess_remove_at(j, pos);
     }
   } else if (!open_session || strcmp(j->sess[pos].url, copy) != 0) {
-    if (!open_session)
+    rc = bk_private_locked(j);
+    if (rc == BULKUP_OK && !open_session)
       rc = bk_sess_reserve(j);
     if (rc == BULKUP_OK)
       rc = bk_append_locked(j, buf, len, &written);

@@ -574,6 +574,33 @@ static void test_created_mode_0600(void) {
   CU_ASSERT_EQUAL(st.st_mode & 07777, 0600);
 }
 
+/* A journal left readable by group and others (an older bulkup made it
+ * 0644): plain records leave its mode alone, the first session URL makes
+ * it private before it is written, and the items already in it remain. */
+static void test_existing_mode_tightened(void) {
+  const char *p = jpath("mode-old.journal");
+  int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  CU_ASSERT_FATAL(fd >= 0);
+  CU_ASSERT_EQUAL_FATAL(fchmod(fd, 0644), 0);
+  close(fd);
+  bulkup_journal *j;
+  CU_ASSERT_EQUAL_FATAL(bulkup_journal_open(&j, p, NULL), BULKUP_OK);
+  CU_ASSERT_EQUAL(bulkup_journal_record(j, "done", 5, 5), BULKUP_OK);
+  struct stat st;
+  CU_ASSERT_EQUAL_FATAL(stat(p, &st), 0);
+  CU_ASSERT_EQUAL(st.st_mode & 07777, 0644);
+  CU_ASSERT_EQUAL(bulkup_journal_record_session(j, "big", 9, 9,
+                                                "https://s/secret"),
+                  BULKUP_OK);
+  CU_ASSERT_EQUAL_FATAL(stat(p, &st), 0);
+  CU_ASSERT_EQUAL(st.st_mode & 07777, 0600);
+  bulkup_journal_close(j);
+  CU_ASSERT_EQUAL_FATAL(bulkup_journal_open(&j, p, NULL), BULKUP_OK);
+  CU_ASSERT_TRUE(bulkup_journal_contains(j, "done", 5, 5));
+  CU_ASSERT_TRUE(session_is(j, "big", 9, 9, "https://s/secret"));
+  bulkup_journal_close(j);
+}
+
 typedef struct sess_arg {
   bulkup_journal *j;
   int base;
@@ -832,6 +859,8 @@ static void reg(void) {
   bk_test("session: torn last line", test_session_torn_last_line);
   bk_test("session: corrupt line ignored", test_session_corrupt_line);
   bk_test("created with mode 0600", test_created_mode_0600);
+  bk_test("an existing 0644 journal made private before a session URL",
+          test_existing_mode_tightened);
   bk_test("session: threads", test_session_threads);
   bk_test("session: allocation failures", test_session_alloc_fail);
 }
