@@ -25,7 +25,7 @@ ok() { echo "ok - $*"; }
 
 # ---- help and usage ------------------------------------------------------
 "$BIN" serve --help >"$TMP/help" 2>&1 || fail "serve --help exits $?"
-for opt in --root --listen --authorized-keys --url-ttl --tls-cert --tls-key \
+for opt in --root --listen --authorized-keys --url-ttl --session-ttl --tls-cert --tls-key \
   --tls-self-signed --fault-rate --fault-status --fault-reset-rate --fault-seed \
   --latency --job-delay --help; do
   grep -q -- "$opt" "$TMP/help" || fail "serve --help does not document $opt"
@@ -55,6 +55,8 @@ bad_usage --fault-seed 18446744073709551616
 bad_usage --fault-seed 12x
 bad_usage --fault-status 42
 bad_usage --url-ttl -1
+bad_usage --session-ttl -1
+bad_usage --session-ttl 1e9
 bad_usage --latency abc
 bad_usage --tls-cert x.pem
 bad_usage --tls-self-signed --tls-key k.pem

@@ -230,6 +230,9 @@ static void start_raw(void) {
   CU_ASSERT_EQUAL_FATAL(bks_server_start(&S, &cfg, err, sizeof err), 0);
 }
 
+/* The next start_api()'s session lifetime; 0: the default (a week). */
+static double API_SESSION_TTL;
+
 /* An API-mode server on ROOT (made on the first call) with a fixed HMAC
  * secret, so URLs signed by one run stay valid for the next. */
 static void start_api(void) {
@@ -244,6 +247,8 @@ static void start_api(void) {
   cfg.root = ROOT;
   cfg.hmac_secret = SECRET;
   cfg.hmac_secret_len = 32;
+  if (API_SESSION_TTL > 0)
+    cfg.session_ttl = API_SESSION_TTL;
   char err[256] = "";
   CU_ASSERT_EQUAL_FATAL(bks_server_start(&S, &cfg, err, sizeof err), 0);
 }
@@ -1044,6 +1049,60 @@ static void test_api_restart(void) {
   cleanup_root();
 }
 
+/* Sessions expire session_ttl after their start: a lookup after that
+ * answers 404 and removes the bytes; a server started on the root removes
+ * the expired sessions there at once and keeps the live ones. */
+static void test_api_session_expiry(void) {
+  unsigned char *data = random_data(2 * CH, 12);
+  char xl[64];
+  snprintf(xl, sizeof xl, "X-Upload-Content-Length: %d", 2 * CH);
+  const char *sh[] = {"x-goog-resumable: start", "Content-Type: image/jpeg",
+                      xl, NULL};
+
+  API_SESSION_TTL = 0.5;
+  start_api();
+  char *url = bks_server_sign_storage_url(S, "uploads/expires", "image/*", 600);
+  char *surl = start_session(url, sh);
+  hres r = put_chunk(surl, data, 0, CH - 1, "*");
+  assert_308(&r, CH);
+  CU_ASSERT_TRUE(file_exists("%s/.resumable/%s", ROOT, sid_of(surl), NULL));
+  sleep_s(0.7);
+  r = put_chunk(surl, data, CH, 2 * CH - 1, "*");
+  assert_xml(&r, 404, "NoSuchUpload");
+  CU_ASSERT_FALSE(file_exists("%s/.resumable/%s", ROOT, sid_of(surl), NULL));
+  CU_ASSERT_EQUAL(bks_server_upload_offset(S, sid_of(surl), NULL), -1);
+  stop();
+  free(surl);
+  free(url);
+
+  /* a session of a week's server, half sent */
+  API_SESSION_TTL = 0;
+  start_api();
+  url = bks_server_sign_storage_url(S, "uploads/swept", "image/*", 600);
+  surl = start_session(url, sh);
+  r = put_chunk(surl, data, 0, CH - 1, "*");
+  assert_308(&r, CH);
+  stop();
+  /* a server with a minute's lifetime keeps it, whole */
+  API_SESSION_TTL = 60;
+  start_api();
+  CU_ASSERT_TRUE(file_exists("%s/.resumable/%s", ROOT, sid_of(surl), NULL));
+  CU_ASSERT_EQUAL(bks_server_upload_offset(S, sid_of(surl), NULL), CH);
+  stop();
+  /* one with half a second's, started after it, removes it at start */
+  sleep_s(0.7);
+  API_SESSION_TTL = 0.5;
+  start_api();
+  CU_ASSERT_FALSE(file_exists("%s/.resumable/%s", ROOT, sid_of(surl), NULL));
+  CU_ASSERT_EQUAL(bks_server_upload_offset(S, sid_of(surl), NULL), -1);
+  stop();
+  API_SESSION_TTL = 0;
+  free(surl);
+  free(url);
+  free(data);
+  cleanup_root();
+}
+
 static void test_api_random_faults(void) {
   start_api();
   unsigned char *data = random_data(2 * CH, 9);
@@ -1110,6 +1169,8 @@ static void reg(void) {
   bk_test("start refused: expired, bad signature, content type",
           test_api_start_refused);
   bk_test("a restarted server keeps its sessions", test_api_restart);
+  bk_test("sessions expire: 404 on lookup, removed at start",
+          test_api_session_expiry);
   bk_test("random faults on chunk PUTs", test_api_random_faults);
   bk_test("takeover of a stalled chunk", test_api_takeover);
 }

@@ -42,6 +42,9 @@ static const char serve_help[] =
     "                          and blank lines skipped). Without it every\n"
     "                          API request is refused (401)\n"
     "  --url-ttl SECONDS       lifetime of signed storage URLs (default 900)\n"
+    "  --session-ttl SECONDS   lifetime of a resumable upload session from\n"
+    "                          its start (default 604800, a week; 0: never\n"
+    "                          expires); an expired one answers 404\n"
     "  --job-delay SECONDS     how long a new image-group job answers\n"
     "                          PENDING (default 0.5)\n"
     "  --public-url URL        base of signed URLs (default: the scheme and\n"
@@ -78,6 +81,7 @@ enum {
   OPT_LISTEN,
   OPT_KEYS,
   OPT_URL_TTL,
+  OPT_SESSION_TTL,
   OPT_JOB_DELAY,
   OPT_PUBLIC_URL,
   OPT_TLS_CERT,
@@ -95,6 +99,7 @@ static const struct option serve_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"authorized-keys", required_argument, NULL, OPT_KEYS},
     {"url-ttl", required_argument, NULL, OPT_URL_TTL},
+    {"session-ttl", required_argument, NULL, OPT_SESSION_TTL},
     {"job-delay", required_argument, NULL, OPT_JOB_DELAY},
     {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
@@ -191,6 +196,10 @@ static int serve_parse(serve_cli *c, int argc, char **argv) {
       break;
     case OPT_URL_TTL:
       if (serve_double(ch, optarg, 0, 7 * 86400, &c->cfg.url_ttl))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_SESSION_TTL:
+      if (serve_double(ch, optarg, 0, 365 * 86400, &c->cfg.session_ttl))
         return CLI_EXIT_USAGE;
       break;
     case OPT_JOB_DELAY:

@@ -174,6 +174,7 @@ struct bks_server {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   double url_ttl;
+  double session_ttl; /* set at start, never changed */
   double job_pending;
   bks_faults faults;
   uint64_t rng;
@@ -306,6 +307,9 @@ bks_sessions *bks_sessions_new(void);
 /* Free every session in memory (server stop: no request is running).
  * Sessions on disk stay. NULL does nothing. */
 void bks_sessions_free(bks_sessions *t);
+/* Server start, disk store: remove the expired sessions under
+ * {root}/.resumable/ (the others are loaded when first asked for). */
+void bks_rs_sweep(bks_server *srv);
 /* Forget the memory store's sessions (bks_server_reset). */
 void bks_rs_reset(bks_server *srv);
 /* Which BKS_RS_* the request is (headers are in, routed). */

@@ -201,6 +201,10 @@ typedef struct bks_config {
    * number gives an integer `expires`; a fractional one (tests) gives
    * `expires` with three decimals. */
   double url_ttl;
+  /* lifetime of a resumable upload session in seconds, from its start;
+   * default 604800 (a week, as Google Cloud Storage); 0: never expires.
+   * An expired session answers 404 and its bytes are removed. */
+  double session_ttl;
   /* how long a new job answers PENDING, seconds; default 0.5 */
   double job_pending;
   /* base of signed URLs ("https://uploads.example:8443"); NULL (default):

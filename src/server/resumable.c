@@ -7,7 +7,9 @@
  * Content-Range append chunks or ask how far the session got; when the
  * bytes persisted (P) reach the total, the session is finalized:
  * Content-MD5 checked, the object committed through the same store
- * writer a PUT uses. DELETE discards a session.
+ * writer a PUT uses. DELETE discards a session; so does time: a session
+ * expires session_ttl seconds after its start (removed by the next lookup,
+ * or by the sweep when a server starts on the root).
  *
  * Where the bytes live: with the memory store, in a buffer of the
  * session; with a disk store, in {root}/.resumable/<sid>/data, beside a
@@ -35,6 +37,7 @@
  */
 #include "bks_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -61,6 +64,7 @@ struct bks_session {
   int has_md5;
   unsigned char md5[16];
   char *dir; /* disk: {root}/.resumable/<sid>; NULL: memory */
+  double created; /* wall clock, seconds; in the meta file as created_ms */
   unsigned refs; /* the table's lock */
   int listed;    /* the table's lock */
   pthread_mutex_t mu; /* guards what follows */
@@ -182,6 +186,8 @@ static int meta_write(bks_session *s) {
     json_object_object_add(o, "content_md5",
                            json_object_new_string(s->content_md5));
   json_object_object_add(o, "total", json_object_new_int64(s->total));
+  json_object_object_add(o, "created_ms",
+                         json_object_new_int64((int64_t)(s->created * 1000)));
   json_object_object_add(o, "completed",
                          json_object_new_boolean(s->completed));
   const char *txt = json_object_to_json_string_ext(
@@ -236,6 +242,11 @@ static bks_session *sess_load(bks_server *srv, const char *sid) {
                  json_str(o, "cache_control"), json_str(o, "content_md5"),
                  total < 0 ? -1 : total, dir);
   }
+  if (s && json_object_object_get_ex(o, "created_ms", &v) &&
+      json_object_is_type(v, json_type_int))
+    s->created = (double)json_object_get_int64(v) / 1000;
+  else if (s)
+    s->created = bks_now_real(); /* a meta file without it: from now on */
   if (s && json_object_object_get_ex(o, "completed", &v) &&
       json_object_get_boolean(v)) {
     s->completed = 1;
@@ -266,21 +277,36 @@ static void remove_files(const bks_session *s) {
 
 /* ---- the table ------------------------------------------------------------- */
 
+static int expired(const bks_server *srv, const bks_session *s) {
+  return srv->session_ttl > 0 &&
+         bks_now_real() - s->created >= srv->session_ttl;
+}
+
 /* The session `sid` with a reference taken (loaded from disk when it is
- * not in memory), or NULL. */
+ * not in memory), or NULL. An expired session that no request holds is
+ * removed here, memory and disk, and is then none. */
 static bks_session *sess_get(bks_server *srv, const char *sid) {
   if (!sid_valid(sid))
     return NULL;
   bks_sessions *t = srv->sessions;
   unsigned b = bks_hash(sid);
   pthread_mutex_lock(&t->mu);
-  bks_session *s = t->b[b];
-  while (s && strcmp(s->sid, sid) != 0)
-    s = s->next;
+  bks_session **pp = &t->b[b];
+  while (*pp && strcmp((*pp)->sid, sid) != 0)
+    pp = &(*pp)->next;
+  bks_session *s = *pp;
   if (!s && bks_store_root(srv->store) && (s = sess_load(srv, sid))) {
     s->listed = 1;
     s->next = t->b[b];
     t->b[b] = s;
+    pp = &t->b[b];
+  }
+  if (s && s->refs == 0 && expired(srv, s)) {
+    *pp = s->next; /* refs 0: nobody else can reach it */
+    if (s->dir)
+      remove_files(s);
+    sess_free(s);
+    s = NULL;
   }
   if (s)
     s->refs++;
@@ -360,6 +386,24 @@ void bks_rs_reset(bks_server *srv) {
     dead = s->next;
     sess_free(s);
   }
+}
+
+void bks_rs_sweep(bks_server *srv) {
+  const char *root = bks_store_root(srv->store);
+  char *top = root && srv->session_ttl > 0
+                  ? bks_asprintf("%s/" RS_DIR, root)
+                  : NULL;
+  DIR *d = top ? opendir(top) : NULL;
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    /* a lookup removes an expired session; a live one stays loaded */
+    bks_session *s = sid_valid(e->d_name) ? sess_get(srv, e->d_name) : NULL;
+    if (s)
+      sess_put(srv, s);
+  }
+  if (d)
+    closedir(d);
+  free(top);
 }
 
 long long bks_server_upload_offset(bks_server *srv, const char *sid,
@@ -768,6 +812,7 @@ static enum MHD_Result start_complete(bks_req *r) {
   free(dir);
   if (!s)
     return MHD_NO;
+  s->created = bks_now_real();
   char *base = bks_api_base_from_host(r);
   if (!base)
     base = srv->public_url ? bks_strdup(srv->public_url)

@@ -34,6 +34,7 @@ void bks_config_init(bks_config *cfg) {
   cfg->mode = BKS_MODE_API;
   cfg->host = "127.0.0.1";
   cfg->url_ttl = 900;
+  cfg->session_ttl = 7 * 86400;
   cfg->job_pending = 0.5;
   cfg->faults.status = 503;
   cfg->keep_log = 1;
@@ -115,6 +116,7 @@ int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
     return -1;
   }
   if (!(cfg->url_ttl >= 0) || !(cfg->job_pending >= 0) ||
+      !(cfg->session_ttl >= 0) ||
       !prob_ok(cfg->faults.rate) || !prob_ok(cfg->faults.reset_rate) ||
       !(cfg->faults.latency >= 0) ||
       (cfg->faults.status && (cfg->faults.status < 100 ||
@@ -146,6 +148,7 @@ int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
   srv->mode = cfg->mode;
   srv->tls = cfg->tls;
   srv->url_ttl = cfg->url_ttl;
+  srv->session_ttl = cfg->session_ttl;
   srv->job_pending = cfg->job_pending;
   srv->faults = cfg->faults;
   if (!srv->faults.status)
@@ -186,6 +189,7 @@ int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
     bks_set_err(err, errlen, "out of memory");
   if (!srv->store)
     goto fail;
+  bks_rs_sweep(srv);
   if (cfg->authorized_keys_file &&
       bks_keys_load(srv->keys, cfg->authorized_keys_file, err, errlen) != 0)
     goto fail;
