@@ -122,10 +122,13 @@ static void on_done(void *ud, const bulkup_result *r) {
   o->r.path = o->r.title = o->r.url = o->r.response_excerpt = NULL;
 }
 
-/* Upload one generated item of g->size bytes to `url`; -1 if the
- * uploader would not start or take the item. */
-static int run_gen(bulkup_uploader_options *opt, const char *url, gen *g,
-                   const char *journal_key, outcome *out) {
+/* Upload the generated item of g->size bytes to each of urls[0..n-1], in
+ * turn with one worker; out holds the last item's result and the summary,
+ * *rep_out (when not NULL) the report. -1 if the uploader would not start
+ * or take an item. */
+static int run_gens(bulkup_uploader_options *opt, const char *const *urls,
+                    size_t n, gen *g, const char *journal_key, outcome *out,
+                    bulkup_report **rep_out) {
   memset(out, 0, sizeof *out);
   opt->on_complete = on_done;
   opt->userdata = out;
@@ -138,16 +141,27 @@ static int run_gen(bulkup_uploader_options *opt, const char *url, gen *g,
   it.read = gen_read;
   it.read_ctx = g;
   it.size = g->size;
-  it.url = url;
   it.content_type = "application/octet-stream";
   it.journal_key = journal_key;
-  bulkup_err sub = bulkup_uploader_submit(u, &it, NULL);
+  bulkup_err sub = BULKUP_OK;
+  for (size_t i = 0; i < n && sub == BULKUP_OK; i++) {
+    it.url = urls[i];
+    sub = bulkup_uploader_submit(u, &it, NULL);
+  }
   bulkup_report *rep = NULL;
   out->rc = bulkup_uploader_finish(u, &rep);
   bulkup_report_summary(rep, &out->sum);
-  bulkup_report_free(rep);
+  if (rep_out)
+    *rep_out = rep;
+  else
+    bulkup_report_free(rep);
   bulkup_uploader_free(u);
   return sub == BULKUP_OK ? 0 : -1;
+}
+
+static int run_gen(bulkup_uploader_options *opt, const char *url, gen *g,
+                   const char *journal_key, outcome *out) {
+  return run_gens(opt, &url, 1, g, journal_key, out, NULL);
 }
 
 static void upload_gen(bulkup_uploader_options *opt, const char *url,
@@ -313,30 +327,12 @@ static void test_refused_start_falls_back_to_put(void) {
   bulkup_uploader_options o;
   fast_options(&o);
   outcome out;
-  memset(&out, 0, sizeof out);
-  o.on_complete = on_done;
-  o.userdata = &out;
-  bulkup_uploader *u = NULL;
-  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
-  bulkup_item it;
-  bulkup_item_init(&it);
-  it.source = BULKUP_SOURCE_CALLBACK;
-  it.read = gen_read;
-  it.read_ctx = &g;
-  it.size = g.size;
-  it.url = url;
-  CU_ASSERT(bulkup_uploader_submit(u, &it, NULL) == BULKUP_OK);
   /* one worker: the second item starts after the first ended */
-  it.url = url2;
-  CU_ASSERT(bulkup_uploader_submit(u, &it, NULL) == BULKUP_OK);
-  bulkup_report *rep = NULL;
-  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
-  bulkup_summary sum;
-  bulkup_report_summary(rep, &sum);
-  CU_ASSERT_EQUAL(sum.succeeded, 2);
-  CU_ASSERT_EQUAL(sum.retries, 0);
-  bulkup_report_free(rep);
-  bulkup_uploader_free(u);
+  const char *urls[] = {url, url2};
+  CU_ASSERT_FATAL(run_gens(&o, urls, 2, &g, NULL, &out, NULL) == 0);
+  CU_ASSERT_EQUAL(out.rc, BULKUP_OK);
+  CU_ASSERT_EQUAL(out.sum.succeeded, 2);
+  CU_ASSERT_EQUAL(out.sum.retries, 0);
 
   bk_ts_request rq[8];
   CU_ASSERT_EQUAL_FATAL(requests_to(ts, "/r/plain.bin", rq, 8), 2);
@@ -401,30 +397,16 @@ static void test_expired_start_is_not_a_refusal(void) {
   bulkup_uploader_options o;
   fast_options(&o);
   outcome out;
-  memset(&out, 0, sizeof out);
-  o.on_complete = on_done;
-  o.userdata = &out;
-  bulkup_uploader *u = NULL;
-  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
-  bulkup_item it;
-  bulkup_item_init(&it);
-  it.source = BULKUP_SOURCE_CALLBACK;
-  it.read = gen_read;
-  it.read_ctx = &g;
-  it.size = g.size;
-  it.url = url;
-  CU_ASSERT(bulkup_uploader_submit(u, &it, NULL) == BULKUP_OK);
-  it.url = url2;
-  CU_ASSERT(bulkup_uploader_submit(u, &it, NULL) == BULKUP_OK);
   bulkup_report *rep = NULL;
-  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_EUPLOAD);
+  const char *urls[] = {url, url2};
+  CU_ASSERT_FATAL(run_gens(&o, urls, 2, &g, NULL, &out, &rep) == 0);
+  CU_ASSERT_EQUAL(out.rc, BULKUP_EUPLOAD);
   CU_ASSERT_EQUAL_FATAL(bulkup_report_failure_count(rep), 1);
   const bulkup_result *f = bulkup_report_failure(rep, 0);
   CU_ASSERT_EQUAL(f->http_status, 403);
   CU_ASSERT_EQUAL(f->attempts, 1);
   CU_ASSERT_EQUAL(f->requests, 1);
   bulkup_report_free(rep);
-  bulkup_uploader_free(u);
   bk_ts_request rq[8];
   CU_ASSERT_EQUAL(requests_to(ts, "/r/expired.bin", rq, 8), 1);
   CU_ASSERT_EQUAL_FATAL(requests_to(ts, "/r/after.bin", rq, 8), 4);
