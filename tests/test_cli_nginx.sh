@@ -422,7 +422,13 @@ for sig in INT TERM; do
   "$TOOL" upload --workers 1 --queue 1 --to "$HTTP_URL/sig$sig" "$WORK/set1" \
     --report "$WORK/r-$sig.json" </dev/null >/dev/null 2>"$WORK/err" &
   pid=$!
-  sleep 0.3
+  # signal once the first file is stored: the tool has set up its signal
+  # handling by then, however slow the machine (10 s at most)
+  for _ in $(seq 100); do
+    [ -n "$(ls -A "$HTTP_STORE/sig$sig" 2>/dev/null)" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
   kill -"$sig" "$pid" 2>/dev/null
   wait "$pid"
   RC=$?

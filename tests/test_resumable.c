@@ -628,15 +628,12 @@ static void test_killed_client_resumes_from_journal(void) {
   CU_ASSERT_TRUE(WIFSIGNALED(st));
   CU_ASSERT_FATAL(confirmed >= 10);
   /* The request the kill cut short is recorded when the server sees its
-   * connection close: wait until the record is still. */
-  size_t settled = bk_ts_request_count(ts);
-  for (int i = 0; i < 50; i++) {
-    usleep(200000);
-    size_t now = bk_ts_request_count(ts);
-    if (now == settled)
-      break;
-    settled = now;
-  }
+   * connection close: wait until every started request is recorded. */
+  t0 = bk_now();
+  while (bk_ts_request_count(ts) != bk_ts_requests_started(ts) &&
+         bk_now() - t0 < 20)
+    usleep(10000);
+  CU_ASSERT_EQUAL_FATAL(bk_ts_request_count(ts), bk_ts_requests_started(ts));
   bk_ts_request before[64];
   size_t nbefore = requests_to(ts, "/r/killed.bin", before, 64);
   CU_ASSERT_EQUAL(bk_ts_object_sha256(ts, "/r/killed.bin", NULL), -1);

@@ -98,7 +98,7 @@ start_server() {
   : >"$TMP/out"
   : >"$TMP/err"
   "$BIN" serve --root "$TMP/store" --listen 127.0.0.1:0 \
-    --authorized-keys "$TMP/keys" --job-delay 0.2 "$@" \
+    --authorized-keys "$TMP/keys" --job-delay 3 "$@" \
     >"$TMP/out" 2>"$TMP/err" </dev/null &
   PID=$!
   for _ in $(seq 100); do
@@ -213,8 +213,13 @@ if [ $HAVE_SIGN = 1 ] && openssl pkeyutl -help 2>&1 | grep -q rawin; then
   code=$(api GET "/v2/public/image-groups/jobs/$hash" "$TMP/empty")
   [ "$code" = 200 ] && grep -q '"status":"PENDING"' "$TMP/body" ||
     fail "job pending: $code $(cat "$TMP/body")"
-  sleep 0.3
-  code=$(api GET "/v2/public/image-groups/jobs/$hash" "$TMP/empty")
+  # --job-delay 3: PENDING above, on a machine however slow the twenty
+  # commands before it were; DONE once the 3 s are up (polled for 15 s)
+  for _ in $(seq 150); do
+    code=$(api GET "/v2/public/image-groups/jobs/$hash" "$TMP/empty")
+    [ "$code" = 200 ] && grep -q '"status":"PENDING"' "$TMP/body" || break
+    sleep 0.1
+  done
   [ "$code" = 200 ] && grep -q '"status":"DONE"' "$TMP/body" ||
     fail "job done: $code $(cat "$TMP/body")"
   [ "$(field title 1 <"$TMP/body")" = two.png ] &&

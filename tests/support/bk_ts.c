@@ -39,6 +39,15 @@ size_t bk_ts_count_path(bk_ts *ts, const char *path) {
   return bks_server_count_path(ts, path);
 }
 
+size_t bk_ts_requests_started(bk_ts *ts) {
+  bks_counters c;
+  bks_server_counters(ts, &c);
+  size_t n = 0;
+  for (size_t i = 0; i < BKS_EP_COUNT; i++)
+    n += (size_t)c.requests[i];
+  return n;
+}
+
 unsigned long bk_ts_connections(bk_ts *ts) {
   bks_counters c;
   bks_server_counters(ts, &c);

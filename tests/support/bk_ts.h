@@ -122,6 +122,12 @@ size_t bk_ts_request_count(bk_ts *ts);
  * no such request. */
 int bk_ts_request_get(bk_ts *ts, size_t i, bk_ts_request *out);
 
+/* Number of requests whose headers arrived since the last reset: each is
+ * recorded when it ends (a request whose connection was cut, when the
+ * server sees the cut), so once this equals bk_ts_request_count() every
+ * started request is in the record. */
+size_t bk_ts_requests_started(bk_ts *ts);
+
 /* Number of requests recorded for `path`. */
 size_t bk_ts_count_path(bk_ts *ts, const char *path);
 
