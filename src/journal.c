@@ -74,6 +74,7 @@ struct bulkup_journal {
   double last_sync;
   bool need_newline; /* the file may end in a torn line */
   bool private_ok;   /* checked: group and others cannot read the file */
+  bool loaded_urls;  /* the file held a session URL when it was opened */
 };
 
 void bulkup_journal_options_init(bulkup_journal_options *o) {
@@ -393,6 +394,7 @@ static bulkup_err bk_parse_line(bulkup_journal *j, char *line, size_t len,
       return rc;
     }
     bk_sess_put(j, d, copy);
+    j->loaded_urls = true;
   }
   *ok = true;
   return BULKUP_OK;
@@ -459,6 +461,35 @@ static bulkup_err bk_load(bulkup_journal *j) {
   return rc;
 }
 
+/* A journal made by an older bulkup (or by hand) may be readable by group
+ * or others: take those bits away. 0, or an errno; *mode gets the mode
+ * found. */
+static int bk_make_private(bulkup_journal *j, unsigned *mode) {
+  struct stat st;
+  *mode = 0;
+  if (fstat(j->fd, &st) != 0)
+    return errno;
+  *mode = (unsigned)(st.st_mode & 0777);
+  if ((st.st_mode & 077) && fchmod(j->fd, st.st_mode & 07700) != 0)
+    return errno;
+  j->private_ok = true;
+  return 0;
+}
+
+/* Under the lock, before a session URL goes into the file: private, or
+ * no credential is written into it. */
+static bulkup_err bk_private_locked(bulkup_journal *j) {
+  unsigned mode;
+  int e = j->private_ok ? 0 : bk_make_private(j, &mode);
+  if (e)
+    return bk_error(BULKUP_EIO,
+                    "journal %s is readable by others (mode %03o) and cannot "
+                    "be made private (%s): a session URL is not written "
+                    "into it",
+                    j->path, mode, strerror(e));
+  return BULKUP_OK;
+}
+
 bulkup_err bulkup_journal_open(bulkup_journal **out, const char *path,
                                const bulkup_journal_options *opt) {
   if (!out || !path)
@@ -493,6 +524,12 @@ bulkup_err bulkup_journal_open(bulkup_journal **out, const char *path,
     bk_free(j);
     return rc;
   }
+  /* Session URLs already in the file: made private now. Should that fail
+   * (another user's file), opening still succeeds; the first new session
+   * URL then fails with the reason. */
+  unsigned mode;
+  if (j->loaded_urls)
+    (void)bk_make_private(j, &mode);
   bk_mutex_init(&j->lock);
   j->last_sync = bk_now();
   *out = j;
@@ -641,26 +678,6 @@ bulkup_err bulkup_journal_record(bulkup_journal *j, const char *key,
   bk_mutex_unlock(&j->lock);
   bk_free(buf);
   return rc;
-}
-
-/* Under the lock, before the first session URL goes into the file: a
- * journal made by an older bulkup (or by hand) may be readable by group or
- * others; take those bits away, or refuse to write a credential into it. */
-static bulkup_err bk_private_locked(bulkup_journal *j) {
-  if (j->private_ok)
-    return BULKUP_OK;
-  struct stat st;
-  if (fstat(j->fd, &st) != 0)
-    return bk_error(BULKUP_EIO, "cannot stat journal %s: %s", j->path,
-                    strerror(errno));
-  if ((st.st_mode & 077) && fchmod(j->fd, st.st_mode & 07700) != 0)
-    return bk_error(BULKUP_EIO,
-                    "journal %s is readable by others (mode %03o) and cannot "
-                    "be made private (%s): a session URL is not written "
-                    "into it",
-                    j->path, (unsigned)(st.st_mode & 0777), strerror(errno));
-  j->private_ok = true;
-  return BULKUP_OK;
 }
 
 bulkup_err bulkup_journal_record_session(bulkup_journal *j, const char *key,

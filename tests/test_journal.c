@@ -576,7 +576,8 @@ static void test_created_mode_0600(void) {
 
 /* A journal left readable by group and others (an older bulkup made it
  * 0644): plain records leave its mode alone, the first session URL makes
- * it private before it is written, and the items already in it remain. */
+ * it private before it is written, and the items already in it remain;
+ * one that holds session URLs is made private when opened. */
 static void test_existing_mode_tightened(void) {
   const char *p = jpath("mode-old.journal");
   int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -595,10 +596,27 @@ static void test_existing_mode_tightened(void) {
   CU_ASSERT_EQUAL_FATAL(stat(p, &st), 0);
   CU_ASSERT_EQUAL(st.st_mode & 07777, 0600);
   bulkup_journal_close(j);
+  /* Session URLs already in a 0644 file: private as soon as it is
+   * opened, with nothing written. */
+  CU_ASSERT_EQUAL_FATAL(chmod(p, 0644), 0);
+  long size = file_size(p);
   CU_ASSERT_EQUAL_FATAL(bulkup_journal_open(&j, p, NULL), BULKUP_OK);
+  CU_ASSERT_EQUAL_FATAL(stat(p, &st), 0);
+  CU_ASSERT_EQUAL(st.st_mode & 07777, 0600);
+  CU_ASSERT_EQUAL(file_size(p), size);
   CU_ASSERT_TRUE(bulkup_journal_contains(j, "done", 5, 5));
   CU_ASSERT_TRUE(session_is(j, "big", 9, 9, "https://s/secret"));
   bulkup_journal_close(j);
+  /* A journal with no session URL in it keeps its mode when opened. */
+  const char *q = jpath("mode-plain.journal");
+  CU_ASSERT_EQUAL_FATAL(bulkup_journal_open(&j, q, NULL), BULKUP_OK);
+  CU_ASSERT_EQUAL(bulkup_journal_record(j, "done", 5, 5), BULKUP_OK);
+  bulkup_journal_close(j);
+  CU_ASSERT_EQUAL_FATAL(chmod(q, 0644), 0);
+  CU_ASSERT_EQUAL_FATAL(bulkup_journal_open(&j, q, NULL), BULKUP_OK);
+  bulkup_journal_close(j);
+  CU_ASSERT_EQUAL_FATAL(stat(q, &st), 0);
+  CU_ASSERT_EQUAL(st.st_mode & 07777, 0644);
 }
 
 typedef struct sess_arg {

@@ -1049,9 +1049,40 @@ static void test_api_restart(void) {
   cleanup_root();
 }
 
-/* Sessions expire session_ttl after their start: a lookup after that
- * answers 404 and removes the bytes; a server started on the root removes
- * the expired sessions there at once and keeps the live ones. */
+/* Make {ROOT}/.resumable/<sid>/ with an empty data file and, unless
+ * meta is NULL, that meta text; its files and itself dated `age` seconds
+ * ago (negative: in the future). */
+static void make_session_dir(const char *sid, const char *meta, double age) {
+  char dir[4096], f[4200];
+  snprintf(dir, sizeof dir, "%s/.resumable", ROOT);
+  mkdir(dir, 0700);
+  snprintf(dir, sizeof dir, "%s/.resumable/%s", ROOT, sid);
+  CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
+  struct timeval tv[2];
+  gettimeofday(&tv[0], NULL);
+  tv[0].tv_sec -= (time_t)age;
+  tv[1] = tv[0];
+  snprintf(f, sizeof f, "%s/data", dir);
+  FILE *fp = fopen(f, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+  fclose(fp);
+  CU_ASSERT_EQUAL(utimes(f, tv), 0);
+  if (meta) {
+    snprintf(f, sizeof f, "%s/meta", dir);
+    fp = fopen(f, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    fputs(meta, fp);
+    fclose(fp);
+    CU_ASSERT_EQUAL(utimes(f, tv), 0);
+  }
+  CU_ASSERT_EQUAL(utimes(dir, tv), 0);
+}
+
+/* Sessions expire session_ttl after their start: a request after that
+ * gets 404, even while an older request still holds the session, and
+ * the first lookup once none holds it removes the bytes; a server started
+ * on the root removes the expired sessions there at once (and a session
+ * folder left without meta, once as old), and keeps the live ones. */
 static void test_api_session_expiry(void) {
   unsigned char *data = random_data(2 * CH, 12);
   char xl[64];
@@ -1067,11 +1098,36 @@ static void test_api_session_expiry(void) {
   hres r = put_chunk(surl, data, 0, CH - 1, "*");
   assert_308(&r, CH);
   CU_ASSERT_TRUE(file_exists("%s/.resumable/%s", ROOT, sid_of(surl), NULL));
+  /* a chunk that stalls (a raw socket sends part of it) holds the session
+   * past its time */
+  int fd = raw_connect(bks_server_port(S));
+  CU_ASSERT_FATAL(fd >= 0);
+  char head[1024];
+  snprintf(head, sizeof head,
+           "PUT %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+           "Content-Length: %d\r\nContent-Range: bytes %d-%d/*\r\n\r\n",
+           strstr(surl + 7, "/"), (unsigned)bks_server_port(S), CH, CH,
+           2 * CH - 1);
+  CU_ASSERT_EQUAL(send_all(fd, head, strlen(head)), 0);
+  CU_ASSERT_EQUAL(send_all(fd, data + CH, 100000), 0);
+  CU_ASSERT_EQUAL(wait_offset(sid_of(surl), CH + 100000), CH + 100000);
   sleep_s(2.2);
+  /* expired: none for a new request, though one still holds it */
   r = put_chunk(surl, data, CH, 2 * CH - 1, "*");
   assert_xml(&r, 404, "NoSuchUpload");
-  CU_ASSERT_FALSE(file_exists("%s/.resumable/%s", ROOT, sid_of(surl), NULL));
   CU_ASSERT_EQUAL(bks_server_upload_offset(S, sid_of(surl), NULL), -1);
+  CU_ASSERT_TRUE(file_exists("%s/.resumable/%s", ROOT, sid_of(surl), NULL));
+  /* the stalled request ends; the next lookup removes the session */
+  close(fd);
+  int gone = 0;
+  for (int i = 0; i < 500 && !gone; i++) {
+    r = query(surl, "*");
+    assert_xml(&r, 404, "NoSuchUpload");
+    gone = !file_exists("%s/.resumable/%s", ROOT, sid_of(surl), NULL);
+    if (!gone)
+      sleep_s(0.02);
+  }
+  CU_ASSERT_TRUE(gone);
   stop();
   free(surl);
   free(url);
@@ -1090,12 +1146,30 @@ static void test_api_session_expiry(void) {
   CU_ASSERT_TRUE(file_exists("%s/.resumable/%s", ROOT, sid_of(surl), NULL));
   CU_ASSERT_EQUAL(bks_server_upload_offset(S, sid_of(surl), NULL), CH);
   stop();
-  /* one with half a second's, started after it, removes it at start */
+  /* one with half a second's, started after it, removes it at start;
+   * and so a session from before created_ms (dated by its meta file) and
+   * a folder left without meta, both an hour old, but not the same two
+   * dated a minute ahead */
+  static const char *const legacy_meta =
+      "{\"key\":\"uploads/legacy\",\"total\":-1,\"completed\":false}";
+  const char *old_legacy = "00000000000000000000000000000001";
+  const char *old_bare = "00000000000000000000000000000002";
+  const char *new_legacy = "00000000000000000000000000000003";
+  const char *new_bare = "00000000000000000000000000000004";
+  make_session_dir(old_legacy, legacy_meta, 3600);
+  make_session_dir(old_bare, NULL, 3600);
+  make_session_dir(new_legacy, legacy_meta, -60);
+  make_session_dir(new_bare, NULL, -60);
   sleep_s(0.7);
   API_SESSION_TTL = 0.5;
   start_api();
   CU_ASSERT_FALSE(file_exists("%s/.resumable/%s", ROOT, sid_of(surl), NULL));
   CU_ASSERT_EQUAL(bks_server_upload_offset(S, sid_of(surl), NULL), -1);
+  CU_ASSERT_FALSE(file_exists("%s/.resumable/%s", ROOT, old_legacy, NULL));
+  CU_ASSERT_FALSE(file_exists("%s/.resumable/%s", ROOT, old_bare, NULL));
+  CU_ASSERT_TRUE(file_exists("%s/.resumable/%s", ROOT, new_legacy, NULL));
+  CU_ASSERT_TRUE(file_exists("%s/.resumable/%s", ROOT, new_bare, NULL));
+  CU_ASSERT_EQUAL(bks_server_upload_offset(S, new_legacy, NULL), 0);
   stop();
   API_SESSION_TTL = 0;
   free(surl);

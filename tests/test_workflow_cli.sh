@@ -371,7 +371,9 @@ done
 M=$((5 * N))
 # --fault-seed 1: 23 of the server's first 40 draws fall under 0.5, and
 # with --max-retries 0 each file makes one storage PUT, so exactly 17 of
-# the 40 files are stored, whatever order the PUTs arrive in.
+# the 40 files are stored, whatever order the PUTs arrive in (40: the 8
+# example images, 5 times).
+[ "$M" -eq 40 ] || { echo "test_workflow_cli: expected 8 example images, found $N" >&2; exit 1; }
 start_serve half --fault-rate 0.5 --fault-status 500 --fault-seed 1
 run_tool upload --api "$URL" --key-file "$WORK/key.pem" --key-id test-key \
   --max-retries 0 --image-group H --allow-failures --report "$WORK/r4.json" "$WORK/many"

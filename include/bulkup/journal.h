@@ -30,10 +30,10 @@
  * lost session is started afresh).
  *
  * A session URL is a bearer credential: the journal is created with mode
- * 0600; before the first session URL goes into an existing journal that
- * group or others may read, those permission bits are removed (a journal
- * that cannot be made private gets no session URL: the call fails with
- * BULKUP_EIO). No journal function puts a session URL in an error message
+ * 0600; an existing journal that group or others may read loses those
+ * permission bits when it is opened holding session URLs, else before
+ * the first session URL goes into it (a journal that cannot be made
+ * private gets no new session URL: the call fails with BULKUP_EIO). No journal function puts a session URL in an error message
  * (nor should a caller log one).
  */
 #ifndef BULKUP_JOURNAL_H
@@ -64,7 +64,8 @@ BULKUP_EXTERN void bulkup_journal_options_init(bulkup_journal_options *o);
 
 /*
  * bulkup_journal_open - open (creating it, mode 0600, if missing; an
- * existing file keeps its mode until a session URL is recorded) the journal at `path` and read every record
+ * existing file keeps its mode unless it holds or gets a session URL: see
+ * above) the journal at `path` and read every record
  * in it. opt NULL: the defaults. Memory: 16 bytes per completed item (a
  * 128-bit digest of its identity), plus, for each open session only, its
  * digest and a copy of its URL.

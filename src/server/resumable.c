@@ -242,11 +242,12 @@ static bks_session *sess_load(bks_server *srv, const char *sid) {
                  json_str(o, "cache_control"), json_str(o, "content_md5"),
                  total < 0 ? -1 : total, dir);
   }
+  struct stat mb;
   if (s && json_object_object_get_ex(o, "created_ms", &v) &&
       json_object_is_type(v, json_type_int))
     s->created = (double)json_object_get_int64(v) / 1000;
-  else if (s)
-    s->created = bks_now_real(); /* a meta file without it: from now on */
+  else if (s) /* written before created_ms: the meta file's last change */
+    s->created = stat(meta, &mb) == 0 ? (double)mb.st_mtime : bks_now_real();
   if (s && json_object_object_get_ex(o, "completed", &v) &&
       json_object_get_boolean(v)) {
     s->completed = 1;
@@ -283,8 +284,8 @@ static int expired(const bks_server *srv, const bks_session *s) {
 }
 
 /* The session `sid` with a reference taken (loaded from disk when it is
- * not in memory), or NULL. An expired session that no request holds is
- * removed here, memory and disk, and is then none. */
+ * not in memory), or NULL. An expired session is none; if no request
+ * holds it, it is removed here, memory and disk. */
 static bks_session *sess_get(bks_server *srv, const char *sid) {
   if (!sid_valid(sid))
     return NULL;
@@ -301,11 +302,15 @@ static bks_session *sess_get(bks_server *srv, const char *sid) {
     t->b[b] = s;
     pp = &t->b[b];
   }
-  if (s && s->refs == 0 && expired(srv, s)) {
-    *pp = s->next; /* refs 0: nobody else can reach it */
-    if (s->dir)
-      remove_files(s);
-    sess_free(s);
+  if (s && expired(srv, s)) {
+    /* none, for this request; removed now if no request holds it, else
+     * by the first lookup after the last holder is done */
+    if (s->refs == 0) {
+      *pp = s->next; /* refs 0: nobody else can reach it */
+      if (s->dir)
+        remove_files(s);
+      sess_free(s);
+    }
     s = NULL;
   }
   if (s)
@@ -396,10 +401,26 @@ void bks_rs_sweep(bks_server *srv) {
   DIR *d = top ? opendir(top) : NULL;
   struct dirent *e;
   while (d && (e = readdir(d))) {
+    if (!sid_valid(e->d_name))
+      continue;
     /* a lookup removes an expired session; a live one stays loaded */
-    bks_session *s = sid_valid(e->d_name) ? sess_get(srv, e->d_name) : NULL;
-    if (s)
+    bks_session *s = sess_get(srv, e->d_name);
+    if (s) {
       sess_put(srv, s);
+      continue;
+    }
+    /* a folder left without a readable meta (a crash while the session
+     * was being started), once it is older than a session can live */
+    char *dir = bks_asprintf("%s/%s", top, e->d_name);
+    struct stat sb;
+    if (dir && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+        bks_now_real() - (double)sb.st_mtime >= srv->session_ttl) {
+      bks_session tmp;
+      memset(&tmp, 0, sizeof tmp);
+      tmp.dir = dir;
+      remove_files(&tmp);
+    }
+    free(dir);
   }
   if (d)
     closedir(d);
