@@ -860,13 +860,32 @@ static void test_bad_files(void) {
 typedef struct grow_arg {
   const char *path;
   bk_ts *server;
+  bool begun; /* the server saw the request begin before the append */
 } grow_arg;
+
+/* Wait until `server` (reset before) has begun a request, that is read its
+ * headers: the engine opened the file before it sent them. At most
+ * `timeout` seconds; whether it did. */
+static bool wait_request_begun(bk_ts *server, double timeout) {
+  double end = bk_now() + timeout;
+  for (;;) {
+    bks_counters c;
+    bks_server_counters(server, &c);
+    if (c.requests[BKS_EP_OTHER] > 0)
+      return true;
+    if (bk_now() > end)
+      return false;
+    usleep(2000);
+  }
+}
 
 static void *append_when_stalled(void *arg) {
   grow_arg *g = arg;
-  /* Wait until the server has begun the stalled request, then append. */
-  bk_ts_wait_requests(g->server, 0, 0);
-  usleep(300 * 1000);
+  /* Wait until the request is under way (the server then stalls it after
+   * 64 KiB, for 2 s), then append: the file is open and its body not yet
+   * all sent. A fixed sleep instead could land before the engine opened
+   * the file on a slow machine, and the upload would succeed. */
+  g->begun = wait_request_begun(g->server, 30);
   FILE *f = fopen(g->path, "ab");
   fputs("more bytes", f);
   fclose(f);
@@ -875,18 +894,19 @@ static void *append_when_stalled(void *arg) {
 
 static void test_file_changed_during_upload(void) {
   bk_ts_reset(ts);
-  bk_ts_action a = {.fault = BK_TS_STALL_BODY, .seconds = 1.0,
+  bk_ts_action a = {.fault = BK_TS_STALL_BODY, .seconds = 2.0,
                     .after_bytes = 65536};
   bk_ts_script(ts, "/chg", &a, 1);
   const char *f = make_file("chg.bin", 4 << 20, 22);
   bulkup_uploader_options o;
   fast_options(&o);
-  grow_arg g = {f, ts};
+  grow_arg g = {f, ts, false};
   pthread_t th;
   pthread_create(&th, NULL, append_when_stalled, &g);
   run r;
   upload_one(ts, &o, f, "/chg", &r);
   pthread_join(th, NULL);
+  CU_ASSERT(g.begun);
   CU_ASSERT_EQUAL(r.rc, BULKUP_EUPLOAD);
   const bulkup_result *x = only_failure(&r);
   CU_ASSERT_EQUAL(x->error, BULKUP_ERROR_FILE_CHANGED);
