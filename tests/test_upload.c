@@ -467,15 +467,18 @@ static void test_truncated_and_empty_responses(void) {
   }
 }
 
-/* A port with nothing listening on it. */
-static unsigned short closed_port(void) {
+/* A port with nothing listening on it: a socket bound to it, not
+ * listening, held in *fd until the caller closes it (a connect is refused;
+ * a port closed at once could be taken by another listener meanwhile). */
+static unsigned short closed_port(int *fd) {
   int s = socket(AF_INET, SOCK_STREAM, 0);
+  CU_ASSERT_FATAL(s >= 0);
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  bind(s, (struct sockaddr *)&a, sizeof a);
+  CU_ASSERT_FATAL(bind(s, (struct sockaddr *)&a, sizeof a) == 0);
   socklen_t l = sizeof a;
-  getsockname(s, (struct sockaddr *)&a, &l);
-  close(s);
+  CU_ASSERT_FATAL(getsockname(s, (struct sockaddr *)&a, &l) == 0);
+  *fd = s;
   return ntohs(a.sin_port);
 }
 
@@ -491,11 +494,13 @@ static void test_connection_refused_counts_connection_retries(void) {
   bulkup_item_init(&it);
   it.path = f;
   char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%u/x", closed_port());
+  int held;
+  snprintf(url, sizeof url, "http://127.0.0.1:%u/x", closed_port(&held));
   it.url = url;
   CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_OK);
   bulkup_report *rep;
   CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_EUPLOAD);
+  close(held);
   CU_ASSERT_EQUAL_FATAL(bulkup_report_failure_count(rep), 1);
   const bulkup_result *x = bulkup_report_failure(rep, 0);
   /* max_retries 0 does not stop connection retries: 1 + 2 attempts. */
