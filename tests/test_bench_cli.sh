@@ -46,9 +46,18 @@ j = json.load(open('$WORK/out'))
 sizes = [os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk('$NGINX_STORE/b2') for f in fs]
 sys.exit(0 if len(sizes) == 200 and min(sizes) >= 1024 and max(sizes) <= 65536 and sum(sizes) == j['bytes'] else 1)\""
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# A closed port: a socket bound to it, not listening (a connect is
+# refused), held for the run so no other listener can take the port. The
+# holder exits when its stdin (the coprocess pipe) is closed.
+coproc HOLDER { python3 -c 'import socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True); sys.stdin.read()'; }
+holder_pid=$HOLDER_PID
+read -r port <&"${HOLDER[0]}"
 "$TOOL" bench --to "http://127.0.0.1:$port/x" -n 20 --max-retries 0 --json >"$WORK/out" 2>"$WORK/err"
 rc=$?
+exec {HOLDER[1]}>&-
+wait "$holder_pid"
 check "closed port: exit 1, errors counted by kind" "[ $rc -eq 1 ] && python3 -c \"
 import json, sys
 j = json.load(open('$WORK/out'))

@@ -337,16 +337,39 @@ static void test_garbage_reply_is_protocol_error(void) {
 
 /* ---- a source cut short while it is sent ------------------------------- */
 
-static void *truncate_later(void *arg) {
-  usleep(300 * 1000);
-  truncate((const char *)arg, 1000);
+typedef struct shrink_arg {
+  const char *path;
+  bk_ts *server;
+  bool begun; /* the server saw the request begin before the truncate */
+} shrink_arg;
+
+/* Wait until the server has begun the request (read its headers: the
+ * engine opened the file before it sent them), then truncate the file,
+ * while the server stalls the body (after 64 KiB, for 2 s). A fixed sleep
+ * instead could truncate before the engine opened the file on a slow
+ * machine, and the 1000 bytes left would upload fine. */
+static void *truncate_when_begun(void *arg) {
+  shrink_arg *g = arg;
+  double end = bk_now() + 30;
+  for (;;) {
+    bks_counters c;
+    bks_server_counters(g->server, &c);
+    if (c.requests[BKS_EP_OTHER] > 0) {
+      g->begun = true;
+      break;
+    }
+    if (bk_now() > end)
+      break;
+    usleep(2000);
+  }
+  truncate(g->path, 1000);
   return NULL;
 }
 
 static void test_file_truncated_during_upload(void) {
   bk_ts *ts;
   CU_ASSERT_FATAL(bk_ts_start(&ts, NULL) == 0);
-  bk_ts_action stall = {.fault = BK_TS_STALL_BODY, .seconds = 1.0,
+  bk_ts_action stall = {.fault = BK_TS_STALL_BODY, .seconds = 2.0,
                         .after_bytes = 65536};
   bk_ts_script(ts, "/trunc", &stall, 1);
   char path[1100];
@@ -356,11 +379,13 @@ static void test_file_truncated_during_upload(void) {
   bk_fill_random(data, size, 9);
   CU_ASSERT_FATAL(bk_write_file(path, data, size) == 0);
   free(data);
+  shrink_arg g = {path, ts, false};
   pthread_t th;
-  pthread_create(&th, NULL, truncate_later, path);
+  pthread_create(&th, NULL, truncate_when_begun, &g);
   bulkup_uploader_options o;
   fast(&o);
   o.requests.read_timeout = 10;
+  o.requests.write_timeout = 10; /* well past the stall */
   bulkup_uploader *u;
   CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
   char *url = bk_ts_url(ts, "/trunc");
@@ -372,6 +397,7 @@ static void test_file_truncated_during_upload(void) {
   bulkup_report *rep;
   CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_EUPLOAD);
   pthread_join(th, NULL);
+  CU_ASSERT(g.begun);
   CU_ASSERT_EQUAL_FATAL(bulkup_report_failure_count(rep), 1);
   const bulkup_result *x = bulkup_report_failure(rep, 0);
   CU_ASSERT_EQUAL(x->error, BULKUP_ERROR_FILE_CHANGED);
