@@ -8,9 +8,13 @@
 Around COMMAND (run in its own process group, stdout to /dev/null, stderr to
 FILE.log): nginx's workers' CPU seconds and its accepted connections before and
 after (scripts/nginx-webdav workers-cpu / connections), the wall time
-(perf_counter) and the client's user+sys CPU and peak RSS from wait4()'s
-rusage: the client process and every descendant it waited for (curl, bulkup,
-python and rclone are single processes). Then it checks the store: every one
+(perf_counter) and the client's user+sys CPU from wait4()'s rusage: the
+client process and every descendant it waited for (curl, bulkup, python and
+rclone are single processes). The peak RSS comes from GNU time (%M), which
+runs the command: wait4()'s ru_maxrss would not do, because Linux carries a
+process's high-water RSS across exec, so a child forked from this script
+reports at least this script's own RSS (with a 100,000-line listing loaded,
+28 MB, whatever the tool used). Then it checks the store: every one
 of the first N files of the listing must be at STORE/P/REL with its size,
 nothing else may be there, and K of them (a sample seeded by P) must compare
 equal to the source. A run that fails any check, exits non-zero or times out
@@ -30,6 +34,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NGINX_WEBDAV = os.path.join(HERE, "..", "scripts", "nginx-webdav")
+GNU_TIME = "/usr/bin/time"  # Debian's package "time"
 
 
 def nginx(cmd, state):
@@ -118,9 +123,13 @@ def main():
     log.write(f"== {a.prefix}: {' '.join(cmd)}\n")
     log.flush()
     timed_out = []
+    rss_file = a.results + ".rss"
+    run_cmd = cmd
+    if os.access(GNU_TIME, os.X_OK):
+        run_cmd = [GNU_TIME, "-f", "%M", "-o", rss_file] + cmd
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+        run_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
         start_new_session=True,
     )
 
@@ -149,6 +158,18 @@ def main():
         pass
     cpu1 = nginx("workers-cpu", a.nginx_state)
     conn1 = nginx("connections", a.nginx_state)
+    maxrss_kb = None  # unknown without GNU time
+    if run_cmd is not cmd:
+        try:
+            with open(rss_file) as f:
+                lines = f.read().split()
+            maxrss_kb = int(lines[-1]) if lines else None
+        except (OSError, ValueError):
+            pass
+        try:
+            os.unlink(rss_file)
+        except OSError:
+            pass
 
     errors = []
     if timed_out:
@@ -162,7 +183,7 @@ def main():
         wall_s=round(wall, 4),
         user_s=round(ru.ru_utime, 4),
         sys_s=round(ru.ru_stime, 4),
-        maxrss_kb=ru.ru_maxrss,
+        maxrss_kb=maxrss_kb,
         # voluntary + involuntary context switches of the client
         ctx_switches=ru.ru_nvcsw + ru.ru_nivcsw,
         server_cpu_s=round(cpu1 - cpu0, 2),

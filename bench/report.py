@@ -41,7 +41,8 @@ def derived(r):
         "cpu_us": 1e6 * (r["user_s"] + r["sys_s"]) / n,
         "srv_us": 1e6 * r["server_cpu_s"] / n,
         "conns": r["connections"],
-        "rss_mb": r["maxrss_kb"] / 1024,
+        # None: measured without GNU time (see measure.py)
+        "rss_mb": r["maxrss_kb"] / 1024 if r.get("maxrss_kb") is not None else float("nan"),
         # older results have no context switch count
         "ctx": r["ctx_switches"] / n if "ctx_switches" in r else float("nan"),
     }
