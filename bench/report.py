@@ -15,6 +15,7 @@ import sys
 from collections import defaultdict
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else "."
+DEFAULT_WORKERS = "8"  # bulkup's default before machine.txt recorded it
 NPROC = os.cpu_count() or 1
 TOOLS = ["bulkup", "curl", "sdk", "rclone"]
 
@@ -97,6 +98,10 @@ def main():
     mpath = os.path.join(OUT, "machine.txt")
     if os.path.exists(mpath):
         machine = open(mpath).read().strip()
+    global DEFAULT_WORKERS
+    for line in machine.splitlines():
+        if line.startswith("bulkup default workers:") and line.split(":")[1].strip():
+            DEFAULT_WORKERS = line.split(":")[1].strip()
     p("# bench/run report\n")
     if machine:
         p("```\n" + machine + "\n```\n")
@@ -142,14 +147,15 @@ def main():
                 f"| {fmt(100 * fps / cpub)}% | {fmt(c.m('ctx'), 2)} | {fmt(c.m('conns'))} | {fmt(c.m('rss_mb'), 1)} |"
             )
 
-        # Ratios. bulkup's default is 8 workers (4 in `large`, where there are 4 files).
+        # Ratios. bulkup's default (machine.txt, from its --help; 4 in
+        # `large`, where there are 4 files).
         def pick(tool, setting):
             return cells.get((tool, setting))
 
         bul_settings = sorted([s for (t, s) in cells if t == "bulkup"], key=setting_key)
         if not bul_settings:
             continue
-        default = "8" if "8" in bul_settings else bul_settings[0]
+        default = DEFAULT_WORKERS if DEFAULT_WORKERS in bul_settings else bul_settings[0]
         b = pick("bulkup", default)
         b_best_s = max(bul_settings, key=lambda s: cells[("bulkup", s)].m("fps"))
         b_best = cells[("bulkup", b_best_s)]

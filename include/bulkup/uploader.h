@@ -146,13 +146,15 @@ typedef void (*bulkup_log_fn)(void *userdata, bulkup_log_level level,
 typedef char *(*bulkup_refresh_url_fn)(void *userdata, const bulkup_result *r);
 
 /* Default number of transfers in flight (options.workers). Measured on
- * 2-core machines against nginx over loopback (bench/RESULTS.md, 20,000
- * files of 16 KiB, medians of 5): 4, 8, 16 and 32 workers gave 10.1k,
- * 11.8k, 15.0k and 11.8k files/s with one nginx worker and 12.4k, 11.7k,
- * 11.7k and 10.5k with two; 8 is within the noise of the best in both
- * settings and keeps memory and server connections modest. Raise it for
- * servers far away (more requests in flight hide the round trip). */
-#define BULKUP_DEFAULT_WORKERS 8
+ * 2-core machines against nginx over loopback, one event-loop thread
+ * (bench/RESULTS.md, "Default transfers: 16", medians of 5): against 8,
+ * 16 gave 1.07x and 1.06x the files/s on 20,000 files of 16 KiB (one and
+ * two nginx workers), 1.01x and 1.08x over HTTPS, 1.20x and 1.10x on the
+ * mixed set, with less client CPU per file in all six (0.92x to 0.95x on
+ * the small files, 0.79x on mixed) and half the context switches, for
+ * 0.5 MB more memory. Raise it for servers far away (more requests in
+ * flight hide the round trip). */
+#define BULKUP_DEFAULT_WORKERS 16
 
 /* Resumable uploads (options.resumable_threshold): items of 64 MiB and
  * more by default. Measured (bench/resumable_cost.c, bench/RESULTS.md,

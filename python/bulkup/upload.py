@@ -132,7 +132,7 @@ def upload_files(
     items: Iterable[Tuple[PathLike, str]],
     requests_settings: Optional[RequestsSettings] = None,
     cloud_upload_settings: Optional[CloudUploadSettings] = None,
-    workers: int = 8,
+    workers: int = 16,
     *,
     data_type: DataType = DataType.IMAGE,
     content_type: Optional[str] = None,

@@ -36,7 +36,7 @@ static const char bench_help[] =
     "                          SIZE takes K, M, G (powers of 1024)\n"
     "  --sizes MIN-MAX         sizes log-uniform between MIN and MAX\n"
     "                          instead (e.g. 1K-8M)\n"
-    "  --workers N             concurrent uploads (default 8)\n"
+    "  --workers N             concurrent uploads (default 16)\n"
     "  --threads N             threads driving them, 0..1024 (0: one per\n"
     "                          upload; default 1)\n"
     "  --seed N                seed of the data and the sizes (default 1)\n"

@@ -131,7 +131,7 @@ static const char upload_help[] =
     "                          a body corrupted on the way\n"
     "\n"
     "Transfer (N: whole number, S and F: seconds, fractions allowed):\n"
-    "  --workers N             parallel uploads, 1..1024 (default 8)\n"
+    "  --workers N             parallel uploads, 1..1024 (default 16)\n"
     "  --threads N             threads driving the uploads, 0..1024: each\n"
     "                          runs its share of the workers through one\n"
     "                          event loop; 0 means one per worker\n"
