@@ -265,16 +265,19 @@ static bks_session *sess_load(bks_server *srv, const char *sid) {
   return s;
 }
 
-static void remove_files(const bks_session *s) {
+/* Remove a session folder: its files, then itself. */
+static void remove_dir_files(const char *dir) {
   static const char *const names[] = {"data", "meta", "meta.tmp"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-    char *p = sess_file(s, names[i]);
+    char *p = bks_asprintf("%s/%s", dir, names[i]);
     if (p)
       unlink(p);
     free(p);
   }
-  rmdir(s->dir);
+  rmdir(dir);
 }
+
+static void remove_files(const bks_session *s) { remove_dir_files(s->dir); }
 
 /* ---- the table ------------------------------------------------------------- */
 
@@ -415,10 +418,7 @@ void bks_rs_sweep(bks_server *srv) {
     struct stat sb;
     if (dir && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode) &&
         bks_now_real() - (double)sb.st_mtime >= srv->session_ttl) {
-      bks_session tmp;
-      memset(&tmp, 0, sizeof tmp);
-      tmp.dir = dir;
-      remove_files(&tmp);
+      remove_dir_files(dir);
     }
     free(dir);
   }
