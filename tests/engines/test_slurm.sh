@@ -42,7 +42,13 @@ wait_for() {
 		sleep 0.05
 	done
 }
-job_gone() { [[ -z $(squeue -h -j "$1" -o %A 2>/dev/null) ]]; }
+# job_ended JOB: scontrol knows JOB (finished jobs stay listed for
+# MinJobAge, 300 s) and every task of it is in a final state.
+job_ended() {
+	local out
+	out=$(scontrol -o show job "$1" 2>/dev/null) && [[ -n $out ]] || return 1
+	! grep -qvE 'JobState=(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE|PREEMPTED) ' <<<"$out"
+}
 
 T_START=$EPOCHREALTIME
 t0=$EPOCHREALTIME
@@ -82,7 +88,7 @@ t0=$EPOCHREALTIME
 MANIFEST=$WORK/urls.csv bash "$WORK/submit.sh" >submit.out 2>&1
 JOB=$(sed -n 's/^Submitted batch job \([0-9][0-9]*\)$/\1/p' submit.out)
 check "sbatch upload.sbatch: submitted" test -n "$JOB"
-wait_for "job $JOB to end" job_gone "$JOB"
+wait_for "job $JOB to end" job_ended "$JOB"
 echo "# 16 tasks over $FILES files, submit to last task ended: $(elapsed "$t0") s"
 scontrol -o show job "$JOB" >tasks.txt 2>&1
 check "16 array tasks, all COMPLETED with exit code 0" \
@@ -140,15 +146,23 @@ echo "# mid-run at $(elapsed "$T_START") s"
 scontrol requeue "${JOB2}_7"
 check "scontrol requeue ${JOB2}_7: accepted" test $? -eq 0
 wait_for "the killed task's connections to close" gate "held=0 dropped=[1-9]"
-pending() { [[ $(squeue -h -j "$JOB2" -o %T) == PENDING ]]; }
+pending() { scontrol -o show job "$JOB2" 2>/dev/null | grep -q 'JobState=PENDING .*Restarts=1 '; }
 wait_for "the task to be pending again" pending
 check "the killed run's report: $HOLD succeeded, the rest cancelled" \
 	"$PY" -c 'import json,sys; s=json.load(open("r.7.json"))["summary"]; sys.exit(0 if s["succeeded"]==int(sys.argv[1]) and s["failed"]==0 and s["submitted"]==s["succeeded"]+s["cancelled"] else print(s) or 1)' "$HOLD"
 echo "# requeued and pending at $(elapsed "$T_START") s"
 kill -USR1 "$GATE" # open the gate
-# Slurm holds a requeued job ~2 minutes (BeginTime) before it may run again.
+# Slurm holds a requeued job ~2 minutes (BeginTime) before it may run
+# again. Lift that, but not within 2 s of the kill: slurmd revokes the
+# killed job's credential with a time in whole seconds and refuses a new
+# launch whose credential is not strictly newer ("Job credential
+# revoked": the task fails instead of starting).
+killed=$(date +%s)
+wait_for "2 s after the kill" eval '(( $(date +%s) >= killed + 2 ))'
 scontrol update JobId="${JOB2}_7" StartTime=now
-wait_for "the requeued task to end" job_gone "$JOB2"
+check "scontrol update JobId=${JOB2}_7 StartTime=now: accepted" test $? -eq 0
+restarted() { scontrol -o show job "$JOB2" 2>/dev/null | grep -q 'Restarts=1 '; }
+wait_for "the requeued task to end" eval 'restarted && job_ended "$JOB2"'
 scontrol -o show job "$JOB2" >task.txt 2>&1
 check "the task ran twice (Restarts=1) and COMPLETED with exit 0" \
 	grep -q 'JobState=COMPLETED .*Restarts=1 .*ExitCode=0:0' task.txt
