@@ -28,7 +28,6 @@ source "$(dirname "$0")/lib.sh"
 
 WAIT=60 # seconds for any one wait: every wait is on an event, this bounds it
 FILES=400
-SHARDS=16 # the recipe's N (checked below)
 
 # wait_for DESCRIPTION COMMAND...: until COMMAND succeeds, at most $WAIT s.
 wait_for() {
