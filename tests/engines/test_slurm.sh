@@ -26,7 +26,7 @@ done
 [[ $(id -u) -eq 0 ]] || { echo "test_slurm: skipped: the Slurm daemons need root"; exit 77; }
 source "$(dirname "$0")/lib.sh"
 
-WAIT=60 # seconds for any one wait: every wait is on an event, this bounds it
+WAIT=120 # seconds for any one wait: every wait is on an event, this bounds it
 FILES=400
 
 # wait_for DESCRIPTION COMMAND...: until COMMAND succeeds, at most $WAIT s.
@@ -140,7 +140,7 @@ journalled() { [[ $(grep -c '^J1 ' run.7.journal 2>/dev/null) -eq $HOLD ]]; }
 wait_for "the gate to pass $HOLD and hold more" gate "passed=$HOLD held=[1-9]"
 wait_for "the journal to record $HOLD files" journalled
 check "mid-run: nginx stored $HOLD PUTs, the task holds more at the gate, it is RUNNING" \
-	bash -c "[ \$('$PY' '$ENGINES/verify.py' puts --log '$NGINX_LOG') -eq $HOLD ] && gate() { grep -q \"\$1\" '$WORK/gate/status'; } && gate 'held=[1-9]' && [ \"\$(squeue -h -j $JOB2 -o %T)\" = RUNNING ]"
+	bash -c "[ \$('$PY' '$ENGINES/verify.py' puts --log '$NGINX_LOG') -eq $HOLD ] && gate() { grep -q \"\$1\" '$WORK/gate/status'; } && gate 'held=[1-9]' && scontrol -o show job $JOB2 | grep -q 'JobState=RUNNING '"
 echo "# mid-run at $(elapsed "$T_START") s"
 scontrol requeue "${JOB2}_7"
 check "scontrol requeue ${JOB2}_7: accepted" test $? -eq 0
