@@ -12,7 +12,8 @@
 #      shard=(k, 8)) uploads are exactly those `bulkup upload --shard k/8
 #      --manifest` uploads (its --results) from a manifest of the same
 #      pairs, URLs with and without a query; the 8 shards are disjoint
-#      and cover the input.
+#      and cover the input; a shard that does not exist is a ValueError
+#      before anything is sent (nginx sees no more PUTs).
 #
 # Needs python3-distributed (else exit 77); the binding is found as
 # python/tests finds it (PYTHONPATH, BULKUP_LIBRARY: set by ctest, else
@@ -78,12 +79,23 @@ for k in range(N):
     union += sorted(got)
 ok = len(union) == len(set(union)) == len(pairs)
 print("%s - the %d shards are disjoint and cover the %d pairs" % ("ok" if ok else "FAIL", N, len(pairs)))
+refused = 0
+for bad in [(8, 8), (-1, 8), (0, 0), (0, 2**32), (1.0, 2), (True, 2), (1,), "0/8", (0, 1, 2)]:
+    try:
+        upload_files(pairs, shard=bad)
+    except ValueError:
+        refused += 1
+print("%s - shard=(k, n) outside 0 <= k < n < 2**32, or not two whole numbers: ValueError, nothing sent (%d of 9)"
+      % ("ok" if refused == 9 else "FAIL", refused))
+fails += refused != 9
 sys.exit(1 if fails or not ok else 0)
 PY
 "$PY" "$WORK/split.py" "$WORK/data" "$NGINX_URL" "$WORK" >"$WORK/split.out" 2>&1
 cat "$WORK/split.out"
+check "nginx: 2 PUTs per pair (the CLI's, then upload_files'), none from the refused calls" \
+	test "$(verify puts --log "$NGINX_LOG")" -eq $((2 * FILES))
 PASSED=$((PASSED + $(grep -c '^ok - ' "$WORK/split.out")))
 FAILED=$((FAILED + $(grep -c '^FAIL - ' "$WORK/split.out")))
-check "the split check ran and exited 0" test "$(grep -c '^ok - shard' "$WORK/split.out")" -eq 8
+check "the split check ran all 8 shards" test "$(grep -c '^ok - shard [0-9]' "$WORK/split.out")" -eq 8
 cd "$WORK" || exit 1
 finish
