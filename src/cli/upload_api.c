@@ -548,6 +548,15 @@ int upload_api_run(upload_cli *c) {
   bulkup_api_options_init(&ao);
   ao.requests = c->opt.requests;
   ao.backoff = c->opt.backoff;
+  /* --max-retries and --backoff-factor are kept as the CloudUploadSettings
+   * override of the uploads; the user meant them for the whole run, so the
+   * API requests get the same values. */
+  bulkup_upload_policy pol;
+  if (bulkup_upload_policy_merge(&pol, &c->opt.requests, &c->opt.cloud,
+                                 &c->opt.backoff) == BULKUP_OK) {
+    ao.requests.max_retries = pol.max_retries;
+    ao.requests.backoff_factor = pol.backoff_factor;
+  }
   ao.ca_file = c->opt.ca_file;
   ao.insecure = c->opt.insecure;
   ao.log = upload_log_cb;
