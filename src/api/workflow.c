@@ -477,6 +477,8 @@ static bulkup_err bk_wf_run(bulkup_api *api, const bulkup_workflow_options *opt,
       size_t m = nf - at < per ? nf - at : per;
       bulkup_image_group *u = NULL;
       rc = bk_wf_job(api, &o, k, files + at, m, NULL, m, &u);
+      if (rc == BULKUP_OK && (rc = bk_units_link(u, files + at, m)) != BULKUP_OK)
+        bulkup_image_group_free(u);
       if (rc != BULKUP_OK)
         break;
       if (!all) {
