@@ -53,7 +53,7 @@ static bks_server *start_server(int tls) {
   size_t pl = 32;
   EVP_PKEY_get_raw_public_key(k, pub, &pl);
   EVP_PKEY_free(k);
-  if (bks_server_add_key(s, "k1", pub) != 0) {
+  if (bks_server_add_key(s, pub) != 0) {
     bks_server_stop(s);
     return NULL;
   }
@@ -207,7 +207,7 @@ static void test_group_batches_pipelined(void) {
   CU_ASSERT_EQUAL(c.presign_requests, 3);
   CU_ASSERT_EQUAL(c.urls_issued, N);
   CU_ASSERT_EQUAL(c.objects_stored, N);
-  CU_ASSERT_EQUAL(c.groups_created, 1);
+  CU_ASSERT_EQUAL(c.jobs_created, 1);
   CU_ASSERT_EQUAL(c.auth_failures, 0);
 
   /* The log, in order: batch sizes, and URLs outstanding when each batch
@@ -557,8 +557,8 @@ static void test_content_type_mismatch_reported(void) {
   }
   bks_counters c;
   counters(&c);
-  CU_ASSERT_EQUAL(c.groups_created, 0);
-  CU_ASSERT_EQUAL(count_endpoint(srv, BKS_EP_IMAGE_GROUP), 0);
+  CU_ASSERT_EQUAL(c.jobs_created, 0);
+  CU_ASSERT_EQUAL(count_endpoint(srv, BKS_EP_PUBLIC), 0);
   bulkup_report_free(rep);
   bulkup_api_free(api);
   free_files(paths, N);
@@ -610,7 +610,7 @@ static void test_expired_urls_refreshed(void) {
    * URLs are. */
   CU_ASSERT_EQUAL(c.requests[BKS_EP_PRESIGN], 1 + N);
   CU_ASSERT_EQUAL(c.presign_requests, N);
-  CU_ASSERT_EQUAL(c.groups_created, 1);
+  CU_ASSERT_EQUAL(c.jobs_created, 1);
   for (int i = 0; i < N; i++) {
     char key[64];
     snprintf(key, sizeof key, "uploads/expired-%d", i);
@@ -672,8 +672,8 @@ static void test_failures_not_allowed(void) {
   CU_ASSERT(s.succeeded > 0);
   bks_counters c;
   counters(&c);
-  CU_ASSERT_EQUAL(c.groups_created, 0);
-  CU_ASSERT_EQUAL(count_endpoint(srv, BKS_EP_IMAGE_GROUP), 0);
+  CU_ASSERT_EQUAL(c.jobs_created, 0);
+  CU_ASSERT_EQUAL(count_endpoint(srv, BKS_EP_PUBLIC), 0);
   bulkup_report_free(rep);
   free_files(paths, N);
 }
@@ -704,7 +704,7 @@ static void test_failures_allowed_group_of_successes(void) {
   CU_ASSERT_EQUAL(k, s.succeeded);
   bks_counters c;
   counters(&c);
-  CU_ASSERT_EQUAL(c.groups_created, 1);
+  CU_ASSERT_EQUAL(c.jobs_created, 1);
   bulkup_image_group_free(g);
   bulkup_report_free(rep);
   free_files(paths, N);
@@ -727,7 +727,7 @@ static void test_all_failed(void) {
   CU_ASSERT_EQUAL(s.failed, N);
   bks_counters c;
   counters(&c);
-  CU_ASSERT_EQUAL(c.groups_created, 0);
+  CU_ASSERT_EQUAL(c.jobs_created, 0);
   bulkup_report_free(rep);
   free_files(paths, N);
 }
@@ -814,15 +814,15 @@ static void test_group_post_retried_idempotently(void) {
   for (double end = bk_now() + 5; bk_now() < end;) {
     bks_counters c;
     counters(&c);
-    if (c.groups_created + c.idempotent_replays >= 2)
+    if (c.jobs_created + c.api_faults >= 2)
       break;
     usleep(20000);
   }
   bks_counters c;
   counters(&c);
-  CU_ASSERT_EQUAL(c.requests[BKS_EP_IMAGE_GROUP], 2);
-  CU_ASSERT_EQUAL(c.groups_created, 1);
-  CU_ASSERT_EQUAL(c.idempotent_replays, 1);
+  CU_ASSERT_EQUAL(c.requests[BKS_EP_PUBLIC], 2);
+  CU_ASSERT_EQUAL(c.jobs_created, 1);
+  CU_ASSERT_EQUAL(c.api_faults, 1);
   bulkup_image_group_free(g);
   bulkup_api_free(api);
   free_files(paths, N);
@@ -895,7 +895,7 @@ static void test_job_poll_timeout(void) {
                                             NULL),
                   BULKUP_ETIMEDOUT);
   CU_ASSERT(bk_now() - t0 < 10);
-  CU_ASSERT(count_endpoint(srv, BKS_EP_JOB) >= 2);
+  CU_ASSERT(count_endpoint(srv, BKS_EP_PUBLIC) >= 2);
   bks_server_set_job_pending(srv, 0.05);
   bulkup_api_free(api);
   free_files(paths, 1);
@@ -943,14 +943,14 @@ static void test_job_poll_transient_failures(void) {
     if (fails == 3) {
       CU_ASSERT_EQUAL(rc, BULKUP_OK);
       CU_ASSERT_EQUAL(bulkup_image_group_count(g), 2);
-      CU_ASSERT_EQUAL(count_endpoint(srv, BKS_EP_JOB), 4);
+      CU_ASSERT_EQUAL(count_endpoint(srv, BKS_EP_PUBLIC), 4);
     } else {
       CU_ASSERT_EQUAL(rc, BULKUP_EHTTP);
       CU_ASSERT_PTR_NOT_NULL(strstr(bulkup_last_error_message(),
                                     "4 transient failures in a row"));
       CU_ASSERT_PTR_NOT_NULL(strstr(bulkup_last_error_message(), "503"));
       CU_ASSERT_PTR_NULL(g);
-      CU_ASSERT_EQUAL(count_endpoint(srv, BKS_EP_JOB), 4);
+      CU_ASSERT_EQUAL(count_endpoint(srv, BKS_EP_PUBLIC), 4);
     }
     bulkup_image_group_free(g);
     bulkup_api_free(api);
@@ -1137,7 +1137,7 @@ static void test_cancel_mid_upload(void) {
   CU_ASSERT(s.cancelled > 0);
   CU_ASSERT(s.submitted <= 200); /* no further batch was fetched */
   counters(&after);
-  CU_ASSERT_EQUAL(after.groups_created, before.groups_created);
+  CU_ASSERT_EQUAL(after.jobs_created, before.jobs_created);
   /* The handle stays cancelled. */
   bulkup_signed_url *v = NULL;
   size_t n = 0;

@@ -281,7 +281,7 @@ static int embedded_start(const upload_cli *c, embedded *e,
     e->store = strdup(cfg.root);
   e->url = bks_server_url(e->srv, NULL);
   if (!e->store || !e->url ||
-      bks_server_add_key(e->srv, EMBEDDED_KEY_ID, pub) != 0) {
+      bks_server_add_key(e->srv, pub) != 0) {
     cli_error("out of memory");
     return CLI_EXIT_FAILED;
   }
