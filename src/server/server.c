@@ -377,22 +377,24 @@ void bks_server_set_clock(bks_server *srv, double unix_time) {
 static const char *const call_names[BKS_CALL_COUNT] = {
     "presign", "dataset", "create", "poll", "job"};
 
-int bks_server_api_fault(bks_server *srv, bks_api_call call, const char *code,
-                         unsigned n) {
+static int api_fault_code_ok(bks_api_call call, const char *code) {
   if ((int)call < 0 || call >= BKS_CALL_COUNT || !code ||
-      strlen(code) >= sizeof srv->api_err[0].code)
-    return -1;
+      strlen(code) >= sizeof ((bks_api_err *)0)->code)
+    return 0;
   if (call == BKS_CALL_PRESIGN) {
     char *end = NULL;
     long st = strtol(code, &end, 10);
-    if (!isdigit((unsigned char)code[0]) || *end || st < 400 || st > 599)
-      return -1;
-  } else if (call == BKS_CALL_JOB) {
-    if (strcmp(code, "ERROR") != 0 && strcmp(code, "CANCELLED") != 0)
-      return -1;
-  } else if (!bks_v1_code_status(code)) {
-    return -1;
+    return isdigit((unsigned char)code[0]) && !*end && st >= 400 && st <= 599;
   }
+  if (call == BKS_CALL_JOB)
+    return strcmp(code, "ERROR") == 0 || strcmp(code, "CANCELLED") == 0;
+  return bks_v1_code_status(code) != 0;
+}
+
+int bks_server_api_fault(bks_server *srv, bks_api_call call, const char *code,
+                         unsigned n) {
+  if (!api_fault_code_ok(call, code))
+    return -1;
   pthread_mutex_lock(&srv->mu);
   bks_api_err *e = &srv->api_err[call];
   snprintf(e->code, sizeof e->code, "%s", code);
@@ -431,7 +433,7 @@ int bks_parse_api_fault(const char *spec, bks_api_call *call, char *code,
     *n = (unsigned)v;
   }
   *call = (bks_api_call)found;
-  return 0;
+  return api_fault_code_ok(*call, code) ? 0 : -1;
 }
 
 void bks_server_set_faults(bks_server *srv, const bks_faults *faults) {
