@@ -113,7 +113,7 @@ int bks_parse_authorized_key_line(const char *line, unsigned char pub[32],
     p++;
   size_t b64len = (size_t)(p - b64);
   unsigned char blob[128];
-  long n = bks_b64_decode(b64, b64len, blob, sizeof blob);
+  long n = bk_b64_decode(b64, b64len, blob, sizeof blob, 0);
   /* string "ssh-ed25519", string <32 bytes>, nothing else */
   if (n != 4 + 11 + 4 + 32 || be32(blob) != 11 ||
       memcmp(blob + 4, "ssh-ed25519", 11) != 0 || be32(blob + 15) != 32) {
@@ -209,7 +209,7 @@ static long labelled_bytes(const char *v, const char *label,
   if (n < ll + 3 || strncmp(v, label, ll) != 0 || v[ll] != '=' ||
       v[ll + 1] != ':' || v[n - 1] != ':')
     return -1;
-  return bks_b64_decode(v + ll + 2, n - ll - 3, out, cap);
+  return bk_b64_decode(v + ll + 2, n - ll - 3, out, cap, 0);
 }
 
 /* ---- v2: RFC 9421, the SDK's profile -------------------------------------------- */
