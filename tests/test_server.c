@@ -339,7 +339,7 @@ static int is_uuid(const char *s) {
       return 0;
     }
   }
-  return s[14] == '4';
+  return s[14] == '4' && strchr("89ab", s[19]);
 }
 
 /* Number of entries in a directory (-1 if it cannot be read), and

@@ -177,8 +177,8 @@ char *bks_base_url(bks_req *r) {
 
 /* ---- object keys ------------------------------------------------------------ */
 
-/* The 6-byte tag of a uuid's random part (bytes 0-9, version bits set)
- * for keyhex and type. */
+/* The 6-byte tag (the uuid's bytes 10-15) of its random part (bytes 0-9,
+ * with the RFC 4122 version and variant bits set) for keyhex and type. */
 static int objkey_tag(bks_server *srv, const char *keyhex, const char *type,
                       const unsigned char rnd[10], unsigned char tag[6]) {
   char hex[21];
@@ -194,7 +194,6 @@ static int objkey_tag(bks_server *srv, const char *keyhex, const char *type,
   if (!ok || len != 32)
     return -1;
   memcpy(tag, mac, 6);
-  tag[0] = (unsigned char)((tag[0] & 0x3f) | 0x80); /* the RFC 4122 variant */
   return 0;
 }
 
@@ -210,7 +209,8 @@ int bks_objkey_make(bks_server *srv, const char *keyhex, const char *type,
   unsigned char b[16];
   if (!bk_random_bytes(b, 10))
     return -1;
-  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* the RFC 4122 variant */
   if (objkey_tag(srv, keyhex, type, b, b + 10) != 0)
     return -1;
   uuid_text(b, uuid);
@@ -240,6 +240,7 @@ int bks_objkey_check(bks_server *srv, const char *keyhex, const char *type,
   hex[k] = '\0';
   unsigned char b[16], tag[6];
   if (k != 32 || bks_unhex(hex, b, 16) != 0 || (b[6] >> 4) != 4 ||
+      (b[8] >> 6) != 2 ||
       objkey_tag(srv, keyhex, type, b, tag) != 0 ||
       CRYPTO_memcmp(tag, b + 10, 6) != 0)
     return 0;
