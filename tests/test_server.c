@@ -1182,6 +1182,19 @@ static void test_v1_envelope(void) {
   free(e4);
   free(e5);
   free(uid);
+  /* a dataset added at run time is served too; a bad hash is refused */
+  CU_ASSERT_EQUAL(bks_server_add_dataset(S, "ds-added"), 0);
+  CU_ASSERT_EQUAL(bks_server_add_dataset(S, "ds-added"), 0);
+  CU_ASSERT_EQUAL(bks_server_add_dataset(S, "bad\"hash"), -1);
+  CU_ASSERT_EQUAL(bks_server_add_dataset(S, ""), -1);
+  CU_ASSERT(is_uuid(bks_server_dataset_folder(S, "ds-added")));
+  CU_ASSERT_PTR_NULL(bks_server_dataset_folder(S, "ds-unknown"));
+  CU_ASSERT_STRING_EQUAL(bks_server_dataset(S), DS);
+  r = v1_send(good, v1_headers(K, KHEX, "ds-added", good, NULL, NULL));
+  rs = v1_ok(&r, &root);
+  CU_ASSERT_STRING_EQUAL(jstr(rs, "dataset_hash"), "ds-added");
+  json_object_put(root);
+  resp_free(&r);
   /* GET /public: 405, in the v1 shape */
   char *url = bks_server_url(S, "/public");
   r = http("GET", url, NULL, NULL, 0);
@@ -1200,7 +1213,7 @@ static void test_v1_envelope(void) {
   CU_ASSERT(n >= 20);
   bks_counters c;
   bks_server_counters(S, &c);
-  CU_ASSERT_EQUAL(c.datasets_fetched, 1);
+  CU_ASSERT_EQUAL(c.datasets_fetched, 2);
   CU_ASSERT_EQUAL(c.auth_failures, 5);
   free(other);
   free(good);

@@ -63,7 +63,7 @@ static int has_locked(bks_keys *k, const unsigned char pub[32]) {
   return 0;
 }
 
-int bks_keys_has(bks_keys *k, const unsigned char pub[32]) {
+static int keys_has(bks_keys *k, const unsigned char pub[32]) {
   pthread_mutex_lock(&k->mu);
   int found = has_locked(k, pub);
   pthread_mutex_unlock(&k->mu);
@@ -336,7 +336,7 @@ int bks_verify_v2(bks_keys *k, const bks_sig_input *in, char keyhex[65],
     *reason = "the signature does not verify";
     return -1;
   }
-  if (!bks_keys_has(k, pub)) {
+  if (!keys_has(k, pub)) {
     *reason = "the key is not authorized";
     return -1;
   }
@@ -384,7 +384,7 @@ int bks_verify_v1(bks_keys *k, const char *authorization,
               "the body)";
     return -1;
   }
-  if (!bks_keys_has(k, pub)) {
+  if (!keys_has(k, pub)) {
     *reason = "the public key is not authorized";
     return -2;
   }

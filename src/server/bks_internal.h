@@ -121,8 +121,7 @@ bks_keys *bks_keys_new(void);
 void bks_keys_free(bks_keys *k);
 int bks_keys_add(bks_keys *k, const unsigned char pub[32]);
 int bks_keys_load(bks_keys *k, const char *path, char *err, size_t errlen);
-/* Is this key authorized? */
-int bks_keys_has(bks_keys *k, const unsigned char pub[32]);
+
 
 /* What a signature check sees of a request. */
 typedef struct bks_sig_input {
@@ -333,8 +332,6 @@ struct MHD_Response *bks_text_response(const char *body);
 void bks_req_record(bks_req *r);
 /* a request header by name (ctx is the bks_req) */
 const char *bks_req_header(void *ctx, const char *name);
-/* Body bytes to the request's sink (BUFFER, STORE, SESSION, DISCARD). */
-int bks_req_body_to_sink(bks_req *r, const char *p, size_t n);
 
 /* http.c */
 void bks_act_free(bks_act *a);
