@@ -1593,7 +1593,7 @@ static void test_job_error_cancel_faults(void) {
   upload_obj("image", img, n, "image/png", keys[1], NULL);
   free(g);
   g = group_elem(keys, titles, 2, "G", 1);
-  /* cancelled while a poll is held: the poll answers CANCELLED */
+  /* a cancelled job answers CANCELLED (a poll is not held for it) */
   bks_server_set_job_pending(S, 3600);
   h = create_job("imageGroups", g, NULL);
   rs = poll_job(h, 0, &root);
