@@ -230,7 +230,8 @@ struct bks_server {
   double clock;     /* pinned unix time, 0: the real clock */
   int stopping;     /* set by bks_server_stop(); wakes long polls */
   pthread_cond_t job_cv; /* a job changed, or stopping */
-  bks_dataset *datasets;
+  bks_dataset **datasets; /* each allocated once, never moved */
+  const char *dataset0;   /* the first one's hash (set at start) */
   size_t ndatasets, capdatasets;
   bks_api_err api_err[BKS_CALL_COUNT];
   bks_faults faults;

@@ -196,6 +196,7 @@ int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
       goto fail;
     }
   }
+  srv->dataset0 = srv->datasets[0]->hash;
   if (cfg->authorized_keys_file &&
       bks_keys_load(srv->keys, cfg->authorized_keys_file, err, errlen) != 0)
     goto fail;
@@ -345,8 +346,8 @@ int bks_server_add_dataset(bks_server *srv, const char *dataset_hash) {
 }
 
 const char *bks_server_dataset(const bks_server *srv) {
-  /* datasets are only added, and the first is made at start */
-  return srv->datasets[0].hash;
+  /* the first dataset is made at start, and never moves or changes */
+  return srv->dataset0;
 }
 
 const char *bks_server_dataset_folder(const bks_server *srv,
@@ -356,7 +357,7 @@ const char *bks_server_dataset_folder(const bks_server *srv,
   pthread_mutex_lock(&s->mu);
   long i = bks_dataset_find_locked(s, dataset_hash);
   if (i >= 0)
-    folder = s->datasets[i].folder;
+    folder = s->datasets[i]->folder;
   pthread_mutex_unlock(&s->mu);
   return folder;
 }
