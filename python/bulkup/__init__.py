@@ -25,6 +25,14 @@ from .model import get_all_model_iteration_uids
 from .settings import CloudUploadSettings, RequestsSettings
 from .upload import ItemResult, Summary, UploadFailed, UploadResult, upload_files
 
+try:
+    from ._version import __version__  # written by the package build (setup.py)
+except ImportError:  # a source checkout: the linked library's
+    def __getattr__(name: str) -> str:
+        if name == "__version__":
+            return version()
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "BulkupError",
     "BulkupValueError",

@@ -220,6 +220,16 @@ _lib: Optional[ctypes.CDLL] = None
 _lib_path: Optional[str] = None
 
 
+def _source_root() -> Optional[Path]:
+    """The source tree this package sits in (python/bulkup of a checkout),
+    or None for an installed package."""
+    here = Path(__file__).resolve().parent
+    root = here.parent.parent
+    if here.parent.name == "python" and (root / "include" / "bulkup.h").exists():
+        return root
+    return None
+
+
 def _candidates() -> List[str]:
     """Where to look for libbulkup.so, in order."""
     out = []
@@ -227,8 +237,10 @@ def _candidates() -> List[str]:
     if env:
         out.append(env)
     here = Path(__file__).resolve().parent
-    out.append(str(here / "libbulkup.so"))  # copied next to the package
-    out.append(str(here.parent.parent / "build" / "libbulkup.so"))  # the source tree's build
+    out.append(str(here / "libbulkup.so"))  # the installed package's own
+    root = _source_root()
+    if root is not None:
+        out.append(str(root / "build" / "libbulkup.so"))  # a checkout's build/
     found = ctypes.util.find_library("bulkup")
     if found:
         out.append(found)
@@ -239,10 +251,12 @@ def _candidates() -> List[str]:
 def lib() -> ctypes.CDLL:
     """The loaded library, prototypes set (loaded on first use).
 
-    Looked for in: $BULKUP_LIBRARY; libbulkup.so next to this package; the
-    source tree's build/ directory; ctypes.util.find_library("bulkup");
-    finally the dynamic loader's search path. CDLL releases the GIL during
-    each call, so worker threads can run Python callbacks meanwhile.
+    Looked for in: $BULKUP_LIBRARY when set (an explicit choice); the
+    libbulkup.so inside this package (what `pip install` put there); when
+    the package is used from a source checkout (python/bulkup), that
+    checkout's build/ directory; then ctypes.util.find_library("bulkup")
+    and the dynamic loader's search path. CDLL releases the GIL during each
+    call, so worker threads can run Python callbacks meanwhile.
     """
     global _lib, _lib_path
     with _lock:
@@ -265,8 +279,10 @@ def lib() -> ctypes.CDLL:
                 fn.argtypes = argtypes
             _lib, _lib_path = handle, cand
             return handle
-        raise OSError("libbulkup not found; set BULKUP_LIBRARY to the path of "
-                      "libbulkup.so (tried: " + "; ".join(errors or ["nothing found"]) + ")")
+        raise OSError("libbulkup not found: install the package with `pip install "
+                      "--no-build-isolation .` from the source tree, or set BULKUP_LIBRARY "
+                      "to the path of libbulkup.so (tried: "
+                      + "; ".join(errors or ["nothing found"]) + ")")
 
 
 def library_path() -> str:
