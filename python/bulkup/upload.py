@@ -263,8 +263,9 @@ def upload_files(
             with errors_lock:
                 errors.append(e)
 
-    bar = make_bar(progress_bar, len(items) if hasattr(items, "__len__") else None,  # type: ignore[arg-type]
-                   "upload_files")
+    # (a shard's size is not known before the input is read)
+    total = len(items) if hasattr(items, "__len__") and shard is None else None  # type: ignore[arg-type]
+    bar = make_bar(progress_bar, total, "upload_files")
 
     def progress(_userdata, pp):
         try:

@@ -258,6 +258,44 @@ class UploadTest(unittest.TestCase):
         err, _ = self.run_child(pairs, False, tty=True)
         self.assertNotIn("3/3", err)
 
+    @unittest.skipUnless(os.access(_support.cli(), os.X_OK), "needs the bulkup program")
+    def test_shards_are_the_clis(self):
+        """upload_files(shard=(k, n)) takes exactly the pairs that
+        `bulkup upload --manifest --shard k/n` takes from the same pairs."""
+        d = self.tmp / "shard-src"
+        d.mkdir()
+        pairs = []
+        for i in range(60):
+            p = d / f"f{i:02d}.bin"
+            p.write_bytes(b"x" * i)
+            # the query (a signature) is not part of the key: it varies here
+            pairs.append((p, f"{self.url}/shard/{i:02d}.bin?X-Goog-Signature=s{i}&v={i % 7}"))
+        manifest = self.tmp / "shard.jsonl"
+        manifest.write_text("".join(json.dumps({"path": str(p), "url": u}) + "\n"
+                                    for p, u in pairs))
+        n = 4
+        seen = set()
+        for k in range(n):
+            with self.subTest(shard=k):
+                r = upload_files(pairs, shard=(k, n), workers=2)
+                self.assertTrue(r.ok, r)
+                mine = {s.path for s in r.successes}
+                self.assertEqual(json.loads(r.report_json)["shard"],
+                                 {"index": k, "count": n, "key": "url"})
+                results = self.tmp / f"shard-{k}.jsonl"
+                done = subprocess.run([str(_support.cli()), "upload", "--manifest", str(manifest),
+                                       "--shard", f"{k}/{n}", "--results", str(results)],
+                                      capture_output=True, text=True, timeout=120)
+                self.assertEqual(done.returncode, 0, done.stderr)
+                cli = {json.loads(line)["path"] for line in results.read_text().splitlines()}
+                self.assertEqual(mine, cli)
+                self.assertTrue(mine, "an empty shard tests nothing")
+                self.assertFalse(mine & seen, "a pair in two shards")
+                seen |= mine
+        self.assertEqual(seen, {str(p) for p, _ in pairs})
+        with self.assertRaises(ValueError):
+            upload_files(pairs, shard=(4, 4))
+
     def test_bad_items(self):
         with self.assertRaises(ValueError):
             upload_files([(self.files[0],)])  # not a pair
