@@ -391,3 +391,21 @@ bulkup_err bk_key_load_file(const char *path, EVP_PKEY **out) {
   bk_free(buf);
   return rc;
 }
+
+bulkup_err bk_key_id_hex(EVP_PKEY *key, char out[65]) {
+  unsigned char pub[BK_ED25519_LEN];
+  size_t pl = sizeof pub;
+  out[0] = '\0';
+  if (!key || EVP_PKEY_get_raw_public_key(key, pub, &pl) != 1 ||
+      pl != BK_ED25519_LEN) {
+    ERR_clear_error();
+    return bk_error(BULKUP_ECRYPTO, "cannot read the Ed25519 public key");
+  }
+  static const char hex[] = "0123456789abcdef";
+  for (size_t i = 0; i < pl; i++) {
+    out[2 * i] = hex[pub[i] >> 4];
+    out[2 * i + 1] = hex[pub[i] & 15];
+  }
+  out[2 * pl] = '\0';
+  return BULKUP_OK;
+}

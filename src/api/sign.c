@@ -1,5 +1,6 @@
-/* sign.c - Content-Digest, the signature base, and the Ed25519 signature
- * of an API request (doc/api-protocol.md, "Request signing"). */
+/* sign.c - the v2 signature (Content-Digest, the signature base, the
+ * Ed25519 signature) and the v1 Authorization of an API request
+ * (ENCORD_WIRE.md §4 and §6). */
 #include "internal.h"
 #include "sign.h"
 
@@ -154,5 +155,48 @@ bulkup_err bk_sign_request(EVP_PKEY *key, const char *key_id,
     bk_sig_headers_free(out);
     return bk_error(BULKUP_ENOMEM, "out of memory");
   }
+  return BULKUP_OK;
+}
+
+bulkup_err bk_sign_v1(EVP_PKEY *key, const char *key_id, const void *body,
+                      size_t body_len, char *out, size_t outsz) {
+  if (outsz)
+    out[0] = '\0';
+  if (!key || !bk_sign_key_id_ok(key_id))
+    return bk_error(BULKUP_EINVAL, "a key and a valid key id are required");
+  static const unsigned char empty[1] = {0};
+  if (!body)
+    body = empty, body_len = 0;
+  unsigned char md[32];
+  unsigned int mdlen = 0;
+  if (EVP_Digest(body, body_len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+      mdlen != sizeof md) {
+    ERR_clear_error();
+    return bk_error(BULKUP_ECRYPTO, "SHA-256 failed");
+  }
+  unsigned char sig[64];
+  size_t siglen = sizeof sig;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  bool ok = ctx && EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) == 1 &&
+            EVP_DigestSign(ctx, sig, &siglen, md, sizeof md) == 1 &&
+            siglen == sizeof sig;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) {
+    unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    return bk_error(BULKUP_ECRYPTO, "Ed25519 signing failed: %s",
+                    e ? ERR_reason_error_string(e) : "unknown OpenSSL error");
+  }
+  size_t kl = strlen(key_id);
+  if (outsz < kl + 1 + 2 * sizeof sig + 1)
+    return bk_error(BULKUP_EINVAL, "authorization buffer too small");
+  static const char hex[] = "0123456789abcdef";
+  memcpy(out, key_id, kl);
+  out[kl] = ':';
+  for (size_t i = 0; i < sizeof sig; i++) {
+    out[kl + 1 + 2 * i] = hex[sig[i] >> 4];
+    out[kl + 2 + 2 * i] = hex[sig[i] & 15];
+  }
+  out[kl + 1 + 2 * sizeof sig] = '\0';
   return BULKUP_OK;
 }
