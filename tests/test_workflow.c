@@ -322,6 +322,7 @@ static void test_image_group_450(void) {
   CU_ASSERT_STRING_EQUAL(bulkup_image_group_data_hash(u, 0), "dh-0");
   CU_ASSERT_STRING_EQUAL(bulkup_image_group_title(u, 0), "g-0000.png");
   CU_ASSERT_STRING_EQUAL(bulkup_image_group_process_hash(u), "p-450");
+  CU_ASSERT_PTR_NULL(bulkup_image_group_file_link(u, 0)); /* a group */
   bulkup_summary s;
   bulkup_report_summary(rep, &s);
   CU_ASSERT_EQUAL(s.succeeded, n);
@@ -507,8 +508,13 @@ static void test_videos(void) {
                                              (const char *const *)paths, 3,
                                              &u, NULL), BULKUP_OK);
   CU_ASSERT_EQUAL_FATAL(bulkup_image_group_count(u), 3u);
-  for (size_t i = 0; i < 3; i++)
+  for (size_t i = 0; i < 3; i++) {
+    char uuid[37], key[64];
+    item_ids(first + i, uuid, key);
     CU_ASSERT_STRING_EQUAL(bulkup_image_group_title(u, i), base(paths[i]));
+    /* the SDK's file_link: the objectKey of the unit's file */
+    CU_ASSERT_STRING_EQUAL(bulkup_image_group_file_link(u, i), key);
+  }
   bk_ts_request r;
   CU_ASSERT_FATAL(nth_request(PRESIGN, 0, &r));
   CU_ASSERT_STRING_EQUAL(r.query, "count=3&uploadItemType=video");

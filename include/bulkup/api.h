@@ -358,6 +358,12 @@ bulkup_image_group_title(const bulkup_image_group *g, size_t i);
 /* Data unit i's backing_item_uuid (canonical lower-case), as above. */
 BULKUP_EXTERN const char *
 bulkup_image_group_backing_item_uuid(const bulkup_image_group *g, size_t i);
+/* Video and image units: the objectKey their file was stored under (the
+ * SDK's file_link); NULL for image groups and DICOM series. With several
+ * files in one job (files_per_job > 1) a unit is matched to its file by
+ * title, else by position. */
+BULKUP_EXTERN const char *
+bulkup_image_group_file_link(const bulkup_image_group *g, size_t i);
 /* Free the result. NULL does nothing. */
 BULKUP_EXTERN void bulkup_image_group_free(bulkup_image_group *g);
 

@@ -17,13 +17,15 @@
 #include "client.h"
 #include "keys.h"
 #include "pyjson.h"
+#include "retry.h"
 #include "sign.h"
+#include "util/rand.h"
+#include "util/str.h"
 
 #include <limits.h>
 #include <math.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -289,12 +291,12 @@ static void bk_pool_give(bulkup_api *api, CURL *e) {
 
 /* ---- one attempt ------------------------------------------------------ */
 
-typedef enum bk_abort {
+typedef enum bk_api_abort {
   BK_API_ABORT_NONE = 0,
   BK_API_ABORT_CANCEL,
   BK_API_ABORT_WRITE, /* request bytes stopped moving: write_timeout */
   BK_API_ABORT_READ   /* no answer in time: read_timeout (+ hold) */
-} bk_abort;
+} bk_api_abort;
 
 /* Per-attempt state written by libcurl's callbacks. */
 typedef struct bk_attempt_state {
@@ -313,7 +315,7 @@ typedef struct bk_attempt_state {
   bool body_sent;
   double body_sent_at;
   bool answering;     /* response bytes started */
-  bk_abort abort;
+  bk_api_abort abort;
 } bk_attempt_state;
 
 static size_t bk_api_write_cb(char *src, size_t size, size_t nmemb,
@@ -350,26 +352,15 @@ static size_t bk_api_header_cb(char *line, size_t size, size_t nmemb,
   bk_attempt_state *st = ud;
   size_t len = size * nmemb;
   st->answering = true;
-  if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+  double secs;
+  if (bk_header_is_status(line, len)) {
     /* A new response (after 100 Continue): forget the previous one. */
     st->retry_after = -1;
     st->len = 0;
     if (st->buf)
       st->buf[0] = '\0';
-    return len;
-  }
-  static const char name[] = "retry-after:";
-  size_t nl = sizeof name - 1;
-  if (len > nl && strncasecmp(line, name, nl) == 0) {
-    char tmp[128];
-    size_t vl = len - nl;
-    if (vl < sizeof tmp) {
-      memcpy(tmp, line + nl, vl);
-      tmp[vl] = '\0';
-      double secs;
-      if (bulkup_parse_retry_after(tmp, time(NULL), &secs))
-        st->retry_after = secs;
-    }
+  } else if (bk_header_retry_after(line, len, time(NULL), &secs)) {
+    st->retry_after = secs;
   }
   return len;
 }
@@ -428,18 +419,14 @@ static int bk_api_xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow,
 /* uuid4().hex + "/1;o=1" (the SDK's X-Cloud-Trace-Context, §4). */
 static void bk_trace_context(char out[48]) {
   unsigned char b[16];
-  if (RAND_bytes(b, sizeof b) != 1) {
-    ERR_clear_error();
-    for (size_t i = 0; i < sizeof b; i++)
-      b[i] = (unsigned char)(rand() & 0xff);
+  if (!bk_random_bytes(b, sizeof b)) {
+    uint64_t x = bk_random_seed(), y = bk_random_seed();
+    memcpy(b, &x, 8);
+    memcpy(b + 8, &y, 8);
   }
   b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
   b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-  static const char hex[] = "0123456789abcdef";
-  for (size_t i = 0; i < sizeof b; i++) {
-    out[2 * i] = hex[b[i] >> 4];
-    out[2 * i + 1] = hex[b[i] & 15];
-  }
+  bk_hex_encode(b, sizeof b, out, false);
   memcpy(out + 32, "/1;o=1", 7);
 }
 
@@ -448,7 +435,7 @@ typedef struct bk_try {
   CURLcode curl;
   int status;      /* HTTP status, 0 if none */
   bool connected;
-  bk_abort abort;
+  bk_api_abort abort;
 } bk_try;
 
 /* One attempt. Returns BULKUP_OK when an outcome was obtained (whatever
@@ -527,41 +514,34 @@ static bulkup_err bk_api_attempt(bulkup_api *api, const bk_api_call *c,
   st->answering = false;
   st->abort = BK_API_ABORT_NONE;
   errbuf[0] = '\0';
-  long cto = bk_curl_ms(api->policy.connect_timeout);
-  CURLcode cc = CURLE_OK;
+  bk_curl_common common = {.connect_timeout = api->policy.connect_timeout,
+                           .insecure = api->insecure,
+                           .ca_file = api->ca_file,
+                           .user_agent = api->user_agent,
+                           .errbuf = errbuf};
+  CURLcode cc = bk_curl_setup_common(e, &common);
 #define BK_SET(opt, val)                                                      \
   do {                                                                        \
     if (cc == CURLE_OK)                                                       \
       cc = curl_easy_setopt(e, opt, val);                                     \
   } while (0)
-  BK_SET(CURLOPT_NOSIGNAL, 1L);
-  BK_SET(CURLOPT_PROTOCOLS_STR, "http,https");
-  BK_SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  BK_SET(CURLOPT_FOLLOWLOCATION, 0L);
   /* The request line must be exactly the signed @request-target. */
   BK_SET(CURLOPT_PATH_AS_IS, 1L);
   BK_SET(CURLOPT_URL, url);
   BK_SET(CURLOPT_HTTPHEADER, h);
-  BK_SET(CURLOPT_USERAGENT, api->user_agent);
   BK_SET(CURLOPT_WRITEFUNCTION, bk_api_write_cb);
   BK_SET(CURLOPT_WRITEDATA, st);
   BK_SET(CURLOPT_HEADERFUNCTION, bk_api_header_cb);
   BK_SET(CURLOPT_HEADERDATA, st);
   BK_SET(CURLOPT_PREREQFUNCTION, bk_api_prereq_cb);
   BK_SET(CURLOPT_PREREQDATA, st);
-  BK_SET(CURLOPT_ERRORBUFFER, errbuf);
   BK_SET(CURLOPT_XFERINFOFUNCTION, bk_api_xferinfo_cb);
   BK_SET(CURLOPT_XFERINFODATA, st);
   BK_SET(CURLOPT_NOPROGRESS, 0L);
-  BK_SET(CURLOPT_CONNECTTIMEOUT_MS, cto ? cto : LONG_MAX / 2);
   /* v1: "Accept-Encoding: gzip" (§6), and libcurl decodes a gzipped
    * answer; v2 says identity in its own header. */
   if (c->v1)
     BK_SET(CURLOPT_ACCEPT_ENCODING, "gzip");
-  BK_SET(CURLOPT_SSL_VERIFYPEER, api->insecure ? 0L : 1L);
-  BK_SET(CURLOPT_SSL_VERIFYHOST, api->insecure ? 0L : 2L);
-  if (api->ca_file)
-    BK_SET(CURLOPT_CAINFO, api->ca_file);
   if (c->v1) {
     BK_SET(CURLOPT_POST, 1L);
     BK_SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
@@ -639,17 +619,6 @@ static bool bk_status_retryable(int s) {
   return s == 413 || s == 429 || s == 500 || s == 502 || s == 503;
 }
 
-static double bk_rand01(void) {
-  unsigned char b[4];
-  if (RAND_bytes(b, sizeof b) != 1) {
-    ERR_clear_error();
-    return 0.5;
-  }
-  uint32_t v = ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) |
-               ((uint32_t)b[2] << 8) | b[3];
-  return (double)v / 4294967296.0;
-}
-
 bulkup_err bk_api_request(bulkup_api *api, const bk_api_call *c,
                           bk_api_reply *r) {
   memset(r, 0, sizeof *r);
@@ -658,7 +627,8 @@ bulkup_err bk_api_request(bulkup_api *api, const bk_api_call *c,
   st.api = api;
   CURL *easy = NULL;
   char errbuf[CURL_ERROR_SIZE];
-  int conn_retries = 0, retries = 0;
+  bk_retry_state rs;
+  memset(&rs, 0, sizeof rs);
   bulkup_err rc;
   const bulkup_upload_policy *p = &api->policy;
   for (;;) {
@@ -674,74 +644,76 @@ bulkup_err bk_api_request(bulkup_api *api, const bk_api_call *c,
       rc = bk_error(BULKUP_ECANCELED, "API %s: cancelled", c->what);
       break;
     }
-    int tries = 1 + conn_retries + retries;
-    bool retry_it = false;
-    double ra = -1;
+    int tries = 1 + rs.conn_retries + rs.retries;
+    /* The verdict of §10 (urllib3's rules in the SDK's sessions), then the
+     * one retry decision of retry.c applies the limits and the waits. */
+    bk_verdict v;
+    bulkup_error_kind kind;
     if (t.curl == CURLE_OK) {
       r->status = t.status;
-      if (c->retry && bk_status_retryable(t.status) &&
-          retries < p->max_retries) {
-        retry_it = true;
-        retries++;
-        if (t.status == 413 || t.status == 429 || t.status == 503)
-          ra = st.retry_after;
-      } else {
+      if (!bk_status_retryable(t.status)) {
         r->body = st.buf ? st.buf : bk_strdup("");
         r->len = st.len;
         st.buf = NULL;
         rc = r->body ? BULKUP_OK : bk_error(BULKUP_ENOMEM, "out of memory");
         break;
       }
+      v = c->retry ? BK_RETRY : BK_FAIL;
+      kind = BULKUP_ERROR_HTTP_STATUS;
     } else {
       bk_fail_kind k = bk_fail_kind_of(&t);
-      if (k == BK_FAIL_CONNECT && conn_retries < p->connection_retries) {
-        retry_it = true;
-        conn_retries++;
-      } else if (k == BK_FAIL_READ && c->retry && retries < p->max_retries) {
-        retry_it = true;
-        retries++;
-      }
-      if (!retry_it) {
-        r->transport = k != BK_FAIL_FATAL;
-        if (t.abort == BK_API_ABORT_READ)
-          rc = bk_error(BULKUP_ETIMEDOUT, "API %s: no answer within the read "
-                        "timeout (%.3g s%s) (%d attempt%s)", c->what,
-                        p->read_timeout, st.hold > 0 ? " + the long poll's "
-                        "hold" : "", tries, tries == 1 ? "" : "s");
-        else if (t.abort == BK_API_ABORT_WRITE)
-          rc = bk_error(BULKUP_ETIMEDOUT, "API %s: the request stopped "
-                        "moving for the write timeout (%.3g s) (%d "
-                        "attempt%s)", c->what, p->write_timeout, tries,
-                        tries == 1 ? "" : "s");
-        else if (t.curl == CURLE_OPERATION_TIMEDOUT)
-          rc = bk_error(BULKUP_ETIMEDOUT, "API %s: %s (%d attempt%s)",
-                        c->what, errbuf[0] ? errbuf
-                                           : curl_easy_strerror(t.curl),
-                        tries, tries == 1 ? "" : "s");
-        else
-          rc = bk_error(BULKUP_ECURL, "API %s: %s (%d attempt%s)", c->what,
-                        errbuf[0] ? errbuf : curl_easy_strerror(t.curl),
-                        tries, tries == 1 ? "" : "s");
-        bk_api_log(api, BULKUP_LOG_WARN, "%s", bulkup_last_error_message());
+      kind = t.abort == BK_API_ABORT_READ    ? BULKUP_ERROR_TIMEOUT_READ
+             : t.abort == BK_API_ABORT_WRITE ? BULKUP_ERROR_TIMEOUT_WRITE
+             : k == BK_FAIL_CONNECT          ? BULKUP_ERROR_CONNECT
+                                             : BULKUP_ERROR_RECV;
+      v = k == BK_FAIL_CONNECT ? BK_RETRY_CONNECT
+          : k == BK_FAIL_READ && c->retry ? BK_RETRY
+                                          : BK_FAIL;
+    }
+    bk_retry_decision d =
+        bk_retry_decide(p, NULL, &rs, v, kind, t.status,
+                        t.curl == CURLE_OK ? st.retry_after : -1, bk_rand01());
+    if (!d.retry) {
+      if (t.curl == CURLE_OK) {
+        /* A retryable status with no retry left: the answer stands. */
+        r->body = st.buf ? st.buf : bk_strdup("");
+        r->len = st.len;
+        st.buf = NULL;
+        rc = r->body ? BULKUP_OK : bk_error(BULKUP_ENOMEM, "out of memory");
         break;
       }
-      if (t.curl == CURLE_SEND_FAIL_REWIND) {
-        curl_easy_cleanup(easy);
-        easy = NULL;
-      }
+      r->transport = v != BK_FAIL || bk_fail_kind_of(&t) != BK_FAIL_FATAL;
+      if (t.abort == BK_API_ABORT_READ)
+        rc = bk_error(BULKUP_ETIMEDOUT, "API %s: no answer within the read "
+                      "timeout (%.3g s%s) (%d attempt%s)", c->what,
+                      p->read_timeout, st.hold > 0 ? " + the long poll's "
+                      "hold" : "", tries, tries == 1 ? "" : "s");
+      else if (t.abort == BK_API_ABORT_WRITE)
+        rc = bk_error(BULKUP_ETIMEDOUT, "API %s: the request stopped "
+                      "moving for the write timeout (%.3g s) (%d "
+                      "attempt%s)", c->what, p->write_timeout, tries,
+                      tries == 1 ? "" : "s");
+      else if (t.curl == CURLE_OPERATION_TIMEDOUT)
+        rc = bk_error(BULKUP_ETIMEDOUT, "API %s: %s (%d attempt%s)",
+                      c->what, errbuf[0] ? errbuf
+                                         : curl_easy_strerror(t.curl),
+                      tries, tries == 1 ? "" : "s");
+      else
+        rc = bk_error(BULKUP_ECURL, "API %s: %s (%d attempt%s)", c->what,
+                      errbuf[0] ? errbuf : curl_easy_strerror(t.curl),
+                      tries, tries == 1 ? "" : "s");
+      bk_api_log(api, BULKUP_LOG_WARN, "%s", bulkup_last_error_message());
+      break;
     }
-    unsigned int n = (unsigned int)(conn_retries + retries);
-    double wait = bulkup_retry_wait(p, n, ra, bk_rand01());
+    if (t.curl == CURLE_SEND_FAIL_REWIND) {
+      curl_easy_cleanup(easy);
+      easy = NULL;
+    }
     bk_api_log(api, BULKUP_LOG_INFO, "API %s: %s; retry %u in %.3f s",
-               c->what,
-               t.curl == CURLE_OK ? "retryable HTTP status"
-               : t.abort == BK_API_ABORT_READ ? "read timeout"
-               : t.abort == BK_API_ABORT_WRITE ? "write timeout"
-                                               : curl_easy_strerror(t.curl),
-               n, wait);
+               c->what, bulkup_error_kind_name(kind), d.retry_no, d.wait);
     if (t.curl == CURLE_OK)
       bk_api_log(api, BULKUP_LOG_DEBUG, "API %s: HTTP %d", c->what, t.status);
-    bk_api_sleep(api, wait); /* a cancel is seen at the top of the loop */
+    bk_api_sleep(api, d.wait); /* a cancel is seen at the top of the loop */
   }
   bk_free(st.buf);
   bk_pool_give(api, easy);
@@ -862,7 +834,7 @@ bool bk_uuid_canon(const char *s, char out[37]) {
 }
 
 bool bk_http_url(const char *u) {
-  if (strncasecmp(u, "http://", 7) != 0 && strncasecmp(u, "https://", 8) != 0)
+  if (!bk_url_scheme_ok(u))
     return false;
   for (const unsigned char *p = (const unsigned char *)u; *p; p++)
     if (*p <= 0x20 || *p >= 0x7f)

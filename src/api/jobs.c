@@ -39,6 +39,10 @@ static bool bk_units_push(bulkup_image_group *g, const char *dh,
     if (!c)
       return false;
     g->backing = c;
+    char **d = bk_realloc(g->file_link, nc * sizeof *d);
+    if (!d)
+      return false;
+    g->file_link = d;
     g->cap = nc;
   }
   char *x = bk_strdup(dh), *y = bk_strdup(title), *z = bk_strdup(backing);
@@ -51,15 +55,45 @@ static bool bk_units_push(bulkup_image_group *g, const char *dh,
   g->data_hash[g->n] = x;
   g->title[g->n] = y;
   g->backing[g->n] = z;
+  g->file_link[g->n] = NULL;
   g->n++;
   return true;
 }
 
 bulkup_err bk_units_append(bulkup_image_group *a,
                            const bulkup_image_group *b) {
-  for (size_t i = 0; i < b->n; i++)
+  for (size_t i = 0; i < b->n; i++) {
     if (!bk_units_push(a, b->data_hash[i], b->title[i], b->backing[i]))
       return bk_error(BULKUP_ENOMEM, "out of memory");
+    if (b->file_link[i] &&
+        !(a->file_link[a->n - 1] = bk_strdup(b->file_link[i])))
+      return bk_error(BULKUP_ENOMEM, "out of memory");
+  }
+  return BULKUP_OK;
+}
+
+bulkup_err bk_units_link(bulkup_image_group *g, const bk_job_file *files,
+                         size_t n) {
+  bool *taken = bk_calloc(n ? n : 1, sizeof *taken);
+  if (!taken)
+    return bk_error(BULKUP_ENOMEM, "out of memory");
+  for (size_t i = 0; i < g->n; i++) {
+    size_t pick = n;
+    for (size_t j = 0; j < n && pick == n; j++)
+      if (!taken[j] && strcmp(files[j].title, g->title[i]) == 0)
+        pick = j;
+    if (pick == n && i < n && !taken[i])
+      pick = i;
+    if (pick == n)
+      continue;
+    taken[pick] = true;
+    bk_free(g->file_link[i]);
+    if (!(g->file_link[i] = bk_strdup(files[pick].url))) {
+      bk_free(taken);
+      return bk_error(BULKUP_ENOMEM, "out of memory");
+    }
+  }
+  bk_free(taken);
   return BULKUP_OK;
 }
 
@@ -85,6 +119,11 @@ const char *bulkup_image_group_backing_item_uuid(const bulkup_image_group *g,
   return g && i < g->n ? g->backing[i] : NULL;
 }
 
+const char *bulkup_image_group_file_link(const bulkup_image_group *g,
+                                         size_t i) {
+  return g && i < g->n ? g->file_link[i] : NULL;
+}
+
 void bulkup_image_group_free(bulkup_image_group *g) {
   if (!g)
     return;
@@ -92,10 +131,12 @@ void bulkup_image_group_free(bulkup_image_group *g) {
     bk_free(g->data_hash[i]);
     bk_free(g->title[i]);
     bk_free(g->backing[i]);
+    bk_free(g->file_link[i]);
   }
   bk_free(g->data_hash);
   bk_free(g->title);
   bk_free(g->backing);
+  bk_free(g->file_link);
   bk_free(g->process_hash);
   bk_free(g);
 }

@@ -14,6 +14,7 @@ struct bulkup_image_group {
   char **data_hash;
   char **title;
   char **backing; /* backing_item_uuid, canonical */
+  char **file_link; /* video/image units: the file's objectKey; else NULL */
 };
 
 /* The four payload kinds of §7. */
@@ -70,6 +71,10 @@ bulkup_err bk_api_parse_job(const char *body, size_t len,
                             const char *process_hash, bool *final,
                             bulkup_image_group **out);
 
+/* Give each unit of g the objectKey of its file (video / image jobs): by
+ * title among the job's files (the first not taken), else by position. */
+bulkup_err bk_units_link(bulkup_image_group *g, const bk_job_file *files,
+                         size_t n);
 /* Append b's units to a (b is left as it was). */
 bulkup_err bk_units_append(bulkup_image_group *a, const bulkup_image_group *b);
 /* An empty result named after `process_hash`. */

@@ -15,6 +15,7 @@
 #include "internal.h"
 #include "client.h"
 #include "jobs.h"
+#include "util/str.h"
 
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -53,11 +54,6 @@ void bulkup_workflow_options_init(bulkup_workflow_options *o) {
   o->files_per_job = 1;   /* the SDK's way: one job per file */
   o->poll_timeout = BULKUP_DEFAULT_POLL_TIMEOUT;
   bulkup_uploader_options_init(&o->upload);
-}
-
-static const char *bk_basename(const char *path) {
-  const char *s = strrchr(path, '/');
-  return s ? s + 1 : path;
 }
 
 static void bk_items_free(bk_wf_item *items, size_t n) {
@@ -256,10 +252,10 @@ static bulkup_err bk_wf_upload(bk_wf *wf, const bulkup_workflow_options *opt,
     bulkup_signed_urls_free(v, got);
   }
 
-  char saved[512] = "";
+  bk_error_saved saved;
   if (prc != BULKUP_OK) {
     /* No point finishing uploads of a run that failed: stop at once. */
-    snprintf(saved, sizeof saved, "%s", bulkup_last_error_message());
+    bk_error_save(&saved);
     bulkup_uploader_cancel(u);
   }
   bulkup_report *rep = NULL;
@@ -271,7 +267,7 @@ static bulkup_err bk_wf_upload(bk_wf *wf, const bulkup_workflow_options *opt,
   else
     bulkup_report_free(rep);
   if (prc != BULKUP_OK)
-    return bk_error(prc, "%s", saved);
+    return bk_error_restore(&saved, prc);
   return rc;
 }
 
@@ -477,6 +473,8 @@ static bulkup_err bk_wf_run(bulkup_api *api, const bulkup_workflow_options *opt,
       size_t m = nf - at < per ? nf - at : per;
       bulkup_image_group *u = NULL;
       rc = bk_wf_job(api, &o, k, files + at, m, NULL, m, &u);
+      if (rc == BULKUP_OK && (rc = bk_units_link(u, files + at, m)) != BULKUP_OK)
+        bulkup_image_group_free(u);
       if (rc != BULKUP_OK)
         break;
       if (!all) {
@@ -603,8 +601,8 @@ bulkup_err bulkup_api_upload(bulkup_api *api,
   bool started;
   rc = bk_wf_upload(&wf, opt, paths, report, &started);
   if (k && started) {
-    char saved[512];
-    snprintf(saved, sizeof saved, "%s", bulkup_last_error_message());
+    bk_error_saved saved;
+    bk_error_save(&saved);
     /* Keys of items that did not succeed name nothing stored: drop them. */
     for (size_t i = 0; i < wf.n; i++) {
       bk_wf_item *it = &wf.items[i];
@@ -626,7 +624,7 @@ bulkup_err bulkup_api_upload(bulkup_api *api,
     bk_mutex_destroy(&wf.lock);
     *keys = k;
     if (rc != BULKUP_OK)
-      bk_error(rc, "%s", saved);
+      bk_error_restore(&saved, rc);
   } else {
     bk_free(k);
     bk_wf_destroy(&wf);
