@@ -43,7 +43,6 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -287,7 +286,7 @@ static char *default_title(const char *path) {
 
 typedef struct embedded {
   bks_server *srv;
-  char dataset[37]; /* the dataset the run's data units go to */
+  char dataset[80]; /* the server's dataset, where the units go */
   char *url;   /* "http://127.0.0.1:PORT" */
   char *store; /* absolute path of the root */
   BIO *pem;    /* the throwaway private key, PEM PKCS#8, until handed over */
@@ -358,21 +357,6 @@ static void embedded_stop(embedded *e) {
   e->url = e->store = NULL;
 }
 
-/* The embedded run's dataset: a fresh uuid4. */
-static bool embedded_dataset(embedded *e) {
-  unsigned char b[16];
-  if (RAND_bytes(b, sizeof b) != 1)
-    return false;
-  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-  snprintf(e->dataset, sizeof e->dataset,
-           "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x"
-           "%02x",
-           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
-           b[11], b[12], b[13], b[14], b[15]);
-  return true;
-}
-
 /* Start the server on 127.0.0.1 (a port the system picks) over the store,
  * authorize a fresh key, and point `ao` at both. -1, or an exit status. */
 static int embedded_start(const upload_cli *c, embedded *e,
@@ -405,16 +389,10 @@ static int embedded_start(const upload_cli *c, embedded *e,
   if (!e->store)
     e->store = strdup(cfg.root);
   e->url = bks_server_url(e->srv, NULL);
-  /* The key is known by its public key in hex (ENCORD_WIRE.md §2). */
-  char hex[65];
-  static const char digits[] = "0123456789abcdef";
-  for (int i = 0; i < 32; i++) {
-    hex[2 * i] = digits[pub[i] >> 4];
-    hex[2 * i + 1] = digits[pub[i] & 15];
-  }
-  hex[64] = '\0';
-  if (!embedded_dataset(e) || !e->store || !e->url ||
-      bks_server_add_key(e->srv, hex, pub) != 0) {
+  const char *ds = e->srv ? bks_server_dataset(e->srv) : NULL;
+  if (ds)
+    snprintf(e->dataset, sizeof e->dataset, "%s", ds);
+  if (!ds || !e->store || !e->url || bks_server_add_key(e->srv, pub) != 0) {
     cli_error("out of memory");
     return CLI_EXIT_FAILED;
   }
