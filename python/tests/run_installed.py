@@ -31,7 +31,9 @@ PYTHON = "/usr/bin/python3"  # Debian's: its python3-* packages are the point
 
 def run(cmd, **kw):
     print("+", " ".join(str(c) for c in cmd), flush=True)
+    t = time.monotonic()
     subprocess.run([str(c) for c in cmd], check=True, **kw)
+    print(f"-- {time.monotonic() - t:.1f} s", flush=True)
 
 
 def clean_copy(src: Path, dest: Path) -> None:
@@ -98,7 +100,6 @@ def main() -> int:
     py_a = venv(work / "venv-pip")
     run([py_a, "-m", "pip", "install", "--no-build-isolation", "--no-index", "."],
         cwd=copy, env=env)
-    print(f"-- pip install: {time.monotonic() - t0:.1f} s", flush=True)
     wheels = work / "wheels"
     run([py_a, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-index",
          "-w", wheels, "."], cwd=copy, env=env)
