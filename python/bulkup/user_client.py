@@ -243,6 +243,7 @@ class EncordUserClient:
         Returns the call's bulkup_err and, when it failed, the library's
         message (thread-local, so read on the helper thread)."""
         box: dict = {}
+        done = threading.Event()
 
         def target():
             try:
@@ -252,14 +253,26 @@ class EncordUserClient:
                 box["rc"] = rc
             except BaseException as e:  # noqa: BLE001 - re-raised below
                 box["error"] = e
+            finally:
+                done.set()
 
-        t = threading.Thread(target=target, name="bulkup-call", daemon=True)
-        t.start()
+        # An Event, not Thread.join(): a join interrupted by Ctrl-C may later
+        # return while the thread still runs (Python < 3.12), and the handle
+        # must outlive the call.
+        threading.Thread(target=target, name="bulkup-call", daemon=True).start()
         try:
-            t.join()
+            done.wait()
         except BaseException:
-            _native.api_lib().bulkup_api_cancel(self._live())
-            t.join()
+            handle = self._live()
+            _native.api_lib().bulkup_api_cancel(handle)
+            try:
+                done.wait()
+            except BaseException:
+                # interrupted again while the call winds down: the handle
+                # cannot be freed under it, so it is left to the process
+                with self._lock:
+                    self._handle = None
+                raise
             self.close()
             raise
         if "error" in box:

@@ -9,7 +9,10 @@ import os
 import re
 import queue
 import shutil
+import signal
+import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import unittest
@@ -190,6 +193,53 @@ class KeyTest(unittest.TestCase):
             EncordUserClient.create_with_ssh_private_key("not a key at all")
         with self.assertRaises(TypeError):
             EncordUserClient.create_with_ssh_private_key(self.key, no_such_option=1)
+
+
+@unittest.skipIf(serialization is None, "needs python3-cryptography")
+class InterruptTest(unittest.TestCase):
+    def test_ctrl_c_cancels_the_call(self):
+        """SIGINT while a call waits for the API: KeyboardInterrupt at once
+        (bulkup_api_cancel), the client closed, the process intact. The API
+        here accepts and reads the request but never answers."""
+        key, _, _ = new_key()
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        code = ("import sys, bulkup\n"
+                "c = bulkup.EncordUserClient.create_with_ssh_private_key(sys.argv[1], "
+                "domain=sys.argv[2])\n"
+                "try:\n"
+                "    c.get_dataset('6a8f3c2e-1d4b-4e59-9a7c-0b1e2f3a4d5c')\n"
+                "    print('returned')\n"
+                "except KeyboardInterrupt:\n"
+                "    print('interrupted', c)\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ENCORD_")}
+        if not _support.INSTALLED:
+            env["PYTHONPATH"] = str(_support.PYTHON_DIR)
+        child = subprocess.Popen([sys.executable, "-c", code, key,
+                                  f"http://127.0.0.1:{srv.getsockname()[1]}"],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        try:
+            srv.settimeout(60)
+            conn, _ = srv.accept()
+            conn.settimeout(60)
+            got = b""
+            while b"\r\n\r\n" not in got:  # the request is in: the call is under way
+                data = conn.recv(65536)
+                self.assertTrue(data, "the client closed before sending its request")
+                got += data
+            self.assertTrue(got.startswith(b"POST /public "), got[:80])
+            child.send_signal(signal.SIGINT)
+            out, err = child.communicate(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+            srv.close()
+        self.assertEqual(child.returncode, 0, err)
+        self.assertEqual(out.strip(), "interrupted <EncordUserClient closed>", err)
+        conn.close()
 
 
 class Serve:
