@@ -259,10 +259,13 @@ class EncordUserClient:
         # An Event, not Thread.join(): a join interrupted by Ctrl-C may later
         # return while the thread still runs (Python < 3.12), and the handle
         # must outlive the call.
-        threading.Thread(target=target, name="bulkup-call", daemon=True).start()
+        t = threading.Thread(target=target, name="bulkup-call", daemon=True)
         try:
+            t.start()  # inside the try: Ctrl-C may come before the wait
             done.wait()
         except BaseException:
+            if t.ident is None:  # never started: nothing to cancel
+                raise
             handle = self._live()
             _native.api_lib().bulkup_api_cancel(handle)
             try:
