@@ -63,8 +63,11 @@ def clean_copy(src: Path, dest: Path) -> None:
             shutil.copy2(s, d)
 
 
-def venv(path: Path) -> Path:
-    run([PYTHON, "-m", "venv", "--system-site-packages", path])
+def venv(path: Path, with_pip: bool = True) -> Path:
+    """A fresh venv of Debian's Python that sees its packages. Without its
+    own pip, `python -m pip` is Debian's, installing into the venv."""
+    run([PYTHON, "-m", "venv", "--system-site-packages"]
+        + ([] if with_pip else ["--without-pip"]) + [path])
     return path / "bin" / "python"
 
 
@@ -108,7 +111,7 @@ def main() -> int:
         raise SystemExit(f"expected one wheel in {wheels}, found {found}")
     print(f"-- wheel: {found[0].name}", flush=True)
     shutil.rmtree(copy)  # nothing may depend on the build tree from here on
-    py_b = venv(work / "venv-wheel")
+    py_b = venv(work / "venv-wheel", with_pip=False)  # (ensurepip is slow)
     run([py_b, "-m", "pip", "install", "--no-index", found[0]], cwd=work, env=env)
 
     test_env = dict(env, BULKUP_TEST_INSTALLED="1", BULKUP_TEST_SOURCE_DIR=str(source))
