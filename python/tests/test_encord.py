@@ -17,6 +17,7 @@ import tempfile
 import threading
 import unittest
 from pathlib import Path
+from types import SimpleNamespace
 from unittest import mock
 from uuid import UUID
 
@@ -397,6 +398,24 @@ class ServeTest(unittest.TestCase):
         self.assertEqual((self.server.root / img.file_link).read_bytes(),
                          self.images[0].read_bytes(), img.file_link)
         self.assertStored(self.images[:1])
+
+    def test_folder(self):
+        ds = self.dataset()
+        folder = ds.backing_folder_uuid
+        self.assertIsInstance(folder, UUID)
+        img = self.images[1]
+        self.assertEqual(ds.upload_image(img, folder=folder).title, img.name)
+        self.assertEqual(ds.upload_image(img, folder=SimpleNamespace(uuid=folder)).title,
+                         img.name)  # a storage folder object
+        self.assertEqual(ds.upload_image(img, folder=str(folder)).title, img.name)
+        with self.assertRaises(ValueError):
+            ds.upload_image(img, folder="not a uuid")
+        # a folder the server does not know: INVALID_ARGUMENTS_ERROR, the SDK's class
+        with self.assertRaises(exceptions.InvalidArgumentsError) as cm:
+            ds.upload_image(img, folder=UUID("00000000-0000-4000-8000-000000000000"))
+        self.assertEqual(cm.exception.message,
+                         "Some of the arguments to the SDK function were invalid.")
+        self.assertIn("INVALID_ARGUMENTS_ERROR", cm.exception.detail)
 
     def test_missing_file_the_sdks_message(self):
         missing = str(self.tmp / "missing.png")
