@@ -248,10 +248,12 @@ class Serve:
 
     def __init__(self, root: Path, authorized_keys: Path, *args: str):
         self.root = root
+        log = open(root.parent / "serve.log", "ab")  # the server's stderr
         self.proc = subprocess.Popen(
             [str(_support.cli()), "serve", "--root", str(root), "--authorized-keys",
              str(authorized_keys), "--job-delay", "0.05", *args],
-            stdout=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=log, text=True)
+        log.close()  # the child has its own copy
         self.url = None
         self.dataset = None
         self.lines = []
@@ -270,7 +272,8 @@ class Serve:
                 line = ""
             if not line:
                 self.stop()
-                raise RuntimeError("bulkup serve did not start: " + "".join(self.lines))
+                raise RuntimeError("bulkup serve did not start: " + "".join(self.lines)
+                                   + (root.parent / "serve.log").read_text(errors="replace"))
             self.lines.append(line)
             m = re.match(r"listening on (\S+)", line)
             if m:
