@@ -367,6 +367,13 @@ class Dataset:
                               ctypes.byref(units), ctypes.byref(report))
         try:
             rc, detail = self._client.call(call)
+        except BaseException:
+            if not self._client._abandoned:  # the call ended: its results are ours to free
+                if report:
+                    L.bulkup_report_free(report)
+                if units:
+                    L.bulkup_image_group_free(units)
+            raise
         finally:
             if bar is not None:
                 bar.close()

@@ -101,6 +101,7 @@ class EncordUserClient:
         self._domain = domain
         self._options = options  # the bulkup extras (ca_file, insecure, ...)
         self._lock = threading.Lock()
+        self._abandoned = False  # a call was left running (a second Ctrl-C)
 
     @staticmethod
     def create_with_ssh_private_key(
@@ -275,6 +276,7 @@ class EncordUserClient:
                 # cannot be freed under it, so it is left to the process
                 with self._lock:
                     self._handle = None
+                    self._abandoned = True
                 raise
             self.close()
             raise

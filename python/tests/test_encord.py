@@ -202,18 +202,30 @@ class InterruptTest(unittest.TestCase):
         """SIGINT while a call waits for the API: KeyboardInterrupt at once
         (bulkup_api_cancel), the client closed, the process intact. The API
         here accepts and reads the request but never answers."""
+        image = str(sorted((_support.SOURCE_DIR / "examples" / "images").glob("*.png"))[0])
+        cases = [
+            ("client.get_dataset('6a8f3c2e-1d4b-4e59-9a7c-0b1e2f3a4d5c')", b"POST /public "),
+            # (a Dataset made by hand: its get_dataset would need an answer)
+            ("bulkup.Dataset(client, '6a8f3c2e-1d4b-4e59-9a7c-0b1e2f3a4d5c', '', '', '', None)"
+             f".create_image_group([{image!r}])", b"GET /v2/public/presigned-urls?"),
+        ]
+        for call, first_line in cases:
+            with self.subTest(call=call):
+                self.interrupt(call, first_line)
+
+    def interrupt(self, call, first_line):
         key, _, _ = new_key()
         srv = socket.socket()
         srv.bind(("127.0.0.1", 0))
         srv.listen(1)
         code = ("import sys, bulkup\n"
-                "c = bulkup.EncordUserClient.create_with_ssh_private_key(sys.argv[1], "
+                "client = bulkup.EncordUserClient.create_with_ssh_private_key(sys.argv[1], "
                 "domain=sys.argv[2])\n"
                 "try:\n"
-                "    c.get_dataset('6a8f3c2e-1d4b-4e59-9a7c-0b1e2f3a4d5c')\n"
+                f"    {call}\n"
                 "    print('returned')\n"
                 "except KeyboardInterrupt:\n"
-                "    print('interrupted', c)\n")
+                "    print('interrupted', client)\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("ENCORD_")}
         if not _support.INSTALLED:
             env["PYTHONPATH"] = str(_support.PYTHON_DIR)
@@ -221,6 +233,7 @@ class InterruptTest(unittest.TestCase):
                                   f"http://127.0.0.1:{srv.getsockname()[1]}"],
                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True)
+        conn = None
         try:
             srv.settimeout(60)
             conn, _ = srv.accept()
@@ -230,17 +243,18 @@ class InterruptTest(unittest.TestCase):
                 data = conn.recv(65536)
                 self.assertTrue(data, "the client closed before sending its request")
                 got += data
-            self.assertTrue(got.startswith(b"POST /public "), got[:80])
+            self.assertTrue(got.startswith(first_line), got[:80])
             child.send_signal(signal.SIGINT)
             out, err = child.communicate(timeout=60)
         finally:
             if child.poll() is None:
                 child.kill()
                 child.communicate()
+            if conn is not None:
+                conn.close()
             srv.close()
         self.assertEqual(child.returncode, 0, err)
         self.assertEqual(out.strip(), "interrupted <EncordUserClient closed>", err)
-        conn.close()
 
 
 class Serve:
