@@ -143,8 +143,8 @@ static void die(const char *what) {
   exit(1);
 }
 
-static void usage(void) {
-  fprintf(stderr,
+static void usage(int status) {
+  fprintf(status ? stderr : stdout,
           "usage: delay_proxy --upstream HOST:PORT [--rtt MS] [--connect-rtt]\n"
           "                   [--listen [ADDR:]PORT] [--buffer BYTES] [--port-file FILE]\n"
           "  --upstream HOST:PORT  where to relay to (numeric or resolvable)\n"
@@ -156,7 +156,7 @@ static void usage(void) {
           "                        (default 4194304)\n"
           "  --port-file FILE      also write the listening port to FILE\n"
           "Prints the port on stdout; SIGTERM stops it and prints counters on stderr.\n");
-  exit(2);
+  exit(status);
 }
 
 /* --- epoll interest --------------------------------------------------------- */
@@ -521,7 +521,7 @@ static void parse_hostport(const char *arg, char *host, size_t hl, char *port, s
     return;
   }
   size_t n = (size_t)(colon - arg);
-  if (n >= hl) usage();
+  if (n >= hl) usage(2);
   memcpy(host, arg, n);
   host[n] = 0;
   if (n == 0) snprintf(host, hl, "%s", default_host);
@@ -536,11 +536,13 @@ int main(int argc, char **argv) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     char *end;
-    if (!strcmp(a, "--upstream") && v) {
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(0);
+    } else if (!strcmp(a, "--upstream") && v) {
       upstream = v, i++;
     } else if (!strcmp(a, "--rtt") && v) {
       rtt_ms = strtod(v, &end);
-      if (*end || !(rtt_ms >= 0) || rtt_ms > 60000) usage();
+      if (*end || !(rtt_ms >= 0) || rtt_ms > 60000) usage(2);
       i++;
     } else if (!strcmp(a, "--connect-rtt")) {
       P.connect_rtt = 1;
@@ -548,16 +550,16 @@ int main(int argc, char **argv) {
       listen_arg = v, i++;
     } else if (!strcmp(a, "--buffer") && v) {
       unsigned long long b = strtoull(v, &end, 10);
-      if (*end || b < 1 || b > (1ull << 32)) usage();
+      if (*end || b < 1 || b > (1ull << 32)) usage(2);
       P.cap = (size_t)b;
       i++;
     } else if (!strcmp(a, "--port-file") && v) {
       port_file = v, i++;
     } else {
-      usage();
+      usage(2);
     }
   }
-  if (!upstream) usage();
+  if (!upstream) usage(2);
   P.rtt_ns = (uint64_t)(rtt_ms * 1e6 + 0.5);
   P.delay_ns = P.rtt_ns / 2;
 
