@@ -391,7 +391,7 @@ def write_wan_plot(blocks):
         "curl": ["#67000d", "#cb181d", "#fb6a4a", "#fcae91"],
     }
     lines = [
-        "set terminal pngcairo size %d,560 font 'sans,10'" % (620 * len(works)),
+        "set terminal pngcairo size %d,560 font 'sans,10'" % (640 * len(works)),
         "set output 'files_per_rtt.png'",
         "set logscale y 10",
         f"set xrange [{min(rtts) - 5}:{max(rtts) + 5}]",
@@ -399,7 +399,7 @@ def write_wan_plot(blocks):
         "set xlabel 'added round-trip time, ms (0: direct)'",
         "set ylabel 'files/s (median)'",
         "set grid",
-        "set key outside right top vertical font ',8'",
+        "set key inside left bottom vertical font ',8' opaque",
         f"set multiplot layout 1,{len(works)}",
     ]
     for work in works:
@@ -424,9 +424,13 @@ def write_wan_plot(blocks):
             else:
                 color, dt, lw = "#2ca02c", 1, 2
             style = "linespoints" if npts > 1 else "points"
+            lab = f"{tool} {setting_label(setting)}" if tool != "sdk" else "the SDK loop (4 threads)"
+            if tool == "bulkup" and setting == DEFAULT_WORKERS and not any(
+                    k[3] == ("bulkup", "d") for k in idx):
+                lab += " (its default)"
             plots.append(
                 f"'wan_plot.dat' index {i} using 1:2 with {style} lw {lw} dt {dt} pt 7 ps 1.1 "
-                f"lc rgb '{color}' title \"{tool} {setting_label(setting)}\""
+                f"lc rgb '{color}' title \"{lab}\""
             )
         lines.append("plot " + ", \\\n     ".join(plots))
     lines.append("unset multiplot")
