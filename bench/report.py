@@ -334,6 +334,9 @@ def wan_summary(p, wan):
                 comps.append((f"bulkup default / bulkup at its best fixed ({fb})", ("bulkup", d), ("bulkup", fb)))
             if bb and cb:
                 comps.append((f"bulkup at its best ({bb}) / curl at its best ({setting_label(cb)})", ("bulkup", bb), ("curl", cb)))
+            for (t, s) in sorted(cells, key=lambda k: setting_key(k[1])):
+                if t == "curl" and s.startswith("h2e") and ("curl", "h1e" + s[3:]) in cells:
+                    comps.append((f"curl --http2 / curl --http1.1 at {s[3:]} (both -H 'Expect:')", (t, s), (t, "h1e" + s[3:])))
             for (t, s) in cells:
                 if t == "sdk" and d:
                     comps.append((f"bulkup default / the SDK's loop ({cells[(t, s)].runs[0]['files']:,} files)", ("bulkup", d), (t, s)))
