@@ -37,7 +37,11 @@
  * stamped now + delay with one delay for all, so they fall due in the order
  * they were read, and one FIFO of all queued chunks gives the next deadline.
  * SIGTERM or SIGINT stops it cleanly: every connection is closed, the
- * counters are printed on stderr, exit status 0.
+ * counters are printed on stderr, exit status 0. Among them the lateness of
+ * each chunk's first write against its due time (mean, max, share over 1
+ * and 5 ms): how well the delay was kept, scheduling delays of a busy
+ * machine included (and waits for the receiver's window, which a real link
+ * would have too).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -76,6 +80,7 @@ struct chunk {
   size_t len, off;
   int fin;   /* a FIN marker (len 0): shutdown(SHUT_WR) the destination */
   int timed; /* still in the global FIFO */
+  int tried; /* a write was attempted (lateness counted) */
   unsigned char data[];
 };
 
@@ -128,6 +133,10 @@ static struct {
   uint64_t accepted, live, max_live, aborted, upstream_failed;
   uint64_t bytes[2];
   uint64_t reads, writes, wakeups;
+  /* lateness of each chunk's first write against its due time: the
+   * proxy's own accuracy (scheduling, a busy loop), plus waits for the
+   * receiver's window or an upstream connect (that one TCP would have) */
+  uint64_t late_n, late_sum_ns, late_max_ns, late_1ms, late_5ms;
 } P;
 
 static struct end listen_end, timer_end, signal_end;
@@ -290,6 +299,15 @@ static int flush(struct dir *d) {
   if (!c->connected || (d->src == 0 && !c->gate_open)) return 0;
   while (d->head && !d->head->timed) {
     struct chunk *k = d->head;
+    if (!k->tried) {
+      uint64_t late = P.now > k->due_ns ? P.now - k->due_ns : 0;
+      k->tried = 1;
+      P.late_n++;
+      P.late_sum_ns += late;
+      if (late > P.late_max_ns) P.late_max_ns = late;
+      if (late > 1000000) P.late_1ms++;
+      if (late > 5000000) P.late_5ms++;
+    }
     if (k->fin) {
       if (shutdown(c->fd[d->dst], SHUT_WR) < 0 && errno != ENOTCONN) {
         conn_free(c, 1);
@@ -670,6 +688,13 @@ int main(int argc, char **argv) {
           " writes, %" PRIu64 " wakeups\n",
           rtt_ms, P.connect_rtt ? " (+1 RTT per connect)" : "", P.accepted, P.max_live,
           P.aborted, P.upstream_failed, P.bytes[0], P.bytes[1], P.reads, P.writes, P.wakeups);
+  if (P.late_n)
+    fprintf(stderr,
+            "delay_proxy: delivery lateness over %" PRIu64 " chunks: mean %.3f ms, max %.3f ms, "
+            "%.2f%% over 1 ms, %.2f%% over 5 ms\n",
+            P.late_n, P.late_sum_ns / 1e6 / (double)P.late_n, P.late_max_ns / 1e6,
+            100.0 * (double)P.late_1ms / (double)P.late_n,
+            100.0 * (double)P.late_5ms / (double)P.late_n);
   while (P.all) conn_free(P.all, 0);
   reap();
   freeaddrinfo(P.up);
