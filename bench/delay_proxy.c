@@ -300,7 +300,11 @@ static int flush(struct dir *d) {
   while (d->head && !d->head->timed) {
     struct chunk *k = d->head;
     if (!k->tried) {
-      uint64_t late = P.now > k->due_ns ? P.now - k->due_ns : 0;
+      /* due, or when the handshake's RTT is over (--connect-rtt): the
+       * wait for the gate is the emulated delay, not lateness */
+      uint64_t due = k->due_ns;
+      if (d->src == 0 && c->gate_ns > due) due = c->gate_ns;
+      uint64_t late = P.now > due ? P.now - due : 0;
       k->tried = 1;
       P.late_n++;
       P.late_sum_ns += late;
