@@ -1,6 +1,11 @@
 /* Redaction of credentials in URLs: signed URLs are bearer credentials, so
  * nothing bulkup reports, logs or returns may carry one verbatim. */
-#include "internal.h"
+#include "bulkup.h"
+#include "util/alloc.h"
+#include "util/base.h"
+#include "util/error.h"
+
+#include <string.h>
 
 #include <ctype.h>
 #include <strings.h>
@@ -22,8 +27,6 @@ static bool bk_is_secret_name(const char *name, size_t len) {
   }
   return false;
 }
-
-void bulkup_free(void *p) { bk_free(p); }
 
 char *bulkup_redact_url(const char *url) {
   if (!url)
