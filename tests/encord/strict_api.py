@@ -861,8 +861,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             for o in all_objs:
                 o["obj"]["submitted"] = process_hash
             st.jobs[process_hash] = job
+        flags = [{k: el[k] for k in ("title", "createVideo", "clusterByResolution") if k in el}
+                 for el in elements]
         self.accept(body, "v1", deviations, query_type="datasetdatalongpolling", query_method="POST",
-                    process_hash=process_hash, job_kind=kind, job_end=end,
+                    process_hash=process_hash, job_kind=kind, job_end=end, elements=flags,
+                    folder=folder,
                     items=[{"url": o["url"], "title": o["title"]} for o in all_objs])
         self.send_json(200, {"status": 200, "response": {"process_hash": process_hash}},
                        allow_gzip=True)
