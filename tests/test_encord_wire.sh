@@ -143,12 +143,22 @@ client() {
   RC=$?
 }
 
+# show_violations: the rules the server's refusals broke, for the log.
+show_violations() {
+  "$PY" -c 'import json,sys
+for line in open(sys.argv[1]):
+    v=json.loads(line)
+    print("    refused %s %s: %s" % (v["method"], v["target"][:80], v["rule"]))' \
+    "$RUN/violations.jsonl" | head -10
+}
+
 # judge WHAT check_run options... -- SOURCES: a successful run's checks.
 judge() {
   local what=$1
   shift
   if [ "$RC" -ne 0 ]; then
     fail "$what: exit $RC"
+    show_violations
     return
   fi
   if "$PY" "$CHECK" --dir "$RUN" --stdout "$RUN/out" "$@" >"$RUN/check" 2>&1; then

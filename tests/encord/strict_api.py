@@ -707,7 +707,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         st = self.state
         out = []
         for i, it in enumerate(items):
-            loc = f"{where}[{i}]"
+            loc = where if url_key == "objectUrl" else f"{where}[{i}]"
             if not isinstance(it, dict):
                 raise Refusal(f"{loc} is not an object (§7)", "v1")
             url = it.get(url_key)
@@ -960,7 +960,9 @@ def make_server(args):
     """A ThreadingHTTPServer on 127.0.0.1 serving the strict API; state in .state."""
     state = State(args)
     handler = type("BoundHandler", (Handler,), {"state": state})
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    server_class = type("StrictServer", (http.server.ThreadingHTTPServer,),
+                        {"request_queue_size": 128})  # many transfers connect at once
+    srv = server_class(("127.0.0.1", args.port), handler)
     srv.daemon_threads = True
     state.port = srv.server_address[1]
     srv.state = state
