@@ -27,12 +27,13 @@
 # and one CANCELLED, a key the server does not know: exit non-zero, nothing
 # on standard output, the server's words on standard error, and the refused
 # request neither retried nor followed by more (the SDK retries none of
-# them, §10). Storage 503 and poll 503 are retried to success.
+# them, §10). Storage 503 and poll 503 are retried to success. The key
+# from ENCORD_SSH_KEY_FILE, from ENCORD_SSH_KEY, and a PEM PKCS#8 key.
 #
 # Until the client of issue 14 lands (bulkup upload --help without
 # --dataset) this exits 77: skipped, and says so. Key: ssh-keygen -t
 # ed25519 (OpenSSH), chmod 600. Every command is bounded by `timeout`; the
-# whole test takes about 60 s (two 10 s long polls, 65 MiB twice).
+# whole test takes about 60 s (a 10 s long poll, 65 MiB once, 900 small PUTs).
 set -uo pipefail
 
 SRC=${BULKUP_TEST_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -142,6 +143,11 @@ client() {
     >"$RUN/out" 2>"$RUN/err"
   RC=$?
 }
+# client_nokey [bulkup upload options...]: the same without --key-file.
+client_nokey() {
+  timeout "$LIMIT" "${CLI[@]}" --api "$API" --dataset "$DATASET" "$@" >"$RUN/out" 2>"$RUN/err"
+  RC=$?
+}
 
 # show_violations: the rules the server's refusals broke, for the log.
 show_violations() {
@@ -198,6 +204,16 @@ for line in open(sys.argv[1]):
     if eval(sys.argv[2]): n+=1
 print(n)' "$RUN/log.jsonl" "$1"
 }
+
+# ---- the usage of issue 14 in --help ------------------------------------------------
+timeout 20 "${CLI[@]}" --help >"$WORK/help" 2>&1
+missing=
+for opt in --api --key-file --dataset --folder --image-group --create-video --no-create-video \
+  --dicom-series --video --image; do
+  grep -Eq -- "$opt([^a-z-]|$)" "$WORK/help" || missing="$missing $opt"
+done
+if [ -z "$missing" ]; then pass "upload --help shows issue 14's options"
+else fail "upload --help lacks:$missing"; fi
 
 # ---- data -------------------------------------------------------------------
 KEY=$WORK/key
@@ -334,6 +350,28 @@ refused "a key the server does not know" '.' 1+
 n=$(count_log 'True')
 if [ "$n" = 0 ]; then pass "nothing accepted from the unknown key"
 else fail "$n requests accepted from the unknown key"; fi
+
+# ---- the key from the environment, and in PEM ---------------------------------------
+start_server key-envfile
+ENCORD_SSH_KEY_FILE=$KEY client_nokey --image "${IMAGES[0]}"
+judge "the key from ENCORD_SSH_KEY_FILE" --kind images --expect-units 1 "${IMAGES[0]}"
+
+start_server key-env
+ENCORD_SSH_KEY=$(cat "$KEY") client_nokey --image "${IMAGES[0]}"
+judge "the key from ENCORD_SSH_KEY" --kind images --expect-units 1 "${IMAGES[0]}"
+
+if command -v openssl >/dev/null; then
+  openssl genpkey -algorithm ed25519 -out "$WORK/pem.key" 2>/dev/null
+  chmod 600 "$WORK/pem.key"
+  PEMHEX=$("$PY" -c 'import sys
+from cryptography.hazmat.primitives import serialization as s
+k = s.load_pem_private_key(open(sys.argv[1], "rb").read(), None)
+print(k.public_key().public_bytes(s.Encoding.Raw, s.PublicFormat.Raw).hex())' "$WORK/pem.key")
+  start_server key-pem --keyid "$PEMHEX"
+  KEY=$WORK/pem.key client --image "${IMAGES[0]}"
+  KEY=$WORK/key
+  judge "a PEM PKCS#8 key (openssl genpkey)" --kind images --expect-units 1 "${IMAGES[0]}"
+fi
 
 # ---- retried failures -----------------------------------------------------------
 start_server retry-put --inject put=503 --inject poll=503

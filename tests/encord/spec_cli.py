@@ -58,8 +58,19 @@ def with_retries(call, what):
 class Cli:
     def __init__(self, a):
         u = urllib.parse.urlsplit(a.api)
-        with open(a.key_file, "rb") as f:
-            key = serialization.load_ssh_private_key(f.read(), password=None)
+        # The key: --key-file, else $ENCORD_SSH_KEY_FILE, else $ENCORD_SSH_KEY
+        # (the key's text), as the SDK (configs.py:323-330); OpenSSH or PEM.
+        if a.key_file or os.environ.get("ENCORD_SSH_KEY_FILE"):
+            with open(a.key_file or os.environ["ENCORD_SSH_KEY_FILE"], "rb") as f:
+                text = f.read()
+        elif os.environ.get("ENCORD_SSH_KEY"):
+            text = os.environ["ENCORD_SSH_KEY"].encode()
+        else:
+            raise Failed("no key: --key-file, ENCORD_SSH_KEY_FILE or ENCORD_SSH_KEY")
+        if b"OPENSSH PRIVATE KEY" in text:
+            key = serialization.load_ssh_private_key(text, password=None)
+        else:
+            key = serialization.load_pem_private_key(text, password=None)
         self.c = SpecClient(u.port, key, a.dataset)
         self.a = a
 
@@ -156,7 +167,7 @@ def main():
         return 2
     p = argparse.ArgumentParser(prog="spec_cli.py upload")
     p.add_argument("--api", required=True)
-    p.add_argument("--key-file", required=True)
+    p.add_argument("--key-file")
     p.add_argument("--dataset", required=True)
     p.add_argument("--folder")
     kind = p.add_mutually_exclusive_group(required=True)
@@ -170,6 +181,9 @@ def main():
     a = p.parse_args(sys.argv[2:])
     try:
         Cli(a).run()
+    except OSError as e:
+        sys.stderr.write(f"spec_cli: {e}\n")
+        return 1
     except Failed as e:
         sys.stderr.write(f"spec_cli: {e}\n")
         return 1
