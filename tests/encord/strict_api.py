@@ -87,9 +87,13 @@ Injections (--inject NAME=VALUE, repeatable, each used once, in the order
 given for its kind), applied to a request that passed every check:
   presign=STATUS         next presign answers STATUS {"message": ...}
   presign-detail=STATUS  next presign answers STATUS {"detail": ...}
+  presign-short=K        next presign answers K results, whatever count asked
+                         (the SDK asserts exactly count, §4)
   put=STATUS             next PUT answers STATUS (nothing stored)
   v1=CODE                next v1 request answers the v1 error envelope CODE
   job-post=CODE          next job POST answers the v1 error envelope CODE
+  job-post-http=STATUS   next job POST answers HTTP STATUS, an HTML body (a
+                         gateway error: the SDK does not retry the POST, §10)
   job-end=ERROR|CANCELLED  next job created ends that way
   poll=STATUS            next poll answers HTTP STATUS, a non-JSON body
 
@@ -513,6 +517,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.accept(body, "presign", deviations, injected=f"presign-detail={status}")
             self.send_json(int(status), {"detail": f"strict_api: injected presign failure {status}"})
             return
+        short = st.take("presign-short")
+        if short is not None:
+            count = int(short)
         results = []
         host = f"127.0.0.1:{st.port}"
         with st.lock:
@@ -534,8 +541,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 results.append({"item_uuid": item, "object_key": key_name,
                                 "signed_url": f"http://{host}/storage/{key_name}?{q}"})
         answer = {"results": results, "next_page_token": None}
-        self.accept(body, "presign", deviations, count=count, upload_item_type=item_type,
-                    object_keys=[r["object_key"] for r in results])
+        self.accept(body, "presign", deviations, count=int(mq.group(1)), upload_item_type=item_type,
+                    object_keys=[r["object_key"] for r in results],
+                    **({"injected": f"presign-short={short}"} if short is not None else {}))
         self.send_json(200, recase(answer, st.args.casing))
 
     # ---- storage PUT (§5) -----------------------------------------------
@@ -846,6 +854,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with st.lock:
             for o in all_objs:
                 o["obj"]["submitted"] = "refused"
+        status = st.take("job-post-http")
+        if status is not None:
+            self.accept(body, "v1", deviations, query_type="datasetdatalongpolling",
+                        query_method="POST", injected=f"job-post-http={status}")
+            self.send(int(status), b"<html><body>strict_api: injected gateway error</body></html>",
+                      "text/html")
+            return
         code = st.take("job-post")
         if code is not None:
             self.accept(body, "v1", deviations, query_type="datasetdatalongpolling",
