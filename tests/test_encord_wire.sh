@@ -197,7 +197,12 @@ refused() {
     ok=0
     why="$why; $n refused requests, expected $nviol: $(head -c 300 "$RUN/violations.jsonl")"
   fi
-  if [ "$ok" -eq 1 ]; then pass "$what (exit $RC)"; else fail "$what: $why"; fi
+  if [ "$ok" -eq 1 ]; then
+    pass "$what (exit $RC)"
+    grep -Ei -- "$words" "$RUN/err" | tail -2 | cut -c1-200 | sed 's/^/    stderr: /'
+  else
+    fail "$what: $why"
+  fi
 }
 
 # count_log SELECTOR: how many accepted requests match (a Python expression on e).

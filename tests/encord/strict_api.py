@@ -809,9 +809,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if ek != want:
                 raise Refusal(f"{where} keys {ek}: §7 says {want} in that order"
                               + (" (title omitted when None)" if "title" in want else ""), "v1")
-            if "title" in el and (not isinstance(el["title"], str) or not el["title"]):
-                raise Refusal(f"{where}.title {el['title']!r}: a non-empty string, or omitted (§7)",
-                              "v1")
+            if "title" in el and not isinstance(el["title"], str):
+                raise Refusal(f"{where}.title {el['title']!r}: a string, or omitted (§7: None is "
+                              "omitted)", "v1")
             if el["clientMetadata"] != {}:
                 raise Refusal(f"{where}.clientMetadata {el['clientMetadata']!r}: §7 says {{}}", "v1")
             eft = {"imageGroups": "IMG_GROUP", "dicomSeries": "DICOM", "videos": "VIDEO",
