@@ -13,8 +13,10 @@
 #   1. an image group of 452 files (3 presign batches: 200, 200, 52; a file
 #      with a space and non-ASCII in its name; a title with non-ASCII and a
 #      quote), createVideo true by default, a folder the server requires;
+#      snake: the files given as their directory;
 #   2. a group the server splits into 3 data units (by PNG resolution, as
-#      clusterByResolution asks), and --no-create-video (no split);
+#      clusterByResolution asks; snake: with --create-video), and
+#      --no-create-video (no split);
 #   3. a DICOM series (camel: with a PENDING poll held the whole 10 s);
 #   4. 3 videos (camel: one of 65 MiB, above the resumable threshold: a plain
 #      PUT all the same), one data unit each;
@@ -93,7 +95,7 @@ PASSED=0
 FAILED=0
 pass() {
   PASSED=$((PASSED + 1))
-  echo "ok - $1"
+  echo "ok - $1 [${SECONDS}s]"
 }
 fail() {
   FAILED=$((FAILED + 1))
@@ -271,13 +273,21 @@ for casing in camel snake; do
   tag="$casing${extra[*]:+ ${extra[*]}}"
 
   start_server "group-$casing" --casing "$casing" --require-folder "${extra[@]}"
-  client --folder "$FOLDER" --image-group "$GTITLE" "${GROUP[@]}"
+  if [ "$casing" = camel ]; then
+    client --folder "$FOLDER" --image-group "$GTITLE" "${GROUP[@]}"
+  else
+    client --folder "$FOLDER" --image-group "$GTITLE" "$WORK/group"  # a directory PATH
+  fi
   judge "[$tag] image group of ${#GROUP[@]} files: 1 data unit, 3 presign batches" \
     --kind imageGroups --expect-units 1 --presign-counts 200,200,52 --create-video true \
     --group-title "$GTITLE" --folder "$FOLDER" "${GROUP[@]}"
 
   start_server "split-$casing" --casing "$casing" --split-by-resolution "${extra[@]}"
-  client --image-group "split $casing" "${SPLIT[@]}"
+  if [ "$casing" = camel ]; then
+    client --image-group "split $casing" "${SPLIT[@]}"
+  else
+    client --image-group "split $casing" --create-video "${SPLIT[@]}"
+  fi
   judge "[$tag] a group the server splits by resolution: 3 data units" \
     --kind imageGroups --expect-units 3 --create-video true --no-folder "${SPLIT[@]}"
 
