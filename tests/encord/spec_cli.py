@@ -17,6 +17,7 @@ import argparse
 import json
 import mimetypes
 import os
+import ssl
 import sys
 import time
 import urllib.parse
@@ -71,7 +72,10 @@ class Cli:
             key = serialization.load_ssh_private_key(text, password=None)
         else:
             key = serialization.load_pem_private_key(text, password=None)
-        self.c = SpecClient(u.port, key, a.dataset)
+        tls = None
+        if u.scheme == "https":
+            tls = ssl.create_default_context(cafile=a.cacert)
+        self.c = SpecClient(u.port, key, a.dataset, tls)
         self.a = a
 
     def v1(self, body, retry):
@@ -170,6 +174,7 @@ def main():
     p.add_argument("--key-file")
     p.add_argument("--dataset", required=True)
     p.add_argument("--folder")
+    p.add_argument("--cacert")
     kind = p.add_mutually_exclusive_group(required=True)
     kind.add_argument("--image-group")
     kind.add_argument("--dicom-series")
@@ -179,6 +184,16 @@ def main():
     p.add_argument("--no-create-video", dest="create_video", action="store_false")
     p.add_argument("paths", nargs="+")
     a = p.parse_args(sys.argv[2:])
+    files = []
+    for path in a.paths:        # a directory: its files, recursively, in byte order
+        if os.path.isdir(path):
+            found = []
+            for root, _, names in os.walk(path):
+                found += [os.path.join(root, n) for n in names]
+            files += sorted(found, key=os.fsencode)
+        else:
+            files.append(path)
+    a.paths = files
     try:
         Cli(a).run()
     except OSError as e:

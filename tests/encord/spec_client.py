@@ -65,9 +65,12 @@ class Response:
         return json.loads(self.body)
 
 
-def raw(port, method, target, headers, body=None):
+def raw(port, method, target, headers, body=None, tls=None):
     """One request with exactly these headers (plus Host, and Content-Length for a body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    if tls is not None:   # an ssl.SSLContext: HTTPS
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=tls)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.putrequest(method, target, skip_accept_encoding=True)
         for k, v in headers:
@@ -85,8 +88,8 @@ def raw(port, method, target, headers, body=None):
 
 
 class SpecClient:
-    def __init__(self, port, private_key, dataset):
-        self.port, self.key, self.dataset = port, private_key, dataset
+    def __init__(self, port, private_key, dataset, tls=None):
+        self.port, self.key, self.dataset, self.tls = port, private_key, dataset, tls
 
     def v2_headers(self, target, created=None):
         created = int(time.time()) - 30 if created is None else created
@@ -96,7 +99,7 @@ class SpecClient:
 
     def presign(self, count, item_type, **kw):
         target = f"/v2/public/presigned-urls?count={count}&uploadItemType={item_type}"
-        return raw(self.port, "GET", target, self.v2_headers(target, **kw))
+        return raw(self.port, "GET", target, self.v2_headers(target, **kw), tls=self.tls)
 
     def v1_headers(self, body, resource=None):
         return [("Accept", "application/json"), ("Content-Type", "application/json"),
@@ -107,7 +110,8 @@ class SpecClient:
 
     def v1(self, body_text, headers=None):
         body = body_text.encode()
-        return raw(self.port, "POST", "/public", headers or self.v1_headers(body), body)
+        return raw(self.port, "POST", "/public", headers or self.v1_headers(body), body,
+                   tls=self.tls)
 
     def put(self, signed_url, data, ctype):
         u = urllib.parse.urlsplit(signed_url)
@@ -115,7 +119,8 @@ class SpecClient:
              ("Accept", "*/*"), ("Connection", "keep-alive"), ("Cache-Control", "max-age=86400")]
         if ctype is not None:
             h.append(("Content-Type", ctype))
-        return raw(u.port, "PUT", u.path + "?" + u.query, h, data)
+        return raw(u.port, "PUT", u.path + "?" + u.query, h, data,
+                   tls=self.tls if u.scheme == "https" else None)
 
     @staticmethod
     def item(r, name):

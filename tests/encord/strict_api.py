@@ -7,7 +7,7 @@ cited as "§N" below), and it refuses whatever that document pins and a request
 gets wrong. It was written from the specification alone, not from bulkup's
 client or server code, so that the two can disagree.
 
-Served, on 127.0.0.1 (port 0 unless --port):
+Served, on 127.0.0.1 (port 0 unless --port; HTTPS with --tls-cert/--tls-key):
   GET  /v2/public/presigned-urls?count=N&uploadItemType=T   (§4, RFC 9421 signed)
   PUT  /storage/<objectKey>?<signed query>                   (§5, the signed URLs)
   POST /public   query_type dataset / GET                    (§6, §11)
@@ -112,6 +112,7 @@ import json
 import mimetypes
 import os
 import re
+import ssl
 import struct
 import sys
 import threading
@@ -538,8 +539,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 st.objects[key_name] = {"item_uuid": item, "type": item_type, "query": q,
                                         "expires": expires, "stored": False,
                                         "content_type": None, "size": None, "submitted": None}
+                scheme = "https" if st.args.tls_cert else "http"
                 results.append({"item_uuid": item, "object_key": key_name,
-                                "signed_url": f"http://{host}/storage/{key_name}?{q}"})
+                                "signed_url": f"{scheme}://{host}/storage/{key_name}?{q}"})
         answer = {"results": results, "next_page_token": None}
         self.accept(body, "presign", deviations, count=int(mq.group(1)), upload_item_type=item_type,
                     object_keys=[r["object_key"] for r in results],
@@ -979,6 +981,10 @@ def make_server(args):
                         {"request_queue_size": 128})  # many transfers connect at once
     srv = server_class(("127.0.0.1", args.port), handler)
     srv.daemon_threads = True
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     state.port = srv.server_address[1]
     srv.state = state
     return srv
@@ -1015,6 +1021,8 @@ def parse_args(argv=None):
                    help="HTTP status of v1 error envelopes (§12: UNKNOWN)")
     p.add_argument("--gzip", action="store_true",
                    help="gzip v1 answers (the client sends Accept-Encoding: gzip)")
+    p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (and --tls-key)")
+    p.add_argument("--tls-key")
     p.add_argument("--inject", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
