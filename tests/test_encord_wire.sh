@@ -132,7 +132,7 @@ start_server() {
     2>"$RUN/server.err" &
   SERVER_PID=$!
   local i
-  for i in $(seq 1 200); do
+  for i in $(seq 1 600); do   # 30 s at most, for a loaded machine
     [ -s "$RUN/port" ] && break
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.05

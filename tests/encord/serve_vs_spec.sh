@@ -85,7 +85,7 @@ start_serve() {
     --job-delay 0.2 "$@" >"$WORK/serve.out" 2>"$WORK/serve.err" &
   SERVE_PID=$!
   local i
-  for i in $(seq 1 200); do
+  for i in $(seq 1 600); do   # 30 s at most, for a loaded machine
     grep -q '^dataset: ' "$WORK/serve.out" 2>/dev/null && break
     kill -0 "$SERVE_PID" 2>/dev/null || break
     sleep 0.05
