@@ -1,4 +1,7 @@
+/* content_type.c - where a Content-Type is chosen: from the item's data
+ * type and its file name's (or URL path's) extension. */
 #include "internal.h"
+#include "util/str.h"
 
 #include <strings.h>
 
@@ -16,8 +19,7 @@ static const struct {
 static const char *bk_extension(const char *name) {
   if (!name)
     return NULL;
-  const char *slash = strrchr(name, '/');
-  const char *base = slash ? slash + 1 : name;
+  const char *base = bk_basename(name);
   const char *dot = strrchr(base, '.');
   return (dot && dot != base) ? dot + 1 : NULL;
 }
@@ -45,10 +47,4 @@ const char *bulkup_content_type_for(bulkup_data_type type, const char *name) {
   default:
     return "application/octet-stream";
   }
-}
-
-void bulkup_item_init(bulkup_item *item) {
-  memset(item, 0, sizeof *item);
-  item->source = BULKUP_SOURCE_FILE;
-  item->data_type = BULKUP_DATA_TYPE_IMAGE;
 }

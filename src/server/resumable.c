@@ -679,7 +679,7 @@ static int parse_content_range(const char *v, int *query,
 
 static void start_prepare(bks_req *r) {
   r->rs_total = -1;
-  if (r->srv->mode == BKS_MODE_API && bks_api_storage_authorize(r) != 0)
+  if (r->srv->mode == BKS_MODE_API && bks_storage_authorize(r) != 0)
     return;
   r->sink = BKS_SINK_DISCARD;
   if (r->rec.content_length > 0) {
@@ -834,10 +834,9 @@ static enum MHD_Result start_complete(bks_req *r) {
   if (!s)
     return MHD_NO;
   s->created = bks_now_real();
-  char *base = bks_api_base_from_host(r);
+  char *base = bks_host_base(r);
   if (!base)
-    base = srv->public_url ? bks_strdup(srv->public_url)
-                           : bks_server_url(srv, NULL);
+    base = bks_strdup(srv->public_url ? srv->public_url : srv->self_url);
   char *loc = base ? bks_asprintf("Location: %s%s?upload_id=%s\r\n", base,
                                   r->path, sid)
                    : NULL;

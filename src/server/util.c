@@ -1,10 +1,15 @@
 /*
  * util.c - small helpers of the server library: clocks, strings, base64,
- * hex, percent-encoding, uuids.
+ * hex, percent-encoding, uuids, whole files, the stop-aware wait.
  */
 #include "bks_internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <openssl/rand.h>
+#include <poll.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +136,20 @@ void bks_uuid4(char out[37]) {
            hex + 16, hex + 20);
 }
 
+static int hexval(char c);
+
+int bks_unhex(const char *s, unsigned char *out, size_t n) {
+  if (strlen(s) != 2 * n)
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    int a = hexval(s[2 * i]), b = hexval(s[2 * i + 1]);
+    if (a < 0 || b < 0)
+      return -1;
+    out[i] = (unsigned char)(a * 16 + b);
+  }
+  return 0;
+}
+
 static int hexval(char c) {
   if (c >= '0' && c <= '9')
     return c - '0';
@@ -237,4 +256,98 @@ void bks_sha256_hex(const void *data, size_t len, char out[65]) {
   if (!EVP_Digest(data, len, d, &n, EVP_sha256(), NULL))
     n = 0;
   bks_hex(d, n, out);
+}
+
+/* ---- files ----------------------------------------------------------------- */
+
+int bks_write_all(int fd, const void *data, size_t len) {
+  const char *p = data;
+  while (len) {
+    ssize_t w = write(fd, p, len);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    p += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+void bks_fsync_dir(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+}
+
+char *bks_read_file(const char *path, size_t max, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  char *buf = NULL;
+  size_t n = 0, cap = 0;
+  for (;;) {
+    if (n + 1 >= cap) {
+      size_t ncap = cap ? 2 * cap : 65536;
+      char *b = realloc(buf, ncap);
+      if (!b) {
+        free(buf);
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+      }
+      buf = b;
+      cap = ncap;
+    }
+    ssize_t r = read(fd, buf + n, cap - n - 1);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      int e = errno;
+      free(buf);
+      close(fd);
+      errno = e;
+      return NULL;
+    }
+    if (r == 0)
+      break;
+    n += (size_t)r;
+    if (n > max) {
+      free(buf);
+      close(fd);
+      errno = EFBIG;
+      return NULL;
+    }
+  }
+  close(fd);
+  buf[n] = '\0';
+  if (len)
+    *len = n;
+  return buf;
+}
+
+/* ---- waiting ----------------------------------------------------------------- */
+
+int bks_wait(int stop_fd, int fd, double seconds) {
+  if (!(seconds > 0)) /* also NaN */
+    return BKS_WAIT_TIMEOUT;
+  double end = bks_now_mono() + seconds;
+  for (;;) {
+    double left = end - bks_now_mono();
+    if (left <= 0)
+      return BKS_WAIT_TIMEOUT;
+    int ms = left * 1000.0 >= INT_MAX ? INT_MAX : (int)(left * 1000.0) + 1;
+    struct pollfd p[2] = {{stop_fd, POLLIN, 0}, {fd, POLLRDHUP, 0}};
+    int rc = poll(p, 2, ms);
+    if (rc < 0 && errno != EINTR)
+      return BKS_WAIT_STOP; /* cannot wait safely: give up waiting */
+    if (rc <= 0)
+      continue;
+    if (p[0].revents)
+      return BKS_WAIT_STOP;
+    if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR))
+      return BKS_WAIT_PEER;
+  }
 }

@@ -1,0 +1,666 @@
+/* engine/slot.c - one item on one slot of a worker: the plain PUT's state
+ * machine. It opens the source, runs attempts on the slot's libcurl easy
+ * handle inside the worker's multi handle, enforces the per-phase
+ * timeouts, asks retry.c whether and when to retry and schedules the retry
+ * as a timer (the slot stays reserved for its item meanwhile), and
+ * describes the outcome. A resumable upload's requests are chosen by
+ * resumable.c, which says what to do next; this file does it.
+ *
+ * Everything here runs on the worker's thread; the only shared state it
+ * touches goes through run.c (the counters, under u->lock), the retry
+ * budget (lock-free) and the journal (its own lock). Connections live in
+ * the worker's multi handle and are reused from item to item; each slot's
+ * easy handle keeps its TLS session cache. */
+#include "internal.h"
+#include "engine/slot.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <strings.h>
+#include <time.h>
+
+/* ---- libcurl callbacks (userdata: the slot) --------------------------- */
+
+static size_t bk_write_cb(char *src, size_t size, size_t nmemb, void *ud) {
+  bk_slot *sl = ud;
+  bk_xfer *x = &sl->x;
+  size_t n = size * nmemb;
+  size_t room = sizeof x->excerpt - x->excerpt_len;
+  size_t take = n < room ? n : room;
+  memcpy(x->excerpt + x->excerpt_len, src, take);
+  x->excerpt_len += take;
+  return n;
+}
+
+/* A resumable upload's "Range: bytes=0-N" (the server has bytes 0..N):
+ * N, or -2 when it is not of that form. */
+static int64_t bk_parse_range(const char *v, size_t vl) {
+  if (vl < 9 || strncasecmp(v, "bytes=0-", 8) != 0)
+    return -2;
+  uint64_t n = 0;
+  for (size_t i = 8; i < vl; i++) {
+    if (v[i] < '0' || v[i] > '9' || n > (UINT64_C(1) << 62) / 10)
+      return -2;
+    n = n * 10 + (uint64_t)(v[i] - '0');
+  }
+  return (int64_t)n;
+}
+
+static size_t bk_header_cb(char *line, size_t size, size_t nmemb, void *ud) {
+  bk_slot *sl = ud;
+  bk_xfer *x = &sl->x;
+  size_t len = size * nmemb;
+  const char *v;
+  size_t vl;
+  double secs;
+  if (bk_header_is_status(line, len)) {
+    /* A new response (after a 100 Continue, say): forget the last one. */
+    x->retry_after = -1;
+    x->location[0] = '\0';
+    x->location_truncated = false;
+    x->range_last = -1;
+    x->excerpt_len = 0;
+  } else if (bk_header_retry_after(line, len, time(NULL), &secs)) {
+    x->retry_after = secs;
+  } else if (bk_header_match(line, len, "Location", &v, &vl)) {
+    size_t n = vl < sizeof x->location - 1 ? vl : sizeof x->location - 1;
+    memcpy(x->location, v, n);
+    x->location[n] = '\0';
+    x->location_truncated = n < vl;
+  } else if (bk_header_match(line, len, "Range", &v, &vl)) {
+    x->range_last = bk_parse_range(v, vl);
+  }
+  return len;
+}
+
+static int bk_prereq_cb(void *ud, char *conn_primary_ip, char *conn_local_ip,
+                        int conn_primary_port, int conn_local_port) {
+  BK_UNUSED(conn_primary_ip);
+  BK_UNUSED(conn_local_ip);
+  BK_UNUSED(conn_primary_port);
+  BK_UNUSED(conn_local_port);
+  bk_slot *sl = ud;
+  bk_xfer *x = &sl->x;
+  /* The connection is up (new or reused); a request is about to be sent,
+   * and its write phase starts now. libcurl may call this more than once
+   * per attempt: when a reused connection dies before any response,
+   * libcurl re-sends the request on a fresh one by itself. Each request
+   * gets fresh phase state (or the re-sent body would run under the read
+   * timeout of the first) and is counted. */
+  x->requests++;
+  if (x->requests > 1 && sl->rs == BK_RS_CHUNK && x->ulnow > 0) {
+    /* libcurl would send the whole chunk again on a fresh connection; the
+     * server may have kept what the first connection carried. Ask it
+     * instead. (A stale kept-alive connection that carried no byte of
+     * the body is re-sent by libcurl as usual.) */
+    x->abort = BK_ABORT_CONN_LOST;
+    return CURL_PREREQFUNC_ABORT;
+  }
+  x->bytes_earlier += (uint64_t)x->ulnow;
+  x->ulnow = 0;
+  x->connected = true;
+  x->body_sent = false;
+  x->last_up = bk_now();
+  if (x->body_len == 0) {
+    x->body_sent = true;
+    x->body_sent_at = x->last_up;
+  }
+  return CURL_PREREQFUNC_OK;
+}
+
+static int bk_xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+                          curl_off_t ultotal, curl_off_t ulnow) {
+  BK_UNUSED(dltotal);
+  BK_UNUSED(dlnow);
+  BK_UNUSED(ultotal);
+  bk_slot *sl = ud;
+  bk_xfer *x = &sl->x;
+  if (atomic_load_explicit(&sl->u->cancelled, memory_order_relaxed)) {
+    x->abort = BK_ABORT_CANCEL;
+    return 1;
+  }
+  if (ulnow > x->ulnow) {
+    atomic_fetch_add_explicit(&sl->u->bytes_sent,
+                              (uint_fast64_t)(ulnow - x->ulnow),
+                              memory_order_relaxed);
+    x->ulnow = ulnow;
+    x->last_up = bk_now();
+    if (x->connected && (uint64_t)ulnow >= x->body_len && !x->body_sent) {
+      x->body_sent = true;
+      x->body_sent_at = x->last_up;
+    }
+  }
+  return 0;
+}
+
+/* ---- the easy handle ------------------------------------------------- */
+
+static bulkup_err bk_setup_easy(bk_slot *s) {
+  struct bulkup_uploader *u = s->u;
+  CURL *e = curl_easy_init();
+  if (!e)
+    return bk_error(BULKUP_ENOMEM, "curl_easy_init failed");
+  bk_curl_common common = {.connect_timeout = u->policy.connect_timeout,
+                           .insecure = u->opt.insecure,
+                           .ca_file = u->opt.ca_file,
+                           .user_agent = u->opt.user_agent,
+                           .errbuf = s->errbuf};
+  CURLcode rc = bk_curl_setup_common(e, &common);
+#define BK_SET(opt, val)                                                      \
+  do {                                                                        \
+    if (rc == CURLE_OK)                                                       \
+      rc = curl_easy_setopt(e, opt, val);                                     \
+  } while (0)
+  BK_SET(CURLOPT_PRIVATE, (void *)s);
+  BK_SET(CURLOPT_UPLOAD, 1L);
+  BK_SET(CURLOPT_READFUNCTION, bk_source_read_cb);
+  BK_SET(CURLOPT_READDATA, s);
+  BK_SET(CURLOPT_SEEKFUNCTION, bk_source_seek_cb);
+  BK_SET(CURLOPT_SEEKDATA, s);
+  BK_SET(CURLOPT_WRITEFUNCTION, bk_write_cb);
+  BK_SET(CURLOPT_WRITEDATA, s);
+  BK_SET(CURLOPT_HEADERFUNCTION, bk_header_cb);
+  BK_SET(CURLOPT_HEADERDATA, s);
+  BK_SET(CURLOPT_PREREQFUNCTION, bk_prereq_cb);
+  BK_SET(CURLOPT_PREREQDATA, s);
+  BK_SET(CURLOPT_XFERINFOFUNCTION, bk_xferinfo_cb);
+  BK_SET(CURLOPT_XFERINFODATA, s);
+  BK_SET(CURLOPT_NOPROGRESS, 0L);
+  BK_SET(CURLOPT_TCP_KEEPALIVE, 1L);
+  if (u->opt.upload_buffer_size)
+    BK_SET(CURLOPT_UPLOAD_BUFFERSIZE, (long)u->opt.upload_buffer_size);
+  if (u->share)
+    BK_SET(CURLOPT_SHARE, u->share);
+#undef BK_SET
+  if (rc != CURLE_OK) {
+    curl_easy_cleanup(e);
+    return bk_error(rc == CURLE_OUT_OF_MEMORY ? BULKUP_ENOMEM : BULKUP_ECURL,
+                    "libcurl setup failed: %s", curl_easy_strerror(rc));
+  }
+  s->easy = e;
+  s->posting = false;
+  return BULKUP_OK;
+}
+
+bulkup_err bk_slot_init(bk_slot *s) { return bk_setup_easy(s); }
+
+void bk_slot_cleanup(bk_slot *s) {
+  if (s->easy)
+    curl_easy_cleanup(s->easy);
+  s->easy = NULL;
+  curl_slist_free_all(s->headers);
+  s->headers = NULL;
+  bk_free(s->buf);
+  s->buf = NULL;
+  bk_free(s->redacted_url);
+  s->redacted_url = NULL;
+  free(s->fresh_url);
+  s->fresh_url = NULL;
+  curl_slist_free_all(s->rs_headers);
+  s->rs_headers = NULL;
+  bk_free(s->session);
+  s->session = NULL;
+}
+
+static struct curl_slist *bk_build_headers(bk_slot *s, bk_item *j,
+                                           const char *md5) {
+  bool ok = true;
+  struct curl_slist *h = NULL;
+  char line[1024];
+  snprintf(line, sizeof line, "Content-Type: %s", j->content_type);
+  h = bk_slist_add(h, line, &ok);
+  if (j->cache_control) {
+    snprintf(line, sizeof line, "Cache-Control: %s", j->cache_control);
+    h = bk_slist_add(h, line, &ok);
+  }
+  if (md5) {
+    snprintf(line, sizeof line, "Content-MD5: %s", md5);
+    h = bk_slist_add(h, line, &ok);
+  }
+  if (!s->u->opt.expect_continue)
+    h = bk_slist_add(h, "Expect:", &ok);
+  for (size_t i = 0; j->headers && j->headers[i]; i++)
+    h = bk_slist_add(h, j->headers[i], &ok);
+  if (!ok) {
+    curl_slist_free_all(h);
+    return NULL;
+  }
+  return h;
+}
+
+static void bk_describe_failure(bk_slot *s, bulkup_error_kind kind,
+                                const bk_outcome *o, int attempts) {
+  bk_xfer *x = &s->x;
+  switch (kind) {
+  case BULKUP_ERROR_HTTP_STATUS:
+    if (o->http_status >= 300 && o->http_status < 400) {
+      char *loc = x->location[0] ? bulkup_redact_url(x->location) : NULL;
+      snprintf(s->message, sizeof s->message,
+               "HTTP %d: redirect not followed (Location: %s)", o->http_status,
+               loc ? loc : "none");
+      bk_free(loc);
+    } else {
+      snprintf(s->message, sizeof s->message, "HTTP %d after %d attempt%s",
+               o->http_status, attempts, attempts == 1 ? "" : "s");
+    }
+    break;
+  case BULKUP_ERROR_TIMEOUT_WRITE:
+    snprintf(s->message, sizeof s->message,
+             "write timeout: no body progress for %.3g s (%llu of %llu bytes "
+             "sent) after %d attempt%s",
+             s->u->policy.write_timeout, (unsigned long long)x->ulnow,
+             (unsigned long long)x->body_len, attempts,
+             attempts == 1 ? "" : "s");
+    break;
+  case BULKUP_ERROR_TIMEOUT_READ:
+    snprintf(s->message, sizeof s->message,
+             "read timeout: no complete response %.3g s after the body was "
+             "sent, after %d attempt%s",
+             s->u->policy.read_timeout, attempts, attempts == 1 ? "" : "s");
+    break;
+  case BULKUP_ERROR_FILE:
+    snprintf(s->message, sizeof s->message, "cannot read source: %s",
+             x->read_errno ? strerror(x->read_errno) : "read callback failed");
+    break;
+  case BULKUP_ERROR_FILE_CHANGED:
+    snprintf(s->message, sizeof s->message,
+             "source changed while it was being uploaded");
+    break;
+  case BULKUP_ERROR_CANCELLED:
+    snprintf(s->message, sizeof s->message, "cancelled");
+    break;
+  case BULKUP_ERROR_PROTOCOL:
+    /* bk_rs_after's own description, if it gave one. */
+    if (strncmp(s->message, "resumable upload:", 17) == 0)
+      break;
+    /* fall through */
+  default:
+    snprintf(s->message, sizeof s->message, "%s after %d attempt%s",
+             s->errbuf[0] ? s->errbuf : curl_easy_strerror(o->curl), attempts,
+             attempts == 1 ? "" : "s");
+    break;
+  }
+}
+
+
+/* ---- the slot's state machine ------------------------------------------ */
+
+static void bk_slot_attempt(bk_slot *s);
+static void bk_slot_end(bk_slot *s);
+
+/* The item ends: report it and free the slot. */
+static void bk_slot_complete(bk_slot *s) {
+  bk_item *j = s->x.item;
+  bk_item_done(s->u, &s->res);
+  bk_free(j);
+  s->x.item = NULL;
+  s->state = BK_SLOT_IDLE;
+  s->w->busy--;
+}
+
+/* The item's attempts are over (s->kind says how): record the result. */
+static void bk_slot_end(bk_slot *s) {
+  struct bulkup_uploader *u = s->u;
+  bulkup_result *res = &s->res;
+  bk_item *j = s->x.item;
+  bulkup_error_kind kind = s->kind;
+  curl_slist_free_all(s->headers);
+  s->headers = NULL;
+  bk_rs_reset(s);
+
+  if (kind == BULKUP_ERROR_NONE) {
+    res->status = BULKUP_ITEM_SUCCEEDED;
+    res->error = BULKUP_ERROR_NONE;
+    if (u->opt.journal && j->journal_key) {
+      if (bulkup_journal_record(u->opt.journal, j->journal_key, s->x.size,
+                                bk_source_mtime(s)) != BULKUP_OK)
+        bk_log(u, BULKUP_LOG_ERROR, "item %llu: not journalled: %s",
+               (unsigned long long)j->index, bulkup_last_error_message());
+    }
+    bk_retry_succeeded(&u->budget, &s->rt);
+  } else {
+    res->error = kind;
+    res->status = kind == BULKUP_ERROR_CANCELLED ? BULKUP_ITEM_CANCELLED
+                                                 : BULKUP_ITEM_FAILED;
+    if (kind != BULKUP_ERROR_RETRY_BUDGET)
+      bk_describe_failure(s, kind, &s->o, res->attempts);
+    if (s->x.excerpt_len && s->o.http_status >= 300) {
+      res->response_excerpt = s->x.excerpt;
+      res->response_excerpt_len = s->x.excerpt_len;
+    }
+    bk_log(u, res->status == BULKUP_ITEM_CANCELLED ? BULKUP_LOG_INFO
+                                                    : BULKUP_LOG_WARN,
+           "item %llu %s: %s: %s", (unsigned long long)j->index,
+           bulkup_item_status_name(res->status), s->message, res->url);
+  }
+  bk_source_close(s);
+  res->elapsed_s = bk_now() - s->t0;
+  bk_slot_complete(s);
+}
+
+void bk_slot_start(bk_slot *s, bk_item *j) {
+  struct bulkup_uploader *u = s->u;
+  bulkup_result *res = &s->res;
+  s->t0 = bk_now();
+  s->w->busy++;
+  s->state = BK_SLOT_WAITING; /* taken; RUNNING once an attempt is added */
+  s->x.item = j;
+  s->x.excerpt_len = 0;
+  s->headers = NULL;
+  s->url = j->url;
+  s->rt = (bk_retry_state){0};
+  s->refreshed = false;
+  s->rs = BK_RS_NONE;
+  s->confirmed = 0;
+  s->restarts = 0;
+  s->o = (bk_outcome){.curl = CURLE_OK};
+  s->kind = BULKUP_ERROR_NONE;
+  bk_run_item_started(u);
+
+  memset(res, 0, sizeof *res);
+  res->index = j->index;
+  res->path = j->path;
+  res->title = j->title;
+  res->user = j->user;
+  res->status = BULKUP_ITEM_FAILED;
+  res->response_excerpt = "";
+  s->message[0] = '\0';
+  bk_free(s->redacted_url);
+  s->redacted_url = bulkup_redact_url(j->url);
+  res->url = s->redacted_url ? s->redacted_url : "(url withheld)";
+  res->message = s->message;
+
+  /* Items that end before any attempt. */
+  if (j->prefail != BULKUP_ERROR_NONE) {
+    res->error = j->prefail;
+    snprintf(s->message, sizeof s->message, "%s",
+             j->prefail_message ? j->prefail_message : "invalid item");
+    bk_slot_complete(s);
+    return;
+  }
+  if (atomic_load(&u->cancelled)) {
+    res->status = BULKUP_ITEM_CANCELLED;
+    res->error = BULKUP_ERROR_CANCELLED;
+    snprintf(s->message, sizeof s->message, "cancelled before it started");
+    res->size = j->source == BULKUP_SOURCE_FILE ? 0 : j->size;
+    bk_slot_complete(s);
+    return;
+  }
+  if (!bk_url_scheme_ok(j->url)) {
+    res->error = BULKUP_ERROR_URL;
+    snprintf(s->message, sizeof s->message,
+             "URL scheme not allowed: only http and https are");
+    bk_slot_complete(s);
+    return;
+  }
+  bulkup_error_kind kind = bk_source_open(s, j);
+  if (kind != BULKUP_ERROR_NONE) {
+    res->error = kind;
+    res->elapsed_s = bk_now() - s->t0;
+    bk_slot_complete(s);
+    return;
+  }
+  res->size = s->x.size;
+
+  char md5[32];
+  if (u->opt.content_md5 && !bk_source_md5(s, md5)) {
+    res->error = BULKUP_ERROR_FILE;
+    snprintf(s->message, sizeof s->message,
+             "cannot read source to compute Content-MD5");
+    bk_source_close(s);
+    res->elapsed_s = bk_now() - s->t0;
+    bk_slot_complete(s);
+    return;
+  }
+  s->headers = bk_build_headers(s, j, u->opt.content_md5 ? md5 : NULL);
+  if (!s->headers) {
+    res->error = BULKUP_ERROR_NOMEM;
+    snprintf(s->message, sizeof s->message, "out of memory for headers");
+    bk_source_close(s);
+    bk_slot_complete(s);
+    return;
+  }
+  bk_rs_begin(s);
+  bk_slot_attempt(s);
+}
+
+/* The attempt is over and s->o says how: count it, then succeed, fail,
+ * try a fresh URL at once, or wait for a retry. */
+static void bk_slot_after_attempt(bk_slot *s) {
+  struct bulkup_uploader *u = s->u;
+  const bulkup_upload_policy *p = &u->policy;
+  bulkup_result *res = &s->res;
+  bk_item *j = s->x.item;
+  bk_outcome *o = &s->o;
+
+  /* An attempt that never got a connection is one request; one in which
+   * libcurl re-sent on a fresh connection counts every request. */
+  int requests = s->x.requests > 1 ? s->x.requests : 1;
+  if (s->x.abort == BK_ABORT_CONN_LOST)
+    requests--; /* the re-send it stopped was never sent */
+  res->requests += requests;
+  if (s->rs == BK_RS_NONE)
+    res->attempts += requests;
+  else
+    res->attempts += requests - 1; /* libcurl's silent re-sends */
+  res->bytes_sent += s->x.bytes_earlier + (uint64_t)s->x.ulnow;
+  res->http_status = o->http_status;
+  bk_verdict v;
+  bk_rs_next next = s->rs != BK_RS_NONE ? bk_rs_after(s) : BK_RS_GENERIC;
+  if (next == BK_RS_SEND) {
+    bk_slot_attempt(s);
+    return;
+  }
+  if (next == BK_RS_END) {
+    bk_slot_end(s);
+    return;
+  }
+  if (next == BK_RS_FAILED)
+    v = BK_RETRY;
+  else
+    v = bk_classify(o, &s->kind);
+
+  /* A streamed file must be unchanged after the upload, not only readable
+   * during it. */
+  if (v == BK_SUCCESS && !bk_source_unchanged(s)) {
+    v = BK_FAIL;
+    s->kind = BULKUP_ERROR_FILE_CHANGED;
+  }
+  if (o->curl == CURLE_SEND_FAIL_REWIND) {
+    /* The failure survives curl_easy_reset (curl issue 18206): replace the
+     * handle. */
+    curl_easy_cleanup(s->easy);
+    s->easy = NULL;
+  }
+  if (v == BK_FAIL && !s->refreshed && u->opt.refresh_url &&
+      (s->rs == BK_RS_NONE || s->rs == BK_RS_START) &&
+      bk_says_expired(&s->x, o->http_status)) {
+    /* One fresh URL, tried at once; it is not a retry of the same
+     * request. */
+    s->refreshed = true;
+    res->error = s->kind;
+    snprintf(s->message, sizeof s->message, "signed URL expired");
+    char *fresh = u->opt.refresh_url(u->opt.userdata, res);
+    if (fresh && bk_url_scheme_ok(fresh)) {
+      if (s->rs != BK_RS_NONE)
+        res->attempts++;
+      free(s->fresh_url);
+      s->fresh_url = fresh;
+      s->url = fresh;
+      bk_free(s->redacted_url);
+      s->redacted_url = bulkup_redact_url(fresh);
+      res->url = s->redacted_url ? s->redacted_url : "(url withheld)";
+      bk_log(u, BULKUP_LOG_INFO, "item %llu: signed URL expired; retrying "
+             "with a fresh one: %s", (unsigned long long)j->index, res->url);
+      bk_slot_attempt(s);
+      return;
+    }
+    free(fresh);
+  }
+  if (v == BK_SUCCESS || v == BK_FAIL) {
+    bk_slot_end(s);
+    return;
+  }
+
+  bk_retry_decision d =
+      bk_retry_decide(p, &u->budget, &s->rt, v, s->kind, o->http_status,
+                      s->x.retry_after, bk_rng_01(&s->w->rng));
+  if (!d.retry) {
+    if (d.budget_exhausted) {
+      bk_describe_failure(s, s->kind, o, res->attempts);
+      size_t ml = strlen(s->message);
+      snprintf(s->message + ml, sizeof s->message - ml,
+               "; not retried: the shared retry budget is exhausted");
+      s->kind = BULKUP_ERROR_RETRY_BUDGET;
+    }
+    bk_slot_end(s);
+    return;
+  }
+  if (s->rs != BK_RS_NONE)
+    bk_rs_retrying(s, next);
+  double wait = d.wait;
+  bk_log(u, BULKUP_LOG_INFO, "item %llu: %s (HTTP %d); retry %u in %.3f s: %s",
+         (unsigned long long)j->index, bulkup_error_kind_name(s->kind),
+         o->http_status, d.retry_no, wait, res->url);
+  /* The wait is a timer: the slot stays this item's, the worker serves its
+   * other slots meanwhile, and a cancel ends the wait at once (it wakes
+   * the worker, whose next bk_slot_tick ends the item). */
+  s->wake_at = bk_now() + (wait > 0 ? wait : 0);
+  s->state = BK_SLOT_WAITING;
+}
+
+/* Start an attempt: point the easy handle at the item and add it to the
+ * worker's multi. */
+static void bk_slot_attempt(bk_slot *s) {
+  bk_xfer *x = &s->x;
+  if (!s->easy && bk_setup_easy(s) != BULKUP_OK) {
+    s->kind = BULKUP_ERROR_NOMEM;
+    snprintf(s->message, sizeof s->message, "cannot create a curl handle");
+    bk_slot_end(s);
+    return;
+  }
+  /* A plain PUT sends the whole source; a resumable upload's start and
+   * queries send nothing, its chunks a window of the source. */
+  const char *url = s->url;
+  struct curl_slist *headers = s->headers;
+  uint64_t body_start = 0, body_len = x->size;
+  if (s->rs != BK_RS_NONE &&
+      !bk_rs_request(s, &url, &headers, &body_start, &body_len)) {
+    s->kind = BULKUP_ERROR_NOMEM;
+    snprintf(s->message, sizeof s->message, "out of memory for headers");
+    bk_slot_end(s);
+    return;
+  }
+  CURLcode sc = curl_easy_setopt(s->easy, CURLOPT_URL, url);
+  if (sc == CURLE_OK)
+    sc = curl_easy_setopt(s->easy, CURLOPT_INFILESIZE_LARGE,
+                          (curl_off_t)body_len);
+  if (sc == CURLE_OK)
+    sc = curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, headers);
+  bool post = s->rs == BK_RS_START;
+  if (sc == CURLE_OK && post != s->posting) {
+    sc = curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, post ? "POST" : NULL);
+    if (sc == CURLE_OK)
+      s->posting = post;
+  }
+  if (sc != CURLE_OK) {
+    s->kind = sc == CURLE_OUT_OF_MEMORY ? BULKUP_ERROR_NOMEM
+                                        : BULKUP_ERROR_URL;
+    s->o = (bk_outcome){.curl = sc};
+    snprintf(s->errbuf, sizeof s->errbuf, "%s", curl_easy_strerror(sc));
+    bk_slot_end(s);
+    return;
+  }
+
+  x->offset = body_start;
+  x->body_start = body_start;
+  x->body_len = body_len;
+  x->requests = 0;
+  x->bytes_earlier = 0;
+  x->connected = false;
+  x->body_sent = false;
+  x->ulnow = 0;
+  x->abort = BK_ABORT_NONE;
+  x->read_errno = 0;
+  x->excerpt_len = 0;
+  x->retry_after = -1;
+  x->location[0] = '\0';
+  x->location_truncated = false;
+  x->range_last = -1;
+  x->last_up = bk_now();
+  s->errbuf[0] = '\0';
+
+  CURLMcode mc = curl_multi_add_handle(s->w->multi, s->easy);
+  if (mc != CURLM_OK) {
+    s->o = (bk_outcome){.curl = CURLE_OUT_OF_MEMORY};
+    snprintf(s->errbuf, sizeof s->errbuf, "curl_multi_add_handle: %s",
+             curl_multi_strerror(mc));
+    bk_slot_after_attempt(s);
+    return;
+  }
+  s->state = BK_SLOT_RUNNING;
+}
+
+void bk_slot_attempt_done(bk_slot *s, CURLcode result) {
+  bk_xfer *x = &s->x;
+  /* Removing an unfinished transfer closes its connection. */
+  curl_multi_remove_handle(s->w->multi, s->easy);
+  s->state = BK_SLOT_WAITING; /* between attempts until decided */
+  long status = 0;
+  curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+  s->o.curl = x->abort != BK_ABORT_NONE ? CURLE_ABORTED_BY_CALLBACK : result;
+  s->o.http_status = (int)status;
+  s->o.connected = x->connected;
+  s->o.abort = x->abort;
+  bk_slot_after_attempt(s);
+}
+
+void bk_slot_tick(bk_slot *s, double now) {
+  struct bulkup_uploader *u = s->u;
+  if (s->state == BK_SLOT_WAITING) {
+    if (atomic_load(&u->cancelled)) {
+      s->kind = BULKUP_ERROR_CANCELLED;
+      s->o.abort = BK_ABORT_CANCEL;
+      bk_slot_end(s);
+    } else if (now >= s->wake_at) {
+      bk_slot_attempt(s);
+    }
+    return;
+  }
+  if (s->state != BK_SLOT_RUNNING)
+    return;
+  bk_xfer *x = &s->x;
+  const bulkup_upload_policy *p = &u->policy;
+  if (x->abort == BK_ABORT_NONE) {
+    if (atomic_load(&u->cancelled))
+      x->abort = BK_ABORT_CANCEL;
+    else if (x->connected && !x->body_sent && p->write_timeout > 0 &&
+             now - x->last_up >= p->write_timeout)
+      x->abort = BK_ABORT_TIMEOUT_WRITE;
+    else if (x->body_sent && p->read_timeout > 0 &&
+             now - x->body_sent_at >= p->read_timeout)
+      x->abort = BK_ABORT_TIMEOUT_READ;
+  }
+  if (x->abort != BK_ABORT_NONE)
+    bk_slot_attempt_done(s, CURLE_ABORTED_BY_CALLBACK);
+}
+
+double bk_slot_next(const bk_slot *s) {
+  if (s->state == BK_SLOT_WAITING)
+    return s->wake_at;
+  double t = INFINITY;
+  if (s->state != BK_SLOT_RUNNING)
+    return t;
+  const bk_xfer *x = &s->x;
+  const bulkup_upload_policy *p = &s->u->policy;
+  if (x->abort != BK_ABORT_NONE)
+    return 0;
+  if (x->connected && !x->body_sent && p->write_timeout > 0)
+    t = x->last_up + p->write_timeout;
+  if (x->body_sent && p->read_timeout > 0 &&
+      x->body_sent_at + p->read_timeout < t)
+    t = x->body_sent_at + p->read_timeout;
+  return t;
+}

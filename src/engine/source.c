@@ -1,0 +1,236 @@
+/* engine/source.c - an item's bytes: open the source inside the worker that sends
+ * it, hand its bytes to libcurl (positional reads, so a retry or a
+ * libcurl rewind starts again anywhere), hash it for Content-MD5, and tell
+ * whether a file changed while it was being sent. */
+#include "internal.h"
+#include "engine/engine.h"
+#include "util/str.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <unistd.h>
+
+/* Files up to this size are read whole, once, into the slot's buffer: one
+ * open, fstat, read, fstat, close per file, and retries resend the same
+ * snapshot. Larger files are streamed with pread. */
+#define BK_SMALL_FILE_MAX (256 * 1024)
+/* The slot's buffer grows in these steps, up to BK_SMALL_FILE_MAX. */
+#define BK_BUF_STEP (64 * 1024)
+
+size_t bk_source_read_cb(char *dst, size_t size, size_t nmemb, void *ud) {
+  bk_slot *s = ud;
+  bk_xfer *x = &s->x;
+  size_t want = size * nmemb;
+  if (atomic_load_explicit(&s->u->cancelled, memory_order_relaxed)) {
+    x->abort = BK_ABORT_CANCEL;
+    return CURL_READFUNC_ABORT;
+  }
+  uint64_t end = x->body_start + x->body_len;
+  uint64_t left = end > x->offset ? end - x->offset : 0;
+  if (want > left)
+    want = (size_t)left;
+  if (want == 0)
+    return 0;
+  size_t got = 0;
+  if (x->mem) {
+    memcpy(dst, x->mem + x->offset, want);
+    got = want;
+  } else if (x->fd >= 0) {
+    while (got < want) {
+      ssize_t r = pread(x->fd, dst + got, want - got, (off_t)(x->offset + got));
+      if (r < 0) {
+        if (errno == EINTR)
+          continue;
+        x->read_errno = errno;
+        x->abort = BK_ABORT_FILE;
+        return CURL_READFUNC_ABORT;
+      }
+      if (r == 0) {
+        /* The file is shorter than when it was opened. */
+        x->abort = BK_ABORT_FILE_CHANGED;
+        return CURL_READFUNC_ABORT;
+      }
+      got += (size_t)r;
+    }
+  } else {
+    bk_item *j = x->item;
+    while (got < want) {
+      int64_t r = j->read(j->read_ctx, x->offset + got, dst + got, want - got);
+      if (r < 0 || (uint64_t)r > want - got) {
+        x->abort = BK_ABORT_FILE;
+        return CURL_READFUNC_ABORT;
+      }
+      if (r == 0) {
+        x->abort = BK_ABORT_FILE_CHANGED;
+        return CURL_READFUNC_ABORT;
+      }
+      got += (size_t)r;
+    }
+  }
+  x->offset += got;
+  return got;
+}
+
+int bk_source_seek_cb(void *ud, curl_off_t offset, int origin) {
+  bk_slot *s = ud;
+  /* Offsets are in the request's body, which starts at body_start. */
+  if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > s->x.body_len)
+    return CURL_SEEKFUNC_CANTSEEK;
+  s->x.offset = s->x.body_start + (uint64_t)offset;
+  return CURL_SEEKFUNC_OK;
+}
+
+static bool bk_same_file(const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+         a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+         a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+         a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+         a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+bool bk_source_unchanged(const bk_slot *s) {
+  if (s->x.fd < 0)
+    return true;
+  struct stat after;
+  return fstat(s->x.fd, &after) == 0 && bk_same_file(&s->x.st, &after);
+}
+
+bulkup_error_kind bk_source_open(bk_slot *s, bk_item *j) {
+  bk_xfer *x = &s->x;
+  x->item = j;
+  x->fd = -1;
+  x->mem = NULL;
+  if (j->source == BULKUP_SOURCE_MEMORY) {
+    x->mem = j->data;
+    x->size = j->size;
+    return BULKUP_ERROR_NONE;
+  }
+  if (j->source == BULKUP_SOURCE_CALLBACK) {
+    x->size = j->size;
+    return BULKUP_ERROR_NONE;
+  }
+  int fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    snprintf(s->message, sizeof s->message, "cannot open file: %s",
+             strerror(errno));
+    return BULKUP_ERROR_FILE;
+  }
+  if (fstat(fd, &x->st) != 0) {
+    snprintf(s->message, sizeof s->message, "cannot stat file: %s",
+             strerror(errno));
+    close(fd);
+    return BULKUP_ERROR_FILE;
+  }
+  if (!S_ISREG(x->st.st_mode)) {
+    snprintf(s->message, sizeof s->message, "not a regular file");
+    close(fd);
+    return BULKUP_ERROR_FILE;
+  }
+  x->size = (uint64_t)x->st.st_size;
+  bk_run_add_bytes(s->u, x->size);
+  if (x->size > BK_SMALL_FILE_MAX) {
+    x->fd = fd;
+    return BULKUP_ERROR_NONE;
+  }
+  if (!s->buf || s->bufcap < x->size) {
+    size_t cap = ((size_t)x->size + BK_BUF_STEP) / BK_BUF_STEP * BK_BUF_STEP;
+    if (cap > BK_SMALL_FILE_MAX)
+      cap = BK_SMALL_FILE_MAX;
+    unsigned char *nb = bk_realloc(s->buf, cap);
+    if (!nb) {
+      close(fd);
+      snprintf(s->message, sizeof s->message, "out of memory");
+      return BULKUP_ERROR_NOMEM;
+    }
+    s->buf = nb;
+    s->bufcap = cap;
+  }
+  /* Read exactly the size fstat gave: one read(2) for a small file. A file
+   * that grows, shrinks or is rewritten meanwhile is caught by the fstat
+   * after (size, mtime, ctime), so no extra read for end-of-file. */
+  size_t got = 0;
+  size_t want = (size_t)x->size;
+  while (got < want) {
+    ssize_t r = read(fd, s->buf + got, want - got);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      snprintf(s->message, sizeof s->message, "cannot read file: %s",
+               strerror(errno));
+      close(fd);
+      return BULKUP_ERROR_FILE;
+    }
+    if (r == 0)
+      break;
+    got += (size_t)r;
+  }
+  struct stat after;
+  int st_rc = fstat(fd, &after);
+  close(fd);
+  if (got < x->size || st_rc != 0 || !bk_same_file(&x->st, &after)) {
+    snprintf(s->message, sizeof s->message,
+             "file changed while it was being read");
+    return BULKUP_ERROR_FILE_CHANGED;
+  }
+  x->mem = s->buf;
+  return BULKUP_ERROR_NONE;
+}
+
+void bk_source_close(bk_slot *s) {
+  if (s->x.fd >= 0)
+    close(s->x.fd);
+  s->x.fd = -1;
+  s->x.mem = NULL;
+}
+
+bool bk_source_md5(bk_slot *s, char out[32]) {
+  bk_xfer *x = &s->x;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  if (!ctx || !EVP_DigestInit_ex(ctx, EVP_md5(), NULL)) {
+    EVP_MD_CTX_free(ctx);
+    return false;
+  }
+  bool ok = true;
+  if (x->mem) {
+    ok = EVP_DigestUpdate(ctx, x->mem, (size_t)x->size);
+  } else {
+    unsigned char buf[65536];
+    uint64_t off = 0;
+    while (ok && off < x->size) {
+      size_t want = sizeof buf;
+      if (want > x->size - off)
+        want = (size_t)(x->size - off);
+      int64_t r;
+      if (x->fd >= 0) {
+        r = pread(x->fd, buf, want, (off_t)off);
+        if (r < 0 && errno == EINTR)
+          continue;
+      } else {
+        r = x->item->read(x->item->read_ctx, off, buf, want);
+      }
+      if (r <= 0) {
+        ok = false;
+        break;
+      }
+      ok = EVP_DigestUpdate(ctx, buf, (size_t)r);
+      off += (uint64_t)r;
+    }
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (ok)
+    ok = EVP_DigestFinal_ex(ctx, md, &n);
+  EVP_MD_CTX_free(ctx);
+  if (!ok)
+    return false;
+  bk_b64_encode(md, n, out);
+  return true;
+}
+
+int64_t bk_source_mtime(const bk_slot *s) {
+  if (s->x.item->source != BULKUP_SOURCE_FILE)
+    return 0;
+  return (int64_t)s->x.st.st_mtim.tv_sec * 1000000000LL +
+         s->x.st.st_mtim.tv_nsec;
+}
