@@ -38,7 +38,8 @@
 # Until the client of issue 14 lands (bulkup upload --help without
 # --dataset) this exits 77: skipped, and says so. Key: ssh-keygen -t
 # ed25519 (OpenSSH), chmod 600. Every command is bounded by `timeout`; the
-# whole test takes about 60 s (a 10 s long poll, 65 MiB once, 900 small PUTs).
+# whole test takes about 60-90 s (a 10 s long poll, 65 MiB once, 900 small
+# PUTs, 40 runs of the client each with its own server).
 set -uo pipefail
 
 SRC=${BULKUP_TEST_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -118,6 +119,8 @@ DATASET=$("$PY" -c 'import uuid; print(uuid.uuid4())')
 FOLDER=$("$PY" -c 'import uuid; print(uuid.uuid4())')
 
 # start_server NAME [strict_api options]: a fresh server; sets RUN and API.
+# Jobs end at their first poll unless the options say --pending-polls N (the
+# image groups, the DICOM series and the retry runs do).
 start_server() {
   stop_server
   RUN=$WORK/run-$1
@@ -128,7 +131,7 @@ start_server() {
   : >"$RUN/units.txt"
   "$PY" "$STRICT" --port-file "$RUN/port" --store "$RUN/store" \
     --violations "$RUN/violations.jsonl" --log "$RUN/log.jsonl" --units "$RUN/units.txt" \
-    --pubkey "$WORK/key.pub" --dataset "$DATASET" --folder "$FOLDER" "$@" \
+    --pubkey "$WORK/key.pub" --dataset "$DATASET" --folder "$FOLDER" --pending-polls 0 "$@" \
     2>"$RUN/server.err" &
   SERVER_PID=$!
   local i
@@ -273,7 +276,7 @@ for casing in camel snake; do
   [ "$casing" = snake ] && extra=(--gzip)
   tag="$casing${extra[*]:+ ${extra[*]}}"
 
-  start_server "group-$casing" --casing "$casing" --require-folder "${extra[@]}"
+  start_server "group-$casing" --casing "$casing" --require-folder --pending-polls 1 "${extra[@]}"
   if [ "$casing" = camel ]; then
     client --folder "$FOLDER" --image-group "$GTITLE" "${GROUP[@]}"
   else
@@ -298,7 +301,7 @@ for casing in camel snake; do
     --kind imageGroups --expect-units 1 --create-video false "${SPLIT[@]}"
 
   if [ "$casing" = camel ]; then
-    start_server "dicom-$casing" --casing "$casing" --hold-full "${extra[@]}"
+    start_server "dicom-$casing" --casing "$casing" --pending-polls 1 --hold-full "${extra[@]}"
   else
     start_server "dicom-$casing" --casing "$casing" --pending-polls 3 "${extra[@]}"
   fi
@@ -426,7 +429,7 @@ start_server retry-presign --inject presign=503 --inject presign=429
 client --dicom-series retried "${DICOM[@]}"
 judge "presign 503 then 429 are retried to success" --kind dicomSeries --expect-units 1 "${DICOM[@]}"
 
-start_server retry-put --inject put=503 --inject poll=503
+start_server retry-put --inject put=503 --inject poll=503 --pending-polls 1
 client --image-group retried "${SPLIT[@]}"
 judge "storage 503 and poll 503 are retried to success" \
   --kind imageGroups --expect-units 1 "${SPLIT[@]}"
