@@ -31,14 +31,15 @@
 # request neither retried nor followed by more (the SDK retries none of
 # them, §10); a job POST answered 502 (HTML) is not retried either; a presign
 # answering fewer URLs than asked fails the run before any job. Presign 503
-# and 429, storage 503 and poll 503 are retried to success. The key
+# and 429, storage 503 and poll 503 are retried to success; a presign or a
+# PUT answered 503 four times fails the run after exactly 4 attempts (§10). The key
 # from ENCORD_SSH_KEY_FILE, from ENCORD_SSH_KEY, and a PEM PKCS#8 key. An
 # image group over HTTPS (a throwaway certificate, --cacert).
 #
 # Until the client of issue 14 lands (bulkup upload --help without
 # --dataset) this exits 77: skipped, and says so. Key: ssh-keygen -t
 # ed25519 (OpenSSH), chmod 600. Every command is bounded by `timeout`; the
-# whole test takes about 60-90 s (a 10 s long poll, 65 MiB once, 900 small
+# whole test takes about 90 s (a 10 s long poll, 65 MiB once, 900 small
 # PUTs, 40 runs of the client each with its own server).
 set -uo pipefail
 
@@ -428,6 +429,26 @@ fi
 start_server retry-presign --inject presign=503 --inject presign=429
 client --dicom-series retried "${DICOM[@]}"
 judge "presign 503 then 429 are retried to success" --kind dicomSeries --expect-units 1 "${DICOM[@]}"
+
+# §10: r = 3 for the presign and the PUT: 4 attempts, then the run fails.
+start_server exhaust-presign --retry-after 1 --inject presign=503 --inject presign=503 \
+  --inject presign=503 --inject presign=503 --inject presign=503
+client --image "${IMAGES[0]}"
+refused "presign 503 four times: the run fails" '503'
+n=$(count_log 'e["kind"] == "presign"')
+if [ "$n" = 4 ]; then pass "the presign was tried 4 times (§10: 3 retries)"
+else fail "the presign was tried $n times (§10: 1 + 3 retries)"; fi
+
+start_server exhaust-put --retry-after 1 --inject put=503 --inject put=503 --inject put=503 \
+  --inject put=503 --inject put=503
+client --image "${IMAGES[0]}"
+refused "storage PUT 503 four times: the run fails, no job" '503'
+n=$(count_log 'e["kind"] == "put"')
+if [ "$n" = 4 ]; then pass "the PUT was tried 4 times (§10: 3 retries)"
+else fail "the PUT was tried $n times (§10: 1 + 3 retries)"; fi
+n=$(count_log 'e.get("query_type") == "datasetdatalongpolling"')
+if [ "$n" = 0 ]; then pass "no job after the failed PUT"
+else fail "$n job requests after the failed PUT"; fi
 
 start_server retry-put --inject put=503 --inject poll=503 --pending-polls 1
 client --image-group retried "${SPLIT[@]}"

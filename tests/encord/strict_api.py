@@ -343,9 +343,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if body and self.command != "HEAD":
             self.wfile.write(body)
 
-    def send_json(self, status, obj, allow_gzip=False):
+    def retry_after(self, status):
+        """Retry-After for an injected 413/429/503 when --retry-after is given."""
+        if self.state.args.retry_after is not None and int(status) in (413, 429, 503):
+            return [("Retry-After", str(self.state.args.retry_after))]
+        return []
+
+    def send_json(self, status, obj, allow_gzip=False, extra=()):
         body = json.dumps(obj).encode("utf-8")
-        extra = []
+        extra = list(extra)
         if allow_gzip and self.state.args.gzip and \
                 "gzip" in (self.headers.get("Accept-Encoding") or ""):
             body = gzip.compress(body)
@@ -511,7 +517,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         status = st.take("presign")
         if status is not None:
             self.accept(body, "presign", deviations, injected=f"presign={status}")
-            self.send_json(int(status), {"message": f"strict_api: injected presign failure {status}"})
+            self.send_json(int(status), {"message": f"strict_api: injected presign failure {status}"},
+                           extra=self.retry_after(status))
             return
         status = st.take("presign-detail")
         if status is not None:
@@ -596,7 +603,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if status is not None:
             self.accept(body, "put", deviations, object_key=key_name, injected=f"put={status}")
             self.send(int(status), b"<Error><Code>ServiceUnavailable</Code></Error>",
-                      "application/xml")
+                      "application/xml", self.retry_after(status))
             return
         dest = os.path.join(st.args.store, key_name)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
@@ -1021,6 +1028,8 @@ def parse_args(argv=None):
                    help="HTTP status of v1 error envelopes (§12: UNKNOWN)")
     p.add_argument("--gzip", action="store_true",
                    help="gzip v1 answers (the client sends Accept-Encoding: gzip)")
+    p.add_argument("--retry-after", type=int,
+                   help="send Retry-After: N with injected presign/PUT 413, 429 and 503 answers")
     p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (and --tls-key)")
     p.add_argument("--tls-key")
     p.add_argument("--inject", action="append", default=[], metavar="NAME=VALUE")
