@@ -29,7 +29,8 @@
 # and one CANCELLED, a key the server does not know: exit non-zero, nothing
 # on standard output, the server's words on standard error, and the refused
 # request neither retried nor followed by more (the SDK retries none of
-# them, §10); a job POST answered 502 (HTML) is not retried either; a presign
+# them, §10); a job POST answered 502 (HTML) is not retried either, nor a
+# poll answered with a v1 error (server-reported, §10); a presign
 # answering fewer URLs than asked fails the run before any job. Presign 503
 # and 429, storage 503 and poll 503 are retried to success; a presign or a
 # PUT answered 503 four times fails the run after exactly 4 attempts (§10). The key
@@ -364,6 +365,13 @@ refused "job POST answered HTTP 502 (HTML)" '502'
 n=$(count_log 'e.get("query_type") == "datasetdatalongpolling"')
 if [ "$n" = 1 ]; then pass "the job POST answered 502 was not retried (§10: r=0)"
 else fail "after the job POST's 502: $n job requests in all (the SDK sends 1, §10)"; fi
+
+start_server err-pollv1 --inject poll-v1=INVALID_ARGUMENTS_ERROR
+client --video "${VIDEOS[0]}"
+refused "poll answered INVALID_ARGUMENTS_ERROR" 'invalid.?arguments'
+n=$(count_log 'e.get("query_type") == "datasetdatalongpolling" and e.get("query_method") == "GET"')
+if [ "$n" = 1 ]; then pass "the poll's server-reported error was not retried (§10)"
+else fail "after the poll's server-reported error: $n polls (the SDK sends 1, §10)"; fi
 
 start_server err-presignshort --inject presign-short=1
 client --image-group t "${SPLIT[@]}"

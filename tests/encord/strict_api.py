@@ -96,6 +96,8 @@ given for its kind), applied to a request that passed every check:
                          gateway error: the SDK does not retry the POST, §10)
   job-end=ERROR|CANCELLED  next job created ends that way
   poll=STATUS            next poll answers HTTP STATUS, a non-JSON body
+  poll-v1=CODE           next poll answers the v1 error envelope CODE (a
+                         server-reported error: the SDK does not retry it, §10)
 
 Run: /usr/bin/python3 strict_api.py --port-file F --store DIR --violations F
      --log F --units F --pubkey KEY.pub --dataset HASH [options]
@@ -930,6 +932,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if job is None or job["dataset"] != resource:
             raise Refusal(f"process_hash {ph!r} is no job of dataset {resource}", "v1", 404,
                           "RESOURCE_NOT_FOUND_ERROR")
+        code = st.take("poll-v1")
+        if code is not None:
+            self.accept(body, "v1", deviations, query_type="datasetdatalongpolling",
+                        query_method="GET", process_hash=ph, injected=f"poll-v1={code}")
+            self.send_v1_error(code, "strict_api: injected poll error " + code)
+            return
         status = st.take("poll")
         if status is not None:
             self.accept(body, "v1", deviations, query_type="datasetdatalongpolling",
