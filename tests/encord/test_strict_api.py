@@ -638,6 +638,23 @@ class Injections(ServerCase):
         self.assertEqual(self.c.wait(ph)[-1]["status"], "DONE")
         self.assert_clean()
 
+    def test_short_presign_gateway_and_poll_errors(self):
+        self.start(["--inject", "presign-short=1", "--inject", "job-post-http=502",
+                    "--inject", "poll-v1=INVALID_ARGUMENTS_ERROR", "--retry-after", "2",
+                    "--inject", "presign=503"])
+        r = self.c.presign(3, "image")
+        self.assertEqual(r.status, 503)
+        self.assertEqual(r.headers.get("Retry-After"), "2")
+        self.assertEqual(len(self.c.presign(3, "image").json()["results"]), 1)
+        self.assertEqual(len(self.c.presign(3, "image").json()["results"]), 3)
+        r = self.image_job()
+        self.assertEqual(r.status, 502)
+        self.assertIn(b"<html>", r.body)
+        ph = self.image_job().json()["response"]["process_hash"]
+        self.assert_v1_error(self.c.poll(ph), "INVALID_ARGUMENTS_ERROR", 400)
+        self.assertEqual(self.c.wait(ph)[-1]["status"], "DONE")
+        self.assert_clean()
+
     def test_long_poll_holds(self):
         self.start(["--hold-full"])
         ph = self.image_job().json()["response"]["process_hash"]
