@@ -947,6 +947,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with st.lock:
             job["polls"] += 1
             pending = job["polls"] <= st.args.pending_polls
+            if job["reported"]:
+                deviations.append("a poll after the job's final answer (§8: the SDK's loop ends there)")
         units = job["units"]
         answer = {"status": "PENDING", "data_hashes_with_titles": [], "errors": [],
                   "data_unit_errors": [], "units_pending_count": 0, "units_done_count": 0,
