@@ -180,6 +180,10 @@ judge() {
     show_violations
     return
   fi
+  if grep -Eq 'Sanitizer|runtime error:' "$RUN/err"; then
+    fail "$what: a sanitizer report on stderr"
+    return
+  fi
   if "$PY" "$CHECK" --dir "$RUN" --stdout "$RUN/out" "$@" >"$RUN/check" 2>&1; then
     pass "$what"
     grep '^info:' "$RUN/check" | sed 's/^/    /'
@@ -196,6 +200,7 @@ refused() {
   local what=$1 words=$2 nviol=${3:-0} ok=1 why=
   if [ "$RC" -eq 0 ]; then ok=0; why="exit 0"; fi
   if [ "$RC" -ge 124 ]; then ok=0; why="exit $RC (timeout or signal)"; fi
+  if grep -Eq 'Sanitizer|runtime error:' "$RUN/err"; then ok=0; why="$why; a sanitizer report on stderr"; fi
   if [ -s "$RUN/out" ]; then ok=0; why="$why; stdout not empty: $(head -c 200 "$RUN/out")"; fi
   if ! grep -Eqi -- "$words" "$RUN/err"; then ok=0; why="$why; stderr lacks /$words/"; fi
   local n
