@@ -52,6 +52,11 @@ stop_serve() {
     kill "$SERVE_PID" 2>/dev/null
     wait "$SERVE_PID" 2>/dev/null
     SERVE_PID=
+    if grep -Eq 'Sanitizer|runtime error:' "$WORK/serve.err"; then
+      echo "FAIL - bulkup serve wrote a sanitizer report:"
+      head -20 "$WORK/serve.err"
+      FAILED=$((FAILED + 1))
+    fi
   fi
 }
 cleanup() {
@@ -237,5 +242,6 @@ spec --image "$WORK/images/a.png"
 if [ "$RC" -eq 1 ] && [ ! -s "$WORK/out" ]; then pass "--fault-api-error job:ERROR: the spec client fails"
 else fail "--fault-api-error job:ERROR: exit $RC, stdout $(head -c 100 "$WORK/out")"; fi
 
+stop_serve
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
