@@ -110,7 +110,7 @@ start_server() {
   : >"$TMP/out"
   : >"$TMP/err"
   "$BIN" serve --root "$TMP/store" --listen 127.0.0.1:0 \
-    --authorized-keys "$TMP/keys" --job-delay 3 "$@" \
+    --authorized-keys "$TMP/keys" --job-delay 5 "$@" \
     >"$TMP/out" 2>"$TMP/err" </dev/null &
   PID=$!
   for _ in $(seq 100); do
@@ -258,7 +258,7 @@ if [ $HAVE_SIGN = 1 ] && openssl pkeyutl -help 2>&1 | grep -q rawin; then
   code=$(poll 0)
   [ "$code" = 200 ] && grep -q '"status": "PENDING"' "$TMP/body" ||
     fail "job pending: $code $(cat "$TMP/body")"
-  # --job-delay 3: PENDING at once above; a poll held up to 10 s answers
+  # --job-delay 5: PENDING at once above; a poll held up to 10 s answers
   # DONE (the two images have no readable size: one resolution class)
   code=$(poll 10)
   [ "$code" = 200 ] && grep -q '"status": "DONE"' "$TMP/body" ||

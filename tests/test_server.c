@@ -339,7 +339,7 @@ static int is_uuid(const char *s) {
       return 0;
     }
   }
-  return s[14] == '4';
+  return s[14] == '4' && strchr("89ab", s[19]);
 }
 
 /* Number of entries in a directory (-1 if it cannot be read), and
@@ -1182,6 +1182,19 @@ static void test_v1_envelope(void) {
   free(e4);
   free(e5);
   free(uid);
+  /* a dataset added at run time is served too; a bad hash is refused */
+  CU_ASSERT_EQUAL(bks_server_add_dataset(S, "ds-added"), 0);
+  CU_ASSERT_EQUAL(bks_server_add_dataset(S, "ds-added"), 0);
+  CU_ASSERT_EQUAL(bks_server_add_dataset(S, "bad\"hash"), -1);
+  CU_ASSERT_EQUAL(bks_server_add_dataset(S, ""), -1);
+  CU_ASSERT(is_uuid(bks_server_dataset_folder(S, "ds-added")));
+  CU_ASSERT_PTR_NULL(bks_server_dataset_folder(S, "ds-unknown"));
+  CU_ASSERT_STRING_EQUAL(bks_server_dataset(S), DS);
+  r = v1_send(good, v1_headers(K, KHEX, "ds-added", good, NULL, NULL));
+  rs = v1_ok(&r, &root);
+  CU_ASSERT_STRING_EQUAL(jstr(rs, "dataset_hash"), "ds-added");
+  json_object_put(root);
+  resp_free(&r);
   /* GET /public: 405, in the v1 shape */
   char *url = bks_server_url(S, "/public");
   r = http("GET", url, NULL, NULL, 0);
@@ -1200,7 +1213,7 @@ static void test_v1_envelope(void) {
   CU_ASSERT(n >= 20);
   bks_counters c;
   bks_server_counters(S, &c);
-  CU_ASSERT_EQUAL(c.datasets_fetched, 1);
+  CU_ASSERT_EQUAL(c.datasets_fetched, 2);
   CU_ASSERT_EQUAL(c.auth_failures, 5);
   free(other);
   free(good);
@@ -1580,7 +1593,7 @@ static void test_job_error_cancel_faults(void) {
   upload_obj("image", img, n, "image/png", keys[1], NULL);
   free(g);
   g = group_elem(keys, titles, 2, "G", 1);
-  /* cancelled while a poll is held: the poll answers CANCELLED */
+  /* a cancelled job answers CANCELLED (a poll is not held for it) */
   bks_server_set_job_pending(S, 3600);
   h = create_job("imageGroups", g, NULL);
   rs = poll_job(h, 0, &root);

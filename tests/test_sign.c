@@ -16,6 +16,7 @@
 #include "api/client.h"
 #include "api/jobs.h"
 #include "api/keys.h"
+#include "api/mimetypes.h"
 #include "api/presign.h"
 #include "api/pyjson.h"
 #include "api/sign.h"
@@ -1039,6 +1040,28 @@ static void test_wire_answers_both_casings(void) {
                                                              "cannot decode"));
 }
 
+/* §5: the image Content-Type is Python's mimetypes.guess_type (these
+ * answers do not depend on the system's mime.types). */
+static void test_wire_image_content_type(void) {
+  static const struct {
+    const char *path, *type;
+  } v[] = {
+      {"a/b/photo.jpg", "image/jpeg"}, {"x.PNG", "image/png"},
+      {"scan.png.gz", "image/png"},    {"logo.svgz", "image/svg+xml"},
+      {"a.b.c.gif", "image/gif"},      {"noext", NULL},
+      {".png", NULL},                  {"dir/.png", NULL},
+      {"a.", NULL},                    {"a.xyzzy-unknown", NULL},
+  };
+  for (size_t i = 0; i < BK_ARRAY_LEN(v); i++) {
+    const char *t = bk_mime_guess(v[i].path);
+    if (v[i].type) {
+      CU_ASSERT(t && strcmp(t, v[i].type) == 0);
+    } else {
+      CU_ASSERT_PTR_NULL(t);
+    }
+  }
+}
+
 /* ---- bulkup_api_new option checks (no network) -------------------------- */
 
 static void test_api_new_options(void) {
@@ -1165,6 +1188,8 @@ static void reg(void) {
   bk_test("json.dumps bodies of the four kinds", test_wire_json_dumps_bodies);
   bk_test("json.dumps strings (ensure_ascii)", test_wire_json_strings);
   bk_test("answers in either casing", test_wire_answers_both_casings);
+  bk_test("image Content-Type as mimetypes.guess_type",
+          test_wire_image_content_type);
   bk_suite("api_new", suite_init, suite_clean);
   bk_test("option checks", test_api_new_options);
 }

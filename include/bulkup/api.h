@@ -90,9 +90,11 @@ extern "C" {
 /* Most signed URLs one presign request asks for (the SDK's batch). */
 #define BULKUP_API_MAX_PRESIGN 200
 
-/* The environment variables the key comes from when the options name
- * none (as the SDK): a key file's path, else the key text itself. */
+/* The environment variable naming the key file when the options name no
+ * key (the SDK's). */
 #define BULKUP_ENV_KEY_FILE "ENCORD_SSH_KEY_FILE"
+/* The environment variable holding the key text itself, read when
+ * BULKUP_ENV_KEY_FILE is not set (the SDK's). */
 #define BULKUP_ENV_KEY "ENCORD_SSH_KEY"
 
 /*
@@ -272,9 +274,11 @@ typedef struct bulkup_dataset bulkup_dataset;
 BULKUP_EXTERN bulkup_err bulkup_api_get_dataset(bulkup_api *api,
                                                 const char *dataset_hash,
                                                 bulkup_dataset **out);
-/* Its dataset_hash, title, description (never NULL). */
+/* Its dataset_hash (never NULL; "" for NULL). */
 BULKUP_EXTERN const char *bulkup_dataset_hash(const bulkup_dataset *d);
+/* Its title (never NULL). */
 BULKUP_EXTERN const char *bulkup_dataset_title(const bulkup_dataset *d);
+/* Its description (never NULL; may be ""). */
 BULKUP_EXTERN const char *bulkup_dataset_description(const bulkup_dataset *d);
 /* Its dataset_type as text (a string answer as is, a number in decimal). */
 BULKUP_EXTERN const char *bulkup_dataset_type(const bulkup_dataset *d);
@@ -341,6 +345,7 @@ bulkup_workflow_options_init(bulkup_workflow_options *opt);
  * The type's name is historical: every upload call returns one. Opaque;
  * immutable; readable from any thread. */
 typedef struct bulkup_image_group bulkup_image_group;
+/* The same type under the name the four upload calls use. */
 typedef struct bulkup_image_group bulkup_data_units;
 
 /* The job id (process_hash) of the (first) job. Never NULL. */
@@ -472,6 +477,8 @@ BULKUP_EXTERN bulkup_err
 bulkup_upload_videos(bulkup_api *api, const bulkup_workflow_options *opt,
                      const char *const *paths, size_t npaths,
                      bulkup_data_units **units, bulkup_report **report);
+/* bulkup_upload_images - as bulkup_upload_videos, with image URLs and
+ * Content-Types and dataItems.images (the SDK's upload_image, per file). */
 BULKUP_EXTERN bulkup_err
 bulkup_upload_images(bulkup_api *api, const bulkup_workflow_options *opt,
                      const char *const *paths, size_t npaths,

@@ -15,6 +15,7 @@
 #include "internal.h"
 #include "client.h"
 #include "jobs.h"
+#include "mimetypes.h"
 #include "util/str.h"
 
 #include <fcntl.h>
@@ -169,15 +170,16 @@ static char *bk_wf_refresh(void *ud, const bulkup_result *r) {
 /* ---- the upload phase ------------------------------------------------- */
 
 /* The SDK's Content-Type (utils.py:74-85): an image's by its extension
- * (mimetypes.guess_type), none ("": the header is left out) when unknown;
+ * (mimetypes.guess_type, mimetypes.c), none ("": the header is left out)
+ * when it has none;
  * video application/octet-stream; DICOM application/dicom. */
 static const char *bk_wf_content_type(bulkup_data_type type,
                                       const char *path) {
-  const char *ct = bulkup_content_type_for(type, path);
-  if ((type == BULKUP_DATA_TYPE_IMAGE || type == BULKUP_DATA_TYPE_IMG_GROUP) &&
-      strcmp(ct, "application/octet-stream") == 0)
-    return "";
-  return ct;
+  if (type == BULKUP_DATA_TYPE_IMAGE || type == BULKUP_DATA_TYPE_IMG_GROUP) {
+    const char *ct = bk_mime_guess(path);
+    return ct ? ct : "";
+  }
+  return bulkup_content_type_for(type, path);
 }
 
 /* Upload every path. *started tells whether the engine ran (then *report

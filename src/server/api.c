@@ -57,7 +57,7 @@ static void storage_prepare(bks_req *r) {
   const char *md5 = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                 "Content-MD5");
   if (md5) {
-    if (bks_b64_decode(md5, strlen(md5), r->want_md5, sizeof r->want_md5) !=
+    if (bk_b64_decode(md5, strlen(md5), r->want_md5, sizeof r->want_md5, 0) !=
             16 ||
         !(r->md5 = EVP_MD_CTX_new()) ||
         !EVP_DigestInit_ex(r->md5, EVP_md5(), NULL)) {
@@ -99,7 +99,7 @@ static enum MHD_Result storage_complete(bks_req *r) {
   unsigned n = 0;
   if (!r->sha || !EVP_DigestFinal_ex(r->sha, d, &n))
     return MHD_NO;
-  bks_hex(d, n, sha);
+  bk_hex_encode(d, n, sha, false);
   memcpy(r->rec.body_sha256, sha, sizeof sha);
   EVP_MD_CTX_free(r->sha);
   r->sha = NULL;

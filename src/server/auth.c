@@ -63,7 +63,7 @@ static int has_locked(bks_keys *k, const unsigned char pub[32]) {
   return 0;
 }
 
-int bks_keys_has(bks_keys *k, const unsigned char pub[32]) {
+static int keys_has(bks_keys *k, const unsigned char pub[32]) {
   pthread_mutex_lock(&k->mu);
   int found = has_locked(k, pub);
   pthread_mutex_unlock(&k->mu);
@@ -113,7 +113,7 @@ int bks_parse_authorized_key_line(const char *line, unsigned char pub[32],
     p++;
   size_t b64len = (size_t)(p - b64);
   unsigned char blob[128];
-  long n = bks_b64_decode(b64, b64len, blob, sizeof blob);
+  long n = bk_b64_decode(b64, b64len, blob, sizeof blob, 0);
   /* string "ssh-ed25519", string <32 bytes>, nothing else */
   if (n != 4 + 11 + 4 + 32 || be32(blob) != 11 ||
       memcmp(blob + 4, "ssh-ed25519", 11) != 0 || be32(blob + 15) != 32) {
@@ -209,7 +209,7 @@ static long labelled_bytes(const char *v, const char *label,
   if (n < ll + 3 || strncmp(v, label, ll) != 0 || v[ll] != '=' ||
       v[ll + 1] != ':' || v[n - 1] != ':')
     return -1;
-  return bks_b64_decode(v + ll + 2, n - ll - 3, out, cap);
+  return bk_b64_decode(v + ll + 2, n - ll - 3, out, cap, 0);
 }
 
 /* ---- v2: RFC 9421, the SDK's profile -------------------------------------------- */
@@ -336,7 +336,7 @@ int bks_verify_v2(bks_keys *k, const bks_sig_input *in, char keyhex[65],
     *reason = "the signature does not verify";
     return -1;
   }
-  if (!bks_keys_has(k, pub)) {
+  if (!keys_has(k, pub)) {
     *reason = "the key is not authorized";
     return -1;
   }
@@ -384,7 +384,7 @@ int bks_verify_v1(bks_keys *k, const char *authorization,
               "the body)";
     return -1;
   }
-  if (!bks_keys_has(k, pub)) {
+  if (!keys_has(k, pub)) {
     *reason = "the public key is not authorized";
     return -2;
   }

@@ -22,6 +22,8 @@
 #define BKS_INTERNAL_H
 
 #include "bks_server.h"
+#include "util/rand.h"
+#include "util/str.h"
 
 #include <microhttpd.h>
 #include <openssl/evp.h>
@@ -51,17 +53,14 @@ char *bks_strdup(const char *s);
 char *bks_strndup(const char *s, size_t n);
 /* Copy at most cap-1 bytes of s (NULL = "") into dst, always terminated. */
 void bks_copy(char *dst, size_t cap, const char *s, size_t len);
-void bks_hex(const unsigned char *d, size_t n, char *out);
-/* Strict standard base64 (padding required when the length needs it).
- * Returns the decoded length, or -1 (bad input or more than cap bytes). */
-long bks_b64_decode(const char *s, size_t len, unsigned char *out,
-                    size_t cap);
 /* A random RFC 4122 version 4 uuid, lower case, into out[37]. */
 void bks_uuid4(char out[37]);
 /* Percent-decode s[0..len); NULL on a bad escape or a decoded NUL. */
 char *bks_pct_decode(const char *s, size_t len);
-/* Percent-encode everything but RFC 3986 unreserved characters. */
+/* Percent-encode everything but RFC 3986 unreserved characters (and, for
+ * _path, '/'). Malloc'ed. */
 char *bks_pct_encode(const char *s);
+char *bks_pct_encode_path(const char *s);
 /* The percent-decoded value of `name` in a raw query string; NULL if
  * absent or badly encoded. Sets *found when the name occurs. */
 char *bks_query_get(const char *query, const char *name, int *found);
@@ -122,8 +121,7 @@ bks_keys *bks_keys_new(void);
 void bks_keys_free(bks_keys *k);
 int bks_keys_add(bks_keys *k, const unsigned char pub[32]);
 int bks_keys_load(bks_keys *k, const char *path, char *err, size_t errlen);
-/* Is this key authorized? */
-int bks_keys_has(bks_keys *k, const unsigned char pub[32]);
+
 
 /* What a signature check sees of a request. */
 typedef struct bks_sig_input {
@@ -232,11 +230,12 @@ struct bks_server {
   double clock;     /* pinned unix time, 0: the real clock */
   int stopping;     /* set by bks_server_stop(); wakes long polls */
   pthread_cond_t job_cv; /* a job changed, or stopping */
-  bks_dataset *datasets;
+  bks_dataset **datasets; /* each allocated once, never moved */
+  const char *dataset0;   /* the first one's hash (set at start) */
   size_t ndatasets, capdatasets;
   bks_api_err api_err[BKS_CALL_COUNT];
   bks_faults faults;
-  uint64_t rng;
+  bk_rng rng;
   bks_script *scripts; /* per-path */
   bks_script *any;     /* any-path, or NULL */
   bks_request *reqs;
@@ -334,8 +333,6 @@ struct MHD_Response *bks_text_response(const char *body);
 void bks_req_record(bks_req *r);
 /* a request header by name (ctx is the bks_req) */
 const char *bks_req_header(void *ctx, const char *name);
-/* Body bytes to the request's sink (BUFFER, STORE, SESSION, DISCARD). */
-int bks_req_body_to_sink(bks_req *r, const char *p, size_t n);
 
 /* http.c */
 void bks_act_free(bks_act *a);

@@ -105,15 +105,6 @@ static int script_pop_locked(bks_server *srv, const char *path,
   return 1;
 }
 
-/* xorshift64*: the fault generator, in [0, 1). Called with srv->mu held. */
-static double rng_next_locked(bks_server *srv) {
-  uint64_t x = srv->rng;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  srv->rng = x;
-  return (double)((x * 2685821657736338717ull) >> 11) / 9007199254740992.0;
-}
 
 /* ---- per-request state -------------------------------------------------------- */
 
@@ -213,7 +204,7 @@ static enum MHD_Result raw_respond(bks_req *r) {
   unsigned n = 0;
   if (!r->w || !r->sha || !EVP_DigestFinal_ex(r->sha, d, &n))
     return MHD_NO;
-  bks_hex(d, n, sha);
+  bk_hex_encode(d, n, sha, false);
   memcpy(r->rec.body_sha256, sha, sizeof sha);
   EVP_MD_CTX_free(r->sha);
   r->sha = NULL;
@@ -372,7 +363,7 @@ static int random_fault_locked(bks_server *srv, bks_req *r) {
   const bks_faults *f = &srv->faults;
   if (!(f->rate > 0) && !(f->reset_rate > 0))
     return 0;
-  double u = rng_next_locked(srv);
+  double u = bk_rng_01(&srv->rng);
   if (u < f->rate) {
     r->act.fault = BKS_FAULT_STATUS;
     r->act.status = f->status ? f->status : 503;
@@ -424,7 +415,7 @@ static enum MHD_Result on_headers(bks_req *r, const char *method) {
   const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                MHD_HTTP_HEADER_CONTENT_LENGTH);
   rec->content_length = cl ? strtoll(cl, NULL, 10) : -1;
-  bks_hex(NULL, 0, rec->body_sha256);
+  rec->body_sha256[0] = '\0';
 
   r->sha = EVP_MD_CTX_new();
   if (!r->sha || !EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL))

@@ -42,7 +42,7 @@ void bks_req_record(bks_req *r) {
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned n = 0;
     if (EVP_DigestFinal_ex(r->sha, d, &n))
-      bks_hex(d, n, r->rec.body_sha256);
+      bk_hex_encode(d, n, r->rec.body_sha256, false);
     EVP_MD_CTX_free(r->sha);
     r->sha = NULL;
   }

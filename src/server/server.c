@@ -11,7 +11,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,12 +64,6 @@ static void server_free(bks_server *srv) {
   free(srv);
 }
 
-static uint64_t random_seed(void) {
-  uint64_t s = 0;
-  if (RAND_bytes((unsigned char *)&s, sizeof s) != 1)
-    s = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&s;
-  return s ? s : 0x9e3779b97f4a7c15ull;
-}
 
 /* Resolve host:port into a socket address (numeric or a name). */
 static int resolve(const char *host, unsigned short port,
@@ -147,7 +140,7 @@ int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
   srv->faults = cfg->faults;
   if (!srv->faults.status)
     srv->faults.status = 503;
-  srv->rng = cfg->faults.seed ? cfg->faults.seed : random_seed();
+  bk_rng_seed(&srv->rng, cfg->faults.seed ? cfg->faults.seed : bk_random_seed());
   srv->keep_log = cfg->keep_log;
   srv->require_folder = cfg->require_folder;
   srv->v2_snake_case = cfg->v2_snake_case;
@@ -174,7 +167,7 @@ int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
     srv->secret_len = cfg->hmac_secret_len;
   } else {
     srv->secret_len = 32;
-    if (RAND_bytes(srv->secret, 32) != 1) {
+    if (!bk_random_bytes(srv->secret, 32)) {
       bks_set_err(err, errlen, "no randomness for the HMAC secret");
       goto fail;
     }
@@ -203,6 +196,7 @@ int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
       goto fail;
     }
   }
+  srv->dataset0 = srv->datasets[0]->hash;
   if (cfg->authorized_keys_file &&
       bks_keys_load(srv->keys, cfg->authorized_keys_file, err, errlen) != 0)
     goto fail;
@@ -352,8 +346,8 @@ int bks_server_add_dataset(bks_server *srv, const char *dataset_hash) {
 }
 
 const char *bks_server_dataset(const bks_server *srv) {
-  /* datasets are only added, and the first is made at start */
-  return srv->datasets[0].hash;
+  /* the first dataset is made at start, and never moves or changes */
+  return srv->dataset0;
 }
 
 const char *bks_server_dataset_folder(const bks_server *srv,
@@ -363,7 +357,7 @@ const char *bks_server_dataset_folder(const bks_server *srv,
   pthread_mutex_lock(&s->mu);
   long i = bks_dataset_find_locked(s, dataset_hash);
   if (i >= 0)
-    folder = s->datasets[i].folder;
+    folder = s->datasets[i]->folder;
   pthread_mutex_unlock(&s->mu);
   return folder;
 }
@@ -442,7 +436,7 @@ void bks_server_set_faults(bks_server *srv, const bks_faults *faults) {
   if (!srv->faults.status)
     srv->faults.status = 503;
   if (faults->seed)
-    srv->rng = faults->seed;
+    bk_rng_seed(&srv->rng, faults->seed);
   pthread_mutex_unlock(&srv->mu);
 }
 

@@ -13,7 +13,6 @@
 #include <math.h>
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,20 +53,14 @@ char *bks_sign_url(bks_server *srv, const char *base, const char *key,
   char hex[65];
   if (storage_mac(srv, key, expires, pattern, mac) != 0)
     return NULL;
-  bks_hex(mac, 32, hex);
-  char *ekey = bks_pct_encode(key);
+  bk_hex_encode(mac, 32, hex, false);
+  char *ekey = bks_pct_encode_path(key); /* uploads/<type>/<uuid> */
   char *epat = bks_pct_encode(pattern);
   char *url = NULL;
-  if (ekey && epat) {
-    /* keep the key's slashes readable: uploads/<uuid> */
-    for (char *s = ekey; (s = strstr(s, "%2F")) != NULL;) {
-      *s = '/';
-      memmove(s + 1, s + 3, strlen(s + 3) + 1);
-    }
+  if (ekey && epat)
     url = bks_asprintf("%s" P_STORAGE "%s?expires=%s&content_type=%s"
                        "&signature=%s",
                        base, ekey, expires, epat, hex);
-  }
   free(ekey);
   free(epat);
   return url;
@@ -184,12 +177,12 @@ char *bks_base_url(bks_req *r) {
 
 /* ---- object keys ------------------------------------------------------------ */
 
-/* The 6-byte tag of a uuid's random part (bytes 0-9, version bits set)
- * for keyhex and type. */
+/* The 6-byte tag (the uuid's bytes 10-15) of its random part (bytes 0-9,
+ * with the RFC 4122 version and variant bits set) for keyhex and type. */
 static int objkey_tag(bks_server *srv, const char *keyhex, const char *type,
                       const unsigned char rnd[10], unsigned char tag[6]) {
   char hex[21];
-  bks_hex(rnd, 10, hex);
+  bk_hex_encode(rnd, 10, hex, false);
   char *msg = bks_asprintf("OBJKEY\n%s\n%s\n%s", keyhex, type, hex);
   if (!msg)
     return -1;
@@ -201,13 +194,12 @@ static int objkey_tag(bks_server *srv, const char *keyhex, const char *type,
   if (!ok || len != 32)
     return -1;
   memcpy(tag, mac, 6);
-  tag[0] = (unsigned char)((tag[0] & 0x3f) | 0x80); /* the RFC 4122 variant */
   return 0;
 }
 
 static void uuid_text(const unsigned char b[16], char out[37]) {
   char hex[33];
-  bks_hex(b, 16, hex);
+  bk_hex_encode(b, 16, hex, false);
   snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
            hex + 16, hex + 20);
 }
@@ -215,9 +207,10 @@ static void uuid_text(const unsigned char b[16], char out[37]) {
 int bks_objkey_make(bks_server *srv, const char *keyhex, const char *type,
                     char key[96], char uuid[37]) {
   unsigned char b[16];
-  if (RAND_bytes(b, 10) != 1)
+  if (!bk_random_bytes(b, 10))
     return -1;
-  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* the RFC 4122 variant */
   if (objkey_tag(srv, keyhex, type, b, b + 10) != 0)
     return -1;
   uuid_text(b, uuid);
@@ -247,6 +240,7 @@ int bks_objkey_check(bks_server *srv, const char *keyhex, const char *type,
   hex[k] = '\0';
   unsigned char b[16], tag[6];
   if (k != 32 || bks_unhex(hex, b, 16) != 0 || (b[6] >> 4) != 4 ||
+      (b[8] >> 6) != 2 ||
       objkey_tag(srv, keyhex, type, b, tag) != 0 ||
       CRYPTO_memcmp(tag, b + 10, 6) != 0)
     return 0;

@@ -128,8 +128,10 @@ void bks_v1_free(bks_server *srv) {
       job_free(j);
     }
   }
-  for (size_t i = 0; i < srv->ndatasets; i++)
-    free(srv->datasets[i].hash);
+  for (size_t i = 0; i < srv->ndatasets; i++) {
+    free(srv->datasets[i]->hash);
+    free(srv->datasets[i]);
+  }
   free(srv->datasets);
   srv->datasets = NULL;
   srv->ndatasets = srv->capdatasets = 0;
@@ -171,7 +173,7 @@ static int dataset_hash_ok(const char *h) {
 
 long bks_dataset_find_locked(bks_server *srv, const char *hash) {
   for (size_t i = 0; i < srv->ndatasets; i++)
-    if (strcmp(srv->datasets[i].hash, hash) == 0)
+    if (strcmp(srv->datasets[i]->hash, hash) == 0)
       return (long)i;
   return -1;
 }
@@ -183,16 +185,21 @@ int bks_dataset_add_locked(bks_server *srv, const char *hash) {
     return 0;
   if (srv->ndatasets == srv->capdatasets) {
     size_t cap = srv->capdatasets ? 2 * srv->capdatasets : 4;
-    bks_dataset *d = realloc(srv->datasets, cap * sizeof *d);
-    if (!d)
+    bks_dataset **a = realloc(srv->datasets, cap * sizeof *a);
+    if (!a)
       return -1;
-    srv->datasets = d;
+    srv->datasets = a;
     srv->capdatasets = cap;
   }
-  bks_dataset *d = &srv->datasets[srv->ndatasets];
-  if (!(d->hash = bks_strdup(hash)))
+  /* each dataset is its own allocation: the hash and folder pointers the
+   * public API hands out stay valid when the array grows */
+  bks_dataset *d = calloc(1, sizeof *d);
+  if (!d || !(d->hash = bks_strdup(hash))) {
+    free(d);
     return -1;
+  }
   bks_uuid4(d->folder);
+  srv->datasets[srv->ndatasets] = d;
   srv->ndatasets++;
   return 0;
 }
@@ -341,9 +348,9 @@ static enum MHD_Result dataset_get(bks_req *r, json_object *values,
     return ret;
   bks_server *srv = r->srv;
   pthread_mutex_lock(&srv->mu);
-  char *hash = bks_strdup(srv->datasets[ds].hash);
+  char *hash = bks_strdup(srv->datasets[ds]->hash);
   char folder[37];
-  memcpy(folder, srv->datasets[ds].folder, sizeof folder);
+  memcpy(folder, srv->datasets[ds]->folder, sizeof folder);
   srv->counters.datasets_fetched++;
   pthread_mutex_unlock(&srv->mu);
   json_object *o = json_object_new_object();
@@ -517,7 +524,7 @@ static const char *parse_payload(bks_server *srv, json_object *payload,
     if (!is_str(folder) || !is_uuid(json_object_get_string(folder)))
       return "folderUuid must be a lower-case uuid";
     pthread_mutex_lock(&srv->mu);
-    int known = strcmp(srv->datasets[ds].folder,
+    int known = strcmp(srv->datasets[ds]->folder,
                        json_object_get_string(folder)) == 0;
     pthread_mutex_unlock(&srv->mu);
     if (!known)
@@ -934,7 +941,7 @@ enum MHD_Result bks_v1_dispatch(bks_req *r, const char *keyhex, void *envp,
   json_object *uid = get(values, "uid");
   pthread_mutex_lock(&r->srv->mu);
   int same = is_str(uid) && strcmp(json_object_get_string(uid),
-                                   r->srv->datasets[ds].hash) == 0;
+                                   r->srv->datasets[ds]->hash) == 0;
   pthread_mutex_unlock(&r->srv->mu);
   if (!same)
     return invalid(r, "values.uid must be the dataset hash of ResourceID");
