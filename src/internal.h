@@ -96,4 +96,11 @@ void bk_cond_broadcast(pthread_cond_t *c);
 /* Monotonic clock in seconds. */
 double bk_now(void);
 
+/* --- redaction (redact.c) ---------------------------------------------- */
+/* A copy of text[0..len) with credentials redacted (the parameters and
+ * XML elements of redact.c's table, userinfo); NUL-terminated, its length
+ * in *out_len (NULs inside are kept). NULL when out of memory. Freed with
+ * bk_free(). */
+char *bk_redact_text(const char *text, size_t len, size_t *out_len);
+
 #endif /* BULKUP_INTERNAL_H */

