@@ -1119,10 +1119,12 @@ typedef struct run {
   unsigned long long skipped; /* recorded as done by the journal */
 } run;
 
-/* The journal key of a file item: its destination (redacted: a signed
- * URL is a credential and the journal is a plain file) and its source. */
+/* The journal key of a file item: its destination's identity (the URL
+ * without its signing parameters, so that a manifest signed again resumes,
+ * and with other credentials redacted: the journal is a plain file) and
+ * its source. */
 static char *journal_key(const bulkup_item *it) {
-  char *url = bulkup_redact_url(it->url);
+  char *url = bulkup_url_identity(it->url);
   if (!url)
     return NULL;
   size_t n = strlen(url) + strlen(it->path) + 2;
