@@ -175,5 +175,41 @@ expect "12: another query parameter (generation=7): uploaded again" \
 journal_clean() { grep -q /j/f0.bin "$WORK/j.journal" && ! grep -q aaaa0 "$WORK/j.journal"; }
 expect "12: the journal names the objects, without signatures" journal_clean
 
+# ---- 3: CR, LF or NUL in a manifest's header values -------------------------
+# A content_type with CRLF would end the header and add X-Injected (or a
+# second request). A regular-file manifest is refused whole (exit 2,
+# nothing sent); one read once from standard input fails that line only.
+printf 'path,url,content_type\n%s,%s,"text/plain\r\nX-Injected: 1"\n%s,%s,text/plain\n' \
+  "$WORK/files/f0.bin" "$NGINX_URL/h/a.bin" "$WORK/files/f1.bin" "$NGINX_URL/h/b.bin" >"$WORK/h.csv"
+printf '{"path": "%s", "url": "%s", "content_type": "text/plain\\nX-Injected: 1"}\n' \
+  "$WORK/files/f0.bin" "$NGINX_URL/h/c.bin" >"$WORK/h.jsonl"
+printf '{"path": "%s", "url": "%s", "content_type": "a\\u0000b"}\n' \
+  "$WORK/files/f0.bin" "$NGINX_URL/h/d.bin" >"$WORK/h0.jsonl"
+before=$(requests)
+run_tool upload --manifest "$WORK/h.csv"
+expect "3: CSV content_type with CRLF: exit 2" rc_is 2
+expect "3: CSV: the line is named" err_has "h.csv line 2: content_type holds a line break"
+run_tool upload --manifest "$WORK/h.jsonl"
+expect "3: JSONL content_type with LF: exit 2" rc_is 2
+run_tool upload --manifest "$WORK/h0.jsonl"
+expect "3: JSONL content_type with NUL: exit 2" rc_is 2
+expect "3: nothing sent" [ $(($(requests) - before)) -eq 0 ]
+before=$(requests)
+"$TOOL" upload --manifest - --report "$WORK/r3.json" <"$WORK/h.csv" >"$WORK/out" 2>"$WORK/err"
+RC=$?
+expect "3: from standard input: exit 1" rc_is 1
+expect "3: from standard input: only the good line was sent" [ $(($(requests) - before)) -eq 1 ]
+expect "3: from standard input: the bad line is a failed input item" py '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["summary"]["succeeded"] == 1 and r["summary"]["failed"] == 1, r["summary"]
+f = r["failures"][0]
+assert f["error"] == "input" and "content_type holds a line break" in f["message"], f
+' "$WORK/r3.json"
+expect "3: no object stored for the bad line" [ ! -e "$NGINX_STORE/h/a.bin" ]
+expect "3: the good line stored" cmp -s "$WORK/files/f1.bin" "$NGINX_STORE/h/b.bin"
+run_tool upload --content-type "$(printf 'a\tb\x01')" --to "$NGINX_URL/h" "$WORK/files/f0.bin"
+expect "3: --content-type with a control character: exit 2" rc_is 2
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

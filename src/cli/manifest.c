@@ -593,11 +593,29 @@ static manifest_status jsonl_next(manifest_reader *r, manifest_entry *e) {
   }
 }
 
+bool header_value_ok(const char *v) {
+  for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+    if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+      return false;
+  return true;
+}
+
 manifest_status manifest_next(manifest_reader *r, manifest_entry *e) {
   r->err[0] = '\0';
   r->err_line = 0;
   memset(e, 0, sizeof *e);
-  if (r->fmt == MANIFEST_JSONL)
-    return jsonl_next(r, e);
-  return csv_next(r, e);
+  manifest_status st =
+      r->fmt == MANIFEST_JSONL ? jsonl_next(r, e) : csv_next(r, e);
+  /* A field that becomes a request header: a CR or LF in it would end the
+   * header and start another (or a second request). NUL bytes are refused
+   * for every field already. */
+  if (st == MANIFEST_ENTRY && e->content_type &&
+      !header_value_ok(e->content_type)) {
+    set_err(r, e->line,
+            "content_type holds a line break or another control character "
+            "(it is sent as a header)");
+    memset(e, 0, sizeof *e);
+    return MANIFEST_BAD;
+  }
+  return st;
 }

@@ -95,4 +95,8 @@ manifest_format manifest_get_format(const manifest_reader *r);
 /* Close the reader (and the stream if owned). NULL does nothing. */
 void manifest_close(manifest_reader *r);
 
+/* Whether `v` may be sent as an HTTP header value: no control character
+ * but tab (no CR, LF: they would end the header and start another). */
+bool header_value_ok(const char *v);
+
 #endif

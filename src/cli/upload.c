@@ -564,7 +564,7 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       }
       break;
     case OPT_CONTENT_TYPE:
-      if (!*optarg || strpbrk(optarg, "\r\n"))
+      if (!*optarg || !header_value_ok(optarg))
         return cli_usage_error("upload",
                                "--content-type: '%s' is not a media type",
                                optarg);
