@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const char *bulkup_error_kind_name(bulkup_error_kind kind) {
@@ -278,6 +281,116 @@ bulkup_err bulkup_report_to_json(const bulkup_report *r, bool pretty,
   return BULKUP_OK;
 }
 
+/* ---- writing a file ------------------------------------------------------ */
+
+static int bk_write_all(int fd, const char *p, size_t len) {
+  size_t off = 0;
+  while (off < len) {
+    ssize_t w = write(fd, p + off, len - off);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return errno;
+    }
+    off += (size_t)w;
+  }
+  return 0;
+}
+
+/* The descriptor a path names by itself (/dev/stdout, /dev/stderr,
+ * /dev/fd/N, /proc/self/fd/N), or -1. Opening such a path again would
+ * start at offset 0 of a file the descriptor has open (and renaming over
+ * it would replace /dev/stdout itself): the data goes to the descriptor. */
+static int bk_path_fd(const char *path) {
+  if (strcmp(path, "/dev/stdout") == 0)
+    return STDOUT_FILENO;
+  if (strcmp(path, "/dev/stderr") == 0)
+    return STDERR_FILENO;
+  const char *n = NULL;
+  if (strncmp(path, "/dev/fd/", 8) == 0)
+    n = path + 8;
+  else if (strncmp(path, "/proc/self/fd/", 14) == 0)
+    n = path + 14;
+  if (!n || !*n || strlen(n) > 6 || strspn(n, "0123456789") != strlen(n))
+    return -1;
+  return atoi(n);
+}
+
+bulkup_err bulkup_file_write(const char *path, const void *data, size_t len) {
+  if (!path || !*path || (!data && len))
+    return bk_error(BULKUP_EINVAL, "path and data must not be NULL");
+  int e;
+  int fd = bk_path_fd(path);
+  if (fd >= 0) {
+    e = bk_write_all(fd, data, len);
+    if (e)
+      return bk_error(BULKUP_EIO, "cannot write %s: %s", path, strerror(e));
+    return BULKUP_OK;
+  }
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (S_ISDIR(st.st_mode))
+      return bk_error(BULKUP_EINVAL, "%s is a directory", path);
+    /* A device or a pipe (/dev/null, a FIFO): written into. Renaming a
+     * file over it would replace it (for /dev/null, machine-wide when run
+     * as root). */
+    fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    e = fd < 0 ? errno : bk_write_all(fd, data, len);
+    if (fd >= 0 && close(fd) != 0 && !e)
+      e = errno;
+    if (e)
+      return bk_error(BULKUP_EIO, "cannot write %s: %s", path, strerror(e));
+    return BULKUP_OK;
+  }
+  /* A temporary file in the target's directory, named unpredictably and
+   * created exclusively without following links (O_EXCL fails on any
+   * existing name, a planted symlink included), then renamed over the
+   * target: readers see the old file or the new one, never a part. */
+  size_t plen = strlen(path);
+  const char *slash = strrchr(path, '/');
+  size_t dlen = slash ? (size_t)(slash - path) + 1 : 0;
+  char *tmp = bk_malloc(plen + 40);
+  if (!tmp)
+    return bk_error(BULKUP_ENOMEM, "out of memory");
+  fd = -1;
+  e = EEXIST;
+  for (int tries = 0; tries < 32 && fd < 0 && e == EEXIST; tries++) {
+    unsigned char rnd[8];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+      e = errno ? errno : EIO;
+      break;
+    }
+    char hex[17];
+    for (int i = 0; i < 8; i++)
+      snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    snprintf(tmp, plen + 40, "%.*s.%s.%s.tmp", (int)dlen, path,
+             path + dlen, hex);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+              0644);
+    e = fd < 0 ? errno : 0;
+  }
+  if (fd < 0) {
+    bulkup_err rc =
+        bk_error(BULKUP_EIO, "cannot create a temporary file next to %s: %s",
+                 path, strerror(e));
+    bk_free(tmp);
+    return rc;
+  }
+  e = bk_write_all(fd, data, len);
+  if (!e && fsync(fd) != 0)
+    e = errno;
+  if (close(fd) != 0 && !e)
+    e = errno;
+  if (!e && rename(tmp, path) != 0)
+    e = errno;
+  if (e)
+    unlink(tmp);
+  bk_free(tmp);
+  if (e)
+    return bk_error(BULKUP_EIO, "cannot write %s: %s", path, strerror(e));
+  return BULKUP_OK;
+}
+
 bulkup_err bulkup_report_write_json(const bulkup_report *r, const char *path) {
   if (!r || !path)
     return bk_error(BULKUP_EINVAL, "report and path must not be NULL");
@@ -285,44 +398,15 @@ bulkup_err bulkup_report_write_json(const bulkup_report *r, const char *path) {
   bulkup_err rc = bulkup_report_to_json(r, true, &text);
   if (rc != BULKUP_OK)
     return rc;
-  size_t plen = strlen(path);
-  char *tmp = bk_malloc(plen + 32);
-  if (!tmp) {
+  size_t len = strlen(text);
+  char *buf = bk_realloc(text, len + 2);
+  if (!buf) {
     bk_free(text);
     return bk_error(BULKUP_ENOMEM, "out of memory");
   }
-  snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    rc = bk_error(BULKUP_EIO, "cannot create %s: %s", tmp, strerror(errno));
-    goto out;
-  }
-  size_t len = strlen(text), off = 0;
-  while (off < len) {
-    ssize_t w = write(fd, text + off, len - off);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      rc = bk_error(BULKUP_EIO, "cannot write %s: %s", tmp, strerror(errno));
-      close(fd);
-      unlink(tmp);
-      goto out;
-    }
-    off += (size_t)w;
-  }
-  if (write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
-    rc = bk_error(BULKUP_EIO, "cannot write %s: %s", tmp, strerror(errno));
-    close(fd);
-    unlink(tmp);
-    goto out;
-  }
-  if (close(fd) != 0 || rename(tmp, path) != 0) {
-    rc = bk_error(BULKUP_EIO, "cannot write %s: %s", path, strerror(errno));
-    unlink(tmp);
-    goto out;
-  }
-out:
-  bk_free(tmp);
-  bk_free(text);
+  buf[len] = '\n';
+  buf[len + 1] = '\0';
+  rc = bulkup_file_write(path, buf, len + 1);
+  bk_free(buf);
   return rc;
 }

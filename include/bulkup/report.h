@@ -146,10 +146,28 @@ bulkup_report_cancelled(const bulkup_report *r, size_t i);
 BULKUP_EXTERN bulkup_err bulkup_report_to_json(const bulkup_report *r,
                                                bool pretty, char **out);
 
-/* Write the JSON report to `path` atomically (temporary file, fsync,
- * rename). */
+/* Write the JSON report (pretty, with a final newline) to `path` as
+ * bulkup_file_write() does. */
 BULKUP_EXTERN bulkup_err bulkup_report_write_json(const bulkup_report *r,
                                                   const char *path);
+
+/*
+ * bulkup_file_write - write `len` bytes to `path` safely:
+ *  - /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N: written to that
+ *    descriptor (not reopened, not replaced);
+ *  - an existing non-regular file (a device such as /dev/null, a FIFO):
+ *    written into, never replaced;
+ *  - otherwise atomically replaced: a temporary file with an unpredictable
+ *    name in the same directory, created exclusively (O_EXCL|O_NOFOLLOW:
+ *    a file or symbolic link planted at any name is never followed nor
+ *    overwritten), fsync'ed, then renamed over `path` (a symbolic link at
+ *    `path` itself is replaced by the file, its target left alone). Mode
+ *    0644 less the umask.
+ * BULKUP_EIO with a message on failure (the target is then untouched);
+ * BULKUP_EINVAL for a directory.
+ */
+BULKUP_EXTERN bulkup_err bulkup_file_write(const char *path, const void *data,
+                                           size_t len);
 
 /* Free a report. NULL does nothing. */
 BULKUP_EXTERN void bulkup_report_free(bulkup_report *r);

@@ -747,7 +747,25 @@ static int check_args(upload_cli *c) {
               strerror(errno));
     return CLI_EXIT_USAGE;
   }
-  if (c->report) {
+  if (c->report && cli_is_stdout(c->report) && c->results &&
+      cli_is_stdout(c->results))
+    return cli_usage_error("upload", "--report - and --results - cannot both "
+                                     "use standard output");
+  if (c->report && cli_is_stdout(c->report) && upload_is_workflow(c))
+    return cli_usage_error("upload",
+                           "--report -: standard output carries the "
+                           "workflow's result lines; give a file");
+  struct stat rst;
+  if (c->report && !cli_is_stdout(c->report) &&
+      stat(c->report, &rst) == 0 && !S_ISREG(rst.st_mode) &&
+      !S_ISDIR(rst.st_mode)) {
+    /* A device, a FIFO, /dev/stdout: written into, so it must be
+     * writable itself (its directory need not be). */
+    if (access(c->report, W_OK) != 0) {
+      cli_error("--report: cannot write %s: %s", c->report, strerror(errno));
+      return CLI_EXIT_USAGE;
+    }
+  } else if (c->report && !cli_is_stdout(c->report)) {
     char *copy = strdup(c->report);
     if (!copy) {
       cli_error("out of memory");
@@ -1315,20 +1333,16 @@ static void upload_manifest(run *rn, manifest_reader *r) {
 bool upload_write_report(const upload_cli *c, const bulkup_report *rep) {
   if (!c->report || !rep)
     return true;
+  report_extra x = {0};
   if (c->shard_n) {
-    char err[1024];
-    if (report_write_sharded(rep, c->report, c->shard_k, c->shard_n,
-                             c->manifest ? "url" : "path", err, sizeof err))
-      return true;
-    cli_error("cannot write the report %s: %s", c->report, err);
-    return false;
+    x.shard_k = c->shard_k;
+    x.shard_n = c->shard_n;
+    x.shard_key = c->manifest ? "url" : "path";
   }
-  bulkup_err werr = bulkup_report_write_json(rep, c->report);
-  if (werr == BULKUP_OK)
+  char err[1024];
+  if (report_write_run(rep, c->report, &x, err, sizeof err))
     return true;
-  const char *detail = bulkup_last_error_message();
-  cli_error("cannot write the report %s: %s%s%s", c->report,
-            bulkup_strerror(werr), *detail ? ": " : "", detail);
+  cli_error("cannot write the report %s: %s", c->report, err);
   return false;
 }
 
