@@ -293,5 +293,27 @@ fi
 run_tool upload --to "$NGINX_URL/r6" --report - --results - "$WORK/files/f0.bin"
 expect "6: --report - with --results -: refused (exit 2)" rc_is 2
 
+# ---- 9: a closed --results pipe -------------------------------------------------
+# 1,000 records (~250 KB) cannot all fit in a pipe (64 KiB) and head's read:
+# bulkup must write after head has exited, whatever the timing.
+mkdir -p "$WORK/many"
+for i in $(seq -w 1 1000); do printf '%s' "$i" >"$WORK/many/file-with-a-long-name-$i.txt"; done
+"$TOOL" upload --to "$NGINX_URL/p9" --results - --report "$WORK/r9.json" "$WORK/many" 2>"$WORK/err" </dev/null | head -1 >"$WORK/out"
+RC=${PIPESTATUS[0]}
+expect "9: --results - | head -1: exit 0 (was 141, SIGPIPE)" rc_is 0
+expect "9: head got the first record" py 'import json,sys; assert json.loads(open(sys.argv[1]).read())["status"] == "succeeded"' "$WORK/out"
+expect "9: one warning that the results stream ended" \
+  [ "$(grep -c 'the reader closed the pipe' "$WORK/err")" -eq 1 ]
+expect "9: the report is written: 1000 succeeded" \
+  py 'import json,sys; s = json.load(open(sys.argv[1]))["summary"]; assert (s["submitted"], s["succeeded"]) == (1000, 1000), s' "$WORK/r9.json"
+expect "9: every file stored" [ "$(find "$NGINX_STORE/p9" -type f | wc -l)" -eq 1000 ]
+printf 'path,url\n' >"$WORK/m9.csv"
+for f in "$WORK"/many/*; do printf '%s,%s/m9/%s\n' "$f" "$NGINX_URL" "${f##*/}"; done >>"$WORK/m9.csv"
+"$TOOL" upload --manifest "$WORK/m9.csv" --results - --report "$WORK/r9m.json" 2>"$WORK/err" </dev/null | head -1 >"$WORK/out"
+RC=${PIPESTATUS[0]}
+expect "9: --manifest, --results - | head -1: exit 0" rc_is 0
+expect "9: --manifest: the report is written: 1000 succeeded" \
+  py 'import json,sys; s = json.load(open(sys.argv[1]))["summary"]; assert (s["submitted"], s["succeeded"]) == (1000, 1000), s' "$WORK/r9m.json"
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

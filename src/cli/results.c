@@ -8,6 +8,8 @@
  */
 #include "results.h"
 
+#include "upload.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -24,7 +26,38 @@ struct results {
   char *path;
   uint64_t count;
   int error; /* first errno of a failed write */
+  bool gone; /* the reader closed the pipe (EPIPE): no more records */
+  bool gone_said;
 };
+
+/* After writing under the lock: a write error is kept, except EPIPE (the
+ * reader went away, as `| head` does): that ends the stream, once, and is
+ * not an error of the run. */
+static void results_check(results *w) {
+  if (!ferror(w->f))
+    return;
+  int e = errno ? errno : EIO;
+  if (e == EPIPE) {
+    w->gone = true;
+    clearerr(w->f);
+    return;
+  }
+  if (!w->error)
+    w->error = e;
+}
+
+/* Say once (outside the lock) that the stream ended. */
+static void results_say_gone(results *w) {
+  bool say = false;
+  pthread_mutex_lock(&w->mu);
+  if (w->gone && !w->gone_said)
+    say = w->gone_said = true;
+  pthread_mutex_unlock(&w->mu);
+  if (say)
+    upload_say("warning: --results %s: the reader closed the pipe; no more "
+               "records are written (the uploads and the report go on)",
+               w->path);
+}
 
 void json_put_string(FILE *f, const char *s) {
   if (!s) {
@@ -99,6 +132,12 @@ fail:
 void results_on_complete(void *arg, const bulkup_result *r) {
   results *w = arg;
   pthread_mutex_lock(&w->mu);
+  w->count++;
+  if (w->gone) {
+    pthread_mutex_unlock(&w->mu);
+    return;
+  }
+  errno = 0;
   FILE *f = w->f;
   fprintf(f, "{\"index\": %llu, \"path\": ", (unsigned long long)r->index);
   json_put_string(f, r->path);
@@ -120,18 +159,20 @@ void results_on_complete(void *arg, const bulkup_result *r) {
     json_put_string(f, r->message ? r->message : "");
   }
   fputs("}\n", f);
-  if (ferror(f) && !w->error)
-    w->error = errno ? errno : EIO;
-  w->count++;
+  results_check(w);
+  bool gone = w->gone && !w->gone_said;
   pthread_mutex_unlock(&w->mu);
+  if (gone)
+    results_say_gone(w);
 }
 
 void results_flush(results *w) {
   if (!w)
     return;
   pthread_mutex_lock(&w->mu);
-  if (fflush(w->f) != 0 && !w->error)
-    w->error = errno ? errno : EIO;
+  errno = 0;
+  if (!w->gone && fflush(w->f) != 0)
+    results_check(w);
   pthread_mutex_unlock(&w->mu);
 }
 
@@ -145,9 +186,13 @@ uint64_t results_count(results *w) {
 int results_close(results *w, char *err, size_t errlen) {
   if (!w)
     return 0;
+  errno = 0;
+  if (!w->gone && fflush(w->f) != 0)
+    results_check(w);
+  results_say_gone(w);
   int e = w->error;
-  if (fflush(w->f) != 0 && !e)
-    e = errno ? errno : EIO;
+  if (w->gone)
+    clearerr(w->f); /* what stdio still holds is dropped below */
   if (w->owned) {
     if (fsync(fileno(w->f)) != 0 && !e && errno != EINVAL)
       e = errno;
