@@ -1,4 +1,5 @@
 #include "internal.h"
+#include "util/str.h"
 
 #include <strings.h>
 
@@ -16,8 +17,7 @@ static const struct {
 static const char *bk_extension(const char *name) {
   if (!name)
     return NULL;
-  const char *slash = strrchr(name, '/');
-  const char *base = slash ? slash + 1 : name;
+  const char *base = bk_basename(name);
   const char *dot = strrchr(base, '.');
   return (dot && dot != base) ? dot + 1 : NULL;
 }

@@ -20,10 +20,11 @@
  * record changes memory only once its line is written, and a call that
  * would not change what the file says writes nothing. */
 #include "internal.h"
+#include "util/sha256.h"
+#include "util/str.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -82,22 +83,23 @@ void bulkup_journal_options_init(bulkup_journal_options *o) {
   o->sync_interval = 1.0;
 }
 
+/* The identity: SHA-256 of (size, mtime, key), which cannot fail
+ * (util/sha256.c), so two different keys never share an identity by an
+ * error. */
 static bk_digest bk_identity(const char *key, size_t klen, uint64_t size,
                              int64_t mtime) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_MD_CTX *c = EVP_MD_CTX_new();
+  unsigned char md[BK_SHA256_LEN];
   unsigned char hdr[16];
   memcpy(hdr, &size, 8);
   memcpy(hdr + 8, &mtime, 8);
-  bk_digest d = {0, 0};
-  if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
-      EVP_DigestUpdate(c, hdr, sizeof hdr) && EVP_DigestUpdate(c, key, klen) &&
-      EVP_DigestFinal_ex(c, md, &n)) {
-    memcpy(&d.a, md, 8);
-    memcpy(&d.b, md + 8, 8);
-  }
-  EVP_MD_CTX_free(c);
+  bk_sha256_ctx c;
+  bk_sha256_init(&c);
+  bk_sha256_update(&c, hdr, sizeof hdr);
+  bk_sha256_update(&c, key, klen);
+  bk_sha256_final(&c, md);
+  bk_digest d;
+  memcpy(&d.a, md, 8);
+  memcpy(&d.b, md + 8, 8);
   if (d.a == 0 && d.b == 0)
     d.b = 1; /* never the empty marker */
   return d;
@@ -111,7 +113,7 @@ static bool bk_digest_eq(bk_digest x, bk_digest y) {
 
 /* --- completed items ---------------------------------------------------- */
 
-static bool bk_slot_find(const bulkup_journal *j, bk_digest d, size_t *pos) {
+static bool bk_done_find(const bulkup_journal *j, bk_digest d, size_t *pos) {
   size_t mask = j->cap - 1;
   size_t i = (size_t)d.a & mask;
   for (;;) {
@@ -140,7 +142,7 @@ static bulkup_err bk_grow(bulkup_journal *j) {
   for (size_t i = 0; i < ocap; i++) {
     if (!bk_digest_empty(old[i])) {
       size_t pos;
-      bk_slot_find(j, old[i], &pos);
+      bk_done_find(j, old[i], &pos);
       j->slots[pos] = old[i];
     }
   }
@@ -157,7 +159,7 @@ static bulkup_err bk_reserve(bulkup_journal *j) {
 /* Insert into reserved room; a no-op if already there. */
 static void bk_insert_reserved(bulkup_journal *j, bk_digest d) {
   size_t pos;
-  if (!bk_slot_find(j, d, &pos)) {
+  if (!bk_done_find(j, d, &pos)) {
     j->slots[pos] = d;
     j->count++;
   }
@@ -261,16 +263,6 @@ static void bk_sess_free_all(bulkup_journal *j) {
 
 /* --- reading ------------------------------------------------------------ */
 
-static int bk_hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* A decimal number in [*pp, e) followed by a space; moves *pp past the
  * space. Bounded by e: the last line of a file has no '\n' to stop at. */
 static bool bk_take_u64(const char **pp, const char *e, uint64_t *out) {
@@ -311,22 +303,7 @@ static bool bk_take_i64(const char **pp, const char *e, int64_t *out) {
 
 /* Unescape [s, e) in place; the result's length in *n. */
 static bool bk_unescape(char *s, const char *e, size_t *n) {
-  char *k = s, *w = s;
-  while (k < e) {
-    if (*k == '%') {
-      if (e - k < 3)
-        return false;
-      int hi = bk_hexval(k[1]), lo = bk_hexval(k[2]);
-      if (hi < 0 || lo < 0)
-        return false;
-      *w++ = (char)(hi << 4 | lo);
-      k += 3;
-    } else {
-      *w++ = *k++;
-    }
-  }
-  *n = (size_t)(w - s);
-  return true;
+  return bk_pct_decode(s, (size_t)(e - s), s, n, false);
 }
 
 /* Parse one line (without its '\n') and apply it. *ok false: the line is
@@ -345,7 +322,7 @@ static bulkup_err bk_parse_line(bulkup_journal *j, char *line, size_t len,
     return BULKUP_OK;
   uint32_t want = 0;
   for (int i = 3; i < 11; i++) {
-    int v = bk_hexval(line[i]);
+    int v = bk_hex_value(line[i]);
     if (v < 0)
       return BULKUP_OK;
     want = want << 4 | (uint32_t)v;
@@ -543,7 +520,7 @@ bool bulkup_journal_contains(bulkup_journal *j, const char *key, uint64_t size,
   bk_digest d = bk_identity(key, strlen(key), size, mtime_ns);
   bk_mutex_lock(&j->lock);
   size_t pos;
-  bool found = bk_slot_find(j, d, &pos);
+  bool found = bk_done_find(j, d, &pos);
   bk_mutex_unlock(&j->lock);
   return found;
 }
@@ -575,17 +552,7 @@ static bulkup_err bk_write_all(bulkup_journal *j, const char *p, size_t n) {
 }
 
 static void bk_escape_into(char *dst, size_t *o, const char *s, size_t n) {
-  static const char hx[] = "0123456789ABCDEF";
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c == '%' || c < 0x21 || c == 0x7f) {
-      dst[(*o)++] = '%';
-      dst[(*o)++] = hx[c >> 4];
-      dst[(*o)++] = hx[c & 15];
-    } else {
-      dst[(*o)++] = (char)c;
-    }
-  }
+  *o += bk_pct_encode(s, n, dst + *o, BK_PCT_PRINTABLE);
 }
 
 /* Format a record line (url NULL: a completion line; otherwise a session
@@ -657,7 +624,7 @@ bulkup_err bulkup_journal_record(bulkup_journal *j, const char *key,
   bk_digest d = bk_identity(key, klen, size, mtime_ns);
   bk_mutex_lock(&j->lock);
   size_t pos, spos;
-  bool done = bk_slot_find(j, d, &pos);
+  bool done = bk_done_find(j, d, &pos);
   bool open_session = bk_sess_find(j, d, &spos);
   bulkup_err rc = BULKUP_OK;
   /* Already recorded: write nothing, unless a session was opened for it

@@ -1,11 +1,12 @@
 #include "internal.h"
 #include "report.h"
+#include "util/rand.h"
+#include "util/str.h"
 
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -356,13 +357,12 @@ bulkup_err bulkup_file_write(const char *path, const void *data, size_t len) {
   e = EEXIST;
   for (int tries = 0; tries < 32 && fd < 0 && e == EEXIST; tries++) {
     unsigned char rnd[8];
-    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+    if (!bk_random_bytes(rnd, sizeof rnd)) {
       e = errno ? errno : EIO;
       break;
     }
     char hex[17];
-    for (int i = 0; i < 8; i++)
-      snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    bk_hex_encode(rnd, sizeof rnd, hex, false);
     snprintf(tmp, plen + 40, "%.*s.%s.%s.tmp", (int)dlen, path,
              path + dlen, hex);
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,

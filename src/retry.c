@@ -1,5 +1,12 @@
+/* retry.c - where a retry is decided (retry.h): classification, limits,
+ * the shared budget and its costs, the backoff and Retry-After waits.
+ * Pure but for the budget's atomic counter: the caller passes the random
+ * number for jitter, so that the tests can pin it. */
 #include "internal.h"
 #include "retry.h"
+
+#include <float.h>
+#include <math.h>
 
 bool bk_http_status_transient(int status) {
   switch (status) {
@@ -152,4 +159,109 @@ void bk_budget_refund(bk_budget *b, unsigned int amount) {
         atomic_compare_exchange_weak(&b->tokens, &cur, next))
       return;
   }
+}
+
+/* --- backoff ------------------------------------------------------------- */
+
+/* 2^2100 times the smallest positive double (2^-1074) is still above
+ * DBL_MAX (~2^1024), so clamping the exponent here changes no finite
+ * result: any positive factor already overflows to +inf. It keeps the
+ * unsigned-to-int conversion for ldexp in range. */
+#define BK_BACKOFF_MAX_EXP 2100u
+
+double bulkup_backoff_delay(double backoff_factor, unsigned int retry,
+                            double max_delay) {
+  /* !(x > 0) also catches NaN. */
+  if (retry == 0 || !(backoff_factor > 0.0))
+    return 0.0;
+  unsigned int e = retry - 1;
+  if (e > BK_BACKOFF_MAX_EXP)
+    e = BK_BACKOFF_MAX_EXP;
+  double d = ldexp(backoff_factor, (int)e); /* +inf on overflow, no UB */
+  if (max_delay > 0.0 && d > max_delay)
+    d = max_delay;
+  return d;
+}
+
+double bulkup_backoff_full_jitter(double backoff_factor, unsigned int retry,
+                                  double max_delay, double u) {
+  if (!(u > 0.0)) /* negative, zero or NaN */
+    return 0.0;   /* also avoids 0 * inf = NaN when uncapped */
+  if (u > 1.0)
+    u = 1.0;
+  return u * bulkup_backoff_delay(backoff_factor, retry, max_delay);
+}
+
+double bulkup_retry_wait(const bulkup_upload_policy *policy, unsigned int retry,
+                         double retry_after, double u) {
+  if (!policy)
+    return 0.0;
+  const bulkup_backoff_settings *b = &policy->backoff;
+  double wait =
+      b->jitter ? bulkup_backoff_full_jitter(policy->backoff_factor, retry,
+                                             b->max_delay, u)
+                : bulkup_backoff_delay(policy->backoff_factor, retry,
+                                       b->max_delay);
+  /* retry_after >= 0 is false for negatives and NaN: "none sent". */
+  if (retry_after >= 0.0) {
+    double ra = retry_after;
+    double cap = b->retry_after_max > 0.0 ? b->retry_after_max : 0.0;
+    if (ra > cap)
+      ra = cap;
+    if (ra > wait)
+      wait = ra;
+  }
+  return wait;
+}
+
+
+/* --- the decision ------------------------------------------------------- */
+
+static bool bk_kind_is_timeout(bulkup_error_kind kind) {
+  return kind == BULKUP_ERROR_TIMEOUT_READ ||
+         kind == BULKUP_ERROR_TIMEOUT_WRITE ||
+         kind == BULKUP_ERROR_TIMEOUT_CONNECT;
+}
+
+bk_retry_decision bk_retry_decide(const bulkup_upload_policy *p,
+                                  bk_budget *budget, bk_retry_state *st,
+                                  bk_verdict v, bulkup_error_kind kind,
+                                  int http_status, double retry_after,
+                                  double u) {
+  bk_retry_decision d = {.retry = false, .wait = 0, .retry_no = 0,
+                         .kind = kind, .budget_exhausted = false};
+  if (v != BK_RETRY && v != BK_RETRY_CONNECT)
+    return d;
+  bool allowed = v == BK_RETRY_CONNECT
+                     ? st->conn_retries < p->connection_retries
+                     : st->retries < p->max_retries;
+  if (!allowed)
+    return d;
+  unsigned int cost =
+      bk_kind_is_timeout(kind) ? BK_TIMEOUT_RETRY_COST : BK_RETRY_COST;
+  if (budget && !bk_budget_take(budget, cost)) {
+    d.kind = BULKUP_ERROR_RETRY_BUDGET;
+    d.budget_exhausted = true;
+    return d;
+  }
+  if (budget)
+    st->budget_spent += cost;
+  if (v == BK_RETRY_CONNECT)
+    st->conn_retries++;
+  else
+    st->retries++;
+  d.retry = true;
+  d.retry_no = (unsigned int)(st->conn_retries + st->retries);
+  /* Only a 429 or a 503 makes a Retry-After a request to wait. */
+  double ra = (http_status == 429 || http_status == 503) ? retry_after : -1;
+  d.wait = bulkup_retry_wait(p, d.retry_no, ra, u);
+  if (!(d.wait > 0))
+    d.wait = 0;
+  return d;
+}
+
+void bk_retry_succeeded(bk_budget *budget, const bk_retry_state *st) {
+  if (budget)
+    bk_budget_refund(budget, st->budget_spent ? st->budget_spent
+                                              : BK_NO_RETRY_INCREMENT);
 }

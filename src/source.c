@@ -4,6 +4,7 @@
  * whether a file changed while it was being sent. */
 #include "internal.h"
 #include "uploader.h"
+#include "util/str.h"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -225,6 +226,6 @@ bool bk_source_md5(bk_slot *s, char out[32]) {
   EVP_MD_CTX_free(ctx);
   if (!ok)
     return false;
-  EVP_EncodeBlock((unsigned char *)out, md, (int)n);
+  bk_b64_encode(md, n, out);
   return true;
 }

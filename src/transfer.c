@@ -49,22 +49,6 @@ static size_t bk_write_cb(char *src, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
-static bool bk_header_is(const char *line, size_t len, const char *name,
-                         const char **value, size_t *vlen) {
-  size_t nl = strlen(name);
-  if (len <= nl || line[nl] != ':' || strncasecmp(line, name, nl) != 0)
-    return false;
-  const char *v = line + nl + 1;
-  const char *end = line + len;
-  while (v < end && (*v == ' ' || *v == '\t'))
-    v++;
-  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-    end--;
-  *value = v;
-  *vlen = (size_t)(end - v);
-  return true;
-}
-
 /* A resumable upload's "Range: bytes=0-N" (the server has bytes 0..N):
  * N, or -2 when it is not of that form. */
 static int64_t bk_parse_range(const char *v, size_t vl) {
@@ -85,28 +69,22 @@ static size_t bk_header_cb(char *line, size_t size, size_t nmemb, void *ud) {
   size_t len = size * nmemb;
   const char *v;
   size_t vl;
-  if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+  double secs;
+  if (bk_header_is_status(line, len)) {
     /* A new response (after a 100 Continue, say): forget the last one. */
     x->retry_after = -1;
     x->location[0] = '\0';
     x->location_truncated = false;
     x->range_last = -1;
     x->excerpt_len = 0;
-  } else if (bk_header_is(line, len, "Retry-After", &v, &vl)) {
-    char tmp[128];
-    if (vl < sizeof tmp) {
-      memcpy(tmp, v, vl);
-      tmp[vl] = '\0';
-      double secs;
-      if (bulkup_parse_retry_after(tmp, time(NULL), &secs))
-        x->retry_after = secs;
-    }
-  } else if (bk_header_is(line, len, "Location", &v, &vl)) {
+  } else if (bk_header_retry_after(line, len, time(NULL), &secs)) {
+    x->retry_after = secs;
+  } else if (bk_header_match(line, len, "Location", &v, &vl)) {
     size_t n = vl < sizeof x->location - 1 ? vl : sizeof x->location - 1;
     memcpy(x->location, v, n);
     x->location[n] = '\0';
     x->location_truncated = n < vl;
-  } else if (bk_header_is(line, len, "Range", &v, &vl)) {
+  } else if (bk_header_match(line, len, "Range", &v, &vl)) {
     x->range_last = bk_parse_range(v, vl);
   }
   return len;
@@ -172,13 +150,6 @@ static int bk_xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow,
   return 0;
 }
 
-static int bk_sockopt_cb(void *ud, curl_socket_t fd, curlsocktype purpose) {
-  BK_UNUSED(ud);
-  BK_UNUSED(fd);
-  BK_UNUSED(purpose);
-  return CURL_SOCKOPT_OK;
-}
-
 /* ---- the easy handle ------------------------------------------------- */
 
 static bulkup_err bk_setup_easy(bk_slot *s) {
@@ -186,17 +157,18 @@ static bulkup_err bk_setup_easy(bk_slot *s) {
   CURL *e = curl_easy_init();
   if (!e)
     return bk_error(BULKUP_ENOMEM, "curl_easy_init failed");
-  CURLcode rc = CURLE_OK;
+  bk_curl_common common = {.connect_timeout = u->policy.connect_timeout,
+                           .insecure = u->opt.insecure,
+                           .ca_file = u->opt.ca_file,
+                           .user_agent = u->opt.user_agent,
+                           .errbuf = s->errbuf};
+  CURLcode rc = bk_curl_setup_common(e, &common);
 #define BK_SET(opt, val)                                                      \
   do {                                                                        \
     if (rc == CURLE_OK)                                                       \
       rc = curl_easy_setopt(e, opt, val);                                     \
   } while (0)
-  BK_SET(CURLOPT_NOSIGNAL, 1L);
   BK_SET(CURLOPT_PRIVATE, (void *)s);
-  BK_SET(CURLOPT_PROTOCOLS_STR, "http,https");
-  BK_SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  BK_SET(CURLOPT_FOLLOWLOCATION, 0L);
   BK_SET(CURLOPT_UPLOAD, 1L);
   BK_SET(CURLOPT_READFUNCTION, bk_source_read_cb);
   BK_SET(CURLOPT_READDATA, s);
@@ -211,17 +183,7 @@ static bulkup_err bk_setup_easy(bk_slot *s) {
   BK_SET(CURLOPT_XFERINFOFUNCTION, bk_xferinfo_cb);
   BK_SET(CURLOPT_XFERINFODATA, s);
   BK_SET(CURLOPT_NOPROGRESS, 0L);
-  BK_SET(CURLOPT_SOCKOPTFUNCTION, bk_sockopt_cb);
-  BK_SET(CURLOPT_ERRORBUFFER, s->errbuf);
   BK_SET(CURLOPT_TCP_KEEPALIVE, 1L);
-  /* 0 means no limit: libcurl's 0 would mean its 300 s default. */
-  long cto = bk_curl_ms(u->policy.connect_timeout);
-  BK_SET(CURLOPT_CONNECTTIMEOUT_MS, cto ? cto : LONG_MAX / 2);
-  BK_SET(CURLOPT_SSL_VERIFYPEER, u->opt.insecure ? 0L : 1L);
-  BK_SET(CURLOPT_SSL_VERIFYHOST, u->opt.insecure ? 0L : 2L);
-  if (u->opt.ca_file)
-    BK_SET(CURLOPT_CAINFO, u->opt.ca_file);
-  BK_SET(CURLOPT_USERAGENT, u->opt.user_agent);
   if (u->opt.upload_buffer_size)
     BK_SET(CURLOPT_UPLOAD_BUFFERSIZE, (long)u->opt.upload_buffer_size);
   if (u->share)
@@ -271,21 +233,6 @@ static bool bk_says_expired(const bk_xfer *x, int status) {
   memcpy(body, x->excerpt, x->excerpt_len);
   body[x->excerpt_len] = '\0';
   return strcasestr(body, "expired") != NULL;
-}
-
-static bool bk_scheme_allowed(const char *url) {
-  return strncasecmp(url, "http://", 7) == 0 ||
-         strncasecmp(url, "https://", 8) == 0;
-}
-
-static double bk_rand01(bk_worker *w) {
-  /* xorshift64*: jitter only, not security. */
-  uint64_t x = w->rng;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  w->rng = x;
-  return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
 }
 
 static void bk_describe_failure(bk_slot *s, bulkup_error_kind kind,
@@ -478,7 +425,7 @@ static char *bk_rs_session_url(const char *base, const char *location) {
   if (h && curl_url_set(h, CURLUPART_URL, base, 0) == CURLUE_OK &&
       curl_url_set(h, CURLUPART_URL, location, 0) == CURLUE_OK &&
       curl_url_get(h, CURLUPART_URL, &got, 0) == CURLUE_OK &&
-      bk_scheme_allowed(got))
+      bk_url_scheme_ok(got))
     out = bk_strdup(got);
   curl_free(got);
   curl_url_cleanup(h);
@@ -563,8 +510,8 @@ static void bk_rs_to_plain(bk_slot *s, int status) {
   res->resumable = false;
   if (res->attempts > 0)
     res->attempts--;
-  s->retries = 0;
-  s->conn_retries = 0;
+  s->rt.retries = 0;
+  s->rt.conn_retries = 0;
   bk_slot_attempt(s);
 }
 
@@ -591,8 +538,8 @@ static bk_rs_next bk_rs_after(bk_slot *s) {
       s->confirmed = 0;
       s->rs = BK_RS_CHUNK;
       /* Failures of the start do not count against the chunks. */
-      s->retries = 0;
-      s->conn_retries = 0;
+      s->rt.retries = 0;
+      s->rt.conn_retries = 0;
       bk_rs_journal(s, sess);
       bk_log(u, BULKUP_LOG_DEBUG, "item %llu: resumable session started",
              (unsigned long long)j->index);
@@ -645,8 +592,8 @@ static bk_rs_next bk_rs_after(bk_slot *s) {
     s->confirmed = have;
     if (progress) {
       /* The retry limits count failures in a row without progress. */
-      s->retries = 0;
-      s->conn_retries = 0;
+      s->rt.retries = 0;
+      s->rt.conn_retries = 0;
     }
     if (have == x->size) {
       /* Every byte is there but the upload is not finished: a query
@@ -723,8 +670,7 @@ static void bk_slot_end(bk_slot *s) {
         bk_log(u, BULKUP_LOG_ERROR, "item %llu: not journalled: %s",
                (unsigned long long)j->index, bulkup_last_error_message());
     }
-    bk_budget_refund(&u->budget, s->budget_spent ? s->budget_spent
-                                                 : BK_NO_RETRY_INCREMENT);
+    bk_retry_succeeded(&u->budget, &s->rt);
   } else {
     res->error = kind;
     res->status = kind == BULKUP_ERROR_CANCELLED ? BULKUP_ITEM_CANCELLED
@@ -755,9 +701,7 @@ void bk_slot_start(bk_slot *s, bk_job *j) {
   s->x.excerpt_len = 0;
   s->headers = NULL;
   s->url = j->url;
-  s->conn_retries = 0;
-  s->retries = 0;
-  s->budget_spent = 0;
+  s->rt = (bk_retry_state){0};
   s->refreshed = false;
   s->rs = BK_RS_NONE;
   s->confirmed = 0;
@@ -797,7 +741,7 @@ void bk_slot_start(bk_slot *s, bk_job *j) {
     bk_slot_complete(s);
     return;
   }
-  if (!bk_scheme_allowed(j->url)) {
+  if (!bk_url_scheme_ok(j->url)) {
     res->error = BULKUP_ERROR_URL;
     snprintf(s->message, sizeof s->message,
              "URL scheme not allowed: only http and https are");
@@ -839,7 +783,7 @@ void bk_slot_start(bk_slot *s, bk_job *j) {
     if (u->opt.journal && j->journal_key) {
       char *sess = bulkup_journal_session(u->opt.journal, j->journal_key,
                                           s->x.size, bk_journal_mtime(s));
-      if (sess && bk_scheme_allowed(sess)) {
+      if (sess && bk_url_scheme_ok(sess)) {
         /* A rerun: ask the journalled session what it has. */
         s->session = sess;
         s->rs = BK_RS_QUERY;
@@ -904,7 +848,7 @@ static void bk_slot_after_attempt(bk_slot *s) {
     res->error = s->kind;
     snprintf(s->message, sizeof s->message, "signed URL expired");
     char *fresh = u->opt.refresh_url(u->opt.userdata, res);
-    if (fresh && bk_scheme_allowed(fresh)) {
+    if (fresh && bk_url_scheme_ok(fresh)) {
       if (s->rs != BK_RS_NONE)
         res->attempts++;
       free(s->fresh_url);
@@ -925,32 +869,20 @@ static void bk_slot_after_attempt(bk_slot *s) {
     return;
   }
 
-  bool allowed = v == BK_RETRY_CONNECT ? s->conn_retries < p->connection_retries
-                                       : s->retries < p->max_retries;
-  if (!allowed) {
+  bk_retry_decision d =
+      bk_retry_decide(p, &u->budget, &s->rt, v, s->kind, o->http_status,
+                      s->x.retry_after, bk_rng_01(&s->w->rng));
+  if (!d.retry) {
+    if (d.budget_exhausted) {
+      bk_describe_failure(s, s->kind, o, res->attempts);
+      size_t ml = strlen(s->message);
+      snprintf(s->message + ml, sizeof s->message - ml,
+               "; not retried: the shared retry budget is exhausted");
+      s->kind = BULKUP_ERROR_RETRY_BUDGET;
+    }
     bk_slot_end(s);
     return;
   }
-  bulkup_error_kind kind = s->kind;
-  unsigned int cost = (kind == BULKUP_ERROR_TIMEOUT_READ ||
-                       kind == BULKUP_ERROR_TIMEOUT_WRITE ||
-                       kind == BULKUP_ERROR_TIMEOUT_CONNECT)
-                          ? BK_TIMEOUT_RETRY_COST
-                          : BK_RETRY_COST;
-  if (!bk_budget_take(&u->budget, cost)) {
-    bk_describe_failure(s, kind, o, res->attempts);
-    size_t ml = strlen(s->message);
-    snprintf(s->message + ml, sizeof s->message - ml,
-             "; not retried: the shared retry budget is exhausted");
-    s->kind = BULKUP_ERROR_RETRY_BUDGET;
-    bk_slot_end(s);
-    return;
-  }
-  s->budget_spent += cost;
-  if (v == BK_RETRY_CONNECT)
-    s->conn_retries++;
-  else
-    s->retries++;
   if (s->rs != BK_RS_NONE) {
     res->attempts++;
     /* A chunk's fate is unknown: ask the server what it has (unless its
@@ -958,14 +890,10 @@ static void bk_slot_after_attempt(bk_slot *s) {
     if (s->rs == BK_RS_CHUNK && next != BK_RS_FAILED)
       s->rs = BK_RS_QUERY;
   }
-  unsigned int n = (unsigned int)(s->conn_retries + s->retries);
-  double ra = -1;
-  if (o->http_status == 429 || o->http_status == 503)
-    ra = s->x.retry_after;
-  double wait = bulkup_retry_wait(p, n, ra, bk_rand01(s->w));
+  double wait = d.wait;
   bk_log(u, BULKUP_LOG_INFO, "item %llu: %s (HTTP %d); retry %u in %.3f s: %s",
-         (unsigned long long)j->index, bulkup_error_kind_name(kind),
-         o->http_status, n, wait, res->url);
+         (unsigned long long)j->index, bulkup_error_kind_name(s->kind),
+         o->http_status, d.retry_no, wait, res->url);
   /* The wait is a timer: the slot stays this item's, the worker serves its
    * other slots meanwhile, and a cancel ends the wait at once (it wakes
    * the worker, whose next bk_slot_tick ends the item). */

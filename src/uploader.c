@@ -9,50 +9,11 @@
  * holding submit_lock; nothing takes them in the other order). */
 #include "internal.h"
 #include "uploader.h"
+#include "util/str.h"
 
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
-
-static pthread_once_t bk_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode bk_curl_init_rc = CURLE_FAILED_INIT;
-
-static void bk_curl_global_init_once(void) {
-  /* Once per process, before any worker exists. Never cleaned up:
-   * curl_global_cleanup is not thread-safe and the process may still
-   * use libcurl elsewhere. libcurl allocates through bulkup's hook, so the
-   * allocation-failure tests reach inside it. */
-  bk_curl_init_rc =
-      curl_global_init_mem(CURL_GLOBAL_DEFAULT, bk_curl_malloc, bk_curl_free,
-                           bk_curl_realloc, bk_curl_strdup, bk_curl_calloc);
-}
-
-struct curl_slist *bk_slist_add(struct curl_slist *l, const char *h,
-                                bool *ok) {
-  if (!*ok)
-    return l;
-  struct curl_slist *n = curl_slist_append(l, h);
-  if (!n) {
-    *ok = false;
-    return l;
-  }
-  return n;
-}
-
-long bk_curl_ms(double seconds) {
-  if (seconds <= 0)
-    return 0;
-  double ms = ceil(seconds * 1000.0);
-  return ms > (double)LONG_MAX / 2 ? LONG_MAX / 2 : (long)ms;
-}
-
-bulkup_err bk_curl_global_init(void) {
-  pthread_once(&bk_curl_once, bk_curl_global_init_once);
-  if (bk_curl_init_rc != CURLE_OK)
-    return bk_error(BULKUP_ECURL, "curl_global_init failed: %s",
-                    curl_easy_strerror(bk_curl_init_rc));
-  return BULKUP_OK;
-}
 
 void bulkup_uploader_options_init(bulkup_uploader_options *o) {
   memset(o, 0, sizeof *o);
@@ -286,8 +247,7 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
     w->u = u;
     w->id = i;
     w->nslots = opt->workers / nthreads + (i < opt->workers % nthreads);
-    w->rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)(i + 1) * 0xBF58476D1CE4E5B9ULL) ^
-             (uint64_t)(bk_now() * 1e9);
+    bk_rng_seed(&w->rng, bk_random_seed() ^ i);
     if ((rc = bk_worker_init(w)) != BULKUP_OK)
       goto fail;
   }
@@ -350,11 +310,6 @@ void bulkup_uploader_free(bulkup_uploader *u) {
 }
 
 /* ---- submit ----------------------------------------------------------- */
-
-static const char *bk_basename(const char *path) {
-  const char *s = strrchr(path, '/');
-  return s ? s + 1 : path;
-}
 
 /* The last segment of a URL's path, without query or fragment. */
 static size_t bk_url_tail(const char *url, const char **start) {

@@ -9,6 +9,7 @@
 #include "queue.h"
 #include "report.h"
 #include "retry.h"
+#include "util/rand.h"
 
 #include <curl/curl.h>
 #include <stdatomic.h>
@@ -110,8 +111,7 @@ typedef struct bk_slot {
   double t0;                 /* when the slot took the item */
   struct curl_slist *headers;
   const char *url;           /* the job's URL or fresh_url */
-  int conn_retries, retries;
-  unsigned int budget_spent; /* retry budget tokens taken for this item */
+  bk_retry_state rt;         /* its retries so far (retry.c) */
   bool refreshed;            /* refresh_url was called */
   /* A resumable upload (rs != BK_RS_NONE): */
   bk_rs_phase rs;
@@ -140,7 +140,7 @@ typedef struct bk_worker {
   bk_slot *slots;
   unsigned int nslots;
   unsigned int busy;         /* slots not idle */
-  uint64_t rng;              /* for jitter */
+  bk_rng rng;                /* for jitter */
   /* Registered with the queue while the worker has a free slot and found
    * the queue empty: a push then wakes this worker's multi. */
   bk_queue_waiter waiter;

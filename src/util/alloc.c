@@ -1,6 +1,11 @@
-#include "internal.h"
+/* util/alloc.c - the library's allocator, with the allocation-failure
+ * hooks of the tests (util/alloc.h). */
+#include "bulkup.h"
+#include "util/alloc.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Allocation-failure injection for tests. fail_after < 0: never fail.
  * Otherwise each allocation decrements it, and once it is 0 allocations
@@ -96,3 +101,5 @@ char *bk_strndup(const char *s, size_t n) {
 }
 
 char *bk_strdup(const char *s) { return s ? bk_strndup(s, strlen(s)) : NULL; }
+
+void bulkup_free(void *p) { bk_free(p); }

@@ -1,5 +1,8 @@
-#include "internal.h"
+/* util/thread.c - pthread wrappers and clocks (util/thread.h). */
+#include "util/thread.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <time.h>
 
 static void bk_thread_check(int rc, const char *what) {
@@ -67,5 +70,11 @@ void bk_cond_broadcast(pthread_cond_t *c) {
 double bk_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double bk_now_real(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

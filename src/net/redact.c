@@ -7,7 +7,13 @@
  * a credential (redacted wherever they appear) and those that only sign a
  * URL (left out of an item's identity, bulkup_url_identity, so that a
  * manifest signed again names the same items). */
-#include "internal.h"
+#include "bulkup.h"
+#include "net/redact.h"
+#include "util/alloc.h"
+#include "util/base.h"
+#include "util/str.h"
+
+#include <string.h>
 
 #include <ctype.h>
 #include <strings.h>
@@ -79,10 +85,10 @@ static bool bk_decode_name(const char *name, size_t len, char *buf,
     if (o + 1 >= cap)
       return false;
     unsigned char c = (unsigned char)name[i];
-    if (c == '%' && i + 2 < len && isxdigit((unsigned char)name[i + 1]) &&
-        isxdigit((unsigned char)name[i + 2])) {
-      char hex[3] = {name[i + 1], name[i + 2], '\0'};
-      c = (unsigned char)strtoul(hex, NULL, 16);
+    if (c == '%' && i + 2 < len && bk_hex_value(name[i + 1]) >= 0 &&
+        bk_hex_value(name[i + 2]) >= 0) {
+      c = (unsigned char)(bk_hex_value(name[i + 1]) * 16 +
+                          bk_hex_value(name[i + 2]));
       i += 2;
     } else if (c == '+') {
       c = ' ';
@@ -123,8 +129,6 @@ static bool bk_is_secret_element(const char *name, size_t len) {
       return true;
   return false;
 }
-
-void bulkup_free(void *p) { bk_free(p); }
 
 /* ---- an output buffer ---------------------------------------------------- */
 

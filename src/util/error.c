@@ -1,10 +1,11 @@
-#include "internal.h"
+/* util/error.c - error names and texts, and the thread-local message. */
+#include "util/error.h"
 
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
-#define BK_ERRBUF 512
-
-static _Thread_local char bk_last_error[BK_ERRBUF];
+static _Thread_local char bk_last_error[BK_ERROR_MAX];
 
 const char *bulkup_strerror(int err) {
   switch (err) {
@@ -41,5 +42,15 @@ bulkup_err bk_error(bulkup_err err, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(bk_last_error, sizeof(bk_last_error), fmt, ap);
   va_end(ap);
+  return err;
+}
+
+void bk_error_save(bk_error_saved *s) {
+  memcpy(s->text, bk_last_error, sizeof s->text);
+}
+
+bulkup_err bk_error_restore(const bk_error_saved *s, bulkup_err err) {
+  memcpy(bk_last_error, s->text, sizeof bk_last_error);
+  bk_last_error[sizeof bk_last_error - 1] = '\0';
   return err;
 }
