@@ -167,12 +167,52 @@ void bulkup_report_free(bulkup_report *r) {
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-static json_object *bk_jstr(const char *s) {
-  return s ? json_object_new_string(s) : NULL;
+/* A JSON string of s[0..n): JSON text is UTF-8, so a byte that is not
+ * part of a well-formed sequence becomes U+FFFD (the exact bytes of a
+ * path or title: bk_jb64). */
+static json_object *bk_jstrn(const char *s, size_t n) {
+  if (!s)
+    s = "";
+  if (bk_utf8_valid(s, n))
+    return json_object_new_string_len(s, (int)n);
+  char *fixed = bk_malloc(n * 3 + 1);
+  if (!fixed)
+    return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < n;) {
+    size_t k = bk_utf8_seq(s + i, n - i);
+    if (k) {
+      memcpy(fixed + o, s + i, k);
+      o += k;
+      i += k;
+    } else {
+      memcpy(fixed + o, BK_UTF8_REPLACEMENT, 3);
+      o += 3;
+      i++;
+    }
+  }
+  json_object *j = json_object_new_string_len(fixed, (int)o);
+  bk_free(fixed);
+  return j;
 }
 
-static json_object *bk_jstrn(const char *s, size_t n) {
-  return json_object_new_string_len(s ? s : "", (int)n);
+static json_object *bk_jstr(const char *s) {
+  return s ? bk_jstrn(s, strlen(s)) : NULL;
+}
+
+/* Add KEY: base64 of s when s is not well-formed UTF-8 (its exact bytes,
+ * which the plain string cannot carry). */
+static bool bk_jb64(json_object *o, const char *key, const char *s) {
+  if (!s || bk_utf8_valid(s, strlen(s)))
+    return true;
+  size_t n = strlen(s);
+  char *b = bk_malloc(BK_B64_ENCODED_LEN(n) + 1);
+  if (!b)
+    return false;
+  bk_b64_encode(s, n, b);
+  json_object *v = json_object_new_string(b);
+  bk_free(b);
+  return v && json_object_object_add(o, key, v) == 0;
 }
 
 static bool bk_add(json_object *o, const char *k, json_object *v, bool may_null) {
@@ -208,7 +248,9 @@ static json_object *bk_result_json(const bulkup_result *x, bool full) {
     return NULL;
   bool ok = bk_add(o, "index", json_object_new_uint64(x->index), false) &&
             bk_add(o, "path", bk_jstr(x->path), true) &&
+            bk_jb64(o, "path_b64", x->path) &&
             bk_add(o, "title", bk_jstr(x->title ? x->title : ""), false) &&
+            bk_jb64(o, "title_b64", x->title) &&
             bk_add(o, "url", bk_jstr(x->url ? x->url : ""), false);
   if (ok && full)
     ok = bk_add(o, "attempts", json_object_new_int(x->attempts), false) &&

@@ -315,5 +315,44 @@ expect "9: --manifest, --results - | head -1: exit 0" rc_is 0
 expect "9: --manifest: the report is written: 1000 succeeded" \
   py 'import json,sys; s = json.load(open(sys.argv[1]))["summary"]; assert (s["submitted"], s["succeeded"]) == (1000, 1000), s' "$WORK/r9m.json"
 
+# ---- 10: non-UTF-8 file names ---------------------------------------------------
+# Names that are not UTF-8 (Latin-1, stray bytes, an overlong '/'), and one
+# that is: the report (items refused by the S3-like server) and --results
+# must be valid UTF-8 JSON, and path_b64 / title_b64 give the exact bytes.
+mkdir -p "$WORK/names"
+for n in 'caf\xe9.bin' 'bad-\xff\xfe.bin' 'over\xc0\xaflong.bin' 'ok-\xc3\xa9.bin'; do
+  printf 'x' >"$WORK/names/$(printf "$n")"
+done
+names_ok() { # names_ok REPORT_OR_RESULTS KIND: check every record
+  py '
+import base64, json, os, sys
+path, kind = sys.argv[1], sys.argv[2]
+raw = open(path, "rb").read()
+text = raw.decode("utf-8")  # strict: fails on any byte that is not UTF-8
+recs = json.loads(text)["failures"] if kind == "report" else [json.loads(l) for l in text.splitlines()]
+d = os.fsencode(sys.argv[3]); want = {os.path.join(d, n) for n in os.listdir(d)}
+want = {w.decode("latin-1") for w in want}
+got = set()
+for r in recs:
+    if "path_b64" in r:
+        b = base64.b64decode(r["path_b64"], validate=True)
+        t = base64.b64decode(r["title_b64"], validate=True)
+        assert b.endswith(b"/" + t), (b, t)
+        assert "\ufffd" in r["path"], r["path"]
+    else:
+        b = r["path"].encode("utf-8")
+        assert "title_b64" not in r, r
+    got.add(b.decode("latin-1"))
+assert got == want and len(recs) == 4, (sorted(got), sorted(want))
+' "$1" "$2" "$WORK/names"
+}
+run_tool upload --to "$ECHO_URL/n" --report "$WORK/r10.json" --results "$WORK/res10.jsonl" "$WORK/names"
+expect "10: refused by the server: exit 1" rc_is 1
+expect "10: the report is UTF-8 JSON; path_b64 gives each name's bytes" names_ok "$WORK/r10.json" report
+expect "10: --results is UTF-8 JSON Lines; path_b64 gives each name's bytes" names_ok "$WORK/res10.jsonl" results
+run_tool upload --to "$NGINX_URL/n10" --results - "$WORK/names"
+expect "10: to nginx: exit 0" rc_is 0
+expect "10: --results - (succeeded items) is UTF-8 JSON with path_b64" names_ok "$WORK/out" results
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

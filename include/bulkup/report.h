@@ -140,7 +140,11 @@ bulkup_report_cancelled(const bulkup_report *r, size_t i);
  *    "failures": [{"index", "path", "title", "url", "attempts",
  *                  "http_status", "error", "message", "response_excerpt"}],
  *    "cancelled": [{"index", "path", "title", "url"}]}
- * (path is null for items without a file). *out is malloc'ed: free it with
+ * (path is null for items without a file). JSON text is UTF-8: in a
+ * string that is not (a non-UTF-8 file name, a server's bytes), each byte
+ * outside a well-formed sequence is written as U+FFFD; for path and title
+ * the exact bytes are then given too, base64-encoded, as "path_b64" and
+ * "title_b64" (present only in that case). *out is malloc'ed: free it with
  * bulkup_free(). pretty: indent for humans.
  */
 BULKUP_EXTERN bulkup_err bulkup_report_to_json(const bulkup_report *r,

@@ -9,6 +9,7 @@
 #include "results.h"
 
 #include "upload.h"
+#include "util/str.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -84,13 +85,43 @@ void json_put_string(FILE *f, const char *s) {
       fputs("\\t", f);
       break;
     default:
-      if (ch < 0x20 || ch == 0x7f)
+      if (ch < 0x20 || ch == 0x7f) {
         fprintf(f, "\\u%04x", ch);
-      else
+      } else if (ch < 0x80) {
         putc_unlocked(ch, f);
+      } else {
+        /* JSON text is UTF-8: a byte that is not part of a well-formed
+         * sequence becomes U+FFFD (the exact bytes: json_put_b64). */
+        size_t k = bk_utf8_seq((const char *)p, strnlen((const char *)p, 4));
+        if (k) {
+          fwrite(p, 1, k, f);
+          p += k - 1;
+        } else {
+          fputs("\\ufffd", f);
+        }
+      }
     }
   }
   putc_unlocked('"', f);
+}
+
+bool json_put_b64(FILE *f, const char *key, const char *s) {
+  if (!s)
+    return true;
+  size_t n = strlen(s);
+  if (bk_utf8_valid(s, n))
+    return true;
+  char small[256];
+  char *out = BK_B64_ENCODED_LEN(n) < sizeof small
+                  ? small
+                  : malloc(BK_B64_ENCODED_LEN(n) + 1);
+  if (!out)
+    return false;
+  bk_b64_encode(s, n, out);
+  fprintf(f, ", \"%s\": \"%s\"", key, out);
+  if (out != small)
+    free(out);
+  return true;
 }
 
 results *results_open(const char *path, char *err, size_t errlen) {
@@ -141,8 +172,10 @@ void results_on_complete(void *arg, const bulkup_result *r) {
   FILE *f = w->f;
   fprintf(f, "{\"index\": %llu, \"path\": ", (unsigned long long)r->index);
   json_put_string(f, r->path);
+  json_put_b64(f, "path_b64", r->path);
   fputs(", \"title\": ", f);
   json_put_string(f, r->title ? r->title : "");
+  json_put_b64(f, "title_b64", r->title);
   fputs(", \"url\": ", f);
   json_put_string(f, r->url ? r->url : "");
   fprintf(f,
