@@ -354,5 +354,32 @@ run_tool upload --to "$NGINX_URL/n10" --results - "$WORK/names"
 expect "10: to nginx: exit 0" rc_is 0
 expect "10: --results - (succeeded items) is UTF-8 JSON with path_b64" names_ok "$WORK/out" results
 
+# ---- 2: the open-file limit and --workers ---------------------------------------
+# A low soft limit is raised to the hard one at start: 200 transfers under
+# a soft limit of 256 (poll() got EINVAL past it, and every item failed).
+# When even the hard limit is too low, the run is refused at start.
+mkdir -p "$WORK/fd"
+for i in $(seq 1 400); do printf '%s' "$i" >"$WORK/fd/f$i"; done
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ] || [ "$hard" -ge 1024 ]; then
+  before=$(requests)
+  (ulimit -Sn 256 && exec "$TOOL" upload --workers 200 --to "$NGINX_URL/fd" --report "$WORK/r2.json" "$WORK/fd") >"$WORK/out" 2>"$WORK/err"
+  RC=$?
+  expect "2: soft limit 256, --workers 200: exit 0" rc_is 0
+  expect "2: 400 succeeded" py 'import json,sys; s = json.load(open(sys.argv[1]))["summary"]; assert (s["succeeded"], s["failed"]) == (400, 0), s' "$WORK/r2.json"
+  expect "2: every file stored" [ "$(find "$NGINX_STORE/fd" -type f | wc -l)" -eq 400 ]
+  before=$(requests)
+  (ulimit -n 256 && exec "$TOOL" upload --workers 200 --to "$NGINX_URL/fd2" "$WORK/fd") >"$WORK/out" 2>"$WORK/err"
+  RC=$?
+  expect "2: hard limit 256, --workers 200: refused (exit 2)" rc_is 2
+  expect "2: the message says why and what fits" err_has "needs up to 666 open files, but the limit is 256 (ulimit -n; its hard limit is 256): use --workers 63 or fewer"
+  expect "2: nothing sent" [ "$(requests)" -eq "$before" ]
+  (ulimit -n 256 && exec "$TOOL" upload --workers 63 --to "$NGINX_URL/fd3" "$WORK/fd") >"$WORK/out" 2>"$WORK/err"
+  RC=$?
+  expect "2: hard limit 256, --workers 63 (what fits): exit 0" rc_is 0
+else
+  echo "# hard open-file limit $hard < 1024: the limit cases are not run"
+fi
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,7 +132,11 @@ static const char upload_help[] =
     "                          a body corrupted on the way\n"
     "\n"
     "Transfer (N: whole number, S and F: seconds, fractions allowed):\n"
-    "  --workers N             parallel uploads, 1..1024 (default 16)\n"
+    "  --workers N             parallel uploads, 1..1024 (default 16). The\n"
+    "                          soft open-file limit is raised to the hard\n"
+    "                          one at start; a run needing more files than\n"
+    "                          that (64 + 3 per upload + 2 per thread) is\n"
+    "                          refused (exit 2)\n"
     "  --threads N             threads driving the uploads, 0..1024: each\n"
     "                          runs its share of the workers through one\n"
     "                          event loop; 0 means one per worker\n"
@@ -1549,6 +1554,65 @@ static int do_run(upload_cli *c) {
   return status;
 }
 
+/* Open files a run needs: a few dozen of our own (standard streams,
+ * manifest, journal, report, results, libcurl's and OpenSSL's files), and
+ * per transfer its connection, its source file and one more for the
+ * moments it holds two (a resolver's socket pair, a second address tried
+ * while connecting; not all transfers at once), with the embedded server
+ * the server's end of the connection too; per event-loop thread,
+ * libcurl's wake-up socket pair. 1,024 transfers fit in a hard limit of
+ * 4,096. */
+#define FD_BASE 64
+#define FD_PER_WORKER 3
+#define FD_PER_THREAD 2
+
+unsigned long long upload_fds_needed(const upload_cli *c) {
+  unsigned long long w = c->opt.workers ? c->opt.workers
+                                        : BULKUP_DEFAULT_WORKERS;
+  unsigned long long t = c->opt.threads ? c->opt.threads : w;
+  if (t > w)
+    t = w;
+  unsigned long long per = FD_PER_WORKER;
+  if (upload_is_workflow(c) && !c->api)
+    per++; /* the embedded server's end */
+  return FD_BASE + w * per + t * FD_PER_THREAD;
+}
+
+/* Raise the soft open-file limit to the hard one (as most servers do: the
+ * soft default, often 1024, is far below what the range of --workers
+ * needs), and refuse a run whose transfers cannot fit in it: past the
+ * limit, sockets cannot be opened and poll() fails for every transfer.
+ * -1 to go on, else the exit status. */
+static int fit_open_files(const upload_cli *c) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return -1;
+  if (rl.rlim_cur != rl.rlim_max) {
+    struct rlimit up = {rl.rlim_max, rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+      rl.rlim_cur = rl.rlim_max;
+  }
+  unsigned long long need = upload_fds_needed(c);
+  if (rl.rlim_cur == RLIM_INFINITY || need <= (unsigned long long)rl.rlim_cur)
+    return -1;
+  unsigned long long w = c->opt.workers ? c->opt.workers
+                                        : BULKUP_DEFAULT_WORKERS;
+  unsigned long long fit = 0;
+  while (fit < w) {
+    upload_cli t = *c;
+    t.opt.workers = (unsigned)(fit + 1);
+    if (upload_fds_needed(&t) > (unsigned long long)rl.rlim_cur)
+      break;
+    fit++;
+  }
+  cli_error("--workers %llu needs up to %llu open files, but the limit is "
+            "%llu (ulimit -n; its hard limit is %llu): use --workers %llu or "
+            "fewer, or raise the hard limit. Nothing was uploaded",
+            w, need, (unsigned long long)rl.rlim_cur,
+            (unsigned long long)rl.rlim_max, fit);
+  return CLI_EXIT_USAGE;
+}
+
 int cli_upload_main(int argc, char **argv) {
   upload_cli c;
   int rc = parse_args(&c, argc, argv);
@@ -1556,6 +1620,8 @@ int cli_upload_main(int argc, char **argv) {
     return rc;
   rc = check_args(&c);
   if (rc != -1)
+    return rc;
+  if (!c.dry_run && (rc = fit_open_files(&c)) != -1)
     return rc;
 
   /* Block the signals before any thread exists, so that every thread

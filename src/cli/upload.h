@@ -115,4 +115,8 @@ bool upload_write_report(const upload_cli *c, const bulkup_report *rep);
  * the signal thread. */
 int upload_api_run(upload_cli *c);
 
+/* The open files a run of these options needs at most (see
+ * fit_open_files in upload.c). */
+unsigned long long upload_fds_needed(const upload_cli *c);
+
 #endif
