@@ -381,5 +381,42 @@ else
   echo "# hard open-file limit $hard < 1024: the limit cases are not run"
 fi
 
+# ---- 7: SIGTERM while the manifest producer is idle ------------------------------
+# The producer sends two lines and then nothing, keeping the pipe open: the
+# main thread waits for a third line. SIGTERM must end the run (143) with
+# its report, without waiting for the producer.
+# wait_for COND_CMD...: up to 20 s for a condition (an event), else fail.
+wait_for() {
+  local i
+  for i in $(seq 400); do
+    "$@" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+gone() { ! kill -0 "$1" 2>/dev/null; }
+mkfifo "$WORK/producer"
+"$TOOL" upload --manifest - --report "$WORK/r7.json" <"$WORK/producer" >"$WORK/out" 2>"$WORK/err" &
+bpid=$!
+exec 7>"$WORK/producer"
+before=$(requests)
+printf 'path,url\n%s,%s/p7/a\n%s,%s/p7/b\n' "$WORK/files/f0.bin" "$NGINX_URL" "$WORK/files/f1.bin" "$NGINX_URL" >&7
+sent_since() { [ $(($(requests) - before)) -ge "$1" ]; }
+expect "7: the two lines the producer sent are uploaded" wait_for sent_since 2
+kill -TERM "$bpid"
+expect "7: SIGTERM ends the run although the producer keeps the pipe open" wait_for gone "$bpid"
+if gone "$bpid"; then
+  wait "$bpid"
+  RC=$?
+else
+  kill -KILL "$bpid"
+  RC=-1
+fi
+exec 7>&-
+expect "7: exit 143" rc_is 143
+expect "7: the report is written: 2 submitted, 2 succeeded" py 'import json,sys; s = json.load(open(sys.argv[1]))["summary"]; assert (s["submitted"], s["succeeded"]) == (2, 2), s' "$WORK/r7.json"
+no_input_error() { ! err_has "input error" && ! err_has "interrupted:"; }
+expect "7: the interrupted read is not reported as an input error" no_input_error
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

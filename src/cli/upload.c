@@ -30,6 +30,7 @@
 #include <bulkup.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -816,8 +817,10 @@ static struct {
   progress *prog;
   atomic_int sig;
   atomic_bool stopping;
+  int wake_w; /* written on the first signal: wakes a manifest read */
   results *res; /* flushed by a signal; guarded by umu */
-} g = {.umu = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER};
+} g = {.umu = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER,
+       .wake_w = -1};
 
 void upload_set_cancel(void (*fn)(void *arg, int sig), void *arg) {
   pthread_mutex_lock(&g.umu);
@@ -875,8 +878,14 @@ static void *signal_thread(void *arg) {
     clock_gettime(CLOCK_MONOTONIC, &now_ts);
     double now = (double)now_ts.tv_sec + (double)now_ts.tv_nsec / 1e9;
     int prev = atomic_exchange(&g.sig, s);
-    if (prev == 0)
+    if (prev == 0) {
       first_at = now;
+      /* The main thread may be waiting for manifest input that an idle
+       * producer never sends: end that wait. */
+      if (g.wake_w >= 0 && write(g.wake_w, "!", 1) < 0) {
+        /* the pipe holds a byte already */
+      }
+    }
     else if (now - first_at < 1.0)
       continue;
     /* What the run has recorded so far reaches the file now, whatever
@@ -1096,6 +1105,10 @@ static int check_manifest(upload_cli *c, totals *t) {
       break;
     }
     if (ms == MANIFEST_IOERR) {
+      if (atomic_load(&g.sig)) {
+        rc = exit_for_signal();
+        break;
+      }
       cli_error("%s", manifest_error(r));
       rc = CLI_EXIT_USAGE;
       break;
@@ -1297,6 +1310,8 @@ static void upload_manifest(run *rn, manifest_reader *r) {
   manifest_status ms;
   while (!rn->stop && (ms = manifest_next(r, &e)) != MANIFEST_EOF) {
     if (ms == MANIFEST_IOERR) {
+      if (atomic_load(&g.sig))
+        break; /* woken by the signal: the run is being cancelled */
       say("%s", manifest_error(r));
       rn->input_errors++;
       break;
@@ -1636,6 +1651,11 @@ int cli_upload_main(int argc, char **argv) {
   if (pthread_sigmask(SIG_BLOCK, &set, &old) != 0) {
     cli_error("cannot block signals");
     return CLI_EXIT_FAILED;
+  }
+  int wake[2];
+  if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == 0) {
+    g.wake_w = wake[1];
+    manifest_set_wake_fd(wake[0]);
   }
   pthread_t sig_thread;
   if (pthread_create(&sig_thread, NULL, signal_thread, &set) != 0) {
