@@ -30,6 +30,7 @@ ECHO_PID=""
 
 cleanup() {
   [ -n "$ECHO_PID" ] && kill "$ECHO_PID" 2>/dev/null
+  [ -n "${SLOW_PID-}" ] && kill "$SLOW_PID" 2>/dev/null
   "$NGINX_WEBDAV" stop "$STATE" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
@@ -417,6 +418,48 @@ expect "7: exit 143" rc_is 143
 expect "7: the report is written: 2 submitted, 2 succeeded" py 'import json,sys; s = json.load(open(sys.argv[1]))["summary"]; assert (s["submitted"], s["succeeded"]) == (2, 2), s' "$WORK/r7.json"
 no_input_error() { ! err_has "input error" && ! err_has "interrupted:"; }
 expect "7: the interrupted read is not reported as an input error" no_input_error
+
+# ---- 8: an interrupted run accounts for its whole input ---------------------------
+# 3,000 files to a slow server (each PUT answered after 20 ms, 4 at a time):
+# SIGTERM once 100 have been answered. The report and the summary line
+# count every input item: submitted (succeeded + failed + cancelled) plus
+# never started equals 3,000.
+mkdir -p "$WORK/many3k"
+for i in $(seq 1 3000); do printf '%s' "$i" >"$WORK/many3k/f$i"; done
+"$PY" "$SRC/tests/tools/s3_echo.py" "$WORK/slow.log" --ok 0.02 >"$WORK/slow.port" 2>"$WORK/slow.err" &
+SLOW_PID=$!
+port_known() { [ -s "$WORK/slow.port" ]; }
+wait_for port_known
+SLOW_URL=http://127.0.0.1:$(head -1 "$WORK/slow.port")
+"$TOOL" upload --workers 4 --to "$SLOW_URL/s8" --report "$WORK/r8.json" "$WORK/many3k" >"$WORK/out" 2>"$WORK/err" </dev/null &
+bpid=$!
+answered() { [ -f "$WORK/slow.log" ] && [ "$(wc -l <"$WORK/slow.log")" -ge 100 ]; }
+expect "8: 100 PUTs answered" wait_for answered
+kill -TERM "$bpid"
+wait_for gone "$bpid" || kill -KILL "$bpid"
+wait "$bpid"
+RC=$?
+kill "$SLOW_PID" 2>/dev/null
+expect "8: exit 143" rc_is 143
+expect "8: the report accounts for all 3000 input items" py '
+import json, sys
+s = json.load(open(sys.argv[1]))["summary"]
+assert s["input"] == 3000, s
+assert s["submitted"] + s["skipped"] + s["not_started"] == 3000, s
+assert s["succeeded"] + s["failed"] + s["cancelled"] == s["submitted"], s
+assert s["not_started"] > 0 and s["succeeded"] >= 100, s
+' "$WORK/r8.json"
+summary_adds_up() {
+  py '
+import json, re, sys
+s = json.load(open(sys.argv[1]))["summary"]
+line = [l for l in open(sys.argv[2]) if "uploaded " in l][0]
+m = re.search(r"uploaded (\d+) of (\d+) files .* (\d+) cancelled, (\d+) not started", line)
+assert m, line
+assert tuple(map(int, m.groups())) == (s["succeeded"], 3000, s["cancelled"], s["not_started"]), (line, s)
+' "$WORK/r8.json" "$WORK/err"
+}
+expect "8: the summary line says 'of 3000 files' and how many never started" summary_adds_up
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

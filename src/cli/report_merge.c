@@ -112,6 +112,14 @@ bool report_write_run(const bulkup_report *rep, const char *path,
     else
       json_object_put(shard);
   }
+  json_object *summary;
+  if (ok && x && x->acct && json_object_object_get_ex(root, "summary", &summary))
+    ok = json_object_object_add(summary, "input",
+                                json_object_new_uint64(x->input)) == 0 &&
+         json_object_object_add(summary, "skipped",
+                                json_object_new_uint64(x->skipped)) == 0 &&
+         json_object_object_add(summary, "not_started",
+                                json_object_new_uint64(x->not_started)) == 0;
   if (!ok) {
     json_object_put(root);
     snprintf(err, errlen, "out of memory");
@@ -126,7 +134,8 @@ bool report_write_run(const bulkup_report *rep, const char *path,
 
 static const char *const SUMMARY_FIELDS[] = {
     "submitted", "succeeded",  "failed",          "cancelled",
-    "retries",   "bytes_sent", "bytes_succeeded", "details_dropped"};
+    "retries",   "bytes_sent", "bytes_succeeded", "details_dropped",
+    "input",     "skipped",    "not_started"};
 #define NSUM (sizeof SUMMARY_FIELDS / sizeof SUMMARY_FIELDS[0])
 #define SUM_OPTIONAL_FROM 7 /* details_dropped may be absent */
 

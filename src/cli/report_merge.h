@@ -29,6 +29,10 @@ typedef struct report_extra {
    * or "url", what the items were sharded by). */
   uint32_t shard_k, shard_n;
   const char *shard_key;
+  /* acct: summary.input, summary.skipped, summary.not_started (upload_cli's
+   * acct). */
+  bool acct;
+  uint64_t input, skipped, not_started;
 } report_extra;
 
 /* Write the run's report (the library's JSON, pretty, plus `x`; x may be

@@ -213,7 +213,12 @@ static const char upload_help[] =
     "  --report FILE           write a JSON report to FILE: the totals and\n"
     "                          every failed or cancelled file (with the\n"
     "                          reason); written even when the run fails or\n"
-    "                          is interrupted\n"
+    "                          is interrupted. With --to and --manifest the\n"
+    "                          totals also hold input (this run's items),\n"
+    "                          skipped (recorded by --journal) and\n"
+    "                          not_started (never submitted: an interrupted\n"
+    "                          run): input = submitted + skipped +\n"
+    "                          not_started\n"
     "  --progress              show the progress line even when standard\n"
     "                          error is not a terminal\n"
     "  --no-progress           never show it (default: shown on a terminal)\n"
@@ -1362,6 +1367,12 @@ bool upload_write_report(const upload_cli *c, const bulkup_report *rep) {
     x.shard_n = c->shard_n;
     x.shard_key = c->manifest ? "url" : "path";
   }
+  if (c->acct.set) {
+    x.acct = true;
+    x.input = c->acct.input;
+    x.skipped = c->acct.skipped;
+    x.not_started = c->acct.not_started;
+  }
   char err[1024];
   if (report_write_run(rep, c->report, &x, err, sizeof err))
     return true;
@@ -1373,11 +1384,17 @@ void upload_print_summary(const upload_cli *c, const bulkup_report *rep,
                           bool list_failures) {
   bulkup_summary s;
   bulkup_report_summary(rep, &s);
+  uint64_t not_started = c->acct.set ? c->acct.not_started : 0;
+  char ns[64] = "";
+  if (not_started)
+    snprintf(ns, sizeof ns, ", %llu not started",
+             (unsigned long long)not_started);
   cli_error("uploaded %llu of %llu files (%.1f MB) in %.1f s, %llu failed, "
-            "%llu cancelled, %llu retries",
-            (unsigned long long)s.succeeded, (unsigned long long)s.submitted,
+            "%llu cancelled%s, %llu retries",
+            (unsigned long long)s.succeeded,
+            (unsigned long long)(s.submitted + not_started),
             (double)s.bytes_succeeded / 1e6, s.elapsed_s,
-            (unsigned long long)s.failed, (unsigned long long)s.cancelled,
+            (unsigned long long)s.failed, (unsigned long long)s.cancelled, ns,
             (unsigned long long)s.retries);
   size_t nf = bulkup_report_failure_count(rep);
   size_t shown = nf < MAX_FAILURES_SHOWN ? nf : MAX_FAILURES_SHOWN;
@@ -1397,6 +1414,11 @@ void upload_print_summary(const upload_cli *c, const bulkup_report *rep,
   if (nf > shown && shown > 0)
     fprintf(stderr, "  ... and %zu more failure%s\n", nf - shown,
             nf - shown == 1 ? "" : "s");
+  if (not_started)
+    fprintf(stderr,
+            "  %llu file%s never started (counted in the report as "
+            "not_started; a rerun with --journal resumes)\n",
+            (unsigned long long)not_started, not_started == 1 ? " was" : "s were");
   if (nf > 0 || s.cancelled > 0) {
     if (c->report)
       fprintf(stderr, "  every failed and cancelled file is listed in %s\n",
@@ -1550,6 +1572,16 @@ static int do_run(upload_cli *c) {
                 rn.skipped == 1 ? "" : "s", c->journal);
   }
   if (rep) {
+    /* Every input item the run knew of is accounted for: what phase one
+     * counted and was neither submitted nor skipped was never started
+     * (a signal stopped the submitting; or the file vanished since). */
+    bulkup_summary s;
+    bulkup_report_summary(rep, &s);
+    uint64_t seen = s.submitted + rn.skipped;
+    c->acct.set = true;
+    c->acct.skipped = rn.skipped;
+    c->acct.input = known && t.files > seen ? t.files : seen;
+    c->acct.not_started = c->acct.input - seen;
     if (!c->quiet)
       upload_print_summary(c, rep, true);
     if (!upload_write_report(c, rep) && status == CLI_EXIT_OK)

@@ -46,6 +46,15 @@ typedef struct upload_cli {
   uint32_t shard_k, shard_n; /* --shard K/N; shard_n 0: the whole input */
   bool dry_run;
   const char *results; /* --results FILE */
+  /* The run's account of its input, set by the direct modes when the
+   * uploader is done (zero in the workflow): items of this run's input
+   * (its shard), those skipped as journalled, those never started (an
+   * interrupted run: not yet submitted). input == submitted + skipped +
+   * not_started. */
+  struct {
+    bool set;
+    uint64_t input, skipped, not_started;
+  } acct;
 } upload_cli;
 
 /* Whether the options select the workflow (--api, or no --to/--manifest). */

@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
-"""s3_echo.py LOG - a loopback HTTP server that answers every PUT as S3
+"""s3_echo.py LOG [--ok DELAY] - a loopback HTTP server that answers every PUT as S3
 answers a request whose signature does not match: 403 and an XML body that
 echoes the signature it was given (SignatureProvided), the access key id and
 the canonical request with the query's X-Amz-Credential. Used by
 tests/test_cli_harden.sh to check that bulkup redacts what servers echo.
+
+With --ok DELAY it stores nothing and answers every PUT 200 after DELAY
+seconds instead (a slow server, for runs that must still be going when a
+test signals them).
 
 Prints its port on the first line of stdout, then serves until killed; each
 request line is appended to LOG."""
 import base64
 import http.server
 import sys
+import time
 import urllib.parse
 
 LOG = sys.argv[1]
+OK_DELAY = float(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--ok" else None
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -33,6 +39,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if not chunk:
                 break
             n -= len(chunk)
+        if OK_DELAY is not None:
+            time.sleep(OK_DELAY)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         url = urllib.parse.urlsplit(self.path)
         q = {}
         for k, v in urllib.parse.parse_qsl(url.query, keep_blank_values=True):
