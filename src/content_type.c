@@ -1,3 +1,5 @@
+/* content_type.c - where a Content-Type is chosen: from the item's data
+ * type and its file name's (or URL path's) extension. */
 #include "internal.h"
 #include "util/str.h"
 
@@ -45,10 +47,4 @@ const char *bulkup_content_type_for(bulkup_data_type type, const char *name) {
   default:
     return "application/octet-stream";
   }
-}
-
-void bulkup_item_init(bulkup_item *item) {
-  memset(item, 0, sizeof *item);
-  item->source = BULKUP_SOURCE_FILE;
-  item->data_type = BULKUP_DATA_TYPE_IMAGE;
 }

@@ -2,7 +2,7 @@
  * redaction, content types, the bounded queue. */
 #include "bk_test.h"
 #include "internal.h"
-#include "queue.h"
+#include "engine/queue.h"
 #include "retry.h"
 
 #include <stdatomic.h>

@@ -1,16 +1,18 @@
-/* transfer.c - one item on one slot of a worker: a state machine that
- * opens the source, runs attempts on the slot's libcurl easy handle inside
- * the worker's multi handle, enforces the per-phase timeouts, schedules
- * retries with backoff as timers (the slot stays reserved for its item
- * meanwhile), and describes the outcome.
+/* engine/slot.c - one item on one slot of a worker: the plain PUT's state
+ * machine. It opens the source, runs attempts on the slot's libcurl easy
+ * handle inside the worker's multi handle, enforces the per-phase
+ * timeouts, asks retry.c whether and when to retry and schedules the retry
+ * as a timer (the slot stays reserved for its item meanwhile), and
+ * describes the outcome. A resumable upload's requests are chosen by
+ * resumable.c, which says what to do next; this file does it.
  *
  * Everything here runs on the worker's thread; the only shared state it
- * touches is the uploader's counters (under u->lock, in source.c and
- * uploader.c), the retry budget (lock-free) and the journal (its own
- * lock). Connections live in the worker's multi handle and are reused from
- * item to item; each slot's easy handle keeps its TLS session cache. */
+ * touches goes through run.c (the counters, under u->lock), the retry
+ * budget (lock-free) and the journal (its own lock). Connections live in
+ * the worker's multi handle and are reused from item to item; each slot's
+ * easy handle keeps its TLS session cache. */
 #include "internal.h"
-#include "uploader.h"
+#include "engine/slot.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -18,23 +20,6 @@
 #include <stdio.h>
 #include <strings.h>
 #include <time.h>
-
-void bk_log(struct bulkup_uploader *u, bulkup_log_level level,
-            const char *fmt, ...) {
-  if (!u->opt.log || level > u->opt.log_level)
-    return;
-  char buf[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  /* URLs in messages are redacted already; this catches whatever else a
-   * message quotes (a server's words, an error text). */
-  size_t n;
-  char *red = bk_redact_text(buf, strlen(buf), &n);
-  u->opt.log(u->opt.userdata, level, red ? red : "(message withheld: out of memory)");
-  bk_free(red);
-}
 
 /* ---- libcurl callbacks (userdata: the slot) --------------------------- */
 
@@ -199,7 +184,27 @@ static bulkup_err bk_setup_easy(bk_slot *s) {
   return BULKUP_OK;
 }
 
-static struct curl_slist *bk_build_headers(bk_slot *s, bk_job *j,
+bulkup_err bk_slot_init(bk_slot *s) { return bk_setup_easy(s); }
+
+void bk_slot_cleanup(bk_slot *s) {
+  if (s->easy)
+    curl_easy_cleanup(s->easy);
+  s->easy = NULL;
+  curl_slist_free_all(s->headers);
+  s->headers = NULL;
+  bk_free(s->buf);
+  s->buf = NULL;
+  bk_free(s->redacted_url);
+  s->redacted_url = NULL;
+  free(s->fresh_url);
+  s->fresh_url = NULL;
+  curl_slist_free_all(s->rs_headers);
+  s->rs_headers = NULL;
+  bk_free(s->session);
+  s->session = NULL;
+}
+
+static struct curl_slist *bk_build_headers(bk_slot *s, bk_item *j,
                                            const char *md5) {
   bool ok = true;
   struct curl_slist *h = NULL;
@@ -223,16 +228,6 @@ static struct curl_slist *bk_build_headers(bk_slot *s, bk_job *j,
     return NULL;
   }
   return h;
-}
-
-/* A 403 whose body says the signed URL expired (GCS: ExpiredToken). */
-static bool bk_says_expired(const bk_xfer *x, int status) {
-  if (status != 403 || x->excerpt_len == 0)
-    return false;
-  char body[sizeof x->excerpt + 1];
-  memcpy(body, x->excerpt, x->excerpt_len);
-  body[x->excerpt_len] = '\0';
-  return strcasestr(body, "expired") != NULL;
 }
 
 static void bk_describe_failure(bk_slot *s, bulkup_error_kind kind,
@@ -290,358 +285,17 @@ static void bk_describe_failure(bk_slot *s, bulkup_error_kind kind,
 }
 
 
-/* ---- the worker's handles ---------------------------------------------- */
-
-bulkup_err bk_worker_init_curl(bk_worker *w) {
-  w->slots = bk_calloc(w->nslots, sizeof *w->slots);
-  if (!w->slots)
-    return bk_error(BULKUP_ENOMEM, "out of memory");
-  for (unsigned i = 0; i < w->nslots; i++) {
-    w->slots[i].u = w->u;
-    w->slots[i].w = w;
-    w->slots[i].x.fd = -1;
-  }
-  w->multi = curl_multi_init();
-  if (!w->multi)
-    return bk_error(BULKUP_ENOMEM, "curl_multi_init failed");
-  /* An idle connection per slot, and a few more in case items alternate
-   * between hosts. One transfer per connection (no HTTP/2 multiplexing):
-   * each slot's phases, timeouts and faults stay its own, and the server
-   * sees as many connections as there are slots. */
-  curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, (long)w->nslots + 4);
-  curl_multi_setopt(w->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
-  for (unsigned i = 0; i < w->nslots; i++) {
-    bulkup_err rc = bk_setup_easy(&w->slots[i]);
-    if (rc != BULKUP_OK)
-      return rc; /* bk_worker_cleanup_curl frees what was made */
-  }
-  return BULKUP_OK;
-}
-
-void bk_worker_cleanup_curl(bk_worker *w) {
-  for (unsigned i = 0; w->slots && i < w->nslots; i++) {
-    bk_slot *s = &w->slots[i];
-    /* Workers end with every slot idle; a handle is never left in the
-     * multi. */
-    if (s->easy)
-      curl_easy_cleanup(s->easy);
-    s->easy = NULL;
-    curl_slist_free_all(s->headers);
-    s->headers = NULL;
-    bk_free(s->buf);
-    s->buf = NULL;
-    bk_free(s->redacted_url);
-    s->redacted_url = NULL;
-    free(s->fresh_url);
-    s->fresh_url = NULL;
-    curl_slist_free_all(s->rs_headers);
-    s->rs_headers = NULL;
-    bk_free(s->session);
-    s->session = NULL;
-  }
-  if (w->multi)
-    curl_multi_cleanup(w->multi);
-  w->multi = NULL;
-  bk_free(w->slots);
-  w->slots = NULL;
-}
-
-/* ---- resumable uploads: helpers ----------------------------------------- */
-
-/* The length of a URL's scheme://host:port prefix. */
-static size_t bk_origin_len(const char *url) {
-  const char *p = strstr(url, "://");
-  if (!p)
-    return strlen(url);
-  p += 3;
-  return (size_t)(p - url) + strcspn(p, "/?#");
-}
-
-/* Did this URL's server refuse a resumable session start earlier? */
-static bool bk_origin_is_plain(struct bulkup_uploader *u, const char *url) {
-  size_t n = bk_origin_len(url);
-  bool found = false;
-  bk_mutex_lock(&u->lock);
-  for (unsigned i = 0; i < u->n_plain_origins && !found; i++)
-    found = strlen(u->plain_origins[i]) == n &&
-            strncasecmp(u->plain_origins[i], url, n) == 0;
-  bk_mutex_unlock(&u->lock);
-  return found;
-}
-
-static void bk_origin_set_plain(struct bulkup_uploader *u, const char *url) {
-  size_t n = bk_origin_len(url);
-  char *o = bk_strndup(url, n);
-  if (!o)
-    return; /* only a shortcut: the next large item asks again */
-  bk_mutex_lock(&u->lock);
-  for (unsigned i = 0; i < u->n_plain_origins; i++) {
-    if (strlen(u->plain_origins[i]) == n &&
-        strncasecmp(u->plain_origins[i], url, n) == 0) {
-      bk_mutex_unlock(&u->lock);
-      bk_free(o);
-      return;
-    }
-  }
-  unsigned cap = (unsigned)BK_ARRAY_LEN(u->plain_origins);
-  if (u->n_plain_origins == cap) {
-    bk_free(u->plain_origins[0]);
-    memmove(&u->plain_origins[0], &u->plain_origins[1],
-            (cap - 1) * sizeof u->plain_origins[0]);
-    u->n_plain_origins--;
-  }
-  u->plain_origins[u->n_plain_origins++] = o;
-  bk_mutex_unlock(&u->lock);
-}
-
-/* The journal's modification time of the item's source. */
-static int64_t bk_journal_mtime(const bk_slot *s) {
-  if (s->x.job->source != BULKUP_SOURCE_FILE)
-    return 0;
-  return (int64_t)s->x.st.st_mtim.tv_sec * 1000000000LL +
-         s->x.st.st_mtim.tv_nsec;
-}
-
-/* Journal the item's session URL (NULL: forget it). */
-static void bk_rs_journal(bk_slot *s, const char *session) {
-  struct bulkup_uploader *u = s->u;
-  bk_job *j = s->x.job;
-  if (!u->opt.journal || !j->journal_key)
-    return;
-  if (bulkup_journal_record_session(u->opt.journal, j->journal_key,
-                                    s->x.size, bk_journal_mtime(s),
-                                    session) != BULKUP_OK)
-    bk_log(u, BULKUP_LOG_ERROR, "item %llu: resumable session not "
-           "journalled: %s", (unsigned long long)j->index,
-           bulkup_last_error_message());
-}
-
-/* The session URL from a start's Location, resolved against the URL the
- * start was sent to (it may be relative); NULL if it is not http(s). */
-static char *bk_rs_session_url(const char *base, const char *location) {
-  CURLU *h = curl_url();
-  char *got = NULL;
-  char *out = NULL;
-  if (h && curl_url_set(h, CURLUPART_URL, base, 0) == CURLUE_OK &&
-      curl_url_set(h, CURLUPART_URL, location, 0) == CURLUE_OK &&
-      curl_url_get(h, CURLUPART_URL, &got, 0) == CURLUE_OK &&
-      bk_url_scheme_ok(got))
-    out = bk_strdup(got);
-  curl_free(got);
-  curl_url_cleanup(h);
-  return out;
-}
-
-/* The current chunk's length. */
-static uint64_t bk_rs_chunk_len(const bk_slot *s) {
-  uint64_t left = s->x.size - s->confirmed;
-  uint64_t chunk = s->u->opt.resumable_chunk_size;
-  return left < chunk ? left : chunk;
-}
-
-/* The headers of the resumable request about to be sent. The start
- * carries the item's headers (Content-Type, Cache-Control, Content-MD5 of
- * the whole item, the extra ones); chunks and queries only the extra
- * ones. */
-static struct curl_slist *bk_rs_headers(bk_slot *s) {
-  bk_job *j = s->x.job;
-  bool ok = true;
-  struct curl_slist *h = NULL;
-  char line[128];
-  unsigned long long total = (unsigned long long)s->x.size;
-  if (s->rs == BK_RS_START) {
-    for (struct curl_slist *i = s->headers; i; i = i->next)
-      h = bk_slist_add(h, i->data, &ok);
-    h = bk_slist_add(h, "x-goog-resumable: start", &ok);
-    snprintf(line, sizeof line, "X-Upload-Content-Length: %llu", total);
-    h = bk_slist_add(h, line, &ok);
-  } else {
-    if (s->rs == BK_RS_CHUNK)
-      snprintf(line, sizeof line, "Content-Range: bytes %llu-%llu/%llu",
-               (unsigned long long)s->confirmed,
-               (unsigned long long)(s->confirmed + bk_rs_chunk_len(s) - 1),
-               total);
-    else
-      snprintf(line, sizeof line, "Content-Range: bytes */%llu", total);
-    h = bk_slist_add(h, line, &ok);
-    if (!s->u->opt.expect_continue)
-      h = bk_slist_add(h, "Expect:", &ok);
-    for (size_t i = 0; j->headers && j->headers[i]; i++)
-      h = bk_slist_add(h, j->headers[i], &ok);
-  }
-  if (!ok) {
-    curl_slist_free_all(h);
-    return NULL;
-  }
-  return h;
-}
-
 /* ---- the slot's state machine ------------------------------------------ */
 
 static void bk_slot_attempt(bk_slot *s);
 static void bk_slot_end(bk_slot *s);
 
-/* What bk_rs_after made of a resumable request's answer. */
-typedef enum bk_rs_next {
-  BK_RS_HANDLED,  /* the next request is under way, or the item ended */
-  BK_RS_GENERIC,  /* decide as for a plain PUT (retry, fail, succeed) */
-  BK_RS_FAILED    /* a failure to retry under the usual limits (kind set) */
-} bk_rs_next;
-
-/* End the item as a protocol failure. */
-static bk_rs_next bk_rs_fail(bk_slot *s, const char *why) {
-  s->kind = BULKUP_ERROR_PROTOCOL;
-  snprintf(s->message, sizeof s->message, "resumable upload: %s", why);
-  bk_slot_end(s);
-  return BK_RS_HANDLED;
-}
-
-/* Give up the resumable protocol for this item: one plain PUT of the
- * whole item. The requests made so far stay counted; the refused request
- * is not an attempt of the PUT, which gets the full retry allowance. */
-static void bk_rs_to_plain(bk_slot *s, int status) {
-  bulkup_result *res = &s->res;
-  bk_log(s->u, BULKUP_LOG_INFO, "item %llu: the server does not take a "
-         "resumable upload here (HTTP %d); sending it with one PUT: %s",
-         (unsigned long long)s->x.job->index, status, res->url);
-  bk_free(s->session);
-  s->session = NULL;
-  s->rs = BK_RS_NONE;
-  res->resumable = false;
-  if (res->attempts > 0)
-    res->attempts--;
-  s->rt.retries = 0;
-  s->rt.conn_retries = 0;
-  bk_slot_attempt(s);
-}
-
-/* A resumable request was answered (transport failures go the generic
- * way: retried, then continued by a status query). */
-static bk_rs_next bk_rs_after(bk_slot *s) {
-  struct bulkup_uploader *u = s->u;
-  bk_xfer *x = &s->x;
-  bk_job *j = x->job;
-  bulkup_result *res = &s->res;
-  int st = s->o.http_status;
-  if (s->o.curl != CURLE_OK || s->o.abort != BK_ABORT_NONE)
-    return BK_RS_GENERIC;
-
-  if (s->rs == BK_RS_START) {
-    if ((st == 200 || st == 201) && x->location_truncated)
-      return bk_rs_fail(s, "the session URL is too long");
-    if ((st == 200 || st == 201) && x->location[0]) {
-      char *sess = bk_rs_session_url(s->url, x->location);
-      if (!sess)
-        return bk_rs_fail(s, "the session URL is not an http(s) URL");
-      bk_free(s->session);
-      s->session = sess;
-      s->confirmed = 0;
-      s->rs = BK_RS_CHUNK;
-      /* Failures of the start do not count against the chunks. */
-      s->rt.retries = 0;
-      s->rt.conn_retries = 0;
-      bk_rs_journal(s, sess);
-      bk_log(u, BULKUP_LOG_DEBUG, "item %llu: resumable session started",
-             (unsigned long long)j->index);
-      bk_slot_attempt(s);
-      return BK_RS_HANDLED;
-    }
-    /* An expired signed URL is not a refusal of the protocol: the usual
-     * way (a fresh URL, or the failure). */
-    if (bk_says_expired(x, st))
-      return BK_RS_GENERIC;
-    /* No resumable uploads here: nginx answers 404, a GCS URL signed for
-     * a PUT 403, a server without POST 405 or 501, a server that takes
-     * any POST a 2xx without a Location. Plain PUTs for this server from
-     * now on. */
-    bool server_says_no = (st >= 200 && st < 300) || st == 403 ||
-                          st == 404 || st == 405 || st == 501;
-    if (server_says_no || (st >= 400 && st < 500 && st != 408 && st != 429)) {
-      /* Other 4xx are this item's (a bad name, say): one plain PUT for
-       * it, which will say so, and the next items still ask. */
-      if (server_says_no)
-        bk_origin_set_plain(u, s->url);
-      bk_rs_to_plain(s, st);
-      return BK_RS_HANDLED;
-    }
-    return BK_RS_GENERIC;
-  }
-
-  /* A chunk or a status query. */
-  if (st >= 200 && st < 300 && s->rs == BK_RS_CHUNK &&
-      s->confirmed + x->body_len < x->size) {
-    /* "Done" before the last byte: this server took the chunk for the
-     * whole object (it does not speak the protocol, yet answered the
-     * start). One plain PUT of the whole item, plain PUTs from now on. */
-    bk_origin_set_plain(u, s->url);
-    bk_rs_to_plain(s, st);
-    return BK_RS_HANDLED;
-  }
-  if (st == 308) {
-    if (x->range_last == -2 || (x->range_last >= 0 &&
-                                (uint64_t)x->range_last >= x->size))
-      return bk_rs_fail(s, "the server's Range does not fit the item");
-    uint64_t have = x->range_last < 0 ? 0 : (uint64_t)x->range_last + 1;
-    bool was_chunk = s->rs == BK_RS_CHUNK;
-    bool progress = have > s->confirmed;
-    if (have < s->confirmed)
-      bk_log(u, BULKUP_LOG_WARN, "item %llu: the server now has %llu bytes, "
-             "fewer than the %llu it confirmed; going on from there",
-             (unsigned long long)j->index, (unsigned long long)have,
-             (unsigned long long)s->confirmed);
-    s->confirmed = have;
-    if (progress) {
-      /* The retry limits count failures in a row without progress. */
-      s->rt.retries = 0;
-      s->rt.conn_retries = 0;
-    }
-    if (have == x->size) {
-      /* Every byte is there but the upload is not finished: a query
-       * finishes it; a query answered so is the server's fault. */
-      if (!was_chunk)
-        return bk_rs_fail(s, "the server has every byte but does not "
-                             "finish the upload");
-      s->rs = BK_RS_QUERY;
-      bk_slot_attempt(s);
-      return BK_RS_HANDLED;
-    }
-    s->rs = BK_RS_CHUNK;
-    if (was_chunk && !progress) {
-      /* A chunk the server did not keep: a failure like any other, so a
-       * server that keeps nothing cannot make us loop. */
-      s->kind = BULKUP_ERROR_PROTOCOL;
-      snprintf(s->message, sizeof s->message,
-               "resumable upload: the server kept none of a chunk");
-      return BK_RS_FAILED;
-    }
-    bk_slot_attempt(s);
-    return BK_RS_HANDLED;
-  }
-  if ((st == 404 || st == 410) && s->restarts < 1) {
-    /* The session is gone (expired, or the server lost it): once, start a
-     * new one. */
-    bk_rs_journal(s, NULL);
-    s->restarts++;
-    res->attempts++;
-    bk_log(u, BULKUP_LOG_WARN, "item %llu: the server no longer knows the "
-           "resumable session (HTTP %d); starting a new one: %s",
-           (unsigned long long)j->index, st, res->url);
-    bk_free(s->session);
-    s->session = NULL;
-    s->confirmed = 0;
-    s->rs = BK_RS_START;
-    bk_slot_attempt(s);
-    return BK_RS_HANDLED;
-  }
-  return BK_RS_GENERIC;
-}
-
 /* The item ends: report it and free the slot. */
 static void bk_slot_complete(bk_slot *s) {
-  bk_job *j = s->x.job;
+  bk_item *j = s->x.item;
   bk_item_done(s->u, &s->res);
   bk_free(j);
-  s->x.job = NULL;
+  s->x.item = NULL;
   s->state = BK_SLOT_IDLE;
   s->w->busy--;
 }
@@ -650,23 +304,18 @@ static void bk_slot_complete(bk_slot *s) {
 static void bk_slot_end(bk_slot *s) {
   struct bulkup_uploader *u = s->u;
   bulkup_result *res = &s->res;
-  bk_job *j = s->x.job;
+  bk_item *j = s->x.item;
   bulkup_error_kind kind = s->kind;
   curl_slist_free_all(s->headers);
   s->headers = NULL;
-  curl_slist_free_all(s->rs_headers);
-  s->rs_headers = NULL;
-  /* An unfinished session stays in the journal for a rerun. */
-  bk_free(s->session);
-  s->session = NULL;
-  s->rs = BK_RS_NONE;
+  bk_rs_reset(s);
 
   if (kind == BULKUP_ERROR_NONE) {
     res->status = BULKUP_ITEM_SUCCEEDED;
     res->error = BULKUP_ERROR_NONE;
     if (u->opt.journal && j->journal_key) {
       if (bulkup_journal_record(u->opt.journal, j->journal_key, s->x.size,
-                                bk_journal_mtime(s)) != BULKUP_OK)
+                                bk_source_mtime(s)) != BULKUP_OK)
         bk_log(u, BULKUP_LOG_ERROR, "item %llu: not journalled: %s",
                (unsigned long long)j->index, bulkup_last_error_message());
     }
@@ -691,13 +340,13 @@ static void bk_slot_end(bk_slot *s) {
   bk_slot_complete(s);
 }
 
-void bk_slot_start(bk_slot *s, bk_job *j) {
+void bk_slot_start(bk_slot *s, bk_item *j) {
   struct bulkup_uploader *u = s->u;
   bulkup_result *res = &s->res;
   s->t0 = bk_now();
   s->w->busy++;
   s->state = BK_SLOT_WAITING; /* taken; RUNNING once an attempt is added */
-  s->x.job = j;
+  s->x.item = j;
   s->x.excerpt_len = 0;
   s->headers = NULL;
   s->url = j->url;
@@ -708,9 +357,7 @@ void bk_slot_start(bk_slot *s, bk_job *j) {
   s->restarts = 0;
   s->o = (bk_outcome){.curl = CURLE_OK};
   s->kind = BULKUP_ERROR_NONE;
-  bk_mutex_lock(&u->lock);
-  u->in_flight++;
-  bk_mutex_unlock(&u->lock);
+  bk_run_item_started(u);
 
   memset(res, 0, sizeof *res);
   res->index = j->index;
@@ -775,25 +422,7 @@ void bk_slot_start(bk_slot *s, bk_job *j) {
     bk_slot_complete(s);
     return;
   }
-  if (s->x.size > 0 && s->x.size >= u->opt.resumable_threshold &&
-      !bk_origin_is_plain(u, s->url)) {
-    res->resumable = true;
-    res->attempts = 1;
-    s->rs = BK_RS_START;
-    if (u->opt.journal && j->journal_key) {
-      char *sess = bulkup_journal_session(u->opt.journal, j->journal_key,
-                                          s->x.size, bk_journal_mtime(s));
-      if (sess && bk_url_scheme_ok(sess)) {
-        /* A rerun: ask the journalled session what it has. */
-        s->session = sess;
-        s->rs = BK_RS_QUERY;
-        bk_log(u, BULKUP_LOG_INFO, "item %llu: resuming its journalled "
-               "session: %s", (unsigned long long)j->index, res->url);
-      } else {
-        bk_free(sess);
-      }
-    }
-  }
+  bk_rs_begin(s);
   bk_slot_attempt(s);
 }
 
@@ -803,7 +432,7 @@ static void bk_slot_after_attempt(bk_slot *s) {
   struct bulkup_uploader *u = s->u;
   const bulkup_upload_policy *p = &u->policy;
   bulkup_result *res = &s->res;
-  bk_job *j = s->x.job;
+  bk_item *j = s->x.item;
   bk_outcome *o = &s->o;
 
   /* An attempt that never got a connection is one request; one in which
@@ -820,8 +449,14 @@ static void bk_slot_after_attempt(bk_slot *s) {
   res->http_status = o->http_status;
   bk_verdict v;
   bk_rs_next next = s->rs != BK_RS_NONE ? bk_rs_after(s) : BK_RS_GENERIC;
-  if (next == BK_RS_HANDLED)
+  if (next == BK_RS_SEND) {
+    bk_slot_attempt(s);
     return;
+  }
+  if (next == BK_RS_END) {
+    bk_slot_end(s);
+    return;
+  }
   if (next == BK_RS_FAILED)
     v = BK_RETRY;
   else
@@ -883,13 +518,8 @@ static void bk_slot_after_attempt(bk_slot *s) {
     bk_slot_end(s);
     return;
   }
-  if (s->rs != BK_RS_NONE) {
-    res->attempts++;
-    /* A chunk's fate is unknown: ask the server what it has (unless its
-     * own answer said). */
-    if (s->rs == BK_RS_CHUNK && next != BK_RS_FAILED)
-      s->rs = BK_RS_QUERY;
-  }
+  if (s->rs != BK_RS_NONE)
+    bk_rs_retrying(s, next);
   double wait = d.wait;
   bk_log(u, BULKUP_LOG_INFO, "item %llu: %s (HTTP %d); retry %u in %.3f s: %s",
          (unsigned long long)j->index, bulkup_error_kind_name(s->kind),
@@ -916,23 +546,12 @@ static void bk_slot_attempt(bk_slot *s) {
   const char *url = s->url;
   struct curl_slist *headers = s->headers;
   uint64_t body_start = 0, body_len = x->size;
-  if (s->rs != BK_RS_NONE) {
-    curl_slist_free_all(s->rs_headers);
-    s->rs_headers = bk_rs_headers(s);
-    if (!s->rs_headers) {
-      s->kind = BULKUP_ERROR_NOMEM;
-      snprintf(s->message, sizeof s->message, "out of memory for headers");
-      bk_slot_end(s);
-      return;
-    }
-    headers = s->rs_headers;
-    body_len = 0;
-    if (s->rs != BK_RS_START)
-      url = s->session;
-    if (s->rs == BK_RS_CHUNK) {
-      body_start = s->confirmed;
-      body_len = bk_rs_chunk_len(s);
-    }
+  if (s->rs != BK_RS_NONE &&
+      !bk_rs_request(s, &url, &headers, &body_start, &body_len)) {
+    s->kind = BULKUP_ERROR_NOMEM;
+    snprintf(s->message, sizeof s->message, "out of memory for headers");
+    bk_slot_end(s);
+    return;
   }
   CURLcode sc = curl_easy_setopt(s->easy, CURLOPT_URL, url);
   if (sc == CURLE_OK)

@@ -6,7 +6,7 @@
  * on (the socket callback); the worker sleeps in curl_multi_poll on those
  * sockets and hands libcurl each ready socket in turn
  * (curl_multi_socket_action). Right after each socket, a transfer that
- * ended is handed to its slot, and a slot that came free takes its next job
+ * ended is handed to its slot, and a slot that came free takes its next item
  * and sends its request at once, before the next ready socket is read. A
  * server that answered several requests in one go so gets the next request
  * as soon as the first answer is read, not after all of them (as with
@@ -40,7 +40,8 @@
  * The slots, the multi handle and the socket list belong to this thread
  * alone; the queue and the uploader's counters have their own locks. */
 #include "internal.h"
-#include "uploader.h"
+#include "engine/worker.h"
+#include "engine/slot.h"
 
 #include <math.h>
 #include <poll.h>
@@ -54,13 +55,75 @@
 
 /* The queue's wake function: thread-safe (curl_multi_wakeup writes to the
  * multi's wake-up pipe; a wake before the poll makes the poll return). */
-static void bk_worker_wake(void *multi) { curl_multi_wakeup(multi); }
+static void bk_worker_wake_multi(void *multi) { curl_multi_wakeup(multi); }
 
-bulkup_err bk_worker_init(bk_worker *w) {
-  bulkup_err rc = bk_worker_init_curl(w);
-  w->waiter.wake = bk_worker_wake;
+/* ---- the worker's handles ---------------------------------------------- */
+
+bulkup_err bk_worker_init(bk_worker *w, struct bulkup_uploader *u,
+                          unsigned int id, unsigned int nslots) {
+  w->u = u;
+  w->id = id;
+  w->nslots = nslots;
+  bk_rng_seed(&w->rng, bk_random_seed() ^ id);
+  w->slots = bk_calloc(w->nslots, sizeof *w->slots);
+  if (!w->slots)
+    return bk_error(BULKUP_ENOMEM, "out of memory");
+  for (unsigned i = 0; i < w->nslots; i++) {
+    w->slots[i].u = u;
+    w->slots[i].w = w;
+    w->slots[i].x.fd = -1;
+  }
+  w->multi = curl_multi_init();
+  if (!w->multi)
+    return bk_error(BULKUP_ENOMEM, "curl_multi_init failed");
+  w->waiter.wake = bk_worker_wake_multi;
   w->waiter.ctx = w->multi;
-  return rc;
+  /* An idle connection per slot, and a few more in case items alternate
+   * between hosts. One transfer per connection (no HTTP/2 multiplexing):
+   * each slot's phases, timeouts and faults stay its own, and the server
+   * sees as many connections as there are slots. */
+  curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, (long)w->nslots + 4);
+  curl_multi_setopt(w->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+  for (unsigned i = 0; i < w->nslots; i++) {
+    bulkup_err rc = bk_slot_init(&w->slots[i]);
+    if (rc != BULKUP_OK)
+      return rc; /* bk_worker_cleanup frees what was made */
+  }
+  return BULKUP_OK;
+}
+
+void bk_worker_cleanup(bk_worker *w) {
+  /* Workers end with every slot idle; a handle is never left in the
+   * multi. */
+  for (unsigned i = 0; w->slots && i < w->nslots; i++)
+    bk_slot_cleanup(&w->slots[i]);
+  if (w->multi)
+    curl_multi_cleanup(w->multi);
+  w->multi = NULL;
+  bk_free(w->slots);
+  w->slots = NULL;
+}
+
+static void *bk_worker_main(void *arg);
+
+bulkup_err bk_worker_start(bk_worker *w) {
+  int prc = pthread_create(&w->thread, NULL, bk_worker_main, w);
+  if (prc != 0)
+    return bk_error(BULKUP_ETHREAD, "pthread_create failed: %s", strerror(prc));
+  w->started = true;
+  return BULKUP_OK;
+}
+
+void bk_worker_join(bk_worker *w) {
+  if (w->started) {
+    pthread_join(w->thread, NULL);
+    w->started = false;
+  }
+}
+
+void bk_worker_wake(bk_worker *w) {
+  if (w->multi)
+    curl_multi_wakeup(w->multi);
 }
 
 static bk_slot *bk_idle_slot(bk_worker *w) {
@@ -126,10 +189,10 @@ static bool bk_curl_due(bk_worker *w) {
 
 /* ---- the loop ------------------------------------------------------------ */
 
-/* Give free slots their next jobs without blocking. */
+/* Give free slots their next items without blocking. */
 static void bk_fill(bk_worker *w, bool *closed) {
   while (w->busy < w->nslots && !*closed) {
-    bk_job *j = bk_queue_trypop(&w->u->queue, &w->waiter, closed);
+    bk_item *j = bk_queue_trypop(&w->u->queue, &w->waiter, closed);
     if (!j)
       break;
     bk_slot_start(bk_idle_slot(w), j);
@@ -182,7 +245,7 @@ static void bk_action(bk_worker *w, curl_socket_t fd, int mask) {
 }
 
 /* After libcurl acted on a socket: hand every finished transfer to its
- * slot, give the slots that came free their next jobs, and let libcurl
+ * slot, give the slots that came free their next items, and let libcurl
  * start the new attempts now (their requests go out before the worker
  * reads the next ready socket). Again while that ends transfers. */
 static void bk_settle(bk_worker *w, bool *closed) {
@@ -268,10 +331,10 @@ static void bk_perform(bk_worker *w) {
   bk_collect(w);
 }
 
-void *bk_worker_main(void *arg) {
+static void *bk_worker_main(void *arg) {
   bk_worker *w = arg;
   bulkup_uploader *u = w->u;
-  bool closed = false; /* the queue is closed and empty: no more jobs */
+  bool closed = false; /* the queue is closed and empty: no more items */
 
   /* The socket list lives on this thread's stack, as long as the loop. */
   unsigned cap = w->nslots * BK_SOCKS_PER_SLOT + BK_SOCKS_SPARE;
@@ -286,7 +349,7 @@ void *bk_worker_main(void *arg) {
 
   for (;;) {
     while (w->busy < w->nslots && !closed) {
-      bk_job *j;
+      bk_item *j;
       if (w->busy == 0) {
         j = bk_queue_pop_waiter(&u->queue, &w->waiter);
         closed = !j;
@@ -323,7 +386,7 @@ void *bk_worker_main(void *arg) {
       if (t < next)
         next = t;
     }
-    /* A slot came free: take the next job before sleeping. */
+    /* A slot came free: take the next item before sleeping. */
     if (w->busy < busy_before && !closed)
       continue;
     if (w->busy == 0)

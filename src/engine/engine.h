@@ -1,12 +1,25 @@
-/* uploader.h - the engine's internal structures, shared by uploader.c (the
- * pool, the queue, the report), worker.c (a thread driving several
- * transfers through one multi handle), transfer.c (one item on one slot)
- * and source.c (the item's bytes). */
-#ifndef BULKUP_UPLOADER_INTERNAL_H
-#define BULKUP_UPLOADER_INTERNAL_H
+/* engine/engine.h - the upload engine's structures, and the functions of
+ * its lowest files. Calls go one way (scripts/check-layers):
+ *
+ *   uploader.c   the public API: options, threads, submit, finish, cancel
+ *     -> worker.c    a worker thread's whole life: its handles, its event
+ *                    loop over several slots, its cleanup
+ *       -> slot.c        one item on one slot: the plain PUT state machine,
+ *                        the attempts, timeouts, retries (retry.c decides)
+ *         -> resumable.c   the resumable upload's state machine: says what
+ *                          the slot does next, never calls slot.c
+ *         -> source.c      the item's bytes
+ *         -> run.c         the run's shared state: log, counters, item
+ *                          completion and progress, plain-PUT origins
+ *   item.c (the queued copy of a submitted item) and queue.c (the bounded
+ *   queue) are used by uploader.c and worker.c.
+ *
+ * `u->lock` is taken only in run.c and uploader.c. */
+#ifndef BULKUP_ENGINE_H
+#define BULKUP_ENGINE_H
 
 #include "internal.h"
-#include "queue.h"
+#include "engine/queue.h"
 #include "report.h"
 #include "retry.h"
 #include "util/rand.h"
@@ -15,8 +28,8 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 
-/* A queued item: one allocation, the strings after the struct. */
-typedef struct bk_job {
+/* A queued item (item.c): one allocation, the strings after the struct. */
+typedef struct bk_item {
   uint64_t index;
   bulkup_source_kind source;
   const void *data;
@@ -35,12 +48,12 @@ typedef struct bk_job {
   bulkup_error_kind prefail;
   const char *prefail_message;
   const char *journal_key;   /* NULL when not journalled */
-} bk_job;
+} bk_item;
 
 /* The state of the attempt in progress on a slot. Written by libcurl's
  * callbacks and read by the worker's loop, both on the worker's thread. */
 typedef struct bk_xfer {
-  bk_job *job;
+  bk_item *item;
   int fd;                    /* file source streamed from disk, else -1 */
   const unsigned char *mem;  /* body in memory (memory source, small file) */
   uint64_t size;
@@ -85,7 +98,7 @@ typedef enum bk_rs_phase {
 
 /* What a slot is doing. */
 typedef enum bk_slot_state {
-  BK_SLOT_IDLE = 0, /* no item: free for the next job */
+  BK_SLOT_IDLE = 0, /* no item: free for the next one */
   BK_SLOT_RUNNING,  /* an attempt's easy handle is in the worker's multi */
   BK_SLOT_WAITING   /* between attempts: the retry starts at wake_at; the
                        slot stays reserved for its item */
@@ -110,7 +123,7 @@ typedef struct bk_slot {
   bulkup_result res;
   double t0;                 /* when the slot took the item */
   struct curl_slist *headers;
-  const char *url;           /* the job's URL or fresh_url */
+  const char *url;           /* the item's URL or fresh_url */
   bk_retry_state rt;         /* its retries so far (retry.c) */
   bool refreshed;            /* refresh_url was called */
   /* A resumable upload (rs != BK_RS_NONE): */
@@ -192,46 +205,77 @@ struct bulkup_uploader {
   double start;
 };
 
-/* transfer.c: the slot state machine */
-bulkup_err bk_worker_init_curl(bk_worker *w);
-void bk_worker_cleanup_curl(bk_worker *w);
-/* Give an idle slot a job. The item may end at once (an item that cannot
- * be tried, a bad source, a cancelled run); otherwise its first attempt is
- * in the multi and the slot is RUNNING. */
-void bk_slot_start(bk_slot *s, bk_job *job);
-/* The slot's attempt ended: libcurl reported it done with `result`, or
- * the worker aborted it (x.abort set). */
-void bk_slot_attempt_done(bk_slot *s, CURLcode result);
-/* Look at a RUNNING slot at `now`: abort it on cancel, a callback's abort
- * or a phase timeout. A WAITING slot whose time has come starts its retry
- * (or ends, if the run was cancelled). */
-void bk_slot_tick(bk_slot *s, double now);
-/* When the slot next needs bk_slot_tick (a phase deadline or the retry
- * time); INFINITY when only libcurl's events matter. */
-double bk_slot_next(const bk_slot *s);
+/* ---- run.c: the run's shared state ----------------------------------- */
+
 void bk_log(struct bulkup_uploader *u, bulkup_log_level level,
             const char *fmt, ...) BK_PRINTF(3, 4);
+/* A slot took an item (in_flight), and `bytes` more are to be sent (a
+ * file's size, known once it is opened). */
+void bk_run_item_started(struct bulkup_uploader *u);
+void bk_run_add_bytes(struct bulkup_uploader *u, uint64_t bytes);
+/* An item ended: the completion callback, the report, the counters, the
+ * progress callback (at most every progress_interval). */
+void bk_item_done(struct bulkup_uploader *u, const bulkup_result *r);
+/* The progress counters now. */
+void bk_run_snapshot(struct bulkup_uploader *u, bulkup_progress *p);
+/* Call on_progress: at most every progress_interval, or now (force). */
+void bk_run_progress(struct bulkup_uploader *u, bool force);
+/* Did this URL's server refuse a resumable session start earlier? */
+bool bk_run_origin_is_plain(struct bulkup_uploader *u, const char *url);
+/* Remember that it did (a few origins; the oldest is forgotten). */
+void bk_run_set_origin_plain(struct bulkup_uploader *u, const char *url);
 
-/* source.c: the item's bytes */
-/* Open the job's source into s->x. Returns an error kind (NONE on
+/* ---- item.c: the queued copy of an item ------------------------------- */
+
+/* Copy the item (and, for an item recorded as failed, its message) into
+ * one allocation (bk_free): the title, content type and cache control
+ * resolved. NULL when out of memory. */
+bk_item *bk_item_new(const bulkup_item *it, const char *message);
+
+/* ---- source.c: the item's bytes ----------------------------------------- */
+
+/* Open the item's source into s->x. Returns an error kind (NONE on
  * success) and writes the reason into s->message. */
-bulkup_error_kind bk_source_open(bk_slot *s, bk_job *j);
+bulkup_error_kind bk_source_open(bk_slot *s, bk_item *it);
 void bk_source_close(bk_slot *s);
 /* Base64 MD5 of the whole source, for Content-MD5. */
 bool bk_source_md5(bk_slot *s, char out[32]);
 /* A streamed file is still the file that was opened. */
 bool bk_source_unchanged(const bk_slot *s);
+/* The journal's modification time of the source (0 but for files). */
+int64_t bk_source_mtime(const bk_slot *s);
 /* libcurl's read and seek callbacks (userdata: the slot). */
 size_t bk_source_read_cb(char *dst, size_t size, size_t nmemb, void *ud);
 int bk_source_seek_cb(void *ud, curl_off_t offset, int origin);
 
-/* worker.c: the thread */
-/* Make the worker's handles (w->u, w->nslots set). On failure, what was
- * made is freed by bk_worker_cleanup_curl. */
-bulkup_err bk_worker_init(bk_worker *w);
-void *bk_worker_main(void *arg);
+/* ---- resumable.c: the resumable upload's state machine ------------------ */
 
-/* uploader.c: an item ended (report, counters, callbacks). */
-void bk_item_done(struct bulkup_uploader *u, const bulkup_result *r);
+/* What the slot does after a resumable request's answer. */
+typedef enum bk_rs_next {
+  BK_RS_SEND,     /* send the request s->rs now names */
+  BK_RS_END,      /* end the item (s->kind and s->message say how) */
+  BK_RS_GENERIC,  /* decide as for a plain PUT (retry, fail, succeed) */
+  BK_RS_FAILED    /* a failure to retry under the usual limits (kind set) */
+} bk_rs_next;
+
+/* At the item's start: should it go resumable (its size, the origin)? If
+ * so the slot is set up for it (res->resumable, s->rs; a journalled
+ * session is resumed with a status query). */
+void bk_rs_begin(bk_slot *s);
+/* The request s->rs names: its URL, headers (owned by the slot) and body
+ * window. false when out of memory for the headers. */
+bool bk_rs_request(bk_slot *s, const char **url, struct curl_slist **headers,
+                   uint64_t *body_start, uint64_t *body_len);
+/* A resumable request's attempt ended (s->o says how): the next step. */
+bk_rs_next bk_rs_after(bk_slot *s);
+/* A retry of a resumable request was decided (`next` is what bk_rs_after
+ * said): count it, and after a chunk of unknown fate ask the server what
+ * it has. */
+void bk_rs_retrying(bk_slot *s, bk_rs_next next);
+/* The item ends: drop the session (it stays in the journal) and the
+ * request's headers. */
+void bk_rs_reset(bk_slot *s);
+/* A 403 whose body says the signed URL expired (GCS: ExpiredToken). */
+bool bk_says_expired(const bk_xfer *x, int status);
 
 #endif

@@ -1,4 +1,4 @@
-/* queue.h - a bounded, lock-protected FIFO of pointers (internal).
+/* engine/queue.h - a bounded, lock-protected FIFO of pointers (internal).
  *
  * Producers block in bk_queue_push while it is full; consumers block in
  * bk_queue_pop while it is empty. Closing wakes everybody: pushes fail,

@@ -1,15 +1,16 @@
-/* uploader.c - the pool: options, the bounded queue, the worker threads
- * (worker.c) and their transfer slots, cancel, progress and the report.
+/* engine/uploader.c - the engine's public API: options, the bounded
+ * queue, the worker threads (worker.c), submit, finish, cancel, progress
+ * and the report.
  *
  * Locking: the queue has its own lock. `u->lock` guards the report and
- * the counters. `submit_lock` orders
+ * the counters (run.c takes it for the workers). `submit_lock` orders
  * submitters (an item's index is its queue position). `progress_lock`
  * serialises the progress callback. No thread holds two of these at once,
  * except submit_lock -> queue lock (a submitter blocks in push while
  * holding submit_lock; nothing takes them in the other order). */
 #include "internal.h"
-#include "uploader.h"
-#include "util/str.h"
+#include "engine/engine.h"
+#include "engine/worker.h"
 
 #include <limits.h>
 #include <math.h>
@@ -50,79 +51,6 @@ static void bk_share_unlock(CURL *h, curl_lock_data data, void *ud) {
 }
 
 /* ---- completion and progress ----------------------------------------- */
-
-static void bk_snapshot(bulkup_uploader *u, bulkup_progress *p) {
-  /* submitted first: items only ever end after they were submitted, so
-   * reading it before the end counts keeps submitted >= ended. */
-  p->submitted = atomic_load(&u->submitted);
-  bk_mutex_lock(&u->lock);
-  const bulkup_summary *s = &u->report->summary;
-  p->succeeded = s->succeeded;
-  p->failed = s->failed;
-  p->cancelled = s->cancelled;
-  p->retries = s->retries;
-  p->bytes_succeeded = s->bytes_succeeded;
-  p->in_flight = u->in_flight;
-  p->bytes_submitted = u->bytes_submitted;
-  bk_mutex_unlock(&u->lock);
-  p->bytes_sent = atomic_load(&u->bytes_sent);
-  p->elapsed_s = bk_now() - u->start;
-}
-
-static void bk_maybe_progress(bulkup_uploader *u, bool force) {
-  if (!u->opt.on_progress)
-    return;
-  if (force)
-    bk_mutex_lock(&u->progress_lock);
-  else if (pthread_mutex_trylock(&u->progress_lock) != 0)
-    return;
-  double now = bk_now();
-  if (force || now - u->last_progress >= u->opt.progress_interval) {
-    u->last_progress = now;
-    bulkup_progress p;
-    bk_snapshot(u, &p);
-    u->opt.on_progress(u->opt.userdata, &p);
-  }
-  bk_mutex_unlock(&u->progress_lock);
-}
-
-static void bk_item_done_redacted(bulkup_uploader *u,
-                                   const bulkup_result *r);
-
-void bk_item_done(bulkup_uploader *u, const bulkup_result *r) {
-  /* Every result passes here on its way to the caller and the report:
-   * its message and the server's words are redacted here, once. (An S3
-   * SignatureDoesNotMatch body echoes SignatureProvided and the request's
-   * X-Amz-Credential; with the report's URL, they rebuild the signed URL.) */
-  bulkup_result red;
-  char *msg = NULL, *exc = NULL;
-  if (r->status != BULKUP_ITEM_SUCCEEDED) {
-    red = *r;
-    size_t n = 0;
-    msg = r->message ? bk_redact_text(r->message, strlen(r->message), &n)
-                     : NULL;
-    red.message = msg ? msg : "(message withheld: out of memory)";
-    if (r->response_excerpt_len) {
-      exc = bk_redact_text(r->response_excerpt, r->response_excerpt_len, &n);
-      red.response_excerpt = exc ? exc : "";
-      red.response_excerpt_len = exc ? n : 0;
-    }
-    r = &red;
-  }
-  bk_item_done_redacted(u, r);
-  bk_free(msg);
-  bk_free(exc);
-}
-
-static void bk_item_done_redacted(bulkup_uploader *u, const bulkup_result *r) {
-  if (u->opt.on_complete)
-    u->opt.on_complete(u->opt.userdata, r);
-  bk_mutex_lock(&u->lock);
-  bk_report_add(u->report, r);
-  u->in_flight--;
-  bk_mutex_unlock(&u->lock);
-  bk_maybe_progress(u, false);
-}
 
 /* ---- new / free ------------------------------------------------------- */
 
@@ -243,23 +171,13 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
   }
   u->nworkers = nthreads;
   for (unsigned i = 0; i < u->nworkers; i++) {
-    bk_worker *w = &u->workers[i];
-    w->u = u;
-    w->id = i;
-    w->nslots = opt->workers / nthreads + (i < opt->workers % nthreads);
-    bk_rng_seed(&w->rng, bk_random_seed() ^ i);
-    if ((rc = bk_worker_init(w)) != BULKUP_OK)
+    unsigned nslots = opt->workers / nthreads + (i < opt->workers % nthreads);
+    if ((rc = bk_worker_init(&u->workers[i], u, i, nslots)) != BULKUP_OK)
       goto fail;
   }
-  for (unsigned i = 0; i < u->nworkers; i++) {
-    int prc = pthread_create(&u->workers[i].thread, NULL, bk_worker_main,
-                             &u->workers[i]);
-    if (prc != 0) {
-      rc = bk_error(BULKUP_ETHREAD, "pthread_create failed: %s", strerror(prc));
+  for (unsigned i = 0; i < u->nworkers; i++)
+    if ((rc = bk_worker_start(&u->workers[i])) != BULKUP_OK)
       goto fail;
-    }
-    u->workers[i].started = true;
-  }
   *out = u;
   return BULKUP_OK;
 
@@ -272,12 +190,8 @@ fail:
 }
 
 static void bk_join_workers(bulkup_uploader *u) {
-  for (unsigned i = 0; i < u->nworkers; i++) {
-    if (u->workers[i].started) {
-      pthread_join(u->workers[i].thread, NULL);
-      u->workers[i].started = false;
-    }
-  }
+  for (unsigned i = 0; i < u->nworkers; i++)
+    bk_worker_join(&u->workers[i]);
 }
 
 void bulkup_uploader_free(bulkup_uploader *u) {
@@ -291,7 +205,7 @@ void bulkup_uploader_free(bulkup_uploader *u) {
     bk_join_workers(u);
   /* Nothing is left in the queue: workers drain it before they end. */
   for (unsigned i = 0; u->workers && i < u->nworkers; i++)
-    bk_worker_cleanup_curl(&u->workers[i]);
+    bk_worker_cleanup(&u->workers[i]);
   bk_free(u->workers);
   if (u->share)
     curl_share_cleanup(u->share);
@@ -311,110 +225,9 @@ void bulkup_uploader_free(bulkup_uploader *u) {
 
 /* ---- submit ----------------------------------------------------------- */
 
-/* The last segment of a URL's path, without query or fragment. */
-static size_t bk_url_tail(const char *url, const char **start) {
-  const char *scheme = strstr(url, "://");
-  const char *p = scheme ? scheme + 3 : url;
-  size_t plen = strcspn(p, "?#");
-  const char *end = p + plen;
-  const char *s = end;
-  while (s > p && s[-1] != '/')
-    s--;
-  if (s == p) { /* no path at all: the host */
-    *start = p;
-    return plen;
-  }
-  *start = s;
-  return (size_t)(end - s);
-}
-
-/* Copy the item (and, for an item recorded as failed, its message) into
- * one allocation. */
-static bk_job *bk_job_new(const bulkup_item *it, const char *message) {
-  const char *title = it->title;
-  size_t title_len;
-  const char *url = it->url ? it->url : "";
-  if (title) {
-    title_len = strlen(title);
-  } else if ((it->source == BULKUP_SOURCE_FILE || message) && it->path) {
-    title = bk_basename(it->path);
-    title_len = strlen(title);
-  } else {
-    title_len = bk_url_tail(url, &title);
-  }
-  const char *ctype = it->content_type
-                          ? it->content_type
-                          : bulkup_content_type_for(
-                                it->data_type,
-                                it->source == BULKUP_SOURCE_FILE ? it->path
-                                                                 : url);
-  /* The URL's path decides for memory sources, so strip the query: */
-  const char *cache = it->cache_control ? it->cache_control : "max-age=86400";
-  if (!*cache)
-    cache = NULL;
-  size_t nh = 0;
-  size_t total = sizeof(bk_job);
-  if (it->headers)
-    while (it->headers[nh])
-      total += strlen(it->headers[nh++]) + 1;
-  total += (nh + 1) * sizeof(char *);
-  size_t lpath = it->path && (it->source == BULKUP_SOURCE_FILE || message)
-                     ? strlen(it->path) + 1
-                     : 0;
-  size_t lurl = strlen(url) + 1;
-  size_t lmsg = message ? strlen(message) + 1 : 0;
-  size_t ljk = it->journal_key && !message ? strlen(it->journal_key) + 1 : 0;
-  size_t lct = strlen(ctype) + 1;
-  size_t lcc = cache ? strlen(cache) + 1 : 0;
-  total += lpath + lurl + title_len + 1 + lct + lcc + lmsg + ljk;
-
-  bk_job *j = bk_malloc(total);
-  if (!j)
-    return NULL;
-  memset(j, 0, sizeof *j);
-  char **hdrs = (char **)(j + 1);
-  char *w = (char *)(hdrs + nh + 1);
-#define BK_PUT(dst, src, n)                                                   \
-  do {                                                                        \
-    memcpy(w, src, n);                                                        \
-    dst = w;                                                                  \
-    w += n;                                                                   \
-  } while (0)
-  if (lpath)
-    BK_PUT(j->path, it->path, lpath);
-  BK_PUT(j->url, url, lurl);
-  if (lmsg)
-    BK_PUT(j->prefail_message, message, lmsg);
-  if (ljk)
-    BK_PUT(j->journal_key, it->journal_key, ljk);
-  memcpy(w, title, title_len);
-  w[title_len] = '\0';
-  j->title = w;
-  w += title_len + 1;
-  BK_PUT(j->content_type, ctype, lct);
-  if (cache)
-    BK_PUT(j->cache_control, cache, lcc);
-  for (size_t i = 0; i < nh; i++) {
-    size_t l = strlen(it->headers[i]) + 1;
-    memcpy(w, it->headers[i], l);
-    hdrs[i] = w;
-    w += l;
-  }
-#undef BK_PUT
-  hdrs[nh] = NULL;
-  j->headers = nh ? (const char **)hdrs : NULL;
-  j->source = it->source;
-  j->data = it->data;
-  j->size = it->size;
-  j->read = it->read;
-  j->read_ctx = it->read_ctx;
-  j->user = it->user;
-  return j;
-}
-
-/* Give the job its index and queue it (blocking while the queue is full).
- * Frees the job if it cannot be queued. */
-static bulkup_err bk_push_job(bulkup_uploader *u, bk_job *j, uint64_t bytes,
+/* Give the item its index and queue it (blocking while the queue is full).
+ * Frees the item if it cannot be queued. */
+static bulkup_err bk_push_item(bulkup_uploader *u, bk_item *j, uint64_t bytes,
                               uint64_t *index) {
   bk_mutex_lock(&u->submit_lock);
   bk_mutex_lock(&u->lock);
@@ -425,7 +238,7 @@ static bulkup_err bk_push_job(bulkup_uploader *u, bk_job *j, uint64_t bytes,
     bk_free(j);
     return bk_error(BULKUP_ESTATE, "submit after finish");
   }
-  /* Once pushed, the job belongs to a worker (which may free it at once):
+  /* Once pushed, the item belongs to a worker (which may free it at once):
    * everything we still need is taken out before. */
   uint64_t my_index = u->next_index;
   j->index = my_index;
@@ -480,10 +293,10 @@ bulkup_err bulkup_uploader_submit(bulkup_uploader *u, const bulkup_item *item,
   if (atomic_load(&u->cancelled))
     return bk_error(BULKUP_ECANCELED, "the uploader was cancelled");
 
-  bk_job *j = bk_job_new(item, NULL);
+  bk_item *j = bk_item_new(item, NULL);
   if (!j)
     return bk_error(BULKUP_ENOMEM, "out of memory for the item");
-  return bk_push_job(u, j, item->source != BULKUP_SOURCE_FILE ? item->size : 0,
+  return bk_push_item(u, j, item->source != BULKUP_SOURCE_FILE ? item->size : 0,
                      index);
 }
 
@@ -501,13 +314,13 @@ bulkup_err bulkup_uploader_submit_failure(bulkup_uploader *u,
   bulkup_item copy = *item;
   copy.source = BULKUP_SOURCE_MEMORY; /* nothing is read */
   copy.headers = NULL;
-  bk_job *j = bk_job_new(&copy, message ? message : "invalid item");
+  bk_item *j = bk_item_new(&copy, message ? message : "invalid item");
   if (!j)
     return bk_error(BULKUP_ENOMEM, "out of memory for the item");
   j->prefail = kind == BULKUP_ERROR_NONE ? BULKUP_ERROR_INPUT : kind;
   j->size = 0;
   j->data = NULL;
-  return bk_push_job(u, j, 0, index);
+  return bk_push_item(u, j, 0, index);
 }
 
 /* ---- finish / cancel / progress --------------------------------------- */
@@ -527,7 +340,7 @@ bulkup_err bulkup_uploader_finish(bulkup_uploader *u, bulkup_report **out) {
 
   bk_queue_close(&u->queue);
   bk_join_workers(u);
-  bk_maybe_progress(u, true);
+  bk_run_progress(u, true);
 
   /* Every worker has ended: the report is ours alone now. It stays
    * attached (progress snapshots read it) until handed over below. */
@@ -575,12 +388,11 @@ void bulkup_uploader_cancel(bulkup_uploader *u) {
   if (u->queue.slots)
     bk_queue_close(&u->queue);
   for (unsigned i = 0; u->workers && i < u->nworkers; i++)
-    if (u->workers[i].multi)
-      curl_multi_wakeup(u->workers[i].multi);
+    bk_worker_wake(&u->workers[i]);
 }
 
 void bulkup_uploader_progress(bulkup_uploader *u, bulkup_progress *out) {
   memset(out, 0, sizeof *out);
   if (u)
-    bk_snapshot(u, out);
+    bk_run_snapshot(u, out);
 }

@@ -1,5 +1,5 @@
 #include "internal.h"
-#include "queue.h"
+#include "engine/queue.h"
 
 bulkup_err bk_queue_init(bk_queue *q, size_t capacity) {
   memset(q, 0, sizeof *q);

@@ -1,9 +1,9 @@
-/* source.c - an item's bytes: open the source inside the worker that sends
+/* engine/source.c - an item's bytes: open the source inside the worker that sends
  * it, hand its bytes to libcurl (positional reads, so a retry or a
  * libcurl rewind starts again anywhere), hash it for Content-MD5, and tell
  * whether a file changed while it was being sent. */
 #include "internal.h"
-#include "uploader.h"
+#include "engine/engine.h"
 #include "util/str.h"
 
 #include <fcntl.h>
@@ -54,7 +54,7 @@ size_t bk_source_read_cb(char *dst, size_t size, size_t nmemb, void *ud) {
       got += (size_t)r;
     }
   } else {
-    bk_job *j = x->job;
+    bk_item *j = x->item;
     while (got < want) {
       int64_t r = j->read(j->read_ctx, x->offset + got, dst + got, want - got);
       if (r < 0 || (uint64_t)r > want - got) {
@@ -96,9 +96,9 @@ bool bk_source_unchanged(const bk_slot *s) {
   return fstat(s->x.fd, &after) == 0 && bk_same_file(&s->x.st, &after);
 }
 
-bulkup_error_kind bk_source_open(bk_slot *s, bk_job *j) {
+bulkup_error_kind bk_source_open(bk_slot *s, bk_item *j) {
   bk_xfer *x = &s->x;
-  x->job = j;
+  x->item = j;
   x->fd = -1;
   x->mem = NULL;
   if (j->source == BULKUP_SOURCE_MEMORY) {
@@ -128,9 +128,7 @@ bulkup_error_kind bk_source_open(bk_slot *s, bk_job *j) {
     return BULKUP_ERROR_FILE;
   }
   x->size = (uint64_t)x->st.st_size;
-  bk_mutex_lock(&s->u->lock);
-  s->u->bytes_submitted += x->size;
-  bk_mutex_unlock(&s->u->lock);
+  bk_run_add_bytes(s->u, x->size);
   if (x->size > BK_SMALL_FILE_MAX) {
     x->fd = fd;
     return BULKUP_ERROR_NONE;
@@ -209,7 +207,7 @@ bool bk_source_md5(bk_slot *s, char out[32]) {
         if (r < 0 && errno == EINTR)
           continue;
       } else {
-        r = x->job->read(x->job->read_ctx, off, buf, want);
+        r = x->item->read(x->item->read_ctx, off, buf, want);
       }
       if (r <= 0) {
         ok = false;
@@ -228,4 +226,11 @@ bool bk_source_md5(bk_slot *s, char out[32]) {
     return false;
   bk_b64_encode(md, n, out);
   return true;
+}
+
+int64_t bk_source_mtime(const bk_slot *s) {
+  if (s->x.item->source != BULKUP_SOURCE_FILE)
+    return 0;
+  return (int64_t)s->x.st.st_mtim.tv_sec * 1000000000LL +
+         s->x.st.st_mtim.tv_nsec;
 }
