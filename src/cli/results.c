@@ -8,7 +8,7 @@
  */
 #include "results.h"
 
-#include "upload.h"
+#include "cli.h"
 #include "util/str.h"
 
 #include <errno.h>
@@ -29,7 +29,12 @@ struct results {
   int error; /* first errno of a failed write */
   bool gone; /* the reader closed the pipe (EPIPE): no more records */
   bool gone_said;
+  void (*say)(const char *fmt, ...); /* messages; default cli_error */
 };
+
+void results_set_say(results *w, void (*say)(const char *fmt, ...)) {
+  w->say = say;
+}
 
 /* After writing under the lock: a write error is kept, except EPIPE (the
  * reader went away, as `| head` does): that ends the stream, once, and is
@@ -55,7 +60,7 @@ static void results_say_gone(results *w) {
     say = w->gone_said = true;
   pthread_mutex_unlock(&w->mu);
   if (say)
-    upload_say("warning: --results %s: the reader closed the pipe; no more "
+    (w->say ? w->say : cli_error)("warning: --results %s: the reader closed the pipe; no more "
                "records are written (the uploads and the report go on)",
                w->path);
 }

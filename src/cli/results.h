@@ -42,6 +42,10 @@ results *results_open(const char *path, char *err, size_t errlen);
  * the results. Thread-safe. */
 void results_on_complete(void *arg, const bulkup_result *r);
 
+/* How to print a message (the warning that the reader went away);
+ * default cli_error. */
+void results_set_say(results *w, void (*say)(const char *fmt, ...));
+
 /* Write out what is buffered. Thread-safe; NULL does nothing. */
 void results_flush(results *w);
 

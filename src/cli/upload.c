@@ -1504,6 +1504,7 @@ static int do_run(upload_cli *c) {
       bulkup_journal_close(journal);
       return CLI_EXIT_USAGE;
     }
+    results_set_say(res, upload_say);
     c->opt.on_complete = results_on_complete;
     c->opt.userdata = res;
     upload_set_results(res);
