@@ -54,33 +54,45 @@
 
 static const char upload_help[] =
     "Usage: bulkup upload [OPTION]... PATH...\n"
-    "       bulkup upload [OPTION]... --api URL --key-file FILE --key-id ID\n"
-    "                     [--image-group TITLE] PATH...\n"
+    "       bulkup upload [OPTION]... [--api URL] --key-file FILE --dataset HASH\n"
+    "                     [--folder UUID] (--image-group TITLE [--create-video|\n"
+    "                     --no-create-video] | --dicom-series TITLE | --video |\n"
+    "                     --image) PATH...\n"
     "       bulkup upload [OPTION]... --to URL_PREFIX PATH...\n"
     "       bulkup upload [OPTION]... --manifest FILE\n"
     "\n"
     "Upload files by HTTP PUT, many at a time, with retries, and report\n"
     "every failure.\n"
     "\n"
-    "The workflow (PATHs alone, or --api): ask the API for signed upload\n"
-    "URLs (200 at a time, while the uploads run), PUT each file to its URL,\n"
-    "then create an image group from the uploaded files and wait for its\n"
-    "job; print one 'DATA_HASH  TITLE' line per image on standard output\n"
-    "(TITLE is the file's base name). Each PATH is a file or a directory,\n"
-    "walked recursively; a directory's files are taken in sorted (byte)\n"
-    "order. With a failed upload no group is created, unless\n"
-    "--allow-failures (the group then holds the files that were uploaded).\n"
-    "API requests are signed with an Ed25519 key (RFC 9421 style).\n"
+    "The workflow (--dataset, or PATHs alone) speaks the Encord API as\n"
+    "Encord's Python SDK does (ENCORD_WIRE.md): it asks for signed upload\n"
+    "URLs (200 at a time, while the uploads run), PUTs each file to its URL,\n"
+    "then posts the job that creates the data units and waits for it (long\n"
+    "polls); it prints one 'DATA_HASH  TITLE' line per data unit the API\n"
+    "reports on standard output, and nothing else there. The kinds, each\n"
+    "the SDK call of the same name:\n"
+    "  --image-group TITLE   one image group of all the files\n"
+    "                        (create_image_group; one data unit, or several\n"
+    "                        when the API clusters it by resolution)\n"
+    "  --dicom-series TITLE  one DICOM series of all the files\n"
+    "                        (create_dicom_series)\n"
+    "  --video               one video per file (upload_video)\n"
+    "  --image               one image per file (upload_image)\n"
+    "Each PATH is a file or a directory, walked recursively; a directory's\n"
+    "files are taken in sorted (byte) order. Every PATH is checked before\n"
+    "any request. With a failed upload no job is posted, unless\n"
+    "--allow-failures (the data units are then made of the files that were\n"
+    "uploaded). API requests are signed with the Ed25519 key, whose id is\n"
+    "derived from it (the public key in hex).\n"
     "\n"
-    "With PATHs alone (no --api, --to or --manifest), the API is an\n"
-    "embedded reference server, started for the run on 127.0.0.1 with a\n"
-    "throwaway key, storing the objects under --store DIR (default\n"
-    "./bulkup-store) in DIR/uploads/; the group is titled --image-group or\n"
-    "the first PATH's base name. It is the quickest way to see the whole\n"
-    "workflow: bulkup upload examples/images\n"
+    "With PATHs alone (no --dataset, --api, --to or --manifest), the API is\n"
+    "an embedded reference server speaking the same protocol, started for\n"
+    "the run on 127.0.0.1 with a throwaway key and dataset, storing the\n"
+    "objects under --store DIR (default ./bulkup-store); the kind is an\n"
+    "image group titled --image-group TITLE or the first PATH's base name.\n"
+    "It is the quickest way to see the whole workflow:\n"
+    "bulkup upload examples/images\n"
     "\n"
-    "With --api but no --image-group, the files are only uploaded: one\n"
-    "'OBJECT_KEY  PATH' line per uploaded file on standard output.\n"
     "--journal and --content-type are for --to and --manifest only.\n"
     "\n"
     "With --to, each PATH is a file or a directory. A file goes to\n"
@@ -105,26 +117,45 @@ static const char upload_help[] =
     "  --manifest FILE         read the files and URLs from FILE\n"
     "\n"
     "The workflow:\n"
-    "  --api URL               the platform API's base URL (http:// or\n"
-    "                          https://), e.g. the one 'bulkup serve' prints\n"
+    "  --dataset HASH          the dataset the data units go to (the SDK's\n"
+    "                          get_dataset(HASH) is checked first)\n"
+    "  --api URL               the API's base URL (default, with --dataset:\n"
+    "                          https://api.encord.com), or e.g. the one\n"
+    "                          'bulkup serve' prints\n"
     "  --key-file FILE         the Ed25519 private key that signs API\n"
-    "                          requests: PEM PKCS#8 (openssl genpkey\n"
-    "                          -algorithm ed25519) or unencrypted OpenSSH\n"
-    "                          (ssh-keygen -t ed25519 -N ''); refused if\n"
-    "                          group or others may read it (chmod 600)\n"
-    "  --key-id ID             the key's id, as the server knows it\n"
-    "  --image-group TITLE     create an image group titled TITLE (with\n"
-    "                          --api: without it, upload only)\n"
-    "  --create-video          ask for a video made from the group\n"
-    "  --cluster-by-resolution ask the platform to cluster the group's\n"
-    "                          images by resolution\n"
+    "                          requests: unencrypted OpenSSH (ssh-keygen -t\n"
+    "                          ed25519 -N '') or PEM PKCS#8 (openssl genpkey\n"
+    "                          -algorithm ed25519); refused if group or\n"
+    "                          others may read it (chmod 600). Default: the\n"
+    "                          file named by $ENCORD_SSH_KEY_FILE, else the\n"
+    "                          key text in $ENCORD_SSH_KEY (as the SDK)\n"
+    "  --key-id ID             optional check: refuse to run unless ID is\n"
+    "                          the key's id (its public key in hex)\n"
+    "  --folder UUID           the storage folder of the new items\n"
+    "                          (folderUuid; datasets that do not mirror a\n"
+    "                          folder may need it)\n"
+    "  --image-group TITLE, --dicom-series TITLE, --video, --image\n"
+    "                          the kind, as above (one of them with\n"
+    "                          --dataset)\n"
+    "  --create-video, --no-create-video\n"
+    "                          image group: ask for a video made from the\n"
+    "                          group and clustering by resolution, both or\n"
+    "                          neither, as the SDK ties them (default: on)\n"
+    "  --files-per-job N       --video/--image: files listed in one job,\n"
+    "                          1..1000 (default 1, the SDK's way: one job\n"
+    "                          per file; the payload's videos/images are\n"
+    "                          lists, so N > 1 posts fewer jobs, each file\n"
+    "                          still its own data unit)\n"
     "  --store DIR             the embedded server's store (default\n"
     "                          ./bulkup-store, created if missing)\n"
+    "  Every transfer option below applies; --max-retries,\n"
+    "  --backoff-factor, --connection-retries and the three timeouts also\n"
+    "  govern each API request (the job POST is never retried).\n"
     "\n"
     "Content:\n"
     "  --data-type T           the platform data type, which picks the\n"
-    "                          Content-Type (and, in the workflow, the\n"
-    "                          upload item type): image (default), img_group,\n"
+    "                          Content-Type (--to and --manifest; in the\n"
+    "                          workflow the kind does): image (default), img_group,\n"
     "                          video, audio, dicom, dicom_study, nifti,\n"
     "                          plain_text, pdf, group, scene\n"
     "  --content-type CT       send Content-Type CT for every file (a\n"
@@ -254,25 +285,27 @@ static const char upload_help[] =
     "\n"
     "Exit status:\n"
     "  0    every file was uploaded (with --allow-failures: at least one,\n"
-    "       or there was nothing to upload) and, in the workflow, the image\n"
-    "       group was created\n"
+    "       or there was nothing to upload) and, in the workflow, the data\n"
+    "       units were created\n"
     "  1    some uploads failed (the summary and --report say which), or\n"
-    "       the API refused a request (HTTP 401: the key id or key is not\n"
-    "       authorized) or the group's job failed\n"
+    "       the API refused a request (AUTHENTICATION_ERROR: the key is not\n"
+    "       registered; RESOURCE_NOT_FOUND_ERROR: no such dataset ...) or a\n"
+    "       job failed\n"
     "  2    bad usage or bad input: an unknown option or bad value, a\n"
     "       missing PATH, an unreadable manifest or a line that does not\n"
     "       parse, a URL that is not http(s), a key file that is missing,\n"
     "       malformed or readable by others. Nothing was uploaded\n"
     "  130  interrupted (SIGINT); 143 terminated (SIGTERM): transfers are\n"
     "       cancelled, the report is written (another signal, a second or\n"
-    "       more later, quits at once); in the workflow, no image group is\n"
-    "       created unless its request had already been sent; files\n"
+    "       more later, quits at once); in the workflow, no job is\n"
+    "       posted unless its request had already been sent; files\n"
     "       already uploaded stay\n"
     "\n"
     "Examples:\n"
     "  bulkup upload examples/images\n"
-    "  bulkup upload --api https://api.example --key-file ~/.ssh/id_ed25519 \\\n"
-    "      --key-id my-key --image-group holiday photos/\n"
+    "  bulkup upload --key-file ~/.ssh/encord --dataset 6a8f3c2e-1d4b-4e59-9a7c-0b1e2f3a4d5c \\\n"
+    "      --image-group holiday photos/\n"
+    "  ENCORD_SSH_KEY_FILE=~/.ssh/encord bulkup upload --dataset HASH --video clips/\n"
     "  bulkup upload --to https://storage.example/bucket/run1 photos/\n"
     "  bulkup upload --workers 32 --report report.json --manifest urls.csv\n"
     "  bulkup upload --shard $SLURM_ARRAY_TASK_ID/16 --journal j.$SLURM_ARRAY_TASK_ID \\\n"
@@ -311,9 +344,15 @@ enum {
   OPT_KEY_FILE,
   OPT_KEY_ID,
   OPT_IMAGE_GROUP,
+  OPT_DICOM_SERIES,
+  OPT_VIDEO,
+  OPT_IMAGE,
+  OPT_DATASET,
+  OPT_FOLDER,
+  OPT_FILES_PER_JOB,
   OPT_STORE,
   OPT_CREATE_VIDEO,
-  OPT_CLUSTER,
+  OPT_NO_CREATE_VIDEO,
   OPT_SHARD,
   OPT_RESULTS,
   OPT_DRY_RUN,
@@ -349,9 +388,15 @@ static const struct option long_options[] = {
     {"key-file", required_argument, NULL, OPT_KEY_FILE},
     {"key-id", required_argument, NULL, OPT_KEY_ID},
     {"image-group", required_argument, NULL, OPT_IMAGE_GROUP},
+    {"dicom-series", required_argument, NULL, OPT_DICOM_SERIES},
+    {"video", no_argument, NULL, OPT_VIDEO},
+    {"image", no_argument, NULL, OPT_IMAGE},
+    {"dataset", required_argument, NULL, OPT_DATASET},
+    {"folder", required_argument, NULL, OPT_FOLDER},
+    {"files-per-job", required_argument, NULL, OPT_FILES_PER_JOB},
     {"store", required_argument, NULL, OPT_STORE},
     {"create-video", no_argument, NULL, OPT_CREATE_VIDEO},
-    {"cluster-by-resolution", no_argument, NULL, OPT_CLUSTER},
+    {"no-create-video", no_argument, NULL, OPT_NO_CREATE_VIDEO},
     {"shard", required_argument, NULL, OPT_SHARD},
     {"results", required_argument, NULL, OPT_RESULTS},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
@@ -462,6 +507,7 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
   memset(c, 0, sizeof *c);
   bulkup_uploader_options_init(&c->opt);
   c->data_type = BULKUP_DATA_TYPE_IMAGE;
+  c->create_video = -1;
   c->progress = -1;
   opterr = 0;
   optind = 1;
@@ -567,6 +613,7 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       c->opt.content_md5 = true;
       break;
     case OPT_DATA_TYPE:
+      c->data_type_given = true;
       c->data_type = bulkup_data_type_from_string(optarg);
       if (c->data_type == BULKUP_DATA_TYPE_MISSING) {
         char list[256] = "";
@@ -599,16 +646,42 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       c->key_id = optarg;
       break;
     case OPT_IMAGE_GROUP:
-      c->image_group = optarg;
+      if (upload_api_set_kind(c, UPLOAD_KIND_IMAGE_GROUP, "--image-group",
+                              optarg) != -1)
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_DICOM_SERIES:
+      if (upload_api_set_kind(c, UPLOAD_KIND_DICOM_SERIES, "--dicom-series",
+                              optarg) != -1)
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_VIDEO:
+      if (upload_api_set_kind(c, UPLOAD_KIND_VIDEO, "--video", NULL) != -1)
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_IMAGE:
+      if (upload_api_set_kind(c, UPLOAD_KIND_IMAGE, "--image", NULL) != -1)
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_DATASET:
+      c->dataset = optarg;
+      break;
+    case OPT_FOLDER:
+      c->folder = optarg;
+      break;
+    case OPT_FILES_PER_JOB:
+      if (opt_long(ch, optarg, 1, 1000, &n))
+        return CLI_EXIT_USAGE;
+      c->files_per_job = (unsigned long)n;
       break;
     case OPT_STORE:
       c->store = optarg;
       break;
     case OPT_CREATE_VIDEO:
-      c->create_video = true;
+      c->create_video = 1;
       break;
-    case OPT_CLUSTER:
-      c->cluster_by_resolution = true;
+    case OPT_NO_CREATE_VIDEO:
+      c->create_video = 0;
       break;
     case OPT_SHARD:
       if (parse_shard(c, optarg))
@@ -656,70 +729,7 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
 }
 
 bool upload_is_workflow(const upload_cli *c) {
-  return c->api || (!c->to && !c->manifest);
-}
-
-/* The options of the workflow that the direct modes cannot take. */
-static const char *workflow_option_given(const upload_cli *c) {
-  return c->image_group             ? "--image-group"
-         : c->key_file              ? "--key-file"
-         : c->key_id                ? "--key-id"
-         : c->store                 ? "--store"
-         : c->create_video          ? "--create-video"
-         : c->cluster_by_resolution ? "--cluster-by-resolution"
-                                    : NULL;
-}
-
-/* The workflow's own checks (--api, or PATHs alone). */
-static int check_workflow_args(upload_cli *c) {
-  if (c->npaths == 0) {
-    if (c->api)
-      return cli_usage_error("upload", "--api needs at least one PATH");
-    return cli_usage_error(
-        "upload", "nothing to upload: PATHs alone go to an embedded server; "
-                  "otherwise --to URL_PREFIX or --manifest FILE is required "
-                  "(or --api URL)");
-  }
-  if (c->api) {
-    if (!url_is_http(c->api))
-      return cli_usage_error("upload",
-                             "--api: '%s' is not an http:// or https:// URL",
-                             c->api);
-    if (strpbrk(c->api, "?#"))
-      return cli_usage_error(
-          "upload", "--api: the base URL may not hold a query or fragment");
-    if (!c->key_file || !c->key_id)
-      return cli_usage_error("upload",
-                             "--api needs --key-file FILE and --key-id ID "
-                             "(the Ed25519 key that signs API requests)");
-    if (c->store)
-      return cli_usage_error("upload",
-                             "--store is for the embedded server; with --api "
-                             "the API's server stores the objects");
-    if (!c->image_group && (c->create_video || c->cluster_by_resolution))
-      return cli_usage_error("upload", "--%s needs --image-group TITLE",
-                             c->create_video ? "create-video"
-                                             : "cluster-by-resolution");
-  } else {
-    if (c->key_file || c->key_id)
-      return cli_usage_error("upload",
-                             "--%s goes with --api (the embedded server makes "
-                             "a throwaway key for its run)",
-                             c->key_file ? "key-file" : "key-id");
-    if (c->store && !*c->store)
-      return cli_usage_error("upload", "--store: empty directory name");
-  }
-  if (c->image_group && !*c->image_group)
-    return cli_usage_error("upload", "--image-group: empty title");
-  if (c->journal)
-    return cli_usage_error("upload",
-                           "--journal works with --to and --manifest only");
-  if (c->content_type)
-    return cli_usage_error("upload",
-                           "--content-type works with --to and --manifest "
-                           "only (with the API, --data-type picks the "
-                           "Content-Type)");
-  return -1;
+  return c->api || c->dataset || (!c->to && !c->manifest);
 }
 
 /* Check what can be checked without touching the input. */
@@ -727,18 +737,19 @@ static int check_args(upload_cli *c) {
   if (c->to && c->manifest)
     return cli_usage_error("upload",
                            "--to and --manifest cannot be used together");
-  if (c->api && (c->to || c->manifest))
-    return cli_usage_error("upload", "--api cannot be used with --%s",
+  if ((c->api || c->dataset) && (c->to || c->manifest))
+    return cli_usage_error("upload", "--%s cannot be used with --%s",
+                           c->api ? "api" : "dataset",
                            c->to ? "to" : "manifest");
   if (!upload_is_workflow(c)) {
-    const char *w = workflow_option_given(c);
+    const char *w = upload_api_option_given(c);
     if (w)
       return cli_usage_error("upload",
                              "%s belongs to the API workflow (--api URL, or "
                              "PATHs alone); it cannot be used with --%s",
                              w, c->to ? "to" : "manifest");
   } else {
-    int rc = check_workflow_args(c);
+    int rc = upload_api_check_args(c);
     if (rc != -1)
       return rc;
   }
