@@ -1002,9 +1002,12 @@ bulkup_err bk_api_v1(bulkup_api *api, const char *query_type,
                      const char *query_method, const char *uid_json,
                      const char *payload_json, const char *resource_id,
                      bool retry, double hold, const char *what,
-                     json_object **root, json_object **response) {
+                     json_object **root, json_object **response,
+                     bool *not_json) {
   *root = NULL;
   *response = NULL;
+  if (not_json)
+    *not_json = false;
   if (resource_id) {
     for (const unsigned char *p = (const unsigned char *)resource_id; *p;
          p++)
@@ -1033,6 +1036,8 @@ bulkup_err bk_api_v1(bulkup_api *api, const char *query_type,
   json_object *env = NULL;
   rc = bk_json_parse(what, r.body, r.len, &env);
   if (rc != BULKUP_OK) {
+    if (not_json && rc == BULKUP_EPROTOCOL)
+      *not_json = true;
     if (r.status != 200) {
       char ex[200];
       bk_printable(r.body, r.len, ex, sizeof ex);
