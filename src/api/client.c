@@ -778,16 +778,6 @@ const char *bk_json_str2(json_object *obj, const char *camel,
   return s;
 }
 
-static int bk_hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 bool bk_uuid_canon(const char *s, char out[37]) {
   if (!s)
     return false;
@@ -808,14 +798,14 @@ bool bk_uuid_canon(const char *s, char out[37]) {
         if (s[i] != '-')
           return false;
       } else {
-        if (bk_hexval(s[i]) < 0)
+        if (bk_hex_value(s[i]) < 0)
           return false;
         hex[k++] = s[i];
       }
     }
   } else if (n == 32) {
     for (size_t i = 0; i < 32; i++) {
-      if (bk_hexval(s[i]) < 0)
+      if (bk_hex_value(s[i]) < 0)
         return false;
       hex[k++] = s[i];
     }
@@ -827,7 +817,7 @@ bool bk_uuid_canon(const char *s, char out[37]) {
   for (size_t i = 0; i < 32; i++) {
     if (i == 8 || i == 12 || i == 16 || i == 20)
       out[o++] = '-';
-    out[o++] = lower[bk_hexval(hex[i])];
+    out[o++] = lower[bk_hex_value(hex[i])];
   }
   out[o] = '\0';
   return true;
