@@ -742,7 +742,7 @@ bulkup_err bk_json_parse(const char *what, const char *body, size_t len,
                               : json_tokener_error_desc(je));
   }
   for (size_t i = end; i < len; i++)
-    if (!strchr(" \t\r\n", body[i])) {
+    if (body[i] == '\0' || !strchr(" \t\r\n", body[i])) {
       json_object_put(o);
       return bk_error(BULKUP_EPROTOCOL, "%s: trailing data after the JSON "
                       "answer", what);
