@@ -1003,6 +1003,19 @@ static void test_checks_before_any_request(void) {
   CU_ASSERT_EQUAL(bulkup_create_image_group(api, NULL,
                                             (const char *const *)paths, 1, &u,
                                             NULL), BULKUP_EINVAL);
+  /* A dataset hash too long for its ResourceID header is refused, not
+   * sent cut short. */
+  char longhash[1400];
+  memset(longhash, 'a', sizeof longhash - 1);
+  longhash[sizeof longhash - 1] = '\0';
+  bulkup_dataset *d = NULL;
+  CU_ASSERT_EQUAL(bulkup_api_get_dataset(api, longhash, &d), BULKUP_EINVAL);
+  CU_ASSERT_PTR_NULL(d);
+  wf_options(&wo);
+  wo.dataset_hash = longhash; /* refused before any upload */
+  CU_ASSERT_EQUAL(bulkup_create_image_group(api, &wo,
+                                            (const char *const *)paths, 1, &u,
+                                            NULL), BULKUP_EINVAL);
   CU_ASSERT_EQUAL(bk_ts_request_count(ts), 0u);
   bulkup_api_free(api);
   free_files(paths, 1);

@@ -1004,6 +1004,10 @@ bulkup_err bk_api_v1(bulkup_api *api, const char *query_type,
       if (*p < 0x20 || *p >= 0x7f)
         return bk_error(BULKUP_EINVAL, "the dataset hash must be printable "
                         "ASCII");
+    /* It must fit bk_api_attempt's header line whole, never cut short. */
+    if (strlen(resource_id) > BK_API_MAX_RESOURCE_ID)
+      return bk_error(BULKUP_EINVAL, "the dataset hash is longer than %d "
+                      "characters", BK_API_MAX_RESOURCE_ID);
   }
   size_t len = 0;
   char *body = bk_api_v1_body(query_type, query_method, uid_json,

@@ -109,6 +109,10 @@ typedef struct bk_api_reply {
 bulkup_err bk_api_request(bulkup_api *api, const bk_api_call *c,
                           bk_api_reply *r);
 
+/* The longest dataset hash (ResourceID) a v1 query sends; a dataset hash
+ * is a UUID, and bk_api_v1 refuses a longer one rather than cut it. */
+#define BK_API_MAX_RESOURCE_ID 1024
+
 /*
  * bk_api_v1 - a v1 query: build the body {"query_type": qt,
  * "query_method": qm, "values": {"uid": <uid_json>, "payload":
