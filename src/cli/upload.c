@@ -30,6 +30,7 @@
 #include <bulkup.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -39,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -162,7 +164,11 @@ static const char upload_help[] =
     "                          a body corrupted on the way\n"
     "\n"
     "Transfer (N: whole number, S and F: seconds, fractions allowed):\n"
-    "  --workers N             parallel uploads, 1..1024 (default 16)\n"
+    "  --workers N             parallel uploads, 1..1024 (default 16). The\n"
+    "                          soft open-file limit is raised to the hard\n"
+    "                          one at start; a run needing more files than\n"
+    "                          that (64 + 3 per upload + 2 per thread) is\n"
+    "                          refused (exit 2)\n"
     "  --threads N             threads driving the uploads, 0..1024: each\n"
     "                          runs its share of the workers through one\n"
     "                          event loop; 0 means one per worker\n"
@@ -217,7 +223,10 @@ static const char upload_help[] =
     "                          error, http_status, attempts, size,\n"
     "                          bytes_sent, elapsed_s, resumable and requests\n"
     "                          for a resumable upload, and message when it\n"
-    "                          did not succeed\n"
+    "                          did not succeed. JSON is UTF-8: in a file\n"
+    "                          name that is not, each stray byte shows as\n"
+    "                          U+FFFD and path_b64 / title_b64 (base64)\n"
+    "                          hold the exact bytes (so does --report)\n"
     "  --dry-run               read and check the input, apply --shard, and\n"
     "                          print the counts; upload nothing (the workflow\n"
     "                          starts no server and sends no request)\n"
@@ -231,11 +240,21 @@ static const char upload_help[] =
     "                          (same URL, path, size and mtime), so a run\n"
     "                          that was killed resumes where it stopped (a\n"
     "                          large file mid-file: its resumable session\n"
-    "                          is journalled too; mode 0600)\n"
+    "                          is journalled too; mode 0600). A URL's\n"
+    "                          signing parameters (X-Goog-*, X-Amz-*,\n"
+    "                          Signature, Expires, Azure SAS fields) are\n"
+    "                          not part of it: a manifest signed again\n"
+    "                          resumes too (entries that older versions\n"
+    "                          wrote for signed URLs no longer match)\n"
     "  --report FILE           write a JSON report to FILE: the totals and\n"
     "                          every failed or cancelled file (with the\n"
     "                          reason); written even when the run fails or\n"
-    "                          is interrupted\n"
+    "                          is interrupted. With --to and --manifest the\n"
+    "                          totals also hold input (this run's items),\n"
+    "                          skipped (recorded by --journal) and\n"
+    "                          not_started (never submitted: an interrupted\n"
+    "                          run): input = submitted + skipped +\n"
+    "                          not_started\n"
     "  --progress              show the progress line even when standard\n"
     "                          error is not a terminal\n"
     "  --no-progress           never show it (default: shown on a terminal)\n"
@@ -611,7 +630,7 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       }
       break;
     case OPT_CONTENT_TYPE:
-      if (!*optarg || strpbrk(optarg, "\r\n"))
+      if (!*optarg || !header_value_ok(optarg))
         return cli_usage_error("upload",
                                "--content-type: '%s' is not a media type",
                                optarg);
@@ -758,7 +777,25 @@ static int check_args(upload_cli *c) {
               strerror(errno));
     return CLI_EXIT_USAGE;
   }
-  if (c->report) {
+  if (c->report && cli_is_stdout(c->report) && c->results &&
+      cli_is_stdout(c->results))
+    return cli_usage_error("upload", "--report - and --results - cannot both "
+                                     "use standard output");
+  if (c->report && cli_is_stdout(c->report) && upload_is_workflow(c))
+    return cli_usage_error("upload",
+                           "--report -: standard output carries the "
+                           "workflow's result lines; give a file");
+  struct stat rst;
+  if (c->report && !cli_is_stdout(c->report) &&
+      stat(c->report, &rst) == 0 && !S_ISREG(rst.st_mode) &&
+      !S_ISDIR(rst.st_mode)) {
+    /* A device, a FIFO, /dev/stdout: written into, so it must be
+     * writable itself (its directory need not be). */
+    if (access(c->report, W_OK) != 0) {
+      cli_error("--report: cannot write %s: %s", c->report, strerror(errno));
+      return CLI_EXIT_USAGE;
+    }
+  } else if (c->report && !cli_is_stdout(c->report)) {
     char *copy = strdup(c->report);
     if (!copy) {
       cli_error("out of memory");
@@ -801,8 +838,10 @@ static struct {
   progress *prog;
   atomic_int sig;
   atomic_bool stopping;
+  int wake_w; /* written on the first signal: wakes a manifest read */
   results *res; /* flushed by a signal; guarded by umu */
-} g = {.umu = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER};
+} g = {.umu = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER,
+       .wake_w = -1};
 
 void upload_set_cancel(void (*fn)(void *arg, int sig), void *arg) {
   pthread_mutex_lock(&g.umu);
@@ -860,8 +899,14 @@ static void *signal_thread(void *arg) {
     clock_gettime(CLOCK_MONOTONIC, &now_ts);
     double now = (double)now_ts.tv_sec + (double)now_ts.tv_nsec / 1e9;
     int prev = atomic_exchange(&g.sig, s);
-    if (prev == 0)
+    if (prev == 0) {
       first_at = now;
+      /* The main thread may be waiting for manifest input that an idle
+       * producer never sends: end that wait. */
+      if (g.wake_w >= 0 && write(g.wake_w, "!", 1) < 0) {
+        /* the pipe holds a byte already */
+      }
+    }
     else if (now - first_at < 1.0)
       continue;
     /* What the run has recorded so far reaches the file now, whatever
@@ -1081,6 +1126,10 @@ static int check_manifest(upload_cli *c, totals *t) {
       break;
     }
     if (ms == MANIFEST_IOERR) {
+      if (atomic_load(&g.sig)) {
+        rc = exit_for_signal();
+        break;
+      }
       cli_error("%s", manifest_error(r));
       rc = CLI_EXIT_USAGE;
       break;
@@ -1130,10 +1179,12 @@ typedef struct run {
   unsigned long long skipped; /* recorded as done by the journal */
 } run;
 
-/* The journal key of a file item: its destination (redacted: a signed
- * URL is a credential and the journal is a plain file) and its source. */
+/* The journal key of a file item: its destination's identity (the URL
+ * without its signing parameters, so that a manifest signed again resumes,
+ * and with other credentials redacted: the journal is a plain file) and
+ * its source. */
 static char *journal_key(const bulkup_item *it) {
-  char *url = bulkup_redact_url(it->url);
+  char *url = bulkup_url_identity(it->url);
   if (!url)
     return NULL;
   size_t n = strlen(url) + strlen(it->path) + 2;
@@ -1280,6 +1331,8 @@ static void upload_manifest(run *rn, manifest_reader *r) {
   manifest_status ms;
   while (!rn->stop && (ms = manifest_next(r, &e)) != MANIFEST_EOF) {
     if (ms == MANIFEST_IOERR) {
+      if (atomic_load(&g.sig))
+        break; /* woken by the signal: the run is being cancelled */
       say("%s", manifest_error(r));
       rn->input_errors++;
       break;
@@ -1324,20 +1377,22 @@ static void upload_manifest(run *rn, manifest_reader *r) {
 bool upload_write_report(const upload_cli *c, const bulkup_report *rep) {
   if (!c->report || !rep)
     return true;
+  report_extra x = {0};
   if (c->shard_n) {
-    char err[1024];
-    if (report_write_sharded(rep, c->report, c->shard_k, c->shard_n,
-                             c->manifest ? "url" : "path", err, sizeof err))
-      return true;
-    cli_error("cannot write the report %s: %s", c->report, err);
-    return false;
+    x.shard_k = c->shard_k;
+    x.shard_n = c->shard_n;
+    x.shard_key = c->manifest ? "url" : "path";
   }
-  bulkup_err werr = bulkup_report_write_json(rep, c->report);
-  if (werr == BULKUP_OK)
+  if (c->acct.set) {
+    x.acct = true;
+    x.input = c->acct.input;
+    x.skipped = c->acct.skipped;
+    x.not_started = c->acct.not_started;
+  }
+  char err[1024];
+  if (report_write_run(rep, c->report, &x, err, sizeof err))
     return true;
-  const char *detail = bulkup_last_error_message();
-  cli_error("cannot write the report %s: %s%s%s", c->report,
-            bulkup_strerror(werr), *detail ? ": " : "", detail);
+  cli_error("cannot write the report %s: %s", c->report, err);
   return false;
 }
 
@@ -1345,11 +1400,17 @@ void upload_print_summary(const upload_cli *c, const bulkup_report *rep,
                           bool list_failures) {
   bulkup_summary s;
   bulkup_report_summary(rep, &s);
+  uint64_t not_started = c->acct.set ? c->acct.not_started : 0;
+  char ns[64] = "";
+  if (not_started)
+    snprintf(ns, sizeof ns, ", %llu not started",
+             (unsigned long long)not_started);
   cli_error("uploaded %llu of %llu files (%.1f MB) in %.1f s, %llu failed, "
-            "%llu cancelled, %llu retries",
-            (unsigned long long)s.succeeded, (unsigned long long)s.submitted,
+            "%llu cancelled%s, %llu retries",
+            (unsigned long long)s.succeeded,
+            (unsigned long long)(s.submitted + not_started),
             (double)s.bytes_succeeded / 1e6, s.elapsed_s,
-            (unsigned long long)s.failed, (unsigned long long)s.cancelled,
+            (unsigned long long)s.failed, (unsigned long long)s.cancelled, ns,
             (unsigned long long)s.retries);
   size_t nf = bulkup_report_failure_count(rep);
   size_t shown = nf < MAX_FAILURES_SHOWN ? nf : MAX_FAILURES_SHOWN;
@@ -1369,6 +1430,11 @@ void upload_print_summary(const upload_cli *c, const bulkup_report *rep,
   if (nf > shown && shown > 0)
     fprintf(stderr, "  ... and %zu more failure%s\n", nf - shown,
             nf - shown == 1 ? "" : "s");
+  if (not_started)
+    fprintf(stderr,
+            "  %llu file%s never started (counted in the report as "
+            "not_started; a rerun with --journal resumes)\n",
+            (unsigned long long)not_started, not_started == 1 ? " was" : "s were");
   if (nf > 0 || s.cancelled > 0) {
     if (c->report)
       fprintf(stderr, "  every failed and cancelled file is listed in %s\n",
@@ -1449,6 +1515,7 @@ static int do_run(upload_cli *c) {
       bulkup_journal_close(journal);
       return CLI_EXIT_USAGE;
     }
+    results_set_say(res, upload_say);
     c->opt.on_complete = results_on_complete;
     c->opt.userdata = res;
     upload_set_results(res);
@@ -1522,6 +1589,16 @@ static int do_run(upload_cli *c) {
                 rn.skipped == 1 ? "" : "s", c->journal);
   }
   if (rep) {
+    /* Every input item the run knew of is accounted for: what phase one
+     * counted and was neither submitted nor skipped was never started
+     * (a signal stopped the submitting; or the file vanished since). */
+    bulkup_summary s;
+    bulkup_report_summary(rep, &s);
+    uint64_t seen = s.submitted + rn.skipped;
+    c->acct.set = true;
+    c->acct.skipped = rn.skipped;
+    c->acct.input = known && t.files > seen ? t.files : seen;
+    c->acct.not_started = c->acct.input - seen;
     if (!c->quiet)
       upload_print_summary(c, rep, true);
     if (!upload_write_report(c, rep) && status == CLI_EXIT_OK)
@@ -1541,6 +1618,65 @@ static int do_run(upload_cli *c) {
   return status;
 }
 
+/* Open files a run needs: a few dozen of our own (standard streams,
+ * manifest, journal, report, results, libcurl's and OpenSSL's files), and
+ * per transfer its connection, its source file and one more for the
+ * moments it holds two (a resolver's socket pair, a second address tried
+ * while connecting; not all transfers at once), with the embedded server
+ * the server's end of the connection too; per event-loop thread,
+ * libcurl's wake-up socket pair. 1,024 transfers fit in a hard limit of
+ * 4,096. */
+#define FD_BASE 64
+#define FD_PER_WORKER 3
+#define FD_PER_THREAD 2
+
+unsigned long long upload_fds_needed(const upload_cli *c) {
+  unsigned long long w = c->opt.workers ? c->opt.workers
+                                        : BULKUP_DEFAULT_WORKERS;
+  unsigned long long t = c->opt.threads ? c->opt.threads : w;
+  if (t > w)
+    t = w;
+  unsigned long long per = FD_PER_WORKER;
+  if (upload_is_workflow(c) && !c->api)
+    per++; /* the embedded server's end */
+  return FD_BASE + w * per + t * FD_PER_THREAD;
+}
+
+/* Raise the soft open-file limit to the hard one (as most servers do: the
+ * soft default, often 1024, is far below what the range of --workers
+ * needs), and refuse a run whose transfers cannot fit in it: past the
+ * limit, sockets cannot be opened and poll() fails for every transfer.
+ * -1 to go on, else the exit status. */
+static int fit_open_files(const upload_cli *c) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return -1;
+  if (rl.rlim_cur != rl.rlim_max) {
+    struct rlimit up = {rl.rlim_max, rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+      rl.rlim_cur = rl.rlim_max;
+  }
+  unsigned long long need = upload_fds_needed(c);
+  if (rl.rlim_cur == RLIM_INFINITY || need <= (unsigned long long)rl.rlim_cur)
+    return -1;
+  unsigned long long w = c->opt.workers ? c->opt.workers
+                                        : BULKUP_DEFAULT_WORKERS;
+  unsigned long long fit = 0;
+  while (fit < w) {
+    upload_cli t = *c;
+    t.opt.workers = (unsigned)(fit + 1);
+    if (upload_fds_needed(&t) > (unsigned long long)rl.rlim_cur)
+      break;
+    fit++;
+  }
+  cli_error("--workers %llu needs up to %llu open files, but the limit is "
+            "%llu (ulimit -n; its hard limit is %llu): use --workers %llu or "
+            "fewer, or raise the hard limit. Nothing was uploaded",
+            w, need, (unsigned long long)rl.rlim_cur,
+            (unsigned long long)rl.rlim_max, fit);
+  return CLI_EXIT_USAGE;
+}
+
 int cli_upload_main(int argc, char **argv) {
   upload_cli c;
   int rc = parse_args(&c, argc, argv);
@@ -1548,6 +1684,8 @@ int cli_upload_main(int argc, char **argv) {
     return rc;
   rc = check_args(&c);
   if (rc != -1)
+    return rc;
+  if (!c.dry_run && (rc = fit_open_files(&c)) != -1)
     return rc;
 
   /* Block the signals before any thread exists, so that every thread
@@ -1562,6 +1700,11 @@ int cli_upload_main(int argc, char **argv) {
   if (pthread_sigmask(SIG_BLOCK, &set, &old) != 0) {
     cli_error("cannot block signals");
     return CLI_EXIT_FAILED;
+  }
+  int wake[2];
+  if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == 0) {
+    g.wake_w = wake[1];
+    manifest_set_wake_fd(wake[0]);
   }
   pthread_t sig_thread;
   if (pthread_create(&sig_thread, NULL, signal_thread, &set) != 0) {

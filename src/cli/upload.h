@@ -60,6 +60,15 @@ typedef struct upload_cli {
   uint32_t shard_k, shard_n; /* --shard K/N; shard_n 0: the whole input */
   bool dry_run;
   const char *results; /* --results FILE */
+  /* The run's account of its input, set by the direct modes when the
+   * uploader is done (zero in the workflow): items of this run's input
+   * (its shard), those skipped as journalled, those never started (an
+   * interrupted run: not yet submitted). input == submitted + skipped +
+   * not_started. */
+  struct {
+    bool set;
+    uint64_t input, skipped, not_started;
+  } acct;
 } upload_cli;
 
 /* Whether the options select the workflow (--api, --dataset, or no
@@ -139,5 +148,9 @@ int upload_api_check_args(upload_cli *c);
  * most; -1 when fine, else the exit status. */
 int upload_api_set_kind(upload_cli *c, upload_kind kind, const char *option,
                         const char *title);
+
+/* The open files a run of these options needs at most (see
+ * fit_open_files in upload.c). */
+unsigned long long upload_fds_needed(const upload_cli *c);
 
 #endif
