@@ -985,6 +985,19 @@ static void test_wire_answers_both_casings(void) {
                   BULKUP_EPROTOCOL);
   CU_ASSERT_EQUAL(bk_api_parse_presign(snake, strlen(snake), 2, &v),
                   BULKUP_EPROTOCOL);
+  /* Only white space may follow the JSON value (json.loads: "Extra
+   * data"): a NUL byte is not white space. */
+  char nul[sizeof snake + 1];
+  memcpy(nul, snake, sizeof snake); /* with its NUL */
+  nul[sizeof snake] = '\n';
+  CU_ASSERT_EQUAL(bk_api_parse_presign(nul, sizeof nul, 1, &v),
+                  BULKUP_EPROTOCOL);
+  CU_ASSERT_EQUAL(bk_api_parse_presign(nul, sizeof snake, 1, &v),
+                  BULKUP_EPROTOCOL);
+  CU_ASSERT_EQUAL_FATAL(bk_api_parse_presign(snake, strlen(snake), 1, &v),
+                        BULKUP_OK);
+  bulkup_signed_urls_free(v, 1);
+  v = NULL;
 
   static const char done_snake[] =
       "{\"status\": \"DONE\", \"data_hashes_with_titles\": [{\"data_hash\": "

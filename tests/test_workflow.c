@@ -939,6 +939,46 @@ static void test_poll_budget(void) {
   free_files(paths, 1);
 }
 
+/* A poll answered with something that is not JSON (a proxy's 504 page:
+ * not a status urllib3 retries) is a RequestException in the SDK, which
+ * its outer poll loop rides out (§8, §10: 3 in a row, 10 s apart): the
+ * next poll then sees DONE. An error envelope in JSON is not re-polled. */
+static void test_poll_not_json_ridden_out(void) {
+  bk_ts_reset(ts);
+  char **paths = make_files("n", "png", 1);
+  script_presign(1, false);
+  script_job_post("p-n");
+  bk_ts_action gw = {BK_TS_STATUS, 504, "Content-Type: text/html\r\n",
+                     "<html><body>504 Gateway Time-out</body></html>", 0, 0};
+  bk_ts_script(ts, V1, &gw, 1);
+  const char *t[1] = {"g"};
+  script_done(1, t, false);
+  bulkup_api *api = new_api();
+  bulkup_workflow_options wo;
+  wf_options(&wo);
+  bulkup_data_units *u = NULL;
+  CU_ASSERT_EQUAL(bulkup_create_image_group(api, &wo,
+                                            (const char *const *)paths, 1, &u,
+                                            NULL), BULKUP_OK);
+  CU_ASSERT_EQUAL(bk_ts_count_path(ts, V1), 3u); /* POST, 504, DONE */
+  CU_ASSERT_EQUAL(bulkup_image_group_count(u), 1u);
+  bulkup_image_group_free(u);
+  u = NULL;
+  /* The v1 error envelope on a poll ends the wait at once. */
+  bk_ts_reset(ts);
+  script_presign(1, false);
+  script_job_post("p-m");
+  script_v1(404, "{\"status\": 404, \"response\": "
+                 "[\"RESOURCE_NOT_FOUND_ERROR\"], \"payload\": null}");
+  script_done(1, t, false);
+  CU_ASSERT_EQUAL(bulkup_create_image_group(api, &wo,
+                                            (const char *const *)paths, 1, &u,
+                                            NULL), BULKUP_EHTTP);
+  CU_ASSERT_EQUAL(bk_ts_count_path(ts, V1), 2u);
+  bulkup_api_free(api);
+  free_files(paths, 1);
+}
+
 /* ---- before any request; cancel ---------------------------------------------- */
 
 static void test_checks_before_any_request(void) {
@@ -961,6 +1001,19 @@ static void test_checks_before_any_request(void) {
   CU_ASSERT_EQUAL(bulkup_upload_video(api, &wo, paths[0], &u, NULL),
                   BULKUP_EINVAL);
   CU_ASSERT_EQUAL(bulkup_create_image_group(api, NULL,
+                                            (const char *const *)paths, 1, &u,
+                                            NULL), BULKUP_EINVAL);
+  /* A dataset hash too long for its ResourceID header is refused, not
+   * sent cut short. */
+  char longhash[1400];
+  memset(longhash, 'a', sizeof longhash - 1);
+  longhash[sizeof longhash - 1] = '\0';
+  bulkup_dataset *d = NULL;
+  CU_ASSERT_EQUAL(bulkup_api_get_dataset(api, longhash, &d), BULKUP_EINVAL);
+  CU_ASSERT_PTR_NULL(d);
+  wf_options(&wo);
+  wo.dataset_hash = longhash; /* refused before any upload */
+  CU_ASSERT_EQUAL(bulkup_create_image_group(api, &wo,
                                             (const char *const *)paths, 1, &u,
                                             NULL), BULKUP_EINVAL);
   CU_ASSERT_EQUAL(bk_ts_request_count(ts), 0u);
@@ -1025,6 +1078,8 @@ static void reg(void) {
   bk_test("failed uploads: no job, or the successes", test_failed_upload_no_job);
   bk_test("job ERROR, CANCELLED, no unit", test_job_error_and_cancelled);
   bk_test("poll budget and timeout_seconds", test_poll_budget);
+  bk_test("a poll answered with non-JSON is ridden out",
+          test_poll_not_json_ridden_out);
   bk_test("checks before any request", test_checks_before_any_request);
   bk_test("cancel while the poll is held", test_cancel_while_polling);
 }

@@ -60,7 +60,9 @@
  * waits bulkup_retry_wait() (Retry-After honoured for 413/429/503); the
  * job POST is never retried (the API is not known to de-duplicate it), so
  * a lost answer to it is an error, never a second job. A poll also rides
- * out three failed requests in a row (10 s apart), as the SDK's loop does.
+ * out three failed requests in a row (10 s apart), as the SDK's loop does:
+ * transport failures, and answers that are not JSON (a proxy's error page);
+ * an error envelope from the API ends the wait at once.
  */
 #ifndef BULKUP_API_H
 #define BULKUP_API_H

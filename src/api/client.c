@@ -742,7 +742,7 @@ bulkup_err bk_json_parse(const char *what, const char *body, size_t len,
                               : json_tokener_error_desc(je));
   }
   for (size_t i = end; i < len; i++)
-    if (!strchr(" \t\r\n", body[i])) {
+    if (body[i] == '\0' || !strchr(" \t\r\n", body[i])) {
       json_object_put(o);
       return bk_error(BULKUP_EPROTOCOL, "%s: trailing data after the JSON "
                       "answer", what);
@@ -778,16 +778,6 @@ const char *bk_json_str2(json_object *obj, const char *camel,
   return s;
 }
 
-static int bk_hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 bool bk_uuid_canon(const char *s, char out[37]) {
   if (!s)
     return false;
@@ -808,14 +798,14 @@ bool bk_uuid_canon(const char *s, char out[37]) {
         if (s[i] != '-')
           return false;
       } else {
-        if (bk_hexval(s[i]) < 0)
+        if (bk_hex_value(s[i]) < 0)
           return false;
         hex[k++] = s[i];
       }
     }
   } else if (n == 32) {
     for (size_t i = 0; i < 32; i++) {
-      if (bk_hexval(s[i]) < 0)
+      if (bk_hex_value(s[i]) < 0)
         return false;
       hex[k++] = s[i];
     }
@@ -827,7 +817,7 @@ bool bk_uuid_canon(const char *s, char out[37]) {
   for (size_t i = 0; i < 32; i++) {
     if (i == 8 || i == 12 || i == 16 || i == 20)
       out[o++] = '-';
-    out[o++] = lower[bk_hexval(hex[i])];
+    out[o++] = lower[bk_hex_value(hex[i])];
   }
   out[o] = '\0';
   return true;
@@ -1002,15 +992,22 @@ bulkup_err bk_api_v1(bulkup_api *api, const char *query_type,
                      const char *query_method, const char *uid_json,
                      const char *payload_json, const char *resource_id,
                      bool retry, double hold, const char *what,
-                     json_object **root, json_object **response) {
+                     json_object **root, json_object **response,
+                     bool *not_json) {
   *root = NULL;
   *response = NULL;
+  if (not_json)
+    *not_json = false;
   if (resource_id) {
     for (const unsigned char *p = (const unsigned char *)resource_id; *p;
          p++)
       if (*p < 0x20 || *p >= 0x7f)
         return bk_error(BULKUP_EINVAL, "the dataset hash must be printable "
                         "ASCII");
+    /* It must fit bk_api_attempt's header line whole, never cut short. */
+    if (strlen(resource_id) > BK_API_MAX_RESOURCE_ID)
+      return bk_error(BULKUP_EINVAL, "the dataset hash is longer than %d "
+                      "characters", BK_API_MAX_RESOURCE_ID);
   }
   size_t len = 0;
   char *body = bk_api_v1_body(query_type, query_method, uid_json,
@@ -1033,6 +1030,8 @@ bulkup_err bk_api_v1(bulkup_api *api, const char *query_type,
   json_object *env = NULL;
   rc = bk_json_parse(what, r.body, r.len, &env);
   if (rc != BULKUP_OK) {
+    if (not_json && rc == BULKUP_EPROTOCOL)
+      *not_json = true;
     if (r.status != 200) {
       char ex[200];
       bk_printable(r.body, r.len, ex, sizeof ex);

@@ -109,6 +109,10 @@ typedef struct bk_api_reply {
 bulkup_err bk_api_request(bulkup_api *api, const bk_api_call *c,
                           bk_api_reply *r);
 
+/* The longest dataset hash (ResourceID) a v1 query sends; a dataset hash
+ * is a UUID, and bk_api_v1 refuses a longer one rather than cut it. */
+#define BK_API_MAX_RESOURCE_ID 1024
+
 /*
  * bk_api_v1 - a v1 query: build the body {"query_type": qt,
  * "query_method": qm, "values": {"uid": <uid_json>, "payload":
@@ -118,13 +122,16 @@ bulkup_err bk_api_request(bulkup_api *api, const bk_api_call *c,
  * "response" (owned by *root: json_object_put(*root) when done). An
  * envelope status other than 200 is BULKUP_EHTTP with the API's error
  * codes in words; a body that is not JSON is BULKUP_EPROTOCOL (or
- * BULKUP_EHTTP naming the HTTP status when that was not 200).
+ * BULKUP_EHTTP naming the HTTP status when that was not 200), and sets
+ * *not_json (if not NULL): the SDK's RequestException, which its outer
+ * poll loop rides out like a transport failure (§6, §10).
  */
 bulkup_err bk_api_v1(bulkup_api *api, const char *query_type,
                      const char *query_method, const char *uid_json,
                      const char *payload_json, const char *resource_id,
                      bool retry, double hold, const char *what,
-                     json_object **root, json_object **response);
+                     json_object **root, json_object **response,
+                     bool *not_json);
 
 /* The v1 body bytes bk_api_v1 sends (for the tests: json.dumps exactly).
  * bk_malloc'ed; NULL on allocation failure. */

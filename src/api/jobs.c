@@ -199,7 +199,7 @@ bulkup_err bulkup_api_get_dataset(bulkup_api *api, const char *dataset_hash,
   bulkup_err rc = bk_api_v1(
       api, "dataset", "GET", "null",
       "{\"dataset_access_settings\": {\"fetch_client_metadata\": false}}",
-      dataset_hash, true, 0, "dataset GET", &root, &resp);
+      dataset_hash, true, 0, "dataset GET", &root, &resp, NULL);
   if (rc != BULKUP_OK)
     return rc;
   const char *title = bk_json_text(resp, "title", NULL);
@@ -372,7 +372,7 @@ bulkup_err bk_job_post(bulkup_api *api, const char *dataset_hash,
   json_object *root, *resp;
   bulkup_err rc = bk_api_v1(api, "datasetdatalongpolling", "POST", uid,
                             payload, dataset_hash, false, 0, "job POST",
-                            &root, &resp);
+                            &root, &resp, NULL);
   bk_free(uid);
   if (rc != BULKUP_OK)
     return rc;
@@ -552,11 +552,15 @@ bulkup_err bk_job_wait(bulkup_api *api, const char *dataset_hash,
     double t0 = bk_now();
     json_object *root = NULL, *resp = NULL;
     polls++;
+    bool not_json = false;
     rc = bk_api_v1(api, "datasetdatalongpolling", "GET", uid, payload,
                    dataset_hash, true, (double)hold, "job poll", &root,
-                   &resp);
+                   &resp, &not_json);
     bk_free(payload);
-    if (rc == BULKUP_ETIMEDOUT || rc == BULKUP_ECURL) {
+    /* Transport failures and answers that are not JSON (a proxy's error
+     * page: the SDK's RequestException) are ridden out; an error
+     * envelope from the API is not. */
+    if (rc == BULKUP_ETIMEDOUT || rc == BULKUP_ECURL || not_json) {
       if (++failures > BK_POLL_MAX_FAILURES)
         break;
       bk_api_log(api, BULKUP_LOG_WARN, "job %s: poll failed (%d of %d in a "

@@ -55,7 +55,8 @@ bulkup_err bk_job_post(bulkup_api *api, const char *dataset_hash,
  * (BULKUP_ECANCELED), or `timeout` seconds (0: no bound) passed
  * (BULKUP_ETIMEDOUT). Each poll asks for timeout_seconds = min(remaining,
  * 10) (an int, rounded up); three failed requests in a row (transport
- * failures, after their own retries) are ridden out, 10 s apart.
+ * failures after their own retries, or answers that are not JSON) are
+ * ridden out, 10 s apart.
  */
 bulkup_err bk_job_wait(bulkup_api *api, const char *dataset_hash,
                        const char *process_hash, double timeout,

@@ -398,6 +398,9 @@ static bulkup_err bk_wf_run(bulkup_api *api, const bulkup_workflow_options *opt,
        p++)
     if (*p < 0x20 || *p >= 0x7f)
       return bk_error(BULKUP_EINVAL, "dataset_hash must be printable ASCII");
+  if (strlen(opt->dataset_hash) > BK_API_MAX_RESOURCE_ID)
+    return bk_error(BULKUP_EINVAL, "dataset_hash is longer than %d "
+                    "characters", BK_API_MAX_RESOURCE_ID);
   char folder[37];
   bulkup_workflow_options o = *opt;
   if (opt->folder_uuid) {
