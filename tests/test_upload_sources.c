@@ -1,0 +1,276 @@
+/* The upload engine against the fault-scripting test server, sources:
+ * files, memory and callback sources, Content-MD5, bad files, a file changed while sent. One test per fault kind,
+ * asserting attempts, status, error kind and stored bytes. */
+#include "upload_common.h"
+
+static void test_many_files_stored_identically(void) {
+  bk_ts_reset(ts);
+  unsigned long conns0 = bk_ts_connections(ts);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  o.workers = 4;
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  /* Sizes across the small-file / streamed boundary (256 KiB). */
+  static const size_t sizes[] = {0, 1, 100, 16384, 262143, 262144, 262145,
+                                 1000000, 3 << 20};
+  enum { N = 60 };
+  char files[N][1024];
+  for (int i = 0; i < N; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "many-%d.png", i);
+    snprintf(files[i], sizeof files[i], "%s", make_file(name, sizes[i % 9], 100 + i));
+    bulkup_item it;
+    bulkup_item_init(&it);
+    it.path = files[i];
+    char path[64];
+    snprintf(path, sizeof path, "/many/%d.png", i);
+    char *url = bk_ts_url(ts, path);
+    it.url = url;
+    uint64_t idx = 99;
+    CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, &idx), BULKUP_OK);
+    CU_ASSERT_EQUAL(idx, (uint64_t)i);
+    free(url);
+  }
+  bulkup_report *rep;
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
+  bulkup_summary s;
+  bulkup_report_summary(rep, &s);
+  CU_ASSERT_EQUAL(s.submitted, N);
+  CU_ASSERT_EQUAL(s.succeeded, N);
+  CU_ASSERT_EQUAL(s.failed, 0);
+  CU_ASSERT_EQUAL(s.retries, 0);
+  uint64_t total = 0;
+  for (int i = 0; i < N; i++) {
+    char path[64];
+    snprintf(path, sizeof path, "/many/%d.png", i);
+    assert_stored(ts, path, files[i]);
+    total += sizes[i % 9];
+  }
+  CU_ASSERT_EQUAL(s.bytes_sent, total);
+  CU_ASSERT_EQUAL(s.bytes_succeeded, total);
+  /* One connection per worker, kept across items. */
+  CU_ASSERT(bk_ts_connections(ts) - conns0 <= 4);
+  /* The headers the SDK sends. */
+  bk_ts_request rq;
+  CU_ASSERT_EQUAL_FATAL(bk_ts_request_get(ts, 0, &rq), 0);
+  CU_ASSERT_STRING_EQUAL(rq.method, "PUT");
+  CU_ASSERT_STRING_EQUAL(rq.content_type, "image/png");
+  CU_ASSERT_STRING_EQUAL(rq.cache_control, "max-age=86400");
+  CU_ASSERT_STRING_EQUAL(rq.expect, "");
+  CU_ASSERT_EQUAL(rq.content_length, (long long)rq.body_bytes);
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+}
+
+
+static int64_t cb_read(void *ctx, uint64_t off, void *buf, size_t len) {
+  const unsigned char *src = ctx;
+  size_t total = 200000;
+  if (off >= total)
+    return 0;
+  size_t n = total - off < len ? total - off : len;
+  if (n > 777) /* short reads must be handled */
+    n = 777;
+  memcpy(buf, src + off, n);
+  return (int64_t)n;
+}
+
+static void test_memory_and_callback_sources(void) {
+  bk_ts_reset(ts);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  unsigned char *data = malloc(200000);
+  bk_fill_random(data, 200000, 7);
+  char want[65];
+  bk_sha256_hex(data, 200000, want);
+
+  bulkup_item it;
+  bulkup_item_init(&it);
+  it.source = BULKUP_SOURCE_MEMORY;
+  it.data = data;
+  it.size = 200000;
+  it.data_type = BULKUP_DATA_TYPE_DICOM;
+  char *url = bk_ts_url(ts, "/mem/a.dcm?X-Goog-Signature=abc");
+  it.url = url;
+  CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_OK);
+  free(url);
+
+  bulkup_item_init(&it);
+  it.source = BULKUP_SOURCE_CALLBACK;
+  it.read = cb_read;
+  it.read_ctx = data;
+  it.size = 200000;
+  it.content_type = "application/x-custom";
+  it.cache_control = "";
+  const char *hdrs[] = {"X-Test: yes", NULL};
+  it.headers = hdrs;
+  url = bk_ts_url(ts, "/cb/b.bin");
+  it.url = url;
+  CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_OK);
+  free(url);
+
+  bulkup_report *rep;
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
+  char got[65];
+  CU_ASSERT_EQUAL(bk_ts_object_sha256(ts, "/mem/a.dcm", got), 200000);
+  CU_ASSERT_STRING_EQUAL(got, want);
+  CU_ASSERT_EQUAL(bk_ts_object_sha256(ts, "/cb/b.bin", got), 200000);
+  CU_ASSERT_STRING_EQUAL(got, want);
+  for (size_t i = 0; i < bk_ts_request_count(ts); i++) {
+    bk_ts_request rq;
+    bk_ts_request_get(ts, i, &rq);
+    if (strcmp(rq.path, "/mem/a.dcm") == 0) {
+      CU_ASSERT_STRING_EQUAL(rq.content_type, "application/dicom");
+      CU_ASSERT_STRING_EQUAL(rq.cache_control, "max-age=86400");
+    } else {
+      CU_ASSERT_STRING_EQUAL(rq.content_type, "application/x-custom");
+      CU_ASSERT_STRING_EQUAL(rq.cache_control, "");
+    }
+  }
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+  free(data);
+}
+
+
+static void test_content_md5_sent(void) {
+  bk_ts_reset(ts);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  o.content_md5 = true;
+  const char *small = make_file("md5-small.jpg", 5000, 11);
+  const char *big = make_file("md5-big.jpg", 700000, 12);
+  const char *files[2] = {small, big};
+  for (int i = 0; i < 2; i++) {
+    run r;
+    upload_one(ts, &o, files[i], i ? "/md5/big" : "/md5/small", &r);
+    CU_ASSERT_EQUAL(r.rc, BULKUP_OK);
+    bk_ts_request rq;
+    CU_ASSERT_EQUAL_FATAL(bk_ts_request_get(ts, (size_t)i, &rq), 0);
+    size_t len;
+    void *d = bk_ts_object_data(ts, rq.path, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    unsigned char md[16];
+    unsigned int n;
+    EVP_Digest(d, len, md, &n, EVP_md5(), NULL);
+    char b64[32];
+    EVP_EncodeBlock((unsigned char *)b64, md, 16);
+    CU_ASSERT_STRING_EQUAL(rq.content_md5, b64);
+    CU_ASSERT_STRING_EQUAL(rq.content_type, "image/jpeg");
+    free(d);
+    bulkup_report_free(r.rep);
+  }
+}
+
+
+/* ---- files ----------------------------------------------------------------- */
+
+static void test_bad_files(void) {
+  bulkup_uploader_options o;
+  fast_options(&o);
+  o.cloud.allow_failures = true;
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  char missing[1024];
+  snprintf(missing, sizeof missing, "%s/does-not-exist", tmp);
+  const char *good = make_file("good.bin", 10, 21);
+  const char *paths[] = {missing, tmp /* a directory */, good};
+  char *url = bk_ts_url(ts, "/files/x");
+  for (int i = 0; i < 3; i++) {
+    bulkup_item it;
+    bulkup_item_init(&it);
+    it.path = paths[i];
+    it.url = url;
+    CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_OK);
+  }
+  free(url);
+  bulkup_report *rep;
+  /* allow_failures with one success: OK. */
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
+  CU_ASSERT_EQUAL_FATAL(bulkup_report_failure_count(rep), 2);
+  const bulkup_result *x = bulkup_report_failure(rep, 0);
+  CU_ASSERT_EQUAL(x->index, 0);
+  CU_ASSERT_EQUAL(x->error, BULKUP_ERROR_FILE);
+  CU_ASSERT_EQUAL(x->attempts, 0);
+  CU_ASSERT_STRING_EQUAL(x->path, missing);
+  CU_ASSERT_STRING_EQUAL(x->title, "does-not-exist");
+  CU_ASSERT_PTR_NOT_NULL(strstr(x->message, "No such file"));
+  x = bulkup_report_failure(rep, 1);
+  CU_ASSERT_EQUAL(x->index, 1);
+  CU_ASSERT_EQUAL(x->error, BULKUP_ERROR_FILE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(x->message, "not a regular file"));
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+}
+
+
+typedef struct grow_arg {
+  const char *path;
+  bk_ts *server;
+  bool begun; /* the server saw the request begin before the append */
+} grow_arg;
+
+/* Wait until `server` (reset before) has begun a request, that is read its
+ * headers: the engine opened the file before it sent them. At most
+ * `timeout` seconds; whether it did. */
+static bool wait_request_begun(bk_ts *server, double timeout) {
+  double end = bk_now() + timeout;
+  for (;;) {
+    bks_counters c;
+    bks_server_counters(server, &c);
+    if (c.requests[BKS_EP_OTHER] > 0)
+      return true;
+    if (bk_now() > end)
+      return false;
+    usleep(2000);
+  }
+}
+
+static void *append_when_stalled(void *arg) {
+  grow_arg *g = arg;
+  /* Wait until the request is under way (the server then stalls it after
+   * 64 KiB, for 2 s), then append: the file is open and its body not yet
+   * all sent. A fixed sleep instead could land before the engine opened
+   * the file on a slow machine, and the upload would succeed. */
+  g->begun = wait_request_begun(g->server, 30);
+  FILE *f = fopen(g->path, "ab");
+  fputs("more bytes", f);
+  fclose(f);
+  return NULL;
+}
+
+static void test_file_changed_during_upload(void) {
+  bk_ts_reset(ts);
+  bk_ts_action a = {.fault = BK_TS_STALL_BODY, .seconds = 2.0,
+                    .after_bytes = 65536};
+  bk_ts_script(ts, "/chg", &a, 1);
+  const char *f = make_file("chg.bin", 4 << 20, 22);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  grow_arg g = {f, ts, false};
+  pthread_t th;
+  pthread_create(&th, NULL, append_when_stalled, &g);
+  run r;
+  upload_one(ts, &o, f, "/chg", &r);
+  pthread_join(th, NULL);
+  CU_ASSERT(g.begun);
+  CU_ASSERT_EQUAL(r.rc, BULKUP_EUPLOAD);
+  const bulkup_result *x = only_failure(&r);
+  CU_ASSERT_EQUAL(x->error, BULKUP_ERROR_FILE_CHANGED);
+  CU_ASSERT_EQUAL(x->attempts, 1);
+  bulkup_report_free(r.rep);
+}
+
+static void reg(void) {
+  bk_suite("upload_sources", suite_init, suite_clean);
+  bk_test("many files stored byte-identical", test_many_files_stored_identically);
+  bk_test("memory and callback sources", test_memory_and_callback_sources);
+  bk_test("Content-MD5", test_content_md5_sent);
+  bk_test("bad files", test_bad_files);
+  bk_test("file changed during upload", test_file_changed_during_upload);
+}
+
+int main(int argc, char **argv) { return bk_test_main(argc, argv, reg); }
