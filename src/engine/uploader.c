@@ -30,6 +30,7 @@ void bulkup_uploader_options_init(bulkup_uploader_options *o) {
   o->log_level = BULKUP_LOG_WARN;
   o->resumable_threshold = BULKUP_DEFAULT_RESUMABLE_THRESHOLD;
   o->resumable_chunk_size = BULKUP_DEFAULT_RESUMABLE_CHUNK_SIZE;
+  o->no_progress_limit = BULKUP_DEFAULT_NO_PROGRESS_LIMIT;
 }
 
 /* ---- share handle locks ---------------------------------------------- */
@@ -72,6 +73,9 @@ static bulkup_err bk_validate_options(const bulkup_uploader_options *o) {
        o->upload_buffer_size > 2 * 1024 * 1024))
     return bk_error(BULKUP_EINVAL,
                     "upload_buffer_size must be 0 or between 16 KiB and 2 MiB");
+  if (!(o->no_progress_limit >= 0) || o->no_progress_limit > 1e9)
+    return bk_error(BULKUP_EINVAL,
+                    "no_progress_limit must be a finite number >= 0");
   if ((int)o->log_level < BULKUP_LOG_ERROR || o->log_level > BULKUP_LOG_DEBUG)
     return bk_error(BULKUP_EINVAL, "log_level is out of range");
   if (o->user_agent && strpbrk(o->user_agent, "\r\n"))
@@ -125,6 +129,13 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
   atomic_init(&u->submitted, 0);
   bk_budget_init(&u->budget, opt->retry_budget, opt->retry_budget_tokens);
   u->start = bk_now();
+  /* When an outage ends, enough tokens for every transfer to retry once. */
+  unsigned long refill = (unsigned long)opt->workers * BK_TIMEOUT_RETRY_COST;
+  bk_budget_set_outage(&u->budget, opt->no_progress_limit,
+                       refill > opt->retry_budget_tokens
+                           ? opt->retry_budget_tokens
+                           : (unsigned int)refill,
+                       u->start);
   u->last_progress = 0;
 
   char ua[64];
@@ -213,6 +224,7 @@ void bulkup_uploader_free(bulkup_uploader *u) {
   bulkup_report_free(u->report);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
     bk_mutex_destroy(&u->share_locks[i]);
+  bk_budget_destroy(&u->budget);
   bk_mutex_destroy(&u->progress_lock);
   bk_mutex_destroy(&u->submit_lock);
   bk_mutex_destroy(&u->lock);
