@@ -257,8 +257,64 @@ static void test_submit_failure_keeps_order(void) {
   bulkup_uploader_free(u);
 }
 
+static void test_header_injection_refused(void) {
+  /* A CR or LF in content_type or cache_control would end the header and
+   * inject others (or a second request): refused at submit, nothing sent,
+   * while the same item without it goes. */
+  bk_ts_reset(ts);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  const char *f = make_file("inject.bin", 100, 64);
+  char *url = bk_ts_url(ts, "/inject");
+  static const char *const bad[] = {
+      "image/png\r\nX-Injected: yes", "image/png\nX-Injected: yes",
+      "image/png\r", "\r\n\r\nPUT /other HTTP/1.1"};
+  for (int field = 0; field < 2; field++) {
+    for (size_t i = 0; i < BK_ARRAY_LEN(bad); i++) {
+      bulkup_item it;
+      bulkup_item_init(&it);
+      it.path = f;
+      it.url = url;
+      if (field == 0)
+        it.content_type = bad[i];
+      else
+        it.cache_control = bad[i];
+      CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_EINVAL);
+      CU_ASSERT_PTR_NOT_NULL(strstr(bulkup_last_error_message(),
+                                    field == 0 ? "content_type"
+                                               : "cache_control"));
+    }
+  }
+  bulkup_item ok;
+  bulkup_item_init(&ok);
+  ok.path = f;
+  ok.url = url;
+  ok.content_type = "image/png";
+  ok.cache_control = "no-cache";
+  CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &ok, NULL), BULKUP_OK);
+  free(url);
+  bulkup_report *rep;
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
+  bulkup_summary s;
+  bulkup_report_summary(rep, &s);
+  CU_ASSERT_EQUAL(s.submitted, 1);
+  CU_ASSERT_EQUAL(s.succeeded, 1);
+  CU_ASSERT_EQUAL(bk_ts_request_count(ts), 1);
+  bk_ts_request r;
+  CU_ASSERT_FATAL(bk_ts_request_get(ts, 0, &r) == 0);
+  CU_ASSERT_STRING_EQUAL(r.content_type, "image/png");
+  CU_ASSERT_STRING_EQUAL(r.cache_control, "no-cache");
+  assert_stored(ts, "/inject", f);
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+}
+
 static void reg(void) {
   bk_suite("upload_report", suite_init, suite_clean);
+  bk_test("CR/LF in content_type or cache_control refused",
+          test_header_injection_refused);
   bk_test("allow_failures outcomes", test_allow_failures_outcomes);
   bk_test("report JSON", test_report_json_shape);
   bk_test("completion callback once per item", test_completion_callback_once_per_item);

@@ -71,8 +71,10 @@ typedef struct bulkup_item {
   const char *title;             /* default: the path's basename, or the
                                     URL's last path segment */
   bulkup_data_type data_type;    /* picks Content-Type; default IMAGE */
-  const char *content_type;      /* overrides the data type's choice */
-  const char *cache_control;     /* NULL: "max-age=86400"; "": no header */
+  const char *content_type;      /* overrides the data type's choice;
+                                    one line (a CR or LF: BULKUP_EINVAL) */
+  const char *cache_control;     /* NULL: "max-age=86400"; "": no header;
+                                    one line (a CR or LF: BULKUP_EINVAL) */
   const char *const *headers;    /* extra "Name: value" lines, NULL-ended;
                                     may be NULL */
   void *user;                    /* given back in the result */

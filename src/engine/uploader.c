@@ -302,6 +302,14 @@ bulkup_err bulkup_uploader_submit(bulkup_uploader *u, const bulkup_item *item,
     if (strpbrk(item->headers[i], "\r\n") || !strchr(item->headers[i], ':'))
       return bk_error(BULKUP_EINVAL,
                       "item.headers[%zu] must be one \"Name: value\" line", i);
+  /* Header values: a CR or LF would end the header and start another (or
+   * a second request). (A NUL cannot be in a C string: it ends it.) */
+  if (item->content_type && strpbrk(item->content_type, "\r\n"))
+    return bk_error(BULKUP_EINVAL,
+                    "item.content_type must be one line (no CR or LF)");
+  if (item->cache_control && strpbrk(item->cache_control, "\r\n"))
+    return bk_error(BULKUP_EINVAL,
+                    "item.cache_control must be one line (no CR or LF)");
   if (atomic_load(&u->cancelled))
     return bk_error(BULKUP_ECANCELED, "the uploader was cancelled");
 
