@@ -110,7 +110,10 @@ bulkup_error_kind bk_source_open(bk_slot *s, bk_item *j) {
     x->size = j->size;
     return BULKUP_ERROR_NONE;
   }
-  int fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  /* O_NONBLOCK: this is the event loop's thread, and opening a FIFO (or
+   * some devices) for reading blocks until a writer comes. Regular files
+   * ignore the flag; anything else fails below at once. */
+  int fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     snprintf(s->message, sizeof s->message, "cannot open file: %s",
              strerror(errno));
@@ -127,6 +130,9 @@ bulkup_error_kind bk_source_open(bk_slot *s, bk_item *j) {
     close(fd);
     return BULKUP_ERROR_FILE;
   }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0)
+    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
   x->size = (uint64_t)x->st.st_size;
   bk_run_add_bytes(s->u, x->size);
   if (x->size > BK_SMALL_FILE_MAX) {
