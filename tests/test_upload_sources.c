@@ -347,8 +347,51 @@ static void test_fifo_and_devices_fail_at_once(void) {
   unlink(fifo);
 }
 
+static void test_size_zero_with_content(void) {
+  /* /proc files say size 0 and have content: their bytes are sent (a
+   * snapshot read at open), never an empty object reported as a success.
+   * An empty regular file is still an empty upload. */
+  bk_ts_reset(ts);
+  const char *empty = make_file("empty.bin", 0, 66);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  const char *paths[] = {"/proc/self/status", empty};
+  const char *dest[] = {"/proc/status", "/proc/empty"};
+  for (int i = 0; i < 2; i++) {
+    char *url = bk_ts_url(ts, dest[i]);
+    bulkup_item it;
+    bulkup_item_init(&it);
+    it.path = paths[i];
+    it.url = url;
+    CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_OK);
+    free(url);
+  }
+  bulkup_report *rep;
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
+  bulkup_summary s;
+  bulkup_report_summary(rep, &s);
+  CU_ASSERT_EQUAL(s.succeeded, 2);
+  size_t len = 0;
+  char *data = bk_ts_object_data(ts, "/proc/status", &len);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+  CU_ASSERT(len > 100);
+  CU_ASSERT(len >= 6 && memcmp(data, "Name:\t", 6) == 0);
+  CU_ASSERT_PTR_NOT_NULL(memmem(data, len, "\nPid:\t", 6));
+  CU_ASSERT_EQUAL(s.bytes_succeeded, (uint64_t)len);
+  free(data);
+  data = bk_ts_object_data(ts, "/proc/empty", &len);
+  CU_ASSERT_PTR_NOT_NULL(data);
+  CU_ASSERT_EQUAL(len, 0);
+  free(data);
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+}
+
 static void reg(void) {
   bk_suite("upload_sources", suite_init, suite_clean);
+  bk_test("size 0 with content: /proc files sent", test_size_zero_with_content);
   bk_test("a FIFO and a device fail at once", test_fifo_and_devices_fail_at_once);
   bk_test("many files stored byte-identical", test_many_files_stored_identically);
   bk_test("memory and callback sources", test_memory_and_callback_sources);
