@@ -307,9 +307,12 @@ bk_retry_decision bk_retry_decide_at(const bulkup_upload_policy *p,
       atomic_fetch_add(&budget->streaking, 1);
   }
   /* Down, as far as this item can tell: the gate is open, or the run had
-   * succeeded before this item's failures began and not since. */
+   * succeeded before, but not since this item's previous failure, and
+   * other items are failing too. */
   double last = gate ? atomic_load(&budget->last_success) : 0;
-  bool quiet = last < st->streak_start; /* nothing since the streak began */
+  double since = st->last_failure > 0 ? st->last_failure : st->streak_start;
+  bool quiet = last < since;
+  st->last_failure = now;
   bool down = gate && (atomic_load(&budget->open) ||
                        (last > 0 && quiet &&
                         atomic_load(&budget->streaking) >= 2));
@@ -383,6 +386,7 @@ static void bk_streak_end(bk_budget *b, bk_retry_state *st) {
   if (st->streak_start != 0 && b && b->gate)
     atomic_fetch_sub(&b->streaking, 1);
   st->streak_start = 0;
+  st->last_failure = 0;
 }
 
 bk_admit bk_retry_admit(bk_budget *b, bk_retry_state *st, double now,

@@ -118,6 +118,7 @@ typedef struct bk_retry_state {
   /* The outage gate's part (engine only; zero for the API client): */
   unsigned int owed;         /* a decided retry's cost, not yet paid */
   double streak_start;       /* when this run of failures began; 0: none */
+  double last_failure;       /* when its latest failure was decided */
   bool parked;               /* held for an outage: the retries start afresh
                                 when it ends */
   bool probe;                /* the attempt under way is the gate's probe */
@@ -163,8 +164,8 @@ bk_retry_decision bk_retry_decide(const bulkup_upload_policy *policy,
  *    item's counters do not move), the next probe not before
  *    BK_PROBE_INTERVAL;
  *  - the limits are spent while the gate is open, or while other items
- *    are failing too and nothing has succeeded since this item's failures
- *    began (though something had before): hold (parked), and the gate
+ *    are failing too and nothing has succeeded since this item's previous
+ *    failure (though something had before): hold (parked), and the gate
  *    opens;
  *  - the budget cannot pay: hold, owing the cost, and the gate opens
  *    (until the next success puts tokens back).

@@ -155,11 +155,13 @@ typedef struct bk_worker {
   unsigned int busy;         /* slots not idle */
   bk_rng rng;                /* for jitter */
   /* Registered with the queue while the worker has a free slot and found
-   * the queue empty: a push then wakes this worker's multi. */
+   * the queue empty: a push then wakes this worker (wake_fd). */
   bk_queue_waiter waiter;
+  int wake_fd;               /* an eventfd the loop polls: a push or a
+                                cancel writes it */
   /* worker.c's event loop: the sockets libcurl waits on and for what (its
-   * socket callback keeps them), in the form curl_multi_poll takes. The
-   * array lives on the worker thread's stack while it runs. */
+   * socket callback keeps them). The array lives on the worker thread's
+   * stack while it runs. */
   struct curl_waitfd *socks;
   unsigned int nsocks, socks_cap;
   bool perform;              /* the socket interface failed: the worker
