@@ -377,7 +377,10 @@ BULKUP_EXTERN bulkup_err bulkup_uploader_submit_failure(
  * when some failed and at least one succeeded (or nothing was submitted).
  * BULKUP_EUPLOAD when an item failed and allow_failures is false;
  * BULKUP_EALLFAILED when allow_failures is true and every item failed;
- * BULKUP_ECANCELED after a cancel. The report is produced in every case.
+ * BULKUP_ECANCELED after a cancel; otherwise BULKUP_EIO when a journal
+ * record could not be written (bulkup_report_journal_failures: the
+ * uploads went well, but a rerun would send those items again). The
+ * report is produced in every case.
  */
 BULKUP_EXTERN bulkup_err bulkup_uploader_finish(bulkup_uploader *u,
                                                 bulkup_report **out);

@@ -191,6 +191,7 @@ struct bulkup_uploader {
    * when full, the oldest is replaced. */
   char *plain_origins[8];
   unsigned int n_plain_origins;
+  char journal_error[256];   /* the first failed journal write's message */
 
   /* Submitters take submit_lock so that an item's index is its position in
    * the queue. */
@@ -222,6 +223,8 @@ void bk_item_done(struct bulkup_uploader *u, const bulkup_result *r);
 void bk_run_snapshot(struct bulkup_uploader *u, bulkup_progress *p);
 /* Call on_progress: at most every progress_interval, or now (force). */
 void bk_run_progress(struct bulkup_uploader *u, bool force);
+/* A journal record could not be written (`why`: the journal's message). */
+void bk_run_journal_failed(struct bulkup_uploader *u, const char *why);
 /* Did this URL's server refuse a resumable session start earlier? */
 bool bk_run_origin_is_plain(struct bulkup_uploader *u, const char *url);
 /* Remember that it did (a few origins; the oldest is forgotten). */

@@ -318,9 +318,11 @@ static void bk_slot_end(bk_slot *s) {
     res->error = BULKUP_ERROR_NONE;
     if (u->opt.journal && j->journal_key) {
       if (bulkup_journal_record(u->opt.journal, j->journal_key, s->x.size,
-                                bk_source_mtime(s)) != BULKUP_OK)
+                                bk_source_mtime(s)) != BULKUP_OK) {
         bk_log(u, BULKUP_LOG_ERROR, "item %llu: not journalled: %s",
                (unsigned long long)j->index, bulkup_last_error_message());
+        bk_run_journal_failed(u, bulkup_last_error_message());
+      }
     }
     if (bk_retry_succeeded_at(&u->budget, &s->rt, bk_now()))
       bk_log(u, BULKUP_LOG_WARN, "item %llu succeeded: the server answers "

@@ -381,6 +381,13 @@ bulkup_err bulkup_uploader_finish(bulkup_uploader *u, bulkup_report **out) {
   else if (s.failed > 0 && s.succeeded == 0)
     rc = bk_error(BULKUP_EALLFAILED, "all %llu items failed",
                   (unsigned long long)s.submitted);
+  else if (r->journal_failures > 0)
+    /* The uploads went well, but the crash safety asked for did not. */
+    rc = bk_error(BULKUP_EIO, "%llu journal record%s could not be written "
+                  "(%s): a rerun would upload %s again",
+                  (unsigned long long)r->journal_failures,
+                  r->journal_failures == 1 ? "" : "s", u->journal_error,
+                  r->journal_failures == 1 ? "that item" : "those items");
   if (out) {
     /* Keep the totals for later progress snapshots. */
     bulkup_report *empty = bk_report_new();
