@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import json
+import operator
 import os
 import threading
 from dataclasses import dataclass, field
@@ -128,12 +130,44 @@ def _progress(p: _native.ProgressC) -> Summary:
                    p.bytes_sent, p.bytes_succeeded, p.elapsed_s)
 
 
+def _shard_filter(shard: Tuple[int, int]) -> Tuple[int, int, Callable[[str], bool]]:
+    """(k, n, in_shard): in_shard(url) tells whether a URL is in shard k of
+    n, the split of `bulkup upload --manifest --shard k/n` (its key is the
+    URL up to its query or fragment), computed by the library's
+    bulkup_shard_hash."""
+    try:
+        k, n = shard
+        if isinstance(k, bool) or isinstance(n, bool):
+            raise TypeError
+        k, n = operator.index(k), operator.index(n)
+    except (TypeError, ValueError):
+        raise ValueError(f"shard must be two whole numbers (k, n), not {shard!r}") from None
+    if not 1 <= n <= 2**32 - 1 or not 0 <= k < n:
+        raise ValueError(f"shard {k} of {n} does not exist: shards are numbered "
+                         f"from 0 to n - 1, with 1 <= n < 2**32")
+    fn = _native.lib().bulkup_shard_hash
+    fn.restype = ctypes.c_uint64
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+
+    def mine(url: str) -> bool:
+        key = url.encode("utf-8")
+        end = len(key)
+        for stop in (b"?", b"#"):
+            i = key.find(stop)
+            if 0 <= i < end:
+                end = i
+        return fn(key, end) % n == k
+
+    return k, n, mine
+
+
 def upload_files(
     items: Iterable[Tuple[PathLike, str]],
     requests_settings: Optional[RequestsSettings] = None,
     cloud_upload_settings: Optional[CloudUploadSettings] = None,
     workers: int = 16,
     *,
+    shard: Optional[Tuple[int, int]] = None,
     data_type: DataType = DataType.IMAGE,
     content_type: Optional[str] = None,
     queue_capacity: int = 0,
@@ -152,6 +186,16 @@ def upload_files(
     items: (path, url) pairs, any iterable; it is consumed as the uploads
     go, at most queue_capacity (default 4 x workers) ahead of the workers,
     so a generator of millions of pairs runs in constant memory.
+    shard=(k, n): upload only the pairs of shard k of n (k from 0 to n-1),
+    exactly those `bulkup upload --shard k/n --manifest FILE` takes from a
+    manifest of the same pairs: the shard of a pair is the first 8 bytes of
+    the SHA-256 of its URL up to the query or fragment, big-endian, mod n
+    (README.md, "Running at scale"). n calls, k = 0..n-1, each given all
+    the pairs, together upload each pair once; the others are not
+    submitted (nor stat()ed) and are absent from the result, whose
+    report_json then has "shard": {"index": k, "count": n, "key": "url"}
+    like the CLI's, so `bulkup report merge` checks that no shard is
+    missing or given twice.
     requests_settings / cloud_upload_settings: the seed's settings (None:
     the defaults); None in a CloudUploadSettings field means unset, 0 means
     0. data_type picks the Content-Type (images: by extension) unless
@@ -171,6 +215,9 @@ def upload_files(
     and BulkupError when the engine cannot start.
     """
     L = _native.lib()
+    in_shard = None
+    if shard is not None:
+        shard_k, shard_n, in_shard = _shard_filter(shard)
     opt = _native.UploaderOptionsC()
     L.bulkup_uploader_options_init(opt)
     opt.workers = int(workers)
@@ -236,6 +283,8 @@ def upload_files(
             path, url = pair
             if not isinstance(url, str):
                 raise TypeError(f"item {path!r}: the URL must be a str, not {type(url).__name__}")
+            if in_shard is not None and not in_shard(url):
+                continue
             L.bulkup_item_init(item)
             item.path = os.fsencode(path)  # copied by submit
             item.url = url.encode("utf-8")
@@ -260,6 +309,11 @@ def upload_files(
         if L.bulkup_report_to_json(report, False, ctypes.byref(text)) == 0:
             report_json = ctypes.string_at(text).decode("utf-8", "replace")
             L.bulkup_free(text)
+            if in_shard is not None:
+                # As the CLI's --shard report has it, for `bulkup report merge`.
+                doc = json.loads(report_json)
+                doc["shard"] = {"index": shard_k, "count": shard_n, "key": "url"}
+                report_json = json.dumps(doc, indent=2) + "\n"
     finally:
         L.bulkup_report_free(report)
         L.bulkup_uploader_free(up)
