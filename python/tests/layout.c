@@ -117,5 +117,6 @@ int main(void) {
   FIELD(bulkup_uploader_options, threads);
   FIELD(bulkup_uploader_options, resumable_threshold);
   FIELD(bulkup_uploader_options, resumable_chunk_size);
+  FIELD(bulkup_uploader_options, no_progress_limit);
   return 0;
 }
