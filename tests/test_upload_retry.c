@@ -298,9 +298,13 @@ static void test_retry_budget_stops_storm(void) {
   bulkup_report_summary(rep, &s);
   CU_ASSERT_EQUAL(s.failed, 10);
   CU_ASSERT_EQUAL(outages, 1);
-  /* The two first attempts, the four retries the budget paid, and the
-   * probes: nothing else reached the server. */
-  CU_ASSERT_EQUAL(bk_ts_request_count(ts), 6 + probes);
+  /* The two first attempts, the retries the budget paid (four at most:
+   * one of them may go out as a probe, if the gate opened before it was
+   * sent), and the probes: nothing else reached the server. */
+  size_t reached = bk_ts_request_count(ts);
+  CU_ASSERT_EQUAL(reached, 2 + s.retries);
+  CU_ASSERT(s.retries >= probes && s.retries - probes <= 4);
+  CU_ASSERT(s.retries - probes >= 3);
   size_t budget_kind = 0, never_tried = 0;
   for (size_t i = 0; i < bulkup_report_failure_count(rep); i++) {
     const bulkup_result *r = bulkup_report_failure(rep, i);
