@@ -247,21 +247,15 @@ static void test_workers_near_half_the_fd_limit(void) {
   pid_t pid = fork();
   CU_ASSERT_FATAL(pid >= 0);
   if (pid == 0) {
+    /* A fresh process (exec: no threads may start after a fork of a
+     * threaded one), which runs child_server below. */
     close(up[0]);
     close(down[1]);
-    bk_ts *srv = NULL;
-    unsigned short port = 0;
-    if (bk_ts_start(&srv, NULL) == 0)
-      port = bk_ts_port(srv);
-    if (write(up[1], &port, sizeof port) != sizeof port)
-      _exit(1);
-    char c;
-    while (read(down[0], &c, 1) > 0) /* until the parent closes it */
-      ;
-    size_t n = srv ? bk_ts_request_count(srv) : 0;
-    if (write(up[1], &n, sizeof n) != sizeof n)
-      _exit(1);
-    _exit(0);
+    char env[64];
+    snprintf(env, sizeof env, "%d,%d", up[1], down[0]);
+    setenv("BK_FD_CHILD_SERVER", env, 1);
+    execl("/proc/self/exe", "test_upload_slots", (char *)NULL);
+    _exit(1);
   }
   close(up[1]);
   close(down[0]);
@@ -333,4 +327,32 @@ static void reg(void) {
   bk_test("new item started promptly", test_new_item_started_promptly);
 }
 
-int main(int argc, char **argv) { return bk_test_main(argc, argv, reg); }
+/* The server of test_workers_near_half_the_fd_limit, in its own process:
+ * writes its port to `up`, serves until `down` is closed, then writes the
+ * number of requests it recorded. */
+static int child_server(const char *fds) {
+  int up = -1, down = -1;
+  if (sscanf(fds, "%d,%d", &up, &down) != 2)
+    return 1;
+  bk_ts *srv = NULL;
+  unsigned short port = 0;
+  if (bk_ts_start(&srv, NULL) == 0)
+    port = bk_ts_port(srv);
+  if (write(up, &port, sizeof port) != sizeof port)
+    return 1;
+  char c;
+  while (read(down, &c, 1) > 0) /* until the parent closes it */
+    ;
+  size_t n = srv ? bk_ts_request_count(srv) : 0;
+  if (write(up, &n, sizeof n) != sizeof n)
+    return 1;
+  bk_ts_stop(srv);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *fds = getenv("BK_FD_CHILD_SERVER");
+  if (fds)
+    return child_server(fds);
+  return bk_test_main(argc, argv, reg);
+}
