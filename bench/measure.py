@@ -3,7 +3,7 @@
 
     measure.py --results FILE --nginx-state DIR --store DIR --prefix P
                --listing TSV --src DIR [--limit N] [--sample K] [--timeout S]
-               [--meta KEY=VALUE ...] -- COMMAND ARGS...
+               [--meta KEY=VALUE ...] [--proxy-pid PID] -- COMMAND ARGS...
 
 Around COMMAND (run in its own process group, stdout to /dev/null, stderr to
 FILE.log): nginx's workers' CPU seconds and its accepted connections before and
@@ -20,6 +20,9 @@ nothing else may be there, and K of them (a sample seeded by P) must compare
 equal to the source. A run that fails any check, exits non-zero or times out
 is recorded with valid=false. Finally STORE/P is removed (the store is emptied
 between runs).
+With --proxy-pid (WAN mode: bench/delay_proxy between client and nginx),
+the proxy's user+sys CPU seconds during the run are recorded too (from
+/proc/PID/stat, 10 ms ticks), as proxy_cpu_s.
 """
 import argparse
 import json
@@ -42,6 +45,14 @@ def nginx(cmd, state):
         [NGINX_WEBDAV, cmd, state], check=True, capture_output=True, text=True, timeout=30
     ).stdout
     return float(out.strip())
+
+
+def proc_cpu(pid):
+    """user+sys CPU seconds of process PID so far (from /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    # rest[0] is field 3 (state): utime and stime are fields 14 and 15
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def read_listing(path, limit):
@@ -101,6 +112,7 @@ def main():
     ap.add_argument("--sample", type=int, default=20)
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--meta", action="append", default=[])
+    ap.add_argument("--proxy-pid", type=int)
     ap.add_argument("command", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     cmd = a.command[1:] if a.command and a.command[0] == "--" else a.command
@@ -117,6 +129,7 @@ def main():
             rec[k] = v
     rec.update(prefix=a.prefix, files=len(rows), bytes=sum(s for _, s in rows))
 
+    pcpu0 = proc_cpu(a.proxy_pid) if a.proxy_pid else None
     cpu0 = nginx("workers-cpu", a.nginx_state)
     conn0 = nginx("connections", a.nginx_state)
     log = open(a.results + ".log", "a")
@@ -157,6 +170,7 @@ def main():
     except (ProcessLookupError, PermissionError):
         pass
     cpu1 = nginx("workers-cpu", a.nginx_state)
+    pcpu1 = proc_cpu(a.proxy_pid) if a.proxy_pid else None
     conn1 = nginx("connections", a.nginx_state)
     maxrss_kb = None  # unknown without GNU time
     if run_cmd is not cmd:
@@ -188,6 +202,7 @@ def main():
         ctx_switches=ru.ru_nvcsw + ru.ru_nivcsw,
         server_cpu_s=round(cpu1 - cpu0, 2),
         connections=int(conn1 - conn0),
+        proxy_cpu_s=round(pcpu1 - pcpu0, 2) if a.proxy_pid else None,
         exit=proc.returncode,
         stored_files=stored_files,
         stored_bytes=stored_bytes,
@@ -204,6 +219,7 @@ def main():
         f"client {1e6 * (ru.ru_utime + ru.ru_stime) / n:6.0f} us/file  "
         f"server {1e6 * (cpu1 - cpu0) / n:6.0f} us/file  "
         f"ctxsw {(ru.ru_nvcsw + ru.ru_nivcsw) / n:5.2f}/file  conns {int(conn1 - conn0)}"
+        + (f"  proxy {100 * (pcpu1 - pcpu0) / wall:4.0f}% CPU" if a.proxy_pid else "")
         + ("" if not errors else "  INVALID: " + "; ".join(errors)),
         file=sys.stderr,
     )

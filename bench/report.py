@@ -6,10 +6,15 @@ OUT_DIR/machine.txt; prints Markdown: per work and nginx setting, the medians
 per tool and setting, then bulkup/peer ratios. Writes OUT_DIR/plot.dat and
 OUT_DIR/plot.gp (gnuplot: files/s against workers). Only valid runs count;
 invalid ones are listed.
+Runs of WAN mode (bench/run --rtt; they carry rtt_ms) are grouped per RTT
+too, with the delay proxy's CPU, and summed up in a table of files/s by RTT
+and the issue's ratios; OUT_DIR/wan_plot.dat and wan_plot.gp plot files/s
+against RTT (files_per_rtt.png).
 """
 import json
 import math
 import os
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -46,20 +51,43 @@ def derived(r):
         "rss_mb": r["maxrss_kb"] / 1024 if r.get("maxrss_kb") is not None else float("nan"),
         # older results have no context switch count
         "ctx": r["ctx_switches"] / n if "ctx_switches" in r else float("nan"),
+        # WAN mode: the delay proxy's CPU, as a share of the wall time (100%
+        # = one core) and per file
+        "proxy_pct": 100 * r["proxy_cpu_s"] / r["wall_s"] if r.get("proxy_cpu_s") is not None else float("nan"),
+        "proxy_us": 1e6 * r["proxy_cpu_s"] / n if r.get("proxy_cpu_s") is not None else float("nan"),
     }
+
+
+SETTING_RE = re.compile(r"^(base|imm|h1e|h2e|e)?(d|\d*)(t\d+)?$")
 
 
 def setting_key(s):
     # "8", "8t1" (bulkup --threads 1), "base8t1" (the --bulkup-base binary),
-    # "imm8" (curl --parallel-immediate): plain first, then by worker count.
+    # "imm8" (curl --parallel-immediate), "d" (bulkup's default, no
+    # --workers), "e16" (curl -H 'Expect:'), "h1e64"/"h2e64" (curl
+    # --http1.1/--http2, -H 'Expect:'): the default first, then plain, then
+    # by prefix and worker count.
     s = str(s)
-    rest = s[4:] if s.startswith("base") else s[3:] if s.startswith("imm") else s
-    digits = ""
-    for c in rest:
-        if not c.isdigit():
-            break
-        digits += c
-    return (not s.isdigit(), s.startswith("base"), int(digits) if digits else 0, s)
+    m = SETTING_RE.match(s)
+    if not m:
+        return (3, "", 0, s)
+    prefix, num, _t = m.groups()
+    if num == "d":
+        return (0, prefix or "", 0, s)
+    return (1 if s.isdigit() else 2, prefix or "", int(num) if num else 0, s)
+
+
+def setting_label(s):
+    s = str(s)
+    if s == "d":
+        return "default"
+    if s.startswith("imm"):
+        return f"{s[3:]} (--parallel-immediate)"
+    if s.startswith("h1e") or s.startswith("h2e"):
+        return f"{s[3:]}, --http{'1.1' if s[1] == '1' else '2'}, -H 'Expect:'"
+    if s.startswith("e") and s[1:].isdigit():
+        return f"{s[1:]}, -H 'Expect:'"
+    return s
 
 
 def fmt(x, nd=0):
@@ -90,7 +118,8 @@ def main():
         if not r.get("valid"):
             invalid.append(r)
             continue
-        groups[(r["work"], r["server_workers"])][(r["tool"], str(r["setting"]))].append(r)
+        rtt = r.get("rtt_ms", -1)  # -1: not WAN mode
+        groups[(r["work"], r["server_workers"], rtt)][(r["tool"], str(r["setting"]))].append(r)
 
     out = []
     p = out.append
@@ -116,7 +145,7 @@ def main():
     )
 
     def order(work):
-        base = ["small", "tls-small", "large", "mixed"]
+        base = ["small", "tls-small", "tls-h2", "large", "mixed"]
         if work in base:
             return (base.index(work), 0)
         if work.startswith("scale-"):
@@ -124,15 +153,24 @@ def main():
         return (20, 0)
 
     plot_blocks = []
-    for (work, sw) in sorted(groups, key=lambda k: (order(k[0]), k[1])):
-        cells = {k: Cell(v) for k, v in groups[(work, sw)].items()}
+    wan = defaultdict(dict)  # (work, sw) -> rtt -> cells
+    for (work, sw, rtt) in sorted(groups, key=lambda k: (order(k[0]), k[1], k[2])):
+        cells = {k: Cell(v) for k, v in groups[(work, sw, rtt)].items()}
         title = f"{work}, {sw} nginx worker{'s' if sw > 1 else ''}"
+        if rtt > 0:
+            title += f", {rtt} ms RTT"
+        elif rtt == 0:
+            title += ", 0 ms RTT (direct)"
+        if rtt >= 0:
+            wan[(work, sw)][rtt] = cells
         p(f"\n## {title}\n")
+        proxy_cols = rtt > 0
         p(
             "| tool | workers | runs | files | files/s | MB/s | client µs/file | server µs/file "
             "| limit files/s | of limit | of CPU-bound | ctx sw/file | conns/run | peak RSS MB |"
+            + (" proxy CPU % | proxy µs/file |" if proxy_cols else "")
         )
-        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if proxy_cols else ""))
         for (tool, setting) in sorted(
             cells, key=lambda k: (TOOLS.index(k[0]) if k[0] in TOOLS else 9, setting_key(k[1]))
         ):
@@ -140,11 +178,12 @@ def main():
             fps, srv, cpu = c.m("fps"), c.m("srv_us"), c.m("cpu_us")
             limit = sw * 1e6 / srv if srv > 0 else float("nan")
             cpub = NPROC * 1e6 / (cpu + srv) if cpu + srv > 0 else float("nan")
-            label = setting if not setting.startswith("imm") else f"{setting[3:]} (--parallel-immediate)"
+            label = setting_label(setting)
             p(
                 f"| {tool} | {label} | {len(c.runs)} | {c.runs[0]['files']:,} | {fmt(fps, 1 if fps < 100 else 0)} | {fmt(c.m('mbps'), 1)} "
                 f"| {fmt(cpu)} | {fmt(srv)} | {fmt(limit)} | {fmt(100 * fps / limit)}% "
                 f"| {fmt(100 * fps / cpub)}% | {fmt(c.m('ctx'), 2)} | {fmt(c.m('conns'))} | {fmt(c.m('rss_mb'), 1)} |"
+                + (f" {fmt(c.m('proxy_pct'))} | {fmt(c.m('proxy_us'))} |" if proxy_cols else "")
             )
 
         # Ratios. bulkup's default (machine.txt, from its --help; 4 in
@@ -155,10 +194,14 @@ def main():
         bul_settings = sorted([s for (t, s) in cells if t == "bulkup"], key=setting_key)
         if not bul_settings:
             continue
-        default = DEFAULT_WORKERS if DEFAULT_WORKERS in bul_settings else bul_settings[0]
+        if "d" in bul_settings:
+            default = "d"
+        else:
+            default = DEFAULT_WORKERS if DEFAULT_WORKERS in bul_settings else bul_settings[0]
         b = pick("bulkup", default)
         b_best_s = max(bul_settings, key=lambda s: cells[("bulkup", s)].m("fps"))
         b_best = cells[("bulkup", b_best_s)]
+        fixed = [s for s in bul_settings if s.isdigit()]
         curl_settings = [s for (t, s) in cells if t == "curl"]
         rows = []
         if curl_settings:
@@ -169,6 +212,10 @@ def main():
                 rows.append((f"bulkup {default} / curl {default}", b, c_same))
             rows.append((f"bulkup {default} / curl at its best ({c_best_s})", b, c_best))
             rows.append((f"bulkup at its best ({b_best_s}) / curl at its best ({c_best_s})", b_best, c_best))
+        if rtt >= 0 and fixed:
+            f_best_s = max(fixed, key=lambda s: cells[("bulkup", s)].m("fps"))
+            if f_best_s != default:
+                rows.append((f"bulkup {default} / bulkup at its best fixed setting ({f_best_s})", b, cells[("bulkup", f_best_s)]))
         for peer in ("sdk", "rclone"):
             for (t, s) in cells:
                 if t == peer:
@@ -198,8 +245,8 @@ def main():
                 f"{b.m('conns'):.0f} connections per run."
             )
 
-        # plot data (works with a worker sweep)
-        if work in ("small", "tls-small"):
+        # plot data (works with a worker sweep, not WAN mode)
+        if work in ("small", "tls-small") and rtt < 0:
             for tool in TOOLS:
                 pts = sorted(
                     [(int(s), cells[(t, s)].m("fps")) for (t, s) in cells if t == tool and s.isdigit()]
@@ -211,8 +258,187 @@ def main():
         p("\n## Invalid runs\n")
         for r in invalid:
             p(f"- {r['work']} / {r['server_workers']} workers / {r['tool']} {r['setting']} rep {r['rep']}: {'; '.join(r['errors'])}")
+    if wan:
+        wan_summary(p, wan)
     print("\n".join(out))
     write_plot(plot_blocks)
+
+
+def wan_summary(p, wan):
+    """The WAN table: median files/s by RTT, per tool and setting; the
+    issue's ratios per RTT; the proxy's CPU; and the plot's data."""
+    p("\n## WAN: files/s by added round-trip time\n")
+    p(
+        "Medians of the valid runs (runs per cell in brackets when fewer than the "
+        "most). 0 ms: direct to nginx, no proxy; otherwise through bench/delay_proxy, "
+        "which also charges one RTT per new connection when run with --connect-rtt "
+        "(see machine.txt). Blank: not run at that RTT.\n"
+    )
+    blocks = []
+    for (work, sw) in sorted(wan, key=lambda k: (["small", "tls-small", "tls-h2"].index(k[0])
+                                                 if k[0] in ("small", "tls-small", "tls-h2") else 9, k[1])):
+        by_rtt = wan[(work, sw)]
+        rtts = sorted(by_rtt)
+        keys = sorted({k for cells in by_rtt.values() for k in cells},
+                      key=lambda k: (TOOLS.index(k[0]) if k[0] in TOOLS else 9, setting_key(k[1])))
+        most = max(len(c.runs) for cells in by_rtt.values() for c in cells.values())
+        p(f"\n### {work}, {sw} nginx worker{'s' if sw > 1 else ''}\n")
+        p("| tool | setting | " + " | ".join(f"{r} ms" for r in rtts) + " | conns/run |")
+        p("|---|---|" + "---|" * len(rtts) + "---|")
+        for key in keys:
+            vals = []
+            conns = ""
+            pts = []
+            for r in rtts:
+                c = by_rtt[r].get(key)
+                if not c:
+                    vals.append("")
+                    continue
+                fps = c.m("fps")
+                pts.append((r, fps))
+                n = f" ({len(c.runs)})" if len(c.runs) < most else ""
+                files = c.runs[0]["files"]
+                vals.append(fmt(fps, 1 if fps < 100 else 0) + n + (f" on {files:,}" if key[0] == "sdk" else ""))
+                conns = fmt(c.m("conns"))
+            lab = setting_label(key[1])
+            if key[0] == "bulkup" and key[1] == DEFAULT_WORKERS and not any(
+                    ("bulkup", "d") in cells for cells in by_rtt.values()):
+                lab += " (its default)"
+            p(f"| {key[0]} | {lab} | " + " | ".join(vals) + f" | {conns} |")
+            if pts:
+                blocks.append((work, sw, key, pts))
+
+        # the issue's targets, per RTT
+        p(f"\n**Ratios, {work}, {sw} nginx worker{'s' if sw > 1 else ''}** (ratio of medians; "
+          "in brackets the min–max of the per-repetition ratios)\n")
+        p("| RTT | comparison | files/s |")
+        p("|---|---|---|")
+        for r in rtts:
+            cells = by_rtt[r]
+
+            def best(tool, pred=lambda s: True):
+                ss = [s for (t, s) in cells if t == tool and pred(s)]
+                return max(ss, key=lambda s: cells[(tool, s)].m("fps")) if ss else None
+
+            bs = [s for (t, s) in cells if t == "bulkup"]
+            if not bs:
+                continue
+            d = "d" if "d" in bs else (DEFAULT_WORKERS if DEFAULT_WORKERS in bs else None)
+            comps = []
+            cb = best("curl")
+            fb = best("bulkup", lambda s: s.isdigit())
+            bb = best("bulkup")
+            if d and cb:
+                comps.append((f"bulkup default ({d if d != 'd' else 'no --workers'}) / curl at its best ({setting_label(cb)})", ("bulkup", d), ("curl", cb)))
+            if d and fb and fb != d:
+                comps.append((f"bulkup default / bulkup at its best fixed ({fb})", ("bulkup", d), ("bulkup", fb)))
+            if bb and cb:
+                comps.append((f"bulkup at its best ({bb}) / curl at its best ({setting_label(cb)})", ("bulkup", bb), ("curl", cb)))
+            for (t, s) in sorted(cells, key=lambda k: setting_key(k[1])):
+                if t == "curl" and s.startswith("h2e") and ("curl", "h1e" + s[3:]) in cells:
+                    comps.append((f"curl --http2 / curl --http1.1 at {s[3:]} (both -H 'Expect:')", (t, s), (t, "h1e" + s[3:])))
+            for (t, s) in cells:
+                if t == "sdk" and d:
+                    comps.append((f"bulkup default / the SDK's loop ({cells[(t, s)].runs[0]['files']:,} files)", ("bulkup", d), (t, s)))
+            for label, xk, yk in comps:
+                x, y = cells[xk], cells[yk]
+                ratio = x.m("fps") / y.m("fps")
+                reps = [x.by_rep[k]["fps"] / y.by_rep[k]["fps"] for k in x.by_rep if k in y.by_rep]
+                rng = f" [{min(reps):.2f}–{max(reps):.2f}]" if len(reps) > 1 else ""
+                p(f"| {r} ms | {label} | {ratio:.2f}x{rng} |")
+
+    # the proxy's CPU: the highest share of a core it took, per RTT
+    rows = []
+    for (work, sw), by_rtt in wan.items():
+        for r, cells in by_rtt.items():
+            if r <= 0:
+                continue
+            for (t, s), c in cells.items():
+                pct = c.m("proxy_pct")
+                if not math.isnan(pct):
+                    mx = max(d["proxy_pct"] for d in c.d)
+                    rows.append((pct, mx, work, sw, r, t, s, c.m("fps"), c.m("proxy_us")))
+    if rows:
+        rows.sort(reverse=True)
+        p("\n### The delay proxy's CPU (highest first)\n")
+        p("User+sys CPU of bench/delay_proxy during each run / the run's wall time "
+          "(100% = one core busy), median (and max) over the repetitions; its CPU per file.\n")
+        p("| work | RTT | tool | setting | files/s | proxy CPU % (max) | proxy µs/file |")
+        p("|---|---|---|---|---|---|---|")
+        for pct, mx, work, sw, r, t, s, fps, us in rows[:8]:
+            p(f"| {work}/{sw} | {r} ms | {t} | {setting_label(s)} | {fmt(fps)} | {fmt(pct)} ({fmt(mx)}) | {fmt(us)} |")
+    write_wan_plot(blocks)
+
+
+def write_wan_plot(blocks):
+    works = [w for w in ("small", "tls-small")
+             if any(b[0] == w and len(b[3]) > 1 for b in blocks)]
+    if not works:
+        return
+    path = os.path.join(OUT, "wan_plot.dat")
+    idx = []
+    with open(path, "w") as f:
+        i = 0
+        for work, sw, key, pts in blocks:
+            if work not in works:
+                continue
+            f.write(f"# {work} {sw} {key[0]} {key[1]}\n")
+            for x, y in pts:
+                f.write(f"{x} {y:.1f}\n")
+            f.write("\n\n")
+            idx.append((i, work, sw, key, len(pts)))
+            i += 1
+    rtts = sorted({x for b in blocks for x, _ in b[3]})
+    shades = {
+        "bulkup": ["#08306b", "#2171b5", "#6baed6", "#9ecae1"],
+        "curl": ["#67000d", "#cb181d", "#fb6a4a", "#fcae91"],
+    }
+    lines = [
+        "set terminal pngcairo size %d,560 font 'sans,10'" % (640 * len(works)),
+        "set output 'files_per_rtt.png'",
+        "set logscale y 10",
+        f"set xrange [{min(rtts) - 5}:{max(rtts) + 5}]",
+        "set xtics (" + ", ".join(str(r) for r in rtts) + ")",
+        "set xlabel 'added round-trip time, ms (0: direct)'",
+        "set ylabel 'files/s (median)'",
+        "set grid",
+        "set key inside left bottom vertical font ',8' opaque",
+        f"set multiplot layout 1,{len(works)}",
+    ]
+    for work in works:
+        proto = "HTTPS" if work == "tls-small" else "HTTP"
+        lines.append(f"set title '{work}: 16 KiB files to nginx WebDAV over {proto}, through a delay proxy'")
+        plots = []
+        counters = defaultdict(int)
+        for i, w, sw, key, npts in idx:
+            if w != work:
+                continue
+            tool, setting = key
+            if tool in shades:
+                # bulkup: default, 16, 64, 256 darkest first; curl: by
+                # parallelism, dashed with "Expect: 100-continue", solid without
+                num = re.sub(r"\D", "", setting) or "0"
+                rank = {"16": 3, "64": 2, "256": 1, "0": 0}.get(num, counters[tool] % 4)
+                if tool == "curl":
+                    rank = {"16": 3, "64": 2, "256": 1}.get(num, 0)
+                color = shades[tool][rank % 4] if tool == "bulkup" else shades[tool][(rank - 1) % 4]
+                dt = 2 if tool == "curl" and not setting.startswith("e") else 1
+                lw = 3 if setting == "d" else 2
+            else:
+                color, dt, lw = "#2ca02c", 1, 2
+            style = "linespoints" if npts > 1 else "points"
+            lab = f"{tool} {setting_label(setting)}" if tool != "sdk" else "the SDK loop (4 threads)"
+            if tool == "bulkup" and setting == DEFAULT_WORKERS and not any(
+                    k[3] == ("bulkup", "d") for k in idx):
+                lab += " (its default)"
+            plots.append(
+                f"'wan_plot.dat' index {i} using 1:2 with {style} lw {lw} dt {dt} pt 7 ps 1.1 "
+                f"lc rgb '{color}' title \"{lab}\""
+            )
+        lines.append("plot " + ", \\\n     ".join(plots))
+    lines.append("unset multiplot")
+    with open(os.path.join(OUT, "wan_plot.gp"), "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def write_plot(blocks):

@@ -41,5 +41,6 @@
 #include "util/error.h"
 #include "util/thread.h"
 #include "net/curl.h"
+#include "net/redact.h"
 
 #endif /* BULKUP_INTERNAL_H */

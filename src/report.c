@@ -1,9 +1,13 @@
 #include "internal.h"
 #include "report.h"
+#include "util/rand.h"
+#include "util/str.h"
 
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const char *bulkup_error_kind_name(bulkup_error_kind kind) {
@@ -167,12 +171,52 @@ void bulkup_report_free(bulkup_report *r) {
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-static json_object *bk_jstr(const char *s) {
-  return s ? json_object_new_string(s) : NULL;
+/* A JSON string of s[0..n): JSON text is UTF-8, so a byte that is not
+ * part of a well-formed sequence becomes U+FFFD (the exact bytes of a
+ * path or title: bk_jb64). */
+static json_object *bk_jstrn(const char *s, size_t n) {
+  if (!s)
+    s = "";
+  if (bk_utf8_valid(s, n))
+    return json_object_new_string_len(s, (int)n);
+  char *fixed = bk_malloc(n * 3 + 1);
+  if (!fixed)
+    return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < n;) {
+    size_t k = bk_utf8_seq(s + i, n - i);
+    if (k) {
+      memcpy(fixed + o, s + i, k);
+      o += k;
+      i += k;
+    } else {
+      memcpy(fixed + o, BK_UTF8_REPLACEMENT, 3);
+      o += 3;
+      i++;
+    }
+  }
+  json_object *j = json_object_new_string_len(fixed, (int)o);
+  bk_free(fixed);
+  return j;
 }
 
-static json_object *bk_jstrn(const char *s, size_t n) {
-  return json_object_new_string_len(s ? s : "", (int)n);
+static json_object *bk_jstr(const char *s) {
+  return s ? bk_jstrn(s, strlen(s)) : NULL;
+}
+
+/* Add KEY: base64 of s when s is not well-formed UTF-8 (its exact bytes,
+ * which the plain string cannot carry). */
+static bool bk_jb64(json_object *o, const char *key, const char *s) {
+  if (!s || bk_utf8_valid(s, strlen(s)))
+    return true;
+  size_t n = strlen(s);
+  char *b = bk_malloc(BK_B64_ENCODED_LEN(n) + 1);
+  if (!b)
+    return false;
+  bk_b64_encode(s, n, b);
+  json_object *v = json_object_new_string(b);
+  bk_free(b);
+  return v && json_object_object_add(o, key, v) == 0;
 }
 
 static bool bk_add(json_object *o, const char *k, json_object *v, bool may_null) {
@@ -208,7 +252,9 @@ static json_object *bk_result_json(const bulkup_result *x, bool full) {
     return NULL;
   bool ok = bk_add(o, "index", json_object_new_uint64(x->index), false) &&
             bk_add(o, "path", bk_jstr(x->path), true) &&
+            bk_jb64(o, "path_b64", x->path) &&
             bk_add(o, "title", bk_jstr(x->title ? x->title : ""), false) &&
+            bk_jb64(o, "title_b64", x->title) &&
             bk_add(o, "url", bk_jstr(x->url ? x->url : ""), false);
   if (ok && full)
     ok = bk_add(o, "attempts", json_object_new_int(x->attempts), false) &&
@@ -282,6 +328,115 @@ bulkup_err bulkup_report_to_json(const bulkup_report *r, bool pretty,
   return BULKUP_OK;
 }
 
+/* ---- writing a file ------------------------------------------------------ */
+
+static int bk_write_all(int fd, const char *p, size_t len) {
+  size_t off = 0;
+  while (off < len) {
+    ssize_t w = write(fd, p + off, len - off);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return errno;
+    }
+    off += (size_t)w;
+  }
+  return 0;
+}
+
+/* The descriptor a path names by itself (/dev/stdout, /dev/stderr,
+ * /dev/fd/N, /proc/self/fd/N), or -1. Opening such a path again would
+ * start at offset 0 of a file the descriptor has open (and renaming over
+ * it would replace /dev/stdout itself): the data goes to the descriptor. */
+static int bk_path_fd(const char *path) {
+  if (strcmp(path, "/dev/stdout") == 0)
+    return STDOUT_FILENO;
+  if (strcmp(path, "/dev/stderr") == 0)
+    return STDERR_FILENO;
+  const char *n = NULL;
+  if (strncmp(path, "/dev/fd/", 8) == 0)
+    n = path + 8;
+  else if (strncmp(path, "/proc/self/fd/", 14) == 0)
+    n = path + 14;
+  if (!n || !*n || strlen(n) > 6 || strspn(n, "0123456789") != strlen(n))
+    return -1;
+  return atoi(n);
+}
+
+bulkup_err bulkup_file_write(const char *path, const void *data, size_t len) {
+  if (!path || !*path || (!data && len))
+    return bk_error(BULKUP_EINVAL, "path and data must not be NULL");
+  int e;
+  int fd = bk_path_fd(path);
+  if (fd >= 0) {
+    e = bk_write_all(fd, data, len);
+    if (e)
+      return bk_error(BULKUP_EIO, "cannot write %s: %s", path, strerror(e));
+    return BULKUP_OK;
+  }
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (S_ISDIR(st.st_mode))
+      return bk_error(BULKUP_EINVAL, "%s is a directory", path);
+    /* A device or a pipe (/dev/null, a FIFO): written into. Renaming a
+     * file over it would replace it (for /dev/null, machine-wide when run
+     * as root). */
+    fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    e = fd < 0 ? errno : bk_write_all(fd, data, len);
+    if (fd >= 0 && close(fd) != 0 && !e)
+      e = errno;
+    if (e)
+      return bk_error(BULKUP_EIO, "cannot write %s: %s", path, strerror(e));
+    return BULKUP_OK;
+  }
+  /* A temporary file in the target's directory, named unpredictably and
+   * created exclusively without following links (O_EXCL fails on any
+   * existing name, a planted symlink included), then renamed over the
+   * target: readers see the old file or the new one, never a part. */
+  size_t plen = strlen(path);
+  const char *slash = strrchr(path, '/');
+  size_t dlen = slash ? (size_t)(slash - path) + 1 : 0;
+  char *tmp = bk_malloc(plen + 40);
+  if (!tmp)
+    return bk_error(BULKUP_ENOMEM, "out of memory");
+  fd = -1;
+  e = EEXIST;
+  for (int tries = 0; tries < 32 && fd < 0 && e == EEXIST; tries++) {
+    unsigned char rnd[8];
+    if (!bk_random_bytes(rnd, sizeof rnd)) {
+      e = errno ? errno : EIO;
+      break;
+    }
+    char hex[17];
+    bk_hex_encode(rnd, sizeof rnd, hex, false);
+    snprintf(tmp, plen + 40, "%.*s.%s.%s.tmp", (int)dlen, path,
+             path + dlen, hex);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+              0644);
+    e = fd < 0 ? errno : 0;
+  }
+  if (fd < 0) {
+    bulkup_err rc =
+        bk_error(BULKUP_EIO, "cannot create a temporary file next to %s: %s",
+                 path, strerror(e));
+    bk_free(tmp);
+    return rc;
+  }
+  e = bk_write_all(fd, data, len);
+  if (!e && fsync(fd) != 0)
+    e = errno;
+  if (close(fd) != 0 && !e)
+    e = errno;
+  if (!e && rename(tmp, path) != 0)
+    e = errno;
+  if (e)
+    unlink(tmp);
+  bk_free(tmp);
+  if (e)
+    return bk_error(BULKUP_EIO, "cannot write %s: %s", path, strerror(e));
+  return BULKUP_OK;
+}
+
 bulkup_err bulkup_report_write_json(const bulkup_report *r, const char *path) {
   if (!r || !path)
     return bk_error(BULKUP_EINVAL, "report and path must not be NULL");
@@ -289,44 +444,15 @@ bulkup_err bulkup_report_write_json(const bulkup_report *r, const char *path) {
   bulkup_err rc = bulkup_report_to_json(r, true, &text);
   if (rc != BULKUP_OK)
     return rc;
-  size_t plen = strlen(path);
-  char *tmp = bk_malloc(plen + 32);
-  if (!tmp) {
+  size_t len = strlen(text);
+  char *buf = bk_realloc(text, len + 2);
+  if (!buf) {
     bk_free(text);
     return bk_error(BULKUP_ENOMEM, "out of memory");
   }
-  snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    rc = bk_error(BULKUP_EIO, "cannot create %s: %s", tmp, strerror(errno));
-    goto out;
-  }
-  size_t len = strlen(text), off = 0;
-  while (off < len) {
-    ssize_t w = write(fd, text + off, len - off);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      rc = bk_error(BULKUP_EIO, "cannot write %s: %s", tmp, strerror(errno));
-      close(fd);
-      unlink(tmp);
-      goto out;
-    }
-    off += (size_t)w;
-  }
-  if (write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
-    rc = bk_error(BULKUP_EIO, "cannot write %s: %s", tmp, strerror(errno));
-    close(fd);
-    unlink(tmp);
-    goto out;
-  }
-  if (close(fd) != 0 || rename(tmp, path) != 0) {
-    rc = bk_error(BULKUP_EIO, "cannot write %s: %s", path, strerror(errno));
-    unlink(tmp);
-    goto out;
-  }
-out:
-  bk_free(tmp);
-  bk_free(text);
+  buf[len] = '\n';
+  buf[len + 1] = '\0';
+  rc = bulkup_file_write(path, buf, len + 1);
+  bk_free(buf);
   return rc;
 }

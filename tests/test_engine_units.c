@@ -141,7 +141,18 @@ static void test_redact(void) {
   check_redact("https://storage.googleapis.com/b/o?upload_id=ADPycdv7&x=1",
                "https://storage.googleapis.com/b/o?upload_id=REDACTED&x=1");
   check_redact("http://user:pass@h:8080/p?a=1", "http://user:REDACTED@h:8080/p?a=1");
-  check_redact("http://user@h/p", "http://user@h/p");
+  /* A lone userinfo is a token (https://TOKEN@host/): all of it goes. */
+  check_redact("http://user@h/p", "http://REDACTED@h/p");
+  check_redact("https://ghp_abc123@h:8443/p?a=1", "https://REDACTED@h:8443/p?a=1");
+  check_redact("https://u:p@w@h/p", "https://u:REDACTED@h/p");
+  /* Percent-encoded names are the same names to the server. */
+  check_redact("https://s3.example/b/k?X%2DAmz%2DSignature=S1&X-Amz%2dCredential=C1"
+               "&x%2damz%2ddate=D&sig%6E=keep",
+               "https://s3.example/b/k?X%2DAmz%2DSignature=REDACTED"
+               "&X-Amz%2dCredential=REDACTED&x%2damz%2ddate=D&sig%6E=keep");
+  check_redact("http://h/p?%73ig=S&%74oken=T", "http://h/p?%73ig=REDACTED&%74oken=REDACTED");
+  check_redact("http://h/p?Signature=S&AWSAccessKeyId=A&Expires=1",
+               "http://h/p?Signature=REDACTED&AWSAccessKeyId=REDACTED&Expires=1");
   check_redact("http://h/p", "http://h/p");
   check_redact("http://h/p?", "http://h/p?");
   check_redact("http://h/p?sig", "http://h/p?sig");
@@ -159,6 +170,100 @@ static void test_redact(void) {
   /* Worst case growth: every byte a secret parameter. */
   check_redact("http://h/?sig=&sig=&sig=",
                "http://h/?sig=REDACTED&sig=REDACTED&sig=REDACTED");
+}
+
+static void check_identity(const char *in, const char *want) {
+  char *got = bulkup_url_identity(in);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+  CU_ASSERT_STRING_EQUAL(got, want);
+  if (strcmp(got, want) != 0)
+    fprintf(stderr, "\n identity(%s)\n   got  %s\n   want %s\n", in, got, want);
+  bulkup_free(got);
+}
+
+static void test_url_identity(void) {
+  /* GCS V4, signed on two days: one identity. */
+  check_identity("https://storage.googleapis.com/b/o.jpg?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+                 "&X-Goog-Credential=a%40b%2F20240101&X-Goog-Date=20240101T000000Z"
+                 "&X-Goog-Expires=900&X-Goog-SignedHeaders=host&X-Goog-Signature=abcdef",
+                 "https://storage.googleapis.com/b/o.jpg");
+  check_identity("https://storage.googleapis.com/b/o.jpg?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+                 "&X-Goog-Credential=a%40b%2F20240102&X-Goog-Date=20240102T000000Z"
+                 "&X-Goog-Expires=600&X-Goog-SignedHeaders=host&X-Goog-Signature=123456",
+                 "https://storage.googleapis.com/b/o.jpg");
+  /* S3 SigV4 with other parameters: those stay, in order. */
+  check_identity("https://s3.example/b/k?versionId=7&X-Amz-Algorithm=AWS4-HMAC-SHA256"
+                 "&X-Amz-Date=20240101T000000Z&X-Amz-Expires=60&X-Amz-Security-Token=T"
+                 "&X-Amz-SignedHeaders=host&X-Amz-Credential=C&part=2&X%2DAmz%2DSignature=S",
+                 "https://s3.example/b/k?versionId=7&part=2");
+  /* V2 signatures. */
+  check_identity("https://s3.example/b/k?AWSAccessKeyId=A&Expires=1700000000&Signature=S",
+                 "https://s3.example/b/k");
+  check_identity("https://storage.googleapis.com/b/k?GoogleAccessId=g&Expires=1&Signature=S&a=1",
+                 "https://storage.googleapis.com/b/k?a=1");
+  /* Azure SAS: its fields go when the query is a SAS (has sig=). */
+  check_identity("https://a.blob.core.windows.net/c/b?sv=2020-08-04&st=2024-01-01&se=2024-01-02"
+                 "&sr=b&sp=cw&spr=https&sig=SECRET&comp=block",
+                 "https://a.blob.core.windows.net/c/b?comp=block");
+  /* Not a SAS: short names such as st= are the application's. */
+  check_identity("http://h/p?st=1&sp=2", "http://h/p?st=1&sp=2");
+  check_identity("http://h/p?st=1", "http://h/p?st=1");
+  check_identity("http://h/p?st=2", "http://h/p?st=2");
+  /* Other credentials stay part of the identity, redacted. */
+  check_identity("http://h/p?upload_id=U&x=1", "http://h/p?upload_id=REDACTED&x=1");
+  check_identity("http://t0k@h/p?X-Amz-Date=1#f", "http://REDACTED@h/p#f");
+  check_identity("http://h/p", "http://h/p");
+  check_identity("http://h/p?", "http://h/p");
+  check_identity("http://h/p?a=1&&b=2", "http://h/p?a=1&b=2");
+  CU_ASSERT_PTR_NULL(bulkup_url_identity(NULL));
+}
+
+static void check_text(const char *in, size_t len, const char *want) {
+  size_t n = 0;
+  char *got = bk_redact_text(in, len, &n);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+  CU_ASSERT_EQUAL(n, strlen(want));
+  CU_ASSERT_STRING_EQUAL(got, want);
+  if (strcmp(got, want) != 0)
+    fprintf(stderr, "\n text(%s)\n   got  %s\n   want %s\n", in, got, want);
+  bk_free(got);
+}
+#define CHECK_TEXT(in, want) check_text(in, strlen(in), want)
+
+static void test_redact_text(void) {
+  /* S3's answer to a bad signature (the shape AWS documents). */
+  CHECK_TEXT("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SignatureDoesNotMatch"
+             "</Code><Message>The request signature we calculated does not match</Message>"
+             "<AWSAccessKeyId>AKIAEXAMPLE</AWSAccessKeyId><StringToSign>AWS4-HMAC-SHA256\n"
+             "20240101T000000Z</StringToSign><SignatureProvided>0123abcd</SignatureProvided>"
+             "<CanonicalRequest>PUT\n/k\nX-Amz-Algorithm=AWS4-HMAC-SHA256&amp;X-Amz-Credential="
+             "AKIAEXAMPLE%2F20240101%2Fus-east-1&amp;X-Amz-Date=20240101T000000Z\nhost:h"
+             "</CanonicalRequest><CanonicalRequestBytes>50 55 54</CanonicalRequestBytes></Error>",
+             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SignatureDoesNotMatch"
+             "</Code><Message>The request signature we calculated does not match</Message>"
+             "<AWSAccessKeyId>REDACTED</AWSAccessKeyId><StringToSign>AWS4-HMAC-SHA256\n"
+             "20240101T000000Z</StringToSign><SignatureProvided>REDACTED</SignatureProvided>"
+             "<CanonicalRequest>PUT\n/k\nX-Amz-Algorithm=AWS4-HMAC-SHA256&amp;X-Amz-Credential="
+             "REDACTED&amp;X-Amz-Date=20240101T000000Z\nhost:h"
+             "</CanonicalRequest><CanonicalRequestBytes>REDACTED</CanonicalRequestBytes></Error>");
+  /* A proxy echoing the request line; an element named like a parameter. */
+  CHECK_TEXT("bad request: PUT /a?sig=SECRET&se=x HTTP/1.1",
+             "bad request: PUT /a?sig=REDACTED&se=x HTTP/1.1");
+  CHECK_TEXT("<X-Amz-Credential>AK/1</X-Amz-Credential><sig>s</sig>",
+             "<X-Amz-Credential>REDACTED</X-Amz-Credential><sig>REDACTED</sig>");
+  CHECK_TEXT("{\"error\": \"x\", \"access_token\" : \"ya29.abc\\\"d\", \"k\": 1}",
+             "{\"error\": \"x\", \"access_token\" : \"REDACTED\", \"k\": 1}");
+  CHECK_TEXT("see https://TOKEN@h/p and http://u:pw@h/", "see https://REDACTED@h/p and http://u:REDACTED@h/");
+  CHECK_TEXT("X%2DAmz%2DSignature=abc def", "X%2DAmz%2DSignature=REDACTED def");
+  CHECK_TEXT("an unclosed <Signature>abc", "an unclosed <Signature>REDACTED");
+  CHECK_TEXT("nothing here: a=1 <b>2</b> \"c\": \"3\"", "nothing here: a=1 <b>2</b> \"c\": \"3\"");
+  CHECK_TEXT("", "");
+  /* NULs are kept, and do not stop the scan. */
+  size_t n = 0;
+  char *got = bk_redact_text("a\0sig=S", 7, &n);
+  CU_ASSERT_EQUAL(n, 14);
+  CU_ASSERT_EQUAL(memcmp(got, "a\0sig=REDACTED", 15), 0);
+  bk_free(got);
 }
 
 static void test_content_types(void) {
@@ -259,6 +364,8 @@ static void reg(void) {
   bk_test("own aborts win", test_classify_own_aborts_win);
   bk_test("retry budget", test_budget);
   bk_test("redact", test_redact);
+  bk_test("url identity", test_url_identity);
+  bk_test("redact text", test_redact_text);
   bk_test("content types", test_content_types);
   bk_test("queue fifo and close", test_queue_fifo_and_close);
   bk_test("queue threads lose nothing", test_queue_threads_lose_nothing);

@@ -152,4 +152,22 @@ check "stop own-store server" "$NW" stop "$S3"
 check "own-store master pid gone" gone "$P3"
 check "given store is kept by stop" test -f "$TMP/store3/o.bin"
 
+
+# --- a DIR used before: start's options are its own -------------------------
+# start cleans up what a previous server left in DIR (cmd_stop reads its
+# state); the options of the new start must win over the old state's.
+S4=$TMP/reused
+check "start plain in a fresh DIR" start "$S4"
+check "stop it" "$NW" stop "$S4"
+check "restart the same DIR with --count-connections --tls" start "$S4" --count-connections --tls
+check "reused DIR: URL is https://" [ "$NGINX_URL" = "https://127.0.0.1:$NGINX_PORT" ]
+check "reused DIR: config has the access log" grep -q "access_log $S4/access.log" "$S4/nginx.conf"
+check "reused DIR: PUT with --cacert -> 201" [ "$(http_code "$TMP/16k.bin" "$NGINX_URL/r.bin" --cacert "${NGINX_CA:-/nonexistent}")" = 201 ]
+check "reused DIR: access log counts 1 connection" [ "$("$NW" connections "$S4" --log)" = 1 ]
+check "stop the reused DIR" "$NW" stop "$S4"
+check "restart the same DIR plain" start "$S4"
+check "reused DIR again: URL is http://" [ "$NGINX_URL" = "http://127.0.0.1:$NGINX_PORT" ]
+check "reused DIR again: access log off" grep -q "access_log off;" "$S4/nginx.conf"
+check "stop the reused DIR again" "$NW" stop "$S4"
+
 finish

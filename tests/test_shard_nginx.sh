@@ -314,15 +314,18 @@ IMAGES=$SRC/examples/images
 NIMG=$(find "$IMAGES" -type f | wc -l)
 for k in 0 1; do
   (cd "$WORK/wf" && run_tool upload --shard "$k/2" --store "$WORK/wf/store.$k" \
-    --image-group "part$k" --results "$WORK/wf/res.$k.jsonl" --report "$WORK/wf/r.$k.json" \
+    --image-group "part$k" --no-create-video --results "$WORK/wf/res.$k.jsonl" --report "$WORK/wf/r.$k.json" \
     --no-progress "$IMAGES"; cp "$WORK/out" "$WORK/wf/out.$k"; exit "$RC")
   RC=$?
   check "workflow shard $k/2: exit 0" '[ "$RC" -eq 0 ]'
 done
-check "workflow shards: $NIMG images stored once in all, one results line and one group line each" \
+# stdout is one line per data unit (ENCORD_WIRE.md §9): without video nor
+# clustering, each shard's group is one unit titled part<k>.
+check "workflow shards: $NIMG images stored once in all, one results line each, one group line per shard" \
   '[ "$(find "$WORK"/wf/store.[01]/uploads -type f | wc -l)" -eq "$NIMG" ] &&
    [ "$(cat "$WORK"/wf/res.[01].jsonl | wc -l)" -eq "$NIMG" ] &&
-   [ "$(cat "$WORK"/wf/out.[01] | wc -l)" -eq "$NIMG" ]'
+   [ "$(sed -n "s/^[^ ]*  //p" "$WORK"/wf/out.0)" = part0 ] &&
+   [ "$(sed -n "s/^[^ ]*  //p" "$WORK"/wf/out.1)" = part1 ]'
 run_tool report merge "$WORK"/wf/r.[01].json
 check "workflow shards: reports merge to $NIMG succeeded" \
   '[ "$RC" -eq 0 ] && grep -q "$NIMG submitted, $NIMG succeeded" "$WORK/err"'

@@ -1,4 +1,8 @@
-/* Request signing and key loading.
+/* Request signing, key loading, and the wire vectors of
+ * ../shared/spec/ENCORD_WIRE.md (computed there with the SDK's own code):
+ * the key id of the seed 00..1f, the v2 Signature with `created` pinned,
+ * the v1 Authorization of the poll body, and the json.dumps bytes of the
+ * bodies of §11.
  *
  * The signing tests compute every header independently (the signature base
  * is written out by hand here, the signature made with OpenSSL's EVP
@@ -9,8 +13,13 @@
  * garbage, which must all end in a clean error. */
 #include "bk_test.h"
 #include "internal.h"
-#include "keys.h"
-#include "sign.h"
+#include "api/client.h"
+#include "api/jobs.h"
+#include "api/keys.h"
+#include "api/mimetypes.h"
+#include "api/presign.h"
+#include "api/pyjson.h"
+#include "api/sign.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -728,6 +737,331 @@ static void test_garbage_refused(void) {
   free(big);
 }
 
+
+/* ---- ENCORD_WIRE.md's vectors ------------------------------------------- */
+
+#define WIRE_KEY_ID \
+  "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
+
+static void test_wire_key_id(void) {
+  EVP_PKEY *k = seed_key();
+  char id[65];
+  CU_ASSERT_EQUAL(bk_key_id_hex(k, id), BULKUP_OK);
+  CU_ASSERT_STRING_EQUAL(id, WIRE_KEY_ID);
+  EVP_PKEY_free(k);
+  /* And through the public API, from a key file's text. */
+  char *pem = seed_pem();
+  bulkup_api_options o;
+  bulkup_api_options_init(&o);
+  o.key_pem = pem;
+  o.key_pem_len = strlen(pem);
+  bulkup_api *api = NULL;
+  CU_ASSERT_EQUAL_FATAL(bulkup_api_new(&api, &o), BULKUP_OK);
+  CU_ASSERT_STRING_EQUAL(bulkup_api_key_id(api), WIRE_KEY_ID);
+  bulkup_api_free(api);
+  free(pem);
+}
+
+/* §4: GET /v2/public/presigned-urls?count=2&uploadItemType=image with
+ * datetime.now pinned to 1700000030 (created 1700000000). */
+static void test_wire_v2_signature(void) {
+  EVP_PKEY *k = seed_key();
+  char target[160];
+  CU_ASSERT_EQUAL(bk_presign_target(BULKUP_DATA_TYPE_IMAGE, 2, target,
+                                    sizeof target), BULKUP_OK);
+  CU_ASSERT_STRING_EQUAL(target,
+                         "/v2/public/presigned-urls?count=2&uploadItemType=image");
+  bk_sig_headers h;
+  CU_ASSERT_EQUAL_FATAL(bk_sign_request(k, WIRE_KEY_ID, "GET", target, NULL,
+                                        0, 1700000030, &h), BULKUP_OK);
+  CU_ASSERT_STRING_EQUAL(h.content_digest,
+                         "Content-Digest: sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:");
+  CU_ASSERT_STRING_EQUAL(h.signature_input,
+                         "Signature-Input: encord-sig=(\"@method\" "
+                         "\"@request-target\" \"content-digest\");"
+                         "created=1700000000;keyid=\"" WIRE_KEY_ID
+                         "\";alg=\"ed25519\"");
+  CU_ASSERT_STRING_EQUAL(h.signature,
+                         "Signature: encord-sig=:h5Pj1/FCSL1yHfCbmnfLv22uvD88"
+                         "RYZut/dXGqmrAaYZe2JCqeXN9BXFY6WM0dUjk0P0/X9kdtu3N8C4"
+                         "lDupDA==:");
+  bk_sig_headers_free(&h);
+  /* The other two item types, in the SDK's parameter order. */
+  CU_ASSERT_EQUAL(bk_presign_target(BULKUP_DATA_TYPE_VIDEO, 1, target,
+                                    sizeof target), BULKUP_OK);
+  CU_ASSERT_STRING_EQUAL(target,
+                         "/v2/public/presigned-urls?count=1&uploadItemType=video");
+  CU_ASSERT_EQUAL(bk_presign_target(BULKUP_DATA_TYPE_DICOM, 200, target,
+                                    sizeof target), BULKUP_OK);
+  CU_ASSERT_STRING_EQUAL(target, "/v2/public/presigned-urls?count=200&"
+                                 "uploadItemType=dicomFile");
+  CU_ASSERT_EQUAL(bk_presign_target(BULKUP_DATA_TYPE_PDF, 1, target,
+                                    sizeof target), BULKUP_EINVAL);
+  EVP_PKEY_free(k);
+}
+
+/* §6: the poll body and its Authorization. */
+#define WIRE_POLL_BODY                                                       \
+  "{\"query_type\": \"datasetdatalongpolling\", \"query_method\": \"GET\", " \
+  "\"values\": {\"uid\": \"00000000-0000-0000-0000-000000000001\", "        \
+  "\"payload\": {\"process_hash\": \"p-1\", \"timeout_seconds\": 10}}}"
+
+static void test_wire_v1_authorization(void) {
+  size_t len = 0;
+  char *body = bk_api_v1_body("datasetdatalongpolling", "GET",
+                              "\"00000000-0000-0000-0000-000000000001\"",
+                              "{\"process_hash\": \"p-1\", "
+                              "\"timeout_seconds\": 10}",
+                              &len);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+  CU_ASSERT_STRING_EQUAL(body, WIRE_POLL_BODY);
+  CU_ASSERT_EQUAL(len, strlen(WIRE_POLL_BODY));
+  EVP_PKEY *k = seed_key();
+  char auth[BK_V1_AUTH_LEN + 1];
+  CU_ASSERT_EQUAL(bk_sign_v1(k, WIRE_KEY_ID, body, len, auth, sizeof auth),
+                  BULKUP_OK);
+  CU_ASSERT_STRING_EQUAL(auth, WIRE_KEY_ID
+                         ":d95b93e25d246d4eeb0fa1329c06679833032c50365a532d"
+                         "96451ccb79b2d7b8ad6e5bcbd57c0695d0c9e9ef93cfc42a10b"
+                         "21ba9979891ec79693c74ca3a0d0e");
+  CU_ASSERT_EQUAL(strlen(auth), (size_t)BK_V1_AUTH_LEN);
+  /* A changed byte of the body changes it. */
+  body[len - 4] = '1';
+  char auth2[BK_V1_AUTH_LEN + 1];
+  CU_ASSERT_EQUAL(bk_sign_v1(k, WIRE_KEY_ID, body, len, auth2, sizeof auth2),
+                  BULKUP_OK);
+  CU_ASSERT_STRING_NOT_EQUAL(auth, auth2);
+  EVP_PKEY_free(k);
+  free(body);
+}
+
+/* §11: create_image_group(3 paths) with the defaults; Content-Length 778
+ * with a 16-character bucket name in the object keys. */
+#define WIRE_BKT "encord-test-bkt0/image/049d69c9-0000-4000-8000-00000000000"
+#define WIRE_GROUP_BODY                                                       \
+  "{\"query_type\": \"datasetdatalongpolling\", \"query_method\": \"POST\", " \
+  "\"values\": {\"uid\": \"6a8f3c2e-1d4b-4e59-9a7c-0b1e2f3a4d5c\", "         \
+  "\"payload\": {\"dataItems\": {\"videos\": [], \"imageGroups\": "          \
+  "[{\"images\": [{\"url\": \"" WIRE_BKT "1\", \"title\": "                  \
+  "\"checkerboard.png\"}, {\"url\": \"" WIRE_BKT "2\", \"title\": "          \
+  "\"dots.png\"}, {\"url\": \"" WIRE_BKT "3\", \"title\": "                  \
+  "\"gradient.png\"}], \"clientMetadata\": {}, \"createVideo\": true, "      \
+  "\"externalFileType\": \"IMG_GROUP\", \"clusterByResolution\": true}], "   \
+  "\"dicomSeries\": [], \"images\": [], \"imageGroupsFromItems\": [], "      \
+  "\"audio\": [], \"nifti\": [], \"text\": [], \"pdf\": [], "                \
+  "\"skipDuplicateUrls\": false, \"upsertMetadata\": false}, "               \
+  "\"ignoreErrors\": false}}}"
+
+static char *job_body(bk_job_kind kind, const bk_job_file *f, size_t n,
+                      const char *title, bool cv, const char *folder) {
+  char *payload = NULL;
+  size_t plen = 0;
+  CU_ASSERT_EQUAL_FATAL(bk_job_payload(kind, f, n, title, cv, folder,
+                                       &payload, &plen), BULKUP_OK);
+  CU_ASSERT_EQUAL(plen, strlen(payload));
+  size_t len = 0;
+  char *body = bk_api_v1_body("datasetdatalongpolling", "POST",
+                              "\"6a8f3c2e-1d4b-4e59-9a7c-0b1e2f3a4d5c\"",
+                              payload, &len);
+  free(payload);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+  return body;
+}
+
+static void test_wire_json_dumps_bodies(void) {
+  bk_job_file f[3] = {{WIRE_BKT "1", "checkerboard.png"},
+                      {WIRE_BKT "2", "dots.png"},
+                      {WIRE_BKT "3", "gradient.png"}};
+  char *b = job_body(BK_JOB_IMAGE_GROUP, f, 3, NULL, true, NULL);
+  CU_ASSERT_STRING_EQUAL(b, WIRE_GROUP_BODY);
+  CU_ASSERT_EQUAL(strlen(b), 778u);
+  free(b);
+
+  /* The group with a title, no video, and a folder (title after images,
+   * clusterByResolution tied to createVideo, folderUuid last). */
+  b = job_body(BK_JOB_IMAGE_GROUP, f, 1, "hol", false,
+               "0f0e0d0c-0b0a-4909-8807-060504030201");
+  CU_ASSERT_PTR_NOT_NULL(strstr(b, "\"imageGroups\": [{\"images\": [{\"url\": \""
+                                   WIRE_BKT "1\", \"title\": \"checkerboard.png\"}], "
+                                   "\"title\": \"hol\", \"clientMetadata\": {}, "
+                                   "\"createVideo\": false, \"externalFileType\": "
+                                   "\"IMG_GROUP\", \"clusterByResolution\": false}]"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(b, "\"upsertMetadata\": false}, \"ignoreErrors\": "
+                                   "false, \"folderUuid\": "
+                                   "\"0f0e0d0c-0b0a-4909-8807-060504030201\"}}}"));
+  free(b);
+
+  /* DICOM series. */
+  b = job_body(BK_JOB_DICOM_SERIES, f, 2, "ct", true, NULL);
+  CU_ASSERT_PTR_NOT_NULL(strstr(b, "\"videos\": [], \"imageGroups\": [], "
+                                   "\"dicomSeries\": [{\"dicomFiles\": [{\"url\": \""
+                                   WIRE_BKT "1\", \"title\": \"checkerboard.png\"}, "
+                                   "{\"url\": \"" WIRE_BKT "2\", \"title\": "
+                                   "\"dots.png\"}], \"title\": \"ct\", "
+                                   "\"clientMetadata\": {}, \"externalFileType\": "
+                                   "\"DICOM\"}], \"images\": [], "));
+  free(b);
+
+  /* Videos and images: one entry per file. */
+  b = job_body(BK_JOB_VIDEOS, f, 1, NULL, true, NULL);
+  CU_ASSERT_PTR_NOT_NULL(strstr(b, "\"dataItems\": {\"videos\": [{\"objectUrl\": \""
+                                   WIRE_BKT "1\", \"title\": \"checkerboard.png\", "
+                                   "\"clientMetadata\": {}, \"externalFileType\": "
+                                   "\"VIDEO\"}], \"imageGroups\": [], "
+                                   "\"dicomSeries\": [], \"images\": [], "
+                                   "\"imageGroupsFromItems\": [], "));
+  free(b);
+  b = job_body(BK_JOB_IMAGES, f, 2, NULL, true, NULL);
+  CU_ASSERT_PTR_NOT_NULL(strstr(b, "\"dicomSeries\": [], \"images\": [{\"objectUrl\": \""
+                                   WIRE_BKT "1\", \"title\": \"checkerboard.png\", "
+                                   "\"clientMetadata\": {}, \"externalFileType\": "
+                                   "\"IMAGE\"}, {\"objectUrl\": \"" WIRE_BKT "2\", "
+                                   "\"title\": \"dots.png\", \"clientMetadata\": {}, "
+                                   "\"externalFileType\": \"IMAGE\"}], "
+                                   "\"imageGroupsFromItems\": []"));
+  free(b);
+
+  /* get_dataset (§11). */
+  size_t len;
+  b = bk_api_v1_body("dataset", "GET", "null",
+                     "{\"dataset_access_settings\": {\"fetch_client_metadata\": "
+                     "false}}", &len);
+  CU_ASSERT_STRING_EQUAL(b, "{\"query_type\": \"dataset\", \"query_method\": "
+                            "\"GET\", \"values\": {\"uid\": null, \"payload\": "
+                            "{\"dataset_access_settings\": "
+                            "{\"fetch_client_metadata\": false}}}}");
+  free(b);
+}
+
+/* ensure_ascii=True, as json.dumps (outputs taken from CPython 3.11). */
+static void test_wire_json_strings(void) {
+  static const struct {
+    const char *in, *out;
+  } v[] = {
+      {"caf\xc3\xa9 \"x\"\\\n\x01\x7f\xf0\x9f\x98\x80",
+       "\"caf\\u00e9 \\\"x\\\"\\\\\\n\\u0001\\u007f\\ud83d\\ude00\""},
+      {"a\xff", "\"a\\udcff\""},          /* surrogateescape of a bad byte */
+      {"\xc0\xaf", "\"\\udcc0\\udcaf\""}, /* overlong: two bad bytes */
+      {"tab\there\r\b\f/", "\"tab\\there\\r\\b\\f/\""},
+      {"", "\"\""},
+  };
+  for (size_t i = 0; i < BK_ARRAY_LEN(v); i++) {
+    bk_pj w;
+    bk_pj_init(&w);
+    bk_pj_str(&w, v[i].in);
+    char *s;
+    size_t n;
+    CU_ASSERT_EQUAL_FATAL(bk_pj_finish(&w, &s, &n), BULKUP_OK);
+    CU_ASSERT_STRING_EQUAL(s, v[i].out);
+    free(s);
+  }
+}
+
+/* §3/§4/§8: answers in either casing; UUIDs canonical. */
+static void test_wire_answers_both_casings(void) {
+  static const char camel[] =
+      "{\"results\": [{\"itemUuid\": \"0F0E0D0C0B0A49098807060504030201\", "
+      "\"objectKey\": \"b/1\", \"signedUrl\": \"https://s/1?sig=a\", "
+      "\"extra\": 1}], \"nextPageToken\": null}";
+  static const char snake[] =
+      "{\"results\": [{\"item_uuid\": \"0f0e0d0c-0b0a-4909-8807-060504030201\", "
+      "\"object_key\": \"b/1\", \"signed_url\": \"https://s/1?sig=a\"}]}";
+  const char *both[2] = {camel, snake};
+  for (int i = 0; i < 2; i++) {
+    bulkup_signed_url *v = NULL;
+    CU_ASSERT_EQUAL_FATAL(bk_api_parse_presign(both[i], strlen(both[i]), 1, &v),
+                          BULKUP_OK);
+    CU_ASSERT_STRING_EQUAL(v[0].item_uuid,
+                           "0f0e0d0c-0b0a-4909-8807-060504030201");
+    CU_ASSERT_STRING_EQUAL(v[0].object_key, "b/1");
+    CU_ASSERT_STRING_EQUAL(v[0].signed_url, "https://s/1?sig=a");
+    bulkup_signed_urls_free(v, 1);
+  }
+  bulkup_signed_url *v = NULL;
+  static const char notuuid[] =
+      "{\"results\": [{\"itemUuid\": \"x-1\", \"objectKey\": \"b/1\", "
+      "\"signedUrl\": \"https://s/1\"}]}";
+  CU_ASSERT_EQUAL(bk_api_parse_presign(notuuid, strlen(notuuid), 1, &v),
+                  BULKUP_EPROTOCOL);
+  CU_ASSERT_EQUAL(bk_api_parse_presign(snake, strlen(snake), 2, &v),
+                  BULKUP_EPROTOCOL);
+
+  static const char done_snake[] =
+      "{\"status\": \"DONE\", \"data_hashes_with_titles\": [{\"data_hash\": "
+      "\"d1\", \"title\": \"g\", \"backing_item_uuid\": "
+      "\"0f0e0d0c-0b0a-4909-8807-060504030201\"}, {\"data_hash\": \"d2\", "
+      "\"title\": \"g (2)\", \"backing_item_uuid\": "
+      "\"1f0e0d0c-0b0a-4909-8807-060504030201\"}], \"errors\": [], "
+      "\"data_unit_errors\": [], \"units_pending_count\": 0, "
+      "\"units_done_count\": 2, \"units_error_count\": 0, "
+      "\"units_cancelled_count\": 0}";
+  static const char done_camel[] =
+      "{\"status\": \"DONE\", \"dataHashesWithTitles\": [{\"dataHash\": "
+      "\"d1\", \"title\": \"g\", \"backingItemUuid\": "
+      "\"0f0e0d0c-0b0a-4909-8807-060504030201\"}, {\"dataHash\": \"d2\", "
+      "\"title\": \"g (2)\", \"backingItemUuid\": "
+      "\"1f0e0d0c-0b0a-4909-8807-060504030201\"}], \"errors\": [], "
+      "\"dataUnitErrors\": [], \"unitsPendingCount\": 0, "
+      "\"unitsDoneCount\": 2, \"unitsErrorCount\": 0, "
+      "\"unitsCancelledCount\": 0}";
+  const char *dones[2] = {done_snake, done_camel};
+  for (int i = 0; i < 2; i++) {
+    bool final = false;
+    bulkup_image_group *g = NULL;
+    CU_ASSERT_EQUAL_FATAL(bk_api_parse_job(dones[i], strlen(dones[i]), "p",
+                                           &final, &g), BULKUP_OK);
+    CU_ASSERT_TRUE(final);
+    CU_ASSERT_EQUAL_FATAL(bulkup_image_group_count(g), 2u);
+    CU_ASSERT_STRING_EQUAL(bulkup_image_group_data_hash(g, 1), "d2");
+    CU_ASSERT_STRING_EQUAL(bulkup_image_group_title(g, 1), "g (2)");
+    CU_ASSERT_STRING_EQUAL(bulkup_image_group_backing_item_uuid(g, 0),
+                           "0f0e0d0c-0b0a-4909-8807-060504030201");
+    bulkup_image_group_free(g);
+  }
+  /* A required field missing: refused, as pydantic would. */
+  static const char no_counts[] =
+      "{\"status\": \"PENDING\", \"data_hashes_with_titles\": [], "
+      "\"errors\": [], \"data_unit_errors\": []}";
+  bool final = true;
+  bulkup_image_group *g = NULL;
+  CU_ASSERT_EQUAL(bk_api_parse_job(no_counts, strlen(no_counts), "p", &final,
+                                   &g), BULKUP_EPROTOCOL);
+  static const char err[] =
+      "{\"status\": \"ERROR\", \"data_hashes_with_titles\": [], \"errors\": "
+      "[\"bad image\"], \"data_unit_errors\": [{\"object_urls\": [\"b/1\"], "
+      "\"error\": \"cannot decode\", \"subtask_uuid\": "
+      "\"0f0e0d0c-0b0a-4909-8807-060504030201\", \"action_description\": "
+      "\"x\"}], \"units_pending_count\": 0, \"units_done_count\": 0, "
+      "\"units_error_count\": 1, \"units_cancelled_count\": 0}";
+  CU_ASSERT_EQUAL(bk_api_parse_job(err, strlen(err), "p", &final, &g),
+                  BULKUP_EJOB);
+  CU_ASSERT_TRUE(final);
+  CU_ASSERT_PTR_NOT_NULL(strstr(bulkup_last_error_message(), "bad image; "
+                                                             "cannot decode"));
+}
+
+/* §5: the image Content-Type is Python's mimetypes.guess_type (these
+ * answers do not depend on the system's mime.types). */
+static void test_wire_image_content_type(void) {
+  static const struct {
+    const char *path, *type;
+  } v[] = {
+      {"a/b/photo.jpg", "image/jpeg"}, {"x.PNG", "image/png"},
+      {"scan.png.gz", "image/png"},    {"logo.svgz", "image/svg+xml"},
+      {"a.b.c.gif", "image/gif"},      {"noext", NULL},
+      {".png", NULL},                  {"dir/.png", NULL},
+      {"a.", NULL},                    {"a.xyzzy-unknown", NULL},
+  };
+  for (size_t i = 0; i < BK_ARRAY_LEN(v); i++) {
+    const char *t = bk_mime_guess(v[i].path);
+    if (v[i].type) {
+      CU_ASSERT(t && strcmp(t, v[i].type) == 0);
+    } else {
+      CU_ASSERT_PTR_NULL(t);
+    }
+  }
+}
+
 /* ---- bulkup_api_new option checks (no network) -------------------------- */
 
 static void test_api_new_options(void) {
@@ -737,7 +1071,7 @@ static void test_api_new_options(void) {
   CU_ASSERT_EQUAL(o.requests.max_retries, BULKUP_DEFAULT_MAX_RETRIES);
   CU_ASSERT_DOUBLE_EQUAL(o.requests.connect_timeout, 180.0, 1e-9);
   o.base_url = "http://127.0.0.1:1/prefix/";
-  o.key_id = "k1";
+  o.key_id = WIRE_KEY_ID; /* a check: the derived id */
   o.key_pem = pem;
   o.key_pem_len = strlen(pem);
   bulkup_api *api = NULL;
@@ -756,14 +1090,46 @@ static void test_api_new_options(void) {
   bad.base_url = "http://h/x?y=1";
   CU_ASSERT_EQUAL(bulkup_api_new(&api, &bad), BULKUP_EINVAL);
   bad = o;
-  bad.key_id = "a\"b";
+  bad.key_id = "my-key"; /* not the key's id: refused, naming it */
   CU_ASSERT_EQUAL(bulkup_api_new(&api, &bad), BULKUP_EINVAL);
+  CU_ASSERT_PTR_NOT_NULL(strstr(bulkup_last_error_message(), WIRE_KEY_ID));
+  bad.key_id = "03A107BFF3CE10BE1D70DD18E74BC09967E4D6309BA50D5F1DDC8664125531B8";
+  CU_ASSERT_EQUAL(bulkup_api_new(&api, &bad), BULKUP_OK); /* any case */
+  bulkup_api_free(api);
   bad = o;
   bad.key_file = "/nonexistent";
   CU_ASSERT_EQUAL(bulkup_api_new(&api, &bad), BULKUP_EINVAL); /* both */
+  /* Neither: $ENCORD_SSH_KEY_FILE, else $ENCORD_SSH_KEY, else refused. */
+  unsetenv("ENCORD_SSH_KEY_FILE");
+  unsetenv("ENCORD_SSH_KEY");
   bad = o;
   bad.key_pem = NULL;
-  CU_ASSERT_EQUAL(bulkup_api_new(&api, &bad), BULKUP_EINVAL); /* neither */
+  CU_ASSERT_EQUAL(bulkup_api_new(&api, &bad), BULKUP_EINVAL);
+  CU_ASSERT_PTR_NOT_NULL(strstr(bulkup_last_error_message(),
+                                "ENCORD_SSH_KEY_FILE"));
+  setenv("ENCORD_SSH_KEY", pem, 1);
+  CU_ASSERT_EQUAL_FATAL(bulkup_api_new(&api, &bad), BULKUP_OK);
+  CU_ASSERT_STRING_EQUAL(bulkup_api_key_id(api), WIRE_KEY_ID);
+  bulkup_api_free(api);
+  char *envfile = write_key("env.pem", pem, 0600);
+  setenv("ENCORD_SSH_KEY_FILE", envfile, 1);
+  setenv("ENCORD_SSH_KEY", "garbage", 1); /* the file wins */
+  CU_ASSERT_EQUAL_FATAL(bulkup_api_new(&api, &bad), BULKUP_OK);
+  bulkup_api_free(api);
+  chmod(envfile, 0644); /* too open: refused, naming the variable */
+  CU_ASSERT_EQUAL(bulkup_api_new(&api, &bad), BULKUP_EPERM);
+  CU_ASSERT_PTR_NOT_NULL(strstr(bulkup_last_error_message(),
+                                "$ENCORD_SSH_KEY_FILE"));
+  unsetenv("ENCORD_SSH_KEY_FILE");
+  unsetenv("ENCORD_SSH_KEY");
+  free(envfile);
+  /* base_url NULL is the Encord API. */
+  bad = o;
+  bad.base_url = NULL;
+  CU_ASSERT_EQUAL_FATAL(bulkup_api_new(&api, &bad), BULKUP_OK);
+  CU_ASSERT_STRING_EQUAL(api->origin, "https://api.encord.com");
+  CU_ASSERT_STRING_EQUAL(api->prefix, "");
+  bulkup_api_free(api);
   bad = o;
   bad.requests.max_retries = -1;
   CU_ASSERT_EQUAL(bulkup_api_new(&api, &bad), BULKUP_EINVAL);
@@ -815,6 +1181,15 @@ static void reg(void) {
   bk_test("every text truncation", test_every_text_truncation);
   bk_test("bit flips", test_bit_flips);
   bk_test("garbage refused", test_garbage_refused);
+  bk_suite("wire", suite_init, suite_clean);
+  bk_test("key id of the seed 00..1f", test_wire_key_id);
+  bk_test("v2 Signature, created pinned", test_wire_v2_signature);
+  bk_test("v1 Authorization of the poll body", test_wire_v1_authorization);
+  bk_test("json.dumps bodies of the four kinds", test_wire_json_dumps_bodies);
+  bk_test("json.dumps strings (ensure_ascii)", test_wire_json_strings);
+  bk_test("answers in either casing", test_wire_answers_both_casings);
+  bk_test("image Content-Type as mimetypes.guess_type",
+          test_wire_image_content_type);
   bk_suite("api_new", suite_init, suite_clean);
   bk_test("option checks", test_api_new_options);
 }

@@ -145,16 +145,38 @@ bulkup_report_cancelled(const bulkup_report *r, size_t i);
  *    "failures": [{"index", "path", "title", "url", "attempts",
  *                  "http_status", "error", "message", "response_excerpt"}],
  *    "cancelled": [{"index", "path", "title", "url"}]}
- * (path is null for items without a file). *out is malloc'ed: free it with
+ * (path is null for items without a file). JSON text is UTF-8: in a
+ * string that is not (a non-UTF-8 file name, a server's bytes), each byte
+ * outside a well-formed sequence is written as U+FFFD; for path and title
+ * the exact bytes are then given too, base64-encoded, as "path_b64" and
+ * "title_b64" (present only in that case). *out is malloc'ed: free it with
  * bulkup_free(). pretty: indent for humans.
  */
 BULKUP_EXTERN bulkup_err bulkup_report_to_json(const bulkup_report *r,
                                                bool pretty, char **out);
 
-/* Write the JSON report to `path` atomically (temporary file, fsync,
- * rename). */
+/* Write the JSON report (pretty, with a final newline) to `path` as
+ * bulkup_file_write() does. */
 BULKUP_EXTERN bulkup_err bulkup_report_write_json(const bulkup_report *r,
                                                   const char *path);
+
+/*
+ * bulkup_file_write - write `len` bytes to `path` safely:
+ *  - /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N: written to that
+ *    descriptor (not reopened, not replaced);
+ *  - an existing non-regular file (a device such as /dev/null, a FIFO):
+ *    written into, never replaced;
+ *  - otherwise atomically replaced: a temporary file with an unpredictable
+ *    name in the same directory, created exclusively (O_EXCL|O_NOFOLLOW:
+ *    a file or symbolic link planted at any name is never followed nor
+ *    overwritten), fsync'ed, then renamed over `path` (a symbolic link at
+ *    `path` itself is replaced by the file, its target left alone). Mode
+ *    0644 less the umask.
+ * BULKUP_EIO with a message on failure (the target is then untouched);
+ * BULKUP_EINVAL for a directory.
+ */
+BULKUP_EXTERN bulkup_err bulkup_file_write(const char *path, const void *data,
+                                           size_t len);
 
 /* Free a report. NULL does nothing. */
 BULKUP_EXTERN void bulkup_report_free(bulkup_report *r);
@@ -167,11 +189,28 @@ BULKUP_EXTERN void bulkup_free(void *p);
  * bulkup_redact_url - a copy of `url` with the values of credential-bearing
  * query parameters (X-Goog-Signature, X-Goog-Credential, X-Amz-Signature,
  * X-Amz-Credential, X-Amz-Security-Token, sig, signature, token,
- * access_token; case-insensitive) replaced by "REDACTED", and any userinfo
- * password removed. Freed with bulkup_free(); NULL on allocation failure or
- * NULL input.
+ * access_token, key, upload_id, AWSAccessKeyId, GoogleAccessId and a few
+ * more; case-insensitive, also when the name is percent-encoded, as in
+ * X%2DAmz%2DSignature) replaced by "REDACTED", and the userinfo's secret
+ * replaced: user:password@ keeps the user, a lone user@ (a token, as in
+ * https://TOKEN@host/) becomes REDACTED@. Freed with bulkup_free(); NULL on
+ * allocation failure or NULL input.
  */
 BULKUP_EXTERN char *bulkup_redact_url(const char *url);
+
+/*
+ * bulkup_url_identity - what a signed URL names, without what signs it: a
+ * copy of `url` without its signing query parameters (GCS X-Goog-*, S3
+ * X-Amz-*, the V2 Signature, Expires, AWSAccessKeyId and GoogleAccessId,
+ * and, in a query that has Azure's sig=, the SAS fields sv, ss, srt, sp,
+ * se, st, spr, sip, sr, si, sig, ...), other credentials redacted as by
+ * bulkup_redact_url. The remaining parameters keep their order, so URLs
+ * that differ in them stay distinct; the same object signed again (a new
+ * date, expiry, signature) has the same identity. The CLI's --journal keys
+ * items by it. Freed with bulkup_free(); NULL on allocation failure or
+ * NULL input.
+ */
+BULKUP_EXTERN char *bulkup_url_identity(const char *url);
 
 #ifdef __cplusplus
 }

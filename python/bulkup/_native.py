@@ -16,7 +16,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char_p, c_double,
 from pathlib import Path
 from typing import List, Optional
 
-__all__ = ["lib", "library_path", "last_error", "BulkupError", "BulkupValueError"]
+__all__ = ["lib", "api_lib", "library_path", "last_error", "BulkupError", "BulkupValueError"]
 
 # ---- structs (include/bulkup/settings.h, report.h, uploader.h) -----------------
 
@@ -169,6 +169,42 @@ class UploaderOptionsC(Structure):
     ]
 
 
+# ---- include/bulkup/api.h --------------------------------------------------------
+
+
+class ApiOptionsC(Structure):
+    """bulkup_api_options"""
+    _fields_ = [
+        ("base_url", c_char_p),
+        ("key_id", c_char_p),
+        ("key_file", c_char_p),
+        ("key_pem", c_void_p),  # need not be NUL-terminated: a buffer we wipe
+        ("key_pem_len", c_size_t),
+        ("requests", RequestsSettingsC),
+        ("backoff", BackoffSettingsC),
+        ("ca_file", c_char_p),
+        ("insecure", c_bool),
+        ("user_agent", c_char_p),
+        ("max_response_size", c_size_t),
+        ("log", LOG_FN),
+        ("log_level", c_int),  # bulkup_log_level
+        ("userdata", c_void_p),
+    ]
+
+
+class WorkflowOptionsC(Structure):
+    """bulkup_workflow_options"""
+    _fields_ = [
+        ("dataset_hash", c_char_p),
+        ("folder_uuid", c_char_p),
+        ("title", c_char_p),
+        ("create_video", c_bool),
+        ("files_per_job", c_size_t),
+        ("poll_timeout", c_double),
+        ("upload", UploaderOptionsC),
+    ]
+
+
 # Every mirrored struct, by its C name (for the layout test).
 STRUCTS = {
     "bulkup_requests_settings": RequestsSettingsC,
@@ -179,6 +215,8 @@ STRUCTS = {
     "bulkup_result": ResultC,
     "bulkup_summary": SummaryC,
     "bulkup_uploader_options": UploaderOptionsC,
+    "bulkup_api_options": ApiOptionsC,
+    "bulkup_workflow_options": WorkflowOptionsC,
 }
 
 # ---- the library ------------------------------------------------------------------
@@ -216,9 +254,54 @@ _PROTOTYPES = [
     ("bulkup_free", None, [c_void_p]),
 ]
 
+_PATHS = POINTER(c_char_p)  # const char *const *
+_UNITS_FN = [c_void_p, POINTER(WorkflowOptionsC), _PATHS, c_size_t,
+             POINTER(c_void_p), POINTER(c_void_p)]
+_UNIT_FN = [c_void_p, POINTER(WorkflowOptionsC), c_char_p, POINTER(c_void_p), POINTER(c_void_p)]
+# The Encord API client's (bulkup/api.h): bound when present, so that a
+# library without them still serves upload_files (api_lib() names what is
+# missing).
+_API_PROTOTYPES = [
+    ("bulkup_api_options_init", None, [POINTER(ApiOptionsC)]),
+    ("bulkup_api_new", c_int, [POINTER(c_void_p), POINTER(ApiOptionsC)]),
+    ("bulkup_api_key_id", c_char_p, [c_void_p]),
+    ("bulkup_api_free", None, [c_void_p]),
+    ("bulkup_api_cancel", None, [c_void_p]),
+    ("bulkup_api_get_dataset", c_int, [c_void_p, c_char_p, POINTER(c_void_p)]),
+    ("bulkup_dataset_hash", c_char_p, [c_void_p]),
+    ("bulkup_dataset_title", c_char_p, [c_void_p]),
+    ("bulkup_dataset_description", c_char_p, [c_void_p]),
+    ("bulkup_dataset_type", c_char_p, [c_void_p]),
+    ("bulkup_dataset_backing_folder", c_char_p, [c_void_p]),
+    ("bulkup_dataset_free", None, [c_void_p]),
+    ("bulkup_workflow_options_init", None, [POINTER(WorkflowOptionsC)]),
+    ("bulkup_create_image_group", c_int, _UNITS_FN),
+    ("bulkup_create_dicom_series", c_int, _UNITS_FN),
+    ("bulkup_upload_video", c_int, _UNIT_FN),
+    ("bulkup_upload_image", c_int, _UNIT_FN),
+    ("bulkup_image_group_process_hash", c_char_p, [c_void_p]),
+    ("bulkup_image_group_count", c_size_t, [c_void_p]),
+    ("bulkup_image_group_data_hash", c_char_p, [c_void_p, c_size_t]),
+    ("bulkup_image_group_title", c_char_p, [c_void_p, c_size_t]),
+    ("bulkup_image_group_backing_item_uuid", c_char_p, [c_void_p, c_size_t]),
+    ("bulkup_image_group_file_link", c_char_p, [c_void_p, c_size_t]),
+    ("bulkup_image_group_free", None, [c_void_p]),
+]
+
 _lock = threading.Lock()
 _lib: Optional[ctypes.CDLL] = None
 _lib_path: Optional[str] = None
+_missing_api: List[str] = []
+
+
+def _source_root() -> Optional[Path]:
+    """The source tree this package sits in (python/bulkup of a checkout),
+    or None for an installed package."""
+    here = Path(__file__).resolve().parent
+    root = here.parent.parent
+    if here.parent.name == "python" and (root / "include" / "bulkup.h").exists():
+        return root
+    return None
 
 
 def _candidates() -> List[str]:
@@ -228,8 +311,10 @@ def _candidates() -> List[str]:
     if env:
         out.append(env)
     here = Path(__file__).resolve().parent
-    out.append(str(here / "libbulkup.so"))  # copied next to the package
-    out.append(str(here.parent.parent / "build" / "libbulkup.so"))  # the source tree's build
+    out.append(str(here / "libbulkup.so"))  # the installed package's own
+    root = _source_root()
+    if root is not None:
+        out.append(str(root / "build" / "libbulkup.so"))  # a checkout's build/
     found = ctypes.util.find_library("bulkup")
     if found:
         out.append(found)
@@ -240,10 +325,12 @@ def _candidates() -> List[str]:
 def lib() -> ctypes.CDLL:
     """The loaded library, prototypes set (loaded on first use).
 
-    Looked for in: $BULKUP_LIBRARY; libbulkup.so next to this package; the
-    source tree's build/ directory; ctypes.util.find_library("bulkup");
-    finally the dynamic loader's search path. CDLL releases the GIL during
-    each call, so worker threads can run Python callbacks meanwhile.
+    Looked for in: $BULKUP_LIBRARY when set (an explicit choice); the
+    libbulkup.so inside this package (what `pip install` put there); when
+    the package is used from a source checkout (python/bulkup), that
+    checkout's build/ directory; then ctypes.util.find_library("bulkup")
+    and the dynamic loader's search path. CDLL releases the GIL during each
+    call, so worker threads can run Python callbacks meanwhile.
     """
     global _lib, _lib_path
     with _lock:
@@ -264,10 +351,30 @@ def lib() -> ctypes.CDLL:
                 fn = getattr(handle, name)
                 fn.restype = restype
                 fn.argtypes = argtypes
+            _missing_api.clear()
+            for name, restype, argtypes in _API_PROTOTYPES:
+                try:
+                    fn = getattr(handle, name)
+                except AttributeError:
+                    _missing_api.append(name)
+                    continue
+                fn.restype = restype
+                fn.argtypes = argtypes
             _lib, _lib_path = handle, cand
             return handle
-        raise OSError("libbulkup not found; set BULKUP_LIBRARY to the path of "
-                      "libbulkup.so (tried: " + "; ".join(errors or ["nothing found"]) + ")")
+        raise OSError("libbulkup not found: install the package with `pip install "
+                      "--no-build-isolation .` from the source tree, or set BULKUP_LIBRARY "
+                      "to the path of libbulkup.so (tried: "
+                      + "; ".join(errors or ["nothing found"]) + ")")
+
+
+def api_lib() -> ctypes.CDLL:
+    """lib(), checked to have the Encord API client's functions."""
+    L = lib()
+    if _missing_api:
+        raise OSError(f"{_lib_path} has no Encord API client (missing: "
+                      f"{', '.join(_missing_api)}); rebuild or reinstall bulkup")
+    return L
 
 
 def library_path() -> str:

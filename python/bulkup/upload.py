@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, List, Optional, Tuple, Union
 
 from . import _native
+from ._progress import make_bar
 from .data_type import DataType
 from .settings import CloudUploadSettings, RequestsSettings
 
@@ -180,6 +181,7 @@ def upload_files(
     on_item: Optional[Callable[[ItemResult], None]] = None,
     resumable_threshold: Optional[int] = None,
     resumable_chunk_size: Optional[int] = None,
+    progress_bar: Optional[bool] = None,
 ) -> UploadResult:
     """PUT each file to its URL with the C engine (bulkup_uploader_*).
 
@@ -208,6 +210,10 @@ def upload_files(
     bytes (default 64 MiB) go as resumable uploads in chunks of that size
     (default 32 MiB, a multiple of 256 KiB); a threshold of -1 turns them
     off (bulkup_uploader_options in bulkup/uploader.h).
+    progress_bar: None (default) draws a tqdm bar on standard error when
+    tqdm is installed and standard error is a terminal; True draws it
+    whenever tqdm is installed; False never. Its total is len(items) when
+    items has a length. on_progress works with or without the bar.
 
     Returns an UploadResult: every item is in successes or failures. Does
     not raise for failed uploads (see UploadResult.raise_for_failures);
@@ -257,15 +263,24 @@ def upload_files(
             with errors_lock:
                 errors.append(e)
 
+    # (a shard's size is not known before the input is read)
+    total = len(items) if hasattr(items, "__len__") and shard is None else None  # type: ignore[arg-type]
+    bar = make_bar(progress_bar, total, "upload_files")
+
     def progress(_userdata, pp):
         try:
-            on_progress(_progress(pp.contents))  # type: ignore[misc]
+            p = pp.contents
+            if bar is not None:
+                bar.update(p.succeeded, p.failed, p.cancelled, p.bytes_sent)
+            if on_progress is not None:
+                on_progress(_progress(p))
         except BaseException as e:  # noqa: BLE001
             with errors_lock:
                 errors.append(e)
 
     complete_cb = _native.COMPLETE_FN(complete)
-    progress_cb = _native.PROGRESS_FN(progress) if on_progress is not None else None
+    progress_cb = (_native.PROGRESS_FN(progress)
+                   if on_progress is not None or bar is not None else None)
     opt.on_complete = complete_cb
     if progress_cb is not None:
         opt.on_progress = progress_cb
@@ -273,6 +288,8 @@ def upload_files(
     up = ctypes.c_void_p()
     rc = L.bulkup_uploader_new(ctypes.byref(up), opt)
     if rc != 0:
+        if bar is not None:
+            bar.close()
         raise _native.last_error(rc, "upload_files")
     report = ctypes.c_void_p()
     try:
@@ -300,6 +317,8 @@ def upload_files(
     finally:
         if not report:
             L.bulkup_uploader_free(up)  # cancels and waits if not finished
+            if bar is not None:
+                bar.close()
 
     try:
         summary = _native.SummaryC()
@@ -317,6 +336,8 @@ def upload_files(
     finally:
         L.bulkup_report_free(report)
         L.bulkup_uploader_free(up)
+        if bar is not None:
+            bar.close()
     del keep, complete_cb, progress_cb  # only now may the callbacks go
 
     if errors:

@@ -118,5 +118,30 @@ int main(void) {
   FIELD(bulkup_uploader_options, resumable_threshold);
   FIELD(bulkup_uploader_options, resumable_chunk_size);
   FIELD(bulkup_uploader_options, no_progress_limit);
+
+  SIZE(bulkup_api_options);
+  FIELD(bulkup_api_options, base_url);
+  FIELD(bulkup_api_options, key_id);
+  FIELD(bulkup_api_options, key_file);
+  FIELD(bulkup_api_options, key_pem);
+  FIELD(bulkup_api_options, key_pem_len);
+  FIELD(bulkup_api_options, requests);
+  FIELD(bulkup_api_options, backoff);
+  FIELD(bulkup_api_options, ca_file);
+  FIELD(bulkup_api_options, insecure);
+  FIELD(bulkup_api_options, user_agent);
+  FIELD(bulkup_api_options, max_response_size);
+  FIELD(bulkup_api_options, log);
+  FIELD(bulkup_api_options, log_level);
+  FIELD(bulkup_api_options, userdata);
+
+  SIZE(bulkup_workflow_options);
+  FIELD(bulkup_workflow_options, dataset_hash);
+  FIELD(bulkup_workflow_options, folder_uuid);
+  FIELD(bulkup_workflow_options, title);
+  FIELD(bulkup_workflow_options, create_video);
+  FIELD(bulkup_workflow_options, files_per_job);
+  FIELD(bulkup_workflow_options, poll_timeout);
+  FIELD(bulkup_workflow_options, upload);
   return 0;
 }

@@ -1,9 +1,13 @@
 """upload_files against a real server: nginx WebDAV (scripts/nginx-webdav),
 which stores every PUT under its root. Skipped without nginx."""
 
+import json
 import os
+import pty
+import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import unittest
@@ -13,6 +17,15 @@ from urllib.parse import quote
 import _support
 from bulkup import (CloudUploadSettings, DataType, RequestsSettings, UploadFailed,
                     upload_files)
+
+
+def _tqdm_available():
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
 
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 SCRIPT = _support.SOURCE_DIR / "scripts" / "nginx-webdav"
@@ -188,6 +201,100 @@ class UploadTest(unittest.TestCase):
 
         with self.assertRaisesRegex(RuntimeError, "from on_item"):
             upload_files(self.pairs("boom", self.files[:3]), on_item=boom)
+
+    def run_child(self, pairs, progress_bar, tty):
+        """upload_files(pairs, progress_bar=...) in a child Python whose
+        standard error is a terminal (a pty) or a pipe: (stderr text, result)."""
+        code = ("import json, sys, bulkup\n"
+                "pairs = json.loads(sys.argv[1])\n"
+                "r = bulkup.upload_files(pairs, workers=2, progress_bar=json.loads(sys.argv[2]))\n"
+                "print(json.dumps([r.code, r.summary.succeeded]), file=sys.stdout)\n")
+        env = dict(os.environ)
+        if not _support.INSTALLED:
+            env["PYTHONPATH"] = str(_support.PYTHON_DIR)
+        argv = [sys.executable, "-c", code, json.dumps([[str(p), u] for p, u in pairs]),
+                json.dumps(progress_bar)]
+        if not tty:
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            return done.stderr, json.loads(done.stdout)
+        master, slave = pty.openpty()
+        try:
+            child = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=slave)
+        finally:
+            os.close(slave)
+        chunks = []
+        try:
+            while True:  # until the child's end closes the pty (EIO)
+                ready, _, _ = select.select([master], [], [], 60)
+                self.assertTrue(ready, "the child wrote nothing for 60 s")
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+        finally:
+            os.close(master)
+        out = child.stdout.read().decode()
+        child.stdout.close()
+        self.assertEqual(child.wait(timeout=60), 0, b"".join(chunks).decode(errors="replace"))
+        return b"".join(chunks).decode("utf-8", "replace"), json.loads(out)
+
+    @unittest.skipUnless(_tqdm_available(), "needs tqdm (python3-tqdm)")
+    def test_progress_bar_on_a_terminal(self):
+        pairs = self.pairs("bar", self.files[:3])
+        err, res = self.run_child(pairs, None, tty=True)
+        self.assertEqual(res, ["OK", 3])
+        self.assertIn("upload_files: 100%", err)
+        self.assertIn("3/3", err)
+        # not a terminal: no bar unless asked for
+        err, res = self.run_child(pairs, None, tty=False)
+        self.assertEqual((err, res), ("", ["OK", 3]))
+        err, _ = self.run_child(pairs, True, tty=False)
+        self.assertIn("3/3", err)
+        err, _ = self.run_child(pairs, False, tty=True)
+        self.assertNotIn("3/3", err)
+
+    @unittest.skipUnless(os.access(_support.cli(), os.X_OK), "needs the bulkup program")
+    def test_shards_are_the_clis(self):
+        """upload_files(shard=(k, n)) takes exactly the pairs that
+        `bulkup upload --manifest --shard k/n` takes from the same pairs."""
+        d = self.tmp / "shard-src"
+        d.mkdir()
+        pairs = []
+        for i in range(60):
+            p = d / f"f{i:02d}.bin"
+            p.write_bytes(b"x" * i)
+            # the query (a signature) is not part of the key: it varies here
+            pairs.append((p, f"{self.url}/shard/{i:02d}.bin?X-Goog-Signature=s{i}&v={i % 7}"))
+        manifest = self.tmp / "shard.jsonl"
+        manifest.write_text("".join(json.dumps({"path": str(p), "url": u}) + "\n"
+                                    for p, u in pairs))
+        n = 4
+        seen = set()
+        for k in range(n):
+            with self.subTest(shard=k):
+                r = upload_files(pairs, shard=(k, n), workers=2)
+                self.assertTrue(r.ok, r)
+                mine = {s.path for s in r.successes}
+                self.assertEqual(json.loads(r.report_json)["shard"],
+                                 {"index": k, "count": n, "key": "url"})
+                results = self.tmp / f"shard-{k}.jsonl"
+                done = subprocess.run([str(_support.cli()), "upload", "--manifest", str(manifest),
+                                       "--shard", f"{k}/{n}", "--results", str(results)],
+                                      capture_output=True, text=True, timeout=120)
+                self.assertEqual(done.returncode, 0, done.stderr)
+                cli = {json.loads(line)["path"] for line in results.read_text().splitlines()}
+                self.assertEqual(mine, cli)
+                self.assertTrue(mine, "an empty shard tests nothing")
+                self.assertFalse(mine & seen, "a pair in two shards")
+                seen |= mine
+        self.assertEqual(seen, {str(p) for p, _ in pairs})
+        with self.assertRaises(ValueError):
+            upload_files(pairs, shard=(4, 4))
 
     def test_bad_items(self):
         with self.assertRaises(ValueError):

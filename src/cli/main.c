@@ -9,6 +9,7 @@
 
 #include <bulkup.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -63,6 +64,12 @@ static const cli_command *find_command(const char *name) {
 }
 
 int main(int argc, char **argv) {
+  /* A reader of our output that goes away (`bulkup upload --results - |
+   * head`) must not kill the run: every write then fails with EPIPE, and
+   * each writer says so and goes on (--results stops its stream; the
+   * uploads and the report carry on). Ignored before any thread starts, for
+   * every command (the server's connections too). */
+  signal(SIGPIPE, SIG_IGN);
   if (argc < 2) {
     main_help(stderr);
     return CLI_EXIT_USAGE;

@@ -11,10 +11,13 @@
 #include "manifest.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -27,9 +30,19 @@ static const char *const column_names[COL_COUNT] = {
 #define SNIFF_MAX 4096
 #define MAX_FIELDS 16
 
+#define INPUT_BUFFER 65536
+
 struct manifest_reader {
   FILE *f;
   bool owned;
+  /* A pipe or terminal, read with poll() and read() on fd so that a byte
+   * on wake_fd (manifest_set_wake_fd) ends a wait for input that may never
+   * come (an idle producer); -1: read through stdio. */
+  int fd, wake_fd;
+  unsigned char *in;
+  size_t in_pos, in_len;
+  int in_errno;     /* a read error of the fd */
+  bool interrupted; /* woken: the input ends here */
   char *name;
   manifest_format fmt;
   /* Bytes read ahead while sniffing the format, replayed first. */
@@ -57,6 +70,49 @@ struct manifest_reader {
 
 /* ---- bytes in -------------------------------------------------------- */
 
+static int g_wake_fd = -1;
+
+void manifest_set_wake_fd(int fd) { g_wake_fd = fd; }
+
+/* Fill r->in from r->fd; false at the end of the input, on an error
+ * (in_errno) or when woken (interrupted). */
+static bool refill(manifest_reader *r) {
+  for (;;) {
+    struct pollfd p[2] = {{.fd = r->fd, .events = POLLIN},
+                          {.fd = r->wake_fd, .events = POLLIN}};
+    int n = poll(p, r->wake_fd >= 0 ? 2 : 1, -1);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      r->in_errno = errno;
+      return false;
+    }
+    if (r->wake_fd >= 0 && (p[1].revents & POLLIN)) {
+      r->interrupted = true;
+      return false;
+    }
+    ssize_t got = read(r->fd, r->in, INPUT_BUFFER);
+    if (got < 0) {
+      if (errno == EINTR || errno == EAGAIN)
+        continue;
+      r->in_errno = errno;
+      return false;
+    }
+    r->in_pos = 0;
+    r->in_len = (size_t)got;
+    return got > 0;
+  }
+}
+
+/* The next byte of the input itself, or EOF. */
+static int raw_getc(manifest_reader *r) {
+  if (r->fd < 0)
+    return getc_unlocked(r->f);
+  if (r->in_pos == r->in_len && !refill(r))
+    return EOF;
+  return r->in[r->in_pos++];
+}
+
 static int rd(manifest_reader *r) {
   int c;
   if (r->pb_pos < r->pb_len)
@@ -64,7 +120,7 @@ static int rd(manifest_reader *r) {
   else if (r->eof)
     return EOF;
   else {
-    c = getc_unlocked(r->f);
+    c = raw_getc(r);
     if (c == EOF) {
       r->eof = true;
       return EOF;
@@ -81,12 +137,15 @@ static int peek(manifest_reader *r) {
     return r->pb[r->pb_pos];
   if (r->eof)
     return EOF;
-  int c = getc_unlocked(r->f);
+  int c = raw_getc(r);
   if (c == EOF) {
     r->eof = true;
     return EOF;
   }
-  ungetc(c, r->f);
+  if (r->fd >= 0)
+    r->in_pos--; /* raw_getc took it from the buffer */
+  else
+    ungetc(c, r->f);
   return c;
 }
 
@@ -105,6 +164,15 @@ static void set_err(manifest_reader *r, unsigned long line, const char *fmt,
 }
 
 static bool io_failed(manifest_reader *r) {
+  if (r->interrupted) {
+    snprintf(r->err, sizeof r->err, "reading %s: interrupted", r->name);
+    return true;
+  }
+  if (r->fd >= 0 && r->in_errno) {
+    snprintf(r->err, sizeof r->err, "error reading %s: %s", r->name,
+             strerror(r->in_errno));
+    return true;
+  }
   if (!ferror(r->f))
     return false;
   snprintf(r->err, sizeof r->err, "error reading %s: %s", r->name,
@@ -150,7 +218,7 @@ static bool sniff(manifest_reader *r) {
     return false;
   int first = EOF;
   while (r->pb_len < SNIFF_MAX) {
-    int c = getc_unlocked(r->f);
+    int c = raw_getc(r);
     if (c == EOF) {
       r->eof = true;
       break;
@@ -182,6 +250,20 @@ manifest_reader *manifest_open_stream(FILE *f, const char *name,
     return NULL;
   r->f = f;
   r->owned = owned;
+  r->fd = -1;
+  r->wake_fd = -1;
+  struct stat st;
+  int fd = fileno(f);
+  if (g_wake_fd >= 0 && fd >= 0 && fstat(fd, &st) == 0 &&
+      !S_ISREG(st.st_mode)) {
+    /* Nothing was read from f through stdio yet (just opened, or
+     * standard input untouched), so reading its fd loses nothing. */
+    r->in = malloc(INPUT_BUFFER);
+    if (r->in) {
+      r->fd = fd;
+      r->wake_fd = g_wake_fd;
+    }
+  }
   r->fmt = fmt;
   r->line = 1;
   r->name = strdup(name ? name : "manifest");
@@ -221,9 +303,9 @@ manifest_reader *manifest_open(const char *path, manifest_format fmt,
       fclose(f);
     return NULL;
   }
-  if (ferror(f)) {
+  if (ferror(f) || r->in_errno) {
     snprintf(err, errlen, "cannot read manifest %s: %s", path,
-             strerror(errno ? errno : EIO));
+             strerror(r->in_errno ? r->in_errno : errno ? errno : EIO));
     manifest_close(r);
     return NULL;
   }
@@ -240,6 +322,7 @@ void manifest_close(manifest_reader *r) {
   if (r->owned && r->f)
     fclose(r->f);
   free(r->pb);
+  free(r->in);
   free(r->buf);
   free(r->name);
   free(r);
@@ -593,11 +676,29 @@ static manifest_status jsonl_next(manifest_reader *r, manifest_entry *e) {
   }
 }
 
+bool header_value_ok(const char *v) {
+  for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+    if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+      return false;
+  return true;
+}
+
 manifest_status manifest_next(manifest_reader *r, manifest_entry *e) {
   r->err[0] = '\0';
   r->err_line = 0;
   memset(e, 0, sizeof *e);
-  if (r->fmt == MANIFEST_JSONL)
-    return jsonl_next(r, e);
-  return csv_next(r, e);
+  manifest_status st =
+      r->fmt == MANIFEST_JSONL ? jsonl_next(r, e) : csv_next(r, e);
+  /* A field that becomes a request header: a CR or LF in it would end the
+   * header and start another (or a second request). NUL bytes are refused
+   * for every field already. */
+  if (st == MANIFEST_ENTRY && e->content_type &&
+      !header_value_ok(e->content_type)) {
+    set_err(r, e->line,
+            "content_type holds a line break or another control character "
+            "(it is sent as a header)");
+    memset(e, 0, sizeof *e);
+    return MANIFEST_BAD;
+  }
+  return st;
 }

@@ -95,4 +95,15 @@ manifest_format manifest_get_format(const manifest_reader *r);
 /* Close the reader (and the stream if owned). NULL does nothing. */
 void manifest_close(manifest_reader *r);
 
+/* Whether `v` may be sent as an HTTP header value: no control character
+ * but tab (no CR, LF: they would end the header and start another). */
+bool header_value_ok(const char *v);
+
+/* Readers opened from now on on a pipe or terminal (standard input fed by
+ * a producer) wait for input with poll() on their descriptor and on `fd`:
+ * a byte made readable on `fd` (the signal thread writes one) ends the
+ * input there, manifest_next() then returning MANIFEST_IOERR ("reading
+ * NAME: interrupted"). -1 (the default): plain stdio reads. */
+void manifest_set_wake_fd(int fd);
+
 #endif

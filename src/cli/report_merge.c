@@ -38,61 +38,27 @@
 
 /* ---- writing ---------------------------------------------------------------- */
 
-static int write_all_fd(int fd, const char *text, size_t len) {
-  size_t off = 0;
-  while (off < len) {
-    ssize_t w = write(fd, text + off, len - off);
-    if (w < 0 && errno != EINTR)
-      return errno;
-    if (w > 0)
-      off += (size_t)w;
-  }
-  return 0;
+bool cli_is_stdout(const char *path) {
+  return !path || strcmp(path, "-") == 0;
 }
 
 int cli_write_file_atomic(const char *path, const char *text, size_t len,
                           char *err, size_t errlen) {
-  struct stat st;
-  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-    /* A device or a pipe (/dev/null, /dev/stdout, a FIFO): write into it.
-     * Renaming a temporary file over it would replace it with a regular
-     * file (for /dev/null, machine-wide when run as root). */
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    int e = fd < 0 ? errno : write_all_fd(fd, text, len);
-    if (fd >= 0 && close(fd) != 0 && !e)
-      e = errno;
-    if (e)
-      snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
-    return e;
+  if (cli_is_stdout(path)) {
+    if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0) {
+      int e = errno ? errno : EIO;
+      snprintf(err, errlen, "cannot write to standard output: %s",
+               strerror(e));
+      return e;
+    }
+    return 0;
   }
-  size_t plen = strlen(path) + 32;
-  char *tmp = malloc(plen);
-  if (!tmp) {
-    snprintf(err, errlen, "out of memory");
-    return ENOMEM;
-  }
-  snprintf(tmp, plen, "%s.tmp.%ld", path, (long)getpid());
-  int e = 0;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    e = errno;
-    snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(e));
-    free(tmp);
-    return e;
-  }
-  e = write_all_fd(fd, text, len);
-  if (!e && fsync(fd) != 0)
-    e = errno;
-  if (close(fd) != 0 && !e)
-    e = errno;
-  if (!e && rename(tmp, path) != 0)
-    e = errno;
-  if (e) {
-    snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
-    unlink(tmp);
-  }
-  free(tmp);
-  return e;
+  /* /dev/stdout writes what stdio holds first, then the text. */
+  fflush(stdout);
+  if (bulkup_file_write(path, text, len) == BULKUP_OK)
+    return 0;
+  snprintf(err, errlen, "%s", bulkup_last_error_message());
+  return EIO;
 }
 
 static const int JSON_FLAGS = JSON_C_TO_STRING_PRETTY |
@@ -109,15 +75,6 @@ static int write_json(json_object *o, const char *path, char *err,
     snprintf(err, errlen, "out of memory");
     return ENOMEM;
   }
-  if (!path || strcmp(path, "-") == 0) {
-    if (fwrite(text, 1, len, stdout) != len || fputc('\n', stdout) == EOF ||
-        fflush(stdout) != 0) {
-      snprintf(err, errlen, "cannot write to standard output: %s",
-               strerror(errno));
-      return EIO;
-    }
-    return 0;
-  }
   char *buf = malloc(len + 2);
   if (!buf) {
     snprintf(err, errlen, "out of memory");
@@ -130,9 +87,8 @@ static int write_json(json_object *o, const char *path, char *err,
   return e;
 }
 
-bool report_write_sharded(const bulkup_report *rep, const char *path,
-                          uint32_t k, uint32_t n, const char *key, char *err,
-                          size_t errlen) {
+bool report_write_run(const bulkup_report *rep, const char *path,
+                      const report_extra *x, char *err, size_t errlen) {
   char *text = NULL;
   bulkup_err rc = bulkup_report_to_json(rep, false, &text);
   if (rc != BULKUP_OK) {
@@ -141,20 +97,30 @@ bool report_write_sharded(const bulkup_report *rep, const char *path,
   }
   json_object *root = json_tokener_parse(text);
   bulkup_free(text);
-  json_object *shard = json_object_new_object();
-  bool ok = root && shard &&
-            json_object_object_add(shard, "index",
-                                   json_object_new_uint64(k)) == 0 &&
-            json_object_object_add(shard, "count",
-                                   json_object_new_uint64(n)) == 0 &&
-            json_object_object_add(shard, "key",
-                                   json_object_new_string(key)) == 0;
-  if (ok) {
-    ok = json_object_object_add(root, "shard", shard) == 0;
-    shard = NULL;
+  bool ok = root != NULL;
+  if (ok && x && x->shard_n) {
+    json_object *shard = json_object_new_object();
+    ok = shard &&
+         json_object_object_add(shard, "index",
+                                json_object_new_uint64(x->shard_k)) == 0 &&
+         json_object_object_add(shard, "count",
+                                json_object_new_uint64(x->shard_n)) == 0 &&
+         json_object_object_add(shard, "key",
+                                json_object_new_string(x->shard_key)) == 0;
+    if (ok)
+      ok = json_object_object_add(root, "shard", shard) == 0;
+    else
+      json_object_put(shard);
   }
+  json_object *summary;
+  if (ok && x && x->acct && json_object_object_get_ex(root, "summary", &summary))
+    ok = json_object_object_add(summary, "input",
+                                json_object_new_uint64(x->input)) == 0 &&
+         json_object_object_add(summary, "skipped",
+                                json_object_new_uint64(x->skipped)) == 0 &&
+         json_object_object_add(summary, "not_started",
+                                json_object_new_uint64(x->not_started)) == 0;
   if (!ok) {
-    json_object_put(shard);
     json_object_put(root);
     snprintf(err, errlen, "out of memory");
     return false;
@@ -168,7 +134,8 @@ bool report_write_sharded(const bulkup_report *rep, const char *path,
 
 static const char *const SUMMARY_FIELDS[] = {
     "submitted", "succeeded",  "failed",          "cancelled",
-    "retries",   "bytes_sent", "bytes_succeeded", "details_dropped"};
+    "retries",   "bytes_sent", "bytes_succeeded", "details_dropped",
+    "input",     "skipped",    "not_started"};
 #define NSUM (sizeof SUMMARY_FIELDS / sizeof SUMMARY_FIELDS[0])
 #define SUM_OPTIONAL_FROM 7 /* details_dropped may be absent */
 

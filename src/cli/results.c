@@ -8,6 +8,9 @@
  */
 #include "results.h"
 
+#include "cli.h"
+#include "util/str.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -24,7 +27,43 @@ struct results {
   char *path;
   uint64_t count;
   int error; /* first errno of a failed write */
+  bool gone; /* the reader closed the pipe (EPIPE): no more records */
+  bool gone_said;
+  void (*say)(const char *fmt, ...); /* messages; default cli_error */
 };
+
+void results_set_say(results *w, void (*say)(const char *fmt, ...)) {
+  w->say = say;
+}
+
+/* After writing under the lock: a write error is kept, except EPIPE (the
+ * reader went away, as `| head` does): that ends the stream, once, and is
+ * not an error of the run. */
+static void results_check(results *w) {
+  if (!ferror(w->f))
+    return;
+  int e = errno ? errno : EIO;
+  if (e == EPIPE) {
+    w->gone = true;
+    clearerr(w->f);
+    return;
+  }
+  if (!w->error)
+    w->error = e;
+}
+
+/* Say once (outside the lock) that the stream ended. */
+static void results_say_gone(results *w) {
+  bool say = false;
+  pthread_mutex_lock(&w->mu);
+  if (w->gone && !w->gone_said)
+    say = w->gone_said = true;
+  pthread_mutex_unlock(&w->mu);
+  if (say)
+    (w->say ? w->say : cli_error)("warning: --results %s: the reader closed the pipe; no more "
+               "records are written (the uploads and the report go on)",
+               w->path);
+}
 
 void json_put_string(FILE *f, const char *s) {
   if (!s) {
@@ -51,13 +90,43 @@ void json_put_string(FILE *f, const char *s) {
       fputs("\\t", f);
       break;
     default:
-      if (ch < 0x20 || ch == 0x7f)
+      if (ch < 0x20 || ch == 0x7f) {
         fprintf(f, "\\u%04x", ch);
-      else
+      } else if (ch < 0x80) {
         putc_unlocked(ch, f);
+      } else {
+        /* JSON text is UTF-8: a byte that is not part of a well-formed
+         * sequence becomes U+FFFD (the exact bytes: json_put_b64). */
+        size_t k = bk_utf8_seq((const char *)p, strnlen((const char *)p, 4));
+        if (k) {
+          fwrite(p, 1, k, f);
+          p += k - 1;
+        } else {
+          fputs("\\ufffd", f);
+        }
+      }
     }
   }
   putc_unlocked('"', f);
+}
+
+bool json_put_b64(FILE *f, const char *key, const char *s) {
+  if (!s)
+    return true;
+  size_t n = strlen(s);
+  if (bk_utf8_valid(s, n))
+    return true;
+  char small[256];
+  char *out = BK_B64_ENCODED_LEN(n) < sizeof small
+                  ? small
+                  : malloc(BK_B64_ENCODED_LEN(n) + 1);
+  if (!out)
+    return false;
+  bk_b64_encode(s, n, out);
+  fprintf(f, ", \"%s\": \"%s\"", key, out);
+  if (out != small)
+    free(out);
+  return true;
 }
 
 results *results_open(const char *path, char *err, size_t errlen) {
@@ -99,11 +168,19 @@ fail:
 void results_on_complete(void *arg, const bulkup_result *r) {
   results *w = arg;
   pthread_mutex_lock(&w->mu);
+  w->count++;
+  if (w->gone) {
+    pthread_mutex_unlock(&w->mu);
+    return;
+  }
+  errno = 0;
   FILE *f = w->f;
   fprintf(f, "{\"index\": %llu, \"path\": ", (unsigned long long)r->index);
   json_put_string(f, r->path);
+  json_put_b64(f, "path_b64", r->path);
   fputs(", \"title\": ", f);
   json_put_string(f, r->title ? r->title : "");
+  json_put_b64(f, "title_b64", r->title);
   fputs(", \"url\": ", f);
   json_put_string(f, r->url ? r->url : "");
   fprintf(f,
@@ -120,18 +197,20 @@ void results_on_complete(void *arg, const bulkup_result *r) {
     json_put_string(f, r->message ? r->message : "");
   }
   fputs("}\n", f);
-  if (ferror(f) && !w->error)
-    w->error = errno ? errno : EIO;
-  w->count++;
+  results_check(w);
+  bool gone = w->gone && !w->gone_said;
   pthread_mutex_unlock(&w->mu);
+  if (gone)
+    results_say_gone(w);
 }
 
 void results_flush(results *w) {
   if (!w)
     return;
   pthread_mutex_lock(&w->mu);
-  if (fflush(w->f) != 0 && !w->error)
-    w->error = errno ? errno : EIO;
+  errno = 0;
+  if (!w->gone && fflush(w->f) != 0)
+    results_check(w);
   pthread_mutex_unlock(&w->mu);
 }
 
@@ -145,9 +224,13 @@ uint64_t results_count(results *w) {
 int results_close(results *w, char *err, size_t errlen) {
   if (!w)
     return 0;
+  errno = 0;
+  if (!w->gone && fflush(w->f) != 0)
+    results_check(w);
+  results_say_gone(w);
   int e = w->error;
-  if (fflush(w->f) != 0 && !e)
-    e = errno ? errno : EIO;
+  if (w->gone)
+    clearerr(w->f); /* what stdio still holds is dropped below */
   if (w->owned) {
     if (fsync(fileno(w->f)) != 0 && !e && errno != EINVAL)
       e = errno;

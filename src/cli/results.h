@@ -10,8 +10,11 @@
  *    "attempts": 1, "size": 1234, "bytes_sent": 1234, "elapsed_s": 0.0123}
  * plus "message" for an item that did not succeed. path is null for an
  * item without a file; URLs are redacted. Strings are written as JSON
- * strings with quotes, backslashes and control characters escaped; other
- * bytes (a non-UTF-8 file name) are written as they are, as in --report.
+ * strings with quotes, backslashes and control characters escaped; a byte
+ * that is not part of well-formed UTF-8 (a non-UTF-8 file name) is written
+ * as U+FFFD, so that every line is valid JSON, and then the exact bytes
+ * follow in base64: "path_b64" right after "path", "title_b64" right
+ * after "title" (only when that string is not UTF-8), as in --report.
  *
  * Lines are written in the order items end (not index order), through a
  * 1 MiB buffer written out when full, when the run ends and on the first
@@ -39,6 +42,10 @@ results *results_open(const char *path, char *err, size_t errlen);
  * the results. Thread-safe. */
 void results_on_complete(void *arg, const bulkup_result *r);
 
+/* How to print a message (the warning that the reader went away);
+ * default cli_error. */
+void results_set_say(results *w, void (*say)(const char *fmt, ...));
+
 /* Write out what is buffered. Thread-safe; NULL does nothing. */
 void results_flush(results *w);
 
@@ -50,7 +57,12 @@ uint64_t results_count(results *w);
  * does nothing and returns 0. */
 int results_close(results *w, char *err, size_t errlen);
 
-/* Write `s` as a JSON string (with its quotes) to `f`; NULL as null. */
+/* Write `s` as a JSON string (with its quotes) to `f`; NULL as null. A
+ * byte that is not well-formed UTF-8 is written as \ufffd. */
 void json_put_string(FILE *f, const char *s);
+
+/* When `s` is not well-formed UTF-8: write `, "KEY": "BASE64 OF s"` (its
+ * exact bytes). Nothing for NULL or UTF-8. false when out of memory. */
+bool json_put_b64(FILE *f, const char *key, const char *s);
 
 #endif

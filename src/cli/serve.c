@@ -20,15 +20,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static const char serve_help[] =
     "Usage: bulkup serve [OPTION]...\n"
     "\n"
-    "Run the reference server: the API of doc/api-protocol.md (signed upload\n"
-    "URLs, storage PUTs, image groups, jobs) over a directory. API requests\n"
-    "must carry an Ed25519 request signature from an authorized key; storage\n"
-    "PUTs carry the server's HMAC in their signed URL. Objects are written\n"
-    "atomically to ROOT/uploads/<uuid>. Runs until SIGINT or SIGTERM.\n"
+    "Run the reference server: Encord's upload API as the Python SDK v0.1.190\n"
+    "speaks it (doc/api-protocol.md): v2 presigned URLs (RFC 9421 signature),\n"
+    "storage PUTs to the signed URLs, and the v1 POST /public envelope with\n"
+    "the queries dataset and datasetdatalongpolling (create a job, long-poll\n"
+    "it; data units per image group, DICOM series, video or image). Requests\n"
+    "must be signed by an authorized Ed25519 key (identified by its public-\n"
+    "key hex); storage PUTs carry the server's HMAC in their signed URL.\n"
+    "Objects are written atomically to ROOT/uploads/<type>/<uuid>. Runs until\n"
+    "SIGINT or SIGTERM.\n"
     "\n"
     "Options:\n"
     "  --root DIR              store objects under DIR, created if missing\n"
@@ -38,15 +43,31 @@ static const char serve_help[] =
     "                          [::1]:PORT. Once listening, the first line\n"
     "                          on stdout is 'listening on URL'\n"
     "  --authorized-keys FILE  keys allowed to sign API requests: lines\n"
-    "                          'ssh-ed25519 <base64> <key id>' (# comments\n"
-    "                          and blank lines skipped). Without it every\n"
-    "                          API request is refused (401)\n"
+    "                          'ssh-ed25519 <base64> [comment]', as in a .pub\n"
+    "                          file (# comments and blank lines skipped).\n"
+    "                          Without it every API request is refused (401)\n"
+    "  --dataset HASH          serve this dataset (the v1 ResourceID); may be\n"
+    "                          repeated. Default: one random uuid. Each\n"
+    "                          dataset is printed on stdout after the\n"
+    "                          listening line: 'dataset: HASH folder: UUID'\n"
+    "                          (its backing folder)\n"
+    "  --require-folder        a job must name the dataset's folder\n"
+    "                          (folderUuid), as for Encord's non-mirror\n"
+    "                          datasets; default: folderUuid is optional\n"
+    "  --v2-snake-case         answer presign in snake_case (item_uuid,\n"
+    "                          object_key, signed_url); default camelCase\n"
     "  --url-ttl SECONDS       lifetime of signed storage URLs (default 900)\n"
     "  --session-ttl SECONDS   lifetime of a resumable upload session from\n"
     "                          its start (default 604800, a week; 0: never\n"
     "                          expires); an expired one answers 404\n"
-    "  --job-delay SECONDS     how long a new image-group job answers\n"
-    "                          PENDING (default 0.5)\n"
+    "  --job-delay SECONDS     how long a new job answers PENDING (default\n"
+    "                          0.5); a poll is held until then or its\n"
+    "                          timeout_seconds (at most 60)\n"
+    "  --idle-timeout SECONDS  close a connection idle this long (default\n"
+    "                          300; 0: never)\n"
+    "  --connection-limit N    serve at most N connections at once (default:\n"
+    "                          the open-file limit less 64, which serve\n"
+    "                          first raises to its hard limit)\n"
     "  --public-url URL        base of signed URLs (default: the scheme and\n"
     "                          the request's Host header)\n"
     "  --tls-cert FILE         serve HTTPS with this PEM certificate (chain)\n"
@@ -68,6 +89,17 @@ static const char serve_help[] =
     "                          same seed and the same order of requests give\n"
     "                          the same faults (default: a random seed)\n"
     "  --latency SECONDS       wait this long before every answer (default 0)\n"
+    "  --fault-api-error WHERE:CODE[:N]\n"
+    "                          make the next N (default: every) authenticated\n"
+    "                          WHERE requests fail: presign:STATUS (400-599,\n"
+    "                          {\"message\": ...}; 429 and 503 with\n"
+    "                          Retry-After: 1), dataset:|create:|poll:CODE\n"
+    "                          (a v1 error: AUTHENTICATION_ERROR,\n"
+    "                          AUTHORISATION_ERROR, RESOURCE_NOT_FOUND_ERROR,\n"
+    "                          SSH_KEY_NOT_FOUND_ERROR, INVALID_ARGUMENTS_ERROR,\n"
+    "                          UPLOAD_OPERATION_NOT_SUPPORTED_ERROR,\n"
+    "                          UNKNOWN_ERROR), job:ERROR|CANCELLED (the next\n"
+    "                          N jobs end so). May be repeated\n"
     "\n"
     "  -h, --help              show this help\n"
     "\n"
@@ -91,7 +123,13 @@ enum {
   OPT_FAULT_STATUS,
   OPT_FAULT_RESET,
   OPT_FAULT_SEED,
-  OPT_LATENCY
+  OPT_LATENCY,
+  OPT_DATASET,
+  OPT_REQUIRE_FOLDER,
+  OPT_SNAKE,
+  OPT_IDLE,
+  OPT_CONN_LIMIT,
+  OPT_API_ERROR
 };
 
 static const struct option serve_options[] = {
@@ -110,6 +148,12 @@ static const struct option serve_options[] = {
     {"fault-reset-rate", required_argument, NULL, OPT_FAULT_RESET},
     {"fault-seed", required_argument, NULL, OPT_FAULT_SEED},
     {"latency", required_argument, NULL, OPT_LATENCY},
+    {"dataset", required_argument, NULL, OPT_DATASET},
+    {"require-folder", no_argument, NULL, OPT_REQUIRE_FOLDER},
+    {"v2-snake-case", no_argument, NULL, OPT_SNAKE},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"connection-limit", required_argument, NULL, OPT_CONN_LIMIT},
+    {"fault-api-error", required_argument, NULL, OPT_API_ERROR},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
@@ -156,10 +200,20 @@ static int parse_listen(const char *v, char **host, unsigned short *port) {
   return *host ? 0 : -1;
 }
 
+#define MAX_API_FAULTS 16
+
 typedef struct serve_cli {
   bks_config cfg;
   char *host;
   int self_signed;
+  const char *datasets[64];
+  size_t ndatasets;
+  struct {
+    bks_api_call call;
+    char code[48];
+    unsigned n;
+  } faults[MAX_API_FAULTS];
+  size_t nfaults;
 } serve_cli;
 
 /* Parse argv into *c. Returns -1 to go on, or an exit status. */
@@ -261,6 +315,44 @@ static int serve_parse(serve_cli *c, int argc, char **argv) {
       if (serve_double(ch, optarg, 0, 3600, &c->cfg.faults.latency))
         return CLI_EXIT_USAGE;
       break;
+    case OPT_DATASET:
+      if (c->ndatasets == sizeof c->datasets / sizeof c->datasets[0])
+        return cli_usage_error("serve", "--dataset: at most 64");
+      c->datasets[c->ndatasets++] = optarg;
+      break;
+    case OPT_REQUIRE_FOLDER:
+      c->cfg.require_folder = 1;
+      break;
+    case OPT_SNAKE:
+      c->cfg.v2_snake_case = 1;
+      break;
+    case OPT_IDLE:
+      if (serve_double(ch, optarg, 0, 86400, &d))
+        return CLI_EXIT_USAGE;
+      c->cfg.idle_timeout = (unsigned)d;
+      break;
+    case OPT_CONN_LIMIT:
+      if (serve_double(ch, optarg, 16, 1000000, &d))
+        return CLI_EXIT_USAGE;
+      c->cfg.connection_limit = (unsigned)d;
+      break;
+    case OPT_API_ERROR: {
+      if (c->nfaults == MAX_API_FAULTS)
+        return cli_usage_error("serve", "--fault-api-error: at most %d",
+                               MAX_API_FAULTS);
+      unsigned n = 0;
+      bks_api_call call;
+      char code[48];
+      if (bks_parse_api_fault(optarg, &call, code, sizeof code, &n) != 0)
+        return cli_usage_error("serve", "--fault-api-error: '%s' is not "
+                                        "WHERE:CODE[:N] (see --help)",
+                               optarg);
+      c->faults[c->nfaults].call = call;
+      memcpy(c->faults[c->nfaults].code, code, sizeof code);
+      c->faults[c->nfaults].n = n;
+      c->nfaults++;
+      break;
+    }
     case 'h':
       cli_serve_help(stdout);
       return CLI_EXIT_OK;
@@ -285,6 +377,8 @@ static int serve_parse(serve_cli *c, int argc, char **argv) {
   if (!c->self_signed && c->cfg.tls &&
       (!c->cfg.tls_cert_file || !c->cfg.tls_key_file))
     return cli_usage_error("serve", "--tls-cert and --tls-key go together");
+  c->cfg.datasets = c->datasets;
+  c->cfg.ndatasets = c->ndatasets;
   if (c->cfg.faults.rate + c->cfg.faults.reset_rate > 1)
     return cli_usage_error("serve", "--fault-rate plus --fault-reset-rate "
                                     "exceeds 1");
@@ -319,6 +413,13 @@ int cli_serve_main(int argc, char **argv) {
     cli_error("cannot block signals");
     return CLI_EXIT_FAILED;
   }
+  /* Idle connections must not lock real clients out (each connection is
+   * a descriptor): use every descriptor the hard limit allows. */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+  }
   bks_server *srv = NULL;
   char err[512];
   if (bks_server_start(&srv, &c.cfg, err, sizeof err) != 0) {
@@ -327,8 +428,24 @@ int cli_serve_main(int argc, char **argv) {
     free(c.host);
     return CLI_EXIT_FAILED;
   }
+  for (size_t i = 0; i < c.nfaults; i++) {
+    if (bks_server_api_fault(srv, c.faults[i].call, c.faults[i].code,
+                             c.faults[i].n) != 0) {
+      cli_error("serve: --fault-api-error: bad code '%s'", c.faults[i].code);
+      bks_server_stop(srv);
+      pthread_sigmask(SIG_SETMASK, &old, NULL);
+      free(c.host);
+      return CLI_EXIT_USAGE;
+    }
+  }
   char *url = bks_server_url(srv, NULL);
   printf("listening on %s\n", url ? url : "?");
+  if (c.ndatasets == 0)
+    printf("dataset: %s folder: %s\n", bks_server_dataset(srv),
+           bks_server_dataset_folder(srv, bks_server_dataset(srv)));
+  for (size_t i = 0; i < c.ndatasets; i++)
+    printf("dataset: %s folder: %s\n", c.datasets[i],
+           bks_server_dataset_folder(srv, c.datasets[i]));
   if (bks_server_ca_file(srv))
     printf("certificate: %s\n", bks_server_ca_file(srv));
   fflush(stdout);

@@ -30,6 +30,7 @@
 #include <bulkup.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -39,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,33 +54,45 @@
 
 static const char upload_help[] =
     "Usage: bulkup upload [OPTION]... PATH...\n"
-    "       bulkup upload [OPTION]... --api URL --key-file FILE --key-id ID\n"
-    "                     [--image-group TITLE] PATH...\n"
+    "       bulkup upload [OPTION]... [--api URL] --key-file FILE --dataset HASH\n"
+    "                     [--folder UUID] (--image-group TITLE [--create-video|\n"
+    "                     --no-create-video] | --dicom-series TITLE | --video |\n"
+    "                     --image) PATH...\n"
     "       bulkup upload [OPTION]... --to URL_PREFIX PATH...\n"
     "       bulkup upload [OPTION]... --manifest FILE\n"
     "\n"
     "Upload files by HTTP PUT, many at a time, with retries, and report\n"
     "every failure.\n"
     "\n"
-    "The workflow (PATHs alone, or --api): ask the API for signed upload\n"
-    "URLs (200 at a time, while the uploads run), PUT each file to its URL,\n"
-    "then create an image group from the uploaded files and wait for its\n"
-    "job; print one 'DATA_HASH  TITLE' line per image on standard output\n"
-    "(TITLE is the file's base name). Each PATH is a file or a directory,\n"
-    "walked recursively; a directory's files are taken in sorted (byte)\n"
-    "order. With a failed upload no group is created, unless\n"
-    "--allow-failures (the group then holds the files that were uploaded).\n"
-    "API requests are signed with an Ed25519 key (RFC 9421 style).\n"
+    "The workflow (--dataset, or PATHs alone) speaks the Encord API as\n"
+    "Encord's Python SDK does (ENCORD_WIRE.md): it asks for signed upload\n"
+    "URLs (200 at a time, while the uploads run), PUTs each file to its URL,\n"
+    "then posts the job that creates the data units and waits for it (long\n"
+    "polls); it prints one 'DATA_HASH  TITLE' line per data unit the API\n"
+    "reports on standard output, and nothing else there. The kinds, each\n"
+    "the SDK call of the same name:\n"
+    "  --image-group TITLE   one image group of all the files\n"
+    "                        (create_image_group; one data unit, or several\n"
+    "                        when the API clusters it by resolution)\n"
+    "  --dicom-series TITLE  one DICOM series of all the files\n"
+    "                        (create_dicom_series)\n"
+    "  --video               one video per file (upload_video)\n"
+    "  --image               one image per file (upload_image)\n"
+    "Each PATH is a file or a directory, walked recursively; a directory's\n"
+    "files are taken in sorted (byte) order. Every PATH is checked before\n"
+    "any request. With a failed upload no job is posted, unless\n"
+    "--allow-failures (the data units are then made of the files that were\n"
+    "uploaded). API requests are signed with the Ed25519 key, whose id is\n"
+    "derived from it (the public key in hex).\n"
     "\n"
-    "With PATHs alone (no --api, --to or --manifest), the API is an\n"
-    "embedded reference server, started for the run on 127.0.0.1 with a\n"
-    "throwaway key, storing the objects under --store DIR (default\n"
-    "./bulkup-store) in DIR/uploads/; the group is titled --image-group or\n"
-    "the first PATH's base name. It is the quickest way to see the whole\n"
-    "workflow: bulkup upload examples/images\n"
+    "With PATHs alone (no --dataset, --api, --to or --manifest), the API is\n"
+    "an embedded reference server speaking the same protocol, started for\n"
+    "the run on 127.0.0.1 with a throwaway key and dataset, storing the\n"
+    "objects under --store DIR (default ./bulkup-store); the kind is an\n"
+    "image group titled --image-group TITLE or the first PATH's base name.\n"
+    "It is the quickest way to see the whole workflow:\n"
+    "bulkup upload examples/images\n"
     "\n"
-    "With --api but no --image-group, the files are only uploaded: one\n"
-    "'OBJECT_KEY  PATH' line per uploaded file on standard output.\n"
     "--journal and --content-type are for --to and --manifest only.\n"
     "\n"
     "With --to, each PATH is a file or a directory. A file goes to\n"
@@ -103,26 +117,45 @@ static const char upload_help[] =
     "  --manifest FILE         read the files and URLs from FILE\n"
     "\n"
     "The workflow:\n"
-    "  --api URL               the platform API's base URL (http:// or\n"
-    "                          https://), e.g. the one 'bulkup serve' prints\n"
+    "  --dataset HASH          the dataset the data units go to (the SDK's\n"
+    "                          get_dataset(HASH) is checked first)\n"
+    "  --api URL               the API's base URL (default, with --dataset:\n"
+    "                          https://api.encord.com), or e.g. the one\n"
+    "                          'bulkup serve' prints\n"
     "  --key-file FILE         the Ed25519 private key that signs API\n"
-    "                          requests: PEM PKCS#8 (openssl genpkey\n"
-    "                          -algorithm ed25519) or unencrypted OpenSSH\n"
-    "                          (ssh-keygen -t ed25519 -N ''); refused if\n"
-    "                          group or others may read it (chmod 600)\n"
-    "  --key-id ID             the key's id, as the server knows it\n"
-    "  --image-group TITLE     create an image group titled TITLE (with\n"
-    "                          --api: without it, upload only)\n"
-    "  --create-video          ask for a video made from the group\n"
-    "  --cluster-by-resolution ask the platform to cluster the group's\n"
-    "                          images by resolution\n"
+    "                          requests: unencrypted OpenSSH (ssh-keygen -t\n"
+    "                          ed25519 -N '') or PEM PKCS#8 (openssl genpkey\n"
+    "                          -algorithm ed25519); refused if group or\n"
+    "                          others may read it (chmod 600). Default: the\n"
+    "                          file named by $ENCORD_SSH_KEY_FILE, else the\n"
+    "                          key text in $ENCORD_SSH_KEY (as the SDK)\n"
+    "  --key-id ID             optional check: refuse to run unless ID is\n"
+    "                          the key's id (its public key in hex)\n"
+    "  --folder UUID           the storage folder of the new items\n"
+    "                          (folderUuid; datasets that do not mirror a\n"
+    "                          folder may need it)\n"
+    "  --image-group TITLE, --dicom-series TITLE, --video, --image\n"
+    "                          the kind, as above (one of them with\n"
+    "                          --dataset)\n"
+    "  --create-video, --no-create-video\n"
+    "                          image group: ask for a video made from the\n"
+    "                          group and clustering by resolution, both or\n"
+    "                          neither, as the SDK ties them (default: on)\n"
+    "  --files-per-job N       --video/--image: files listed in one job,\n"
+    "                          1..1000 (default 1, the SDK's way: one job\n"
+    "                          per file; the payload's videos/images are\n"
+    "                          lists, so N > 1 posts fewer jobs, each file\n"
+    "                          still its own data unit)\n"
     "  --store DIR             the embedded server's store (default\n"
     "                          ./bulkup-store, created if missing)\n"
+    "  Every transfer option below applies; --max-retries,\n"
+    "  --backoff-factor, --connection-retries and the three timeouts also\n"
+    "  govern each API request (the job POST is never retried).\n"
     "\n"
     "Content:\n"
     "  --data-type T           the platform data type, which picks the\n"
-    "                          Content-Type (and, in the workflow, the\n"
-    "                          upload item type): image (default), img_group,\n"
+    "                          Content-Type (--to and --manifest; in the\n"
+    "                          workflow the kind does): image (default), img_group,\n"
     "                          video, audio, dicom, dicom_study, nifti,\n"
     "                          plain_text, pdf, group, scene\n"
     "  --content-type CT       send Content-Type CT for every file (a\n"
@@ -131,7 +164,11 @@ static const char upload_help[] =
     "                          a body corrupted on the way\n"
     "\n"
     "Transfer (N: whole number, S and F: seconds, fractions allowed):\n"
-    "  --workers N             parallel uploads, 1..1024 (default 16)\n"
+    "  --workers N             parallel uploads, 1..1024 (default 16). The\n"
+    "                          soft open-file limit is raised to the hard\n"
+    "                          one at start; a run needing more files than\n"
+    "                          that (64 + 3 per upload + 2 per thread) is\n"
+    "                          refused (exit 2)\n"
     "  --threads N             threads driving the uploads, 0..1024: each\n"
     "                          runs its share of the workers through one\n"
     "                          event loop; 0 means one per worker\n"
@@ -186,7 +223,10 @@ static const char upload_help[] =
     "                          error, http_status, attempts, size,\n"
     "                          bytes_sent, elapsed_s, resumable and requests\n"
     "                          for a resumable upload, and message when it\n"
-    "                          did not succeed\n"
+    "                          did not succeed. JSON is UTF-8: in a file\n"
+    "                          name that is not, each stray byte shows as\n"
+    "                          U+FFFD and path_b64 / title_b64 (base64)\n"
+    "                          hold the exact bytes (so does --report)\n"
     "  --dry-run               read and check the input, apply --shard, and\n"
     "                          print the counts; upload nothing (the workflow\n"
     "                          starts no server and sends no request)\n"
@@ -200,11 +240,21 @@ static const char upload_help[] =
     "                          (same URL, path, size and mtime), so a run\n"
     "                          that was killed resumes where it stopped (a\n"
     "                          large file mid-file: its resumable session\n"
-    "                          is journalled too; mode 0600)\n"
+    "                          is journalled too; mode 0600). A URL's\n"
+    "                          signing parameters (X-Goog-*, X-Amz-*,\n"
+    "                          Signature, Expires, Azure SAS fields) are\n"
+    "                          not part of it: a manifest signed again\n"
+    "                          resumes too (entries that older versions\n"
+    "                          wrote for signed URLs no longer match)\n"
     "  --report FILE           write a JSON report to FILE: the totals and\n"
     "                          every failed or cancelled file (with the\n"
     "                          reason); written even when the run fails or\n"
-    "                          is interrupted\n"
+    "                          is interrupted. With --to and --manifest the\n"
+    "                          totals also hold input (this run's items),\n"
+    "                          skipped (recorded by --journal) and\n"
+    "                          not_started (never submitted: an interrupted\n"
+    "                          run): input = submitted + skipped +\n"
+    "                          not_started\n"
     "  --progress              show the progress line even when standard\n"
     "                          error is not a terminal\n"
     "  --no-progress           never show it (default: shown on a terminal)\n"
@@ -235,25 +285,27 @@ static const char upload_help[] =
     "\n"
     "Exit status:\n"
     "  0    every file was uploaded (with --allow-failures: at least one,\n"
-    "       or there was nothing to upload) and, in the workflow, the image\n"
-    "       group was created\n"
+    "       or there was nothing to upload) and, in the workflow, the data\n"
+    "       units were created\n"
     "  1    some uploads failed (the summary and --report say which), or\n"
-    "       the API refused a request (HTTP 401: the key id or key is not\n"
-    "       authorized) or the group's job failed\n"
+    "       the API refused a request (AUTHENTICATION_ERROR: the key is not\n"
+    "       registered; RESOURCE_NOT_FOUND_ERROR: no such dataset ...) or a\n"
+    "       job failed\n"
     "  2    bad usage or bad input: an unknown option or bad value, a\n"
     "       missing PATH, an unreadable manifest or a line that does not\n"
     "       parse, a URL that is not http(s), a key file that is missing,\n"
     "       malformed or readable by others. Nothing was uploaded\n"
     "  130  interrupted (SIGINT); 143 terminated (SIGTERM): transfers are\n"
     "       cancelled, the report is written (another signal, a second or\n"
-    "       more later, quits at once); in the workflow, no image group is\n"
-    "       created unless its request had already been sent; files\n"
+    "       more later, quits at once); in the workflow, no job is\n"
+    "       posted unless its request had already been sent; files\n"
     "       already uploaded stay\n"
     "\n"
     "Examples:\n"
     "  bulkup upload examples/images\n"
-    "  bulkup upload --api https://api.example --key-file ~/.ssh/id_ed25519 \\\n"
-    "      --key-id my-key --image-group holiday photos/\n"
+    "  bulkup upload --key-file ~/.ssh/encord --dataset 6a8f3c2e-1d4b-4e59-9a7c-0b1e2f3a4d5c \\\n"
+    "      --image-group holiday photos/\n"
+    "  ENCORD_SSH_KEY_FILE=~/.ssh/encord bulkup upload --dataset HASH --video clips/\n"
     "  bulkup upload --to https://storage.example/bucket/run1 photos/\n"
     "  bulkup upload --workers 32 --report report.json --manifest urls.csv\n"
     "  bulkup upload --shard $SLURM_ARRAY_TASK_ID/16 --journal j.$SLURM_ARRAY_TASK_ID \\\n"
@@ -292,9 +344,15 @@ enum {
   OPT_KEY_FILE,
   OPT_KEY_ID,
   OPT_IMAGE_GROUP,
+  OPT_DICOM_SERIES,
+  OPT_VIDEO,
+  OPT_IMAGE,
+  OPT_DATASET,
+  OPT_FOLDER,
+  OPT_FILES_PER_JOB,
   OPT_STORE,
   OPT_CREATE_VIDEO,
-  OPT_CLUSTER,
+  OPT_NO_CREATE_VIDEO,
   OPT_SHARD,
   OPT_RESULTS,
   OPT_DRY_RUN,
@@ -330,9 +388,15 @@ static const struct option long_options[] = {
     {"key-file", required_argument, NULL, OPT_KEY_FILE},
     {"key-id", required_argument, NULL, OPT_KEY_ID},
     {"image-group", required_argument, NULL, OPT_IMAGE_GROUP},
+    {"dicom-series", required_argument, NULL, OPT_DICOM_SERIES},
+    {"video", no_argument, NULL, OPT_VIDEO},
+    {"image", no_argument, NULL, OPT_IMAGE},
+    {"dataset", required_argument, NULL, OPT_DATASET},
+    {"folder", required_argument, NULL, OPT_FOLDER},
+    {"files-per-job", required_argument, NULL, OPT_FILES_PER_JOB},
     {"store", required_argument, NULL, OPT_STORE},
     {"create-video", no_argument, NULL, OPT_CREATE_VIDEO},
-    {"cluster-by-resolution", no_argument, NULL, OPT_CLUSTER},
+    {"no-create-video", no_argument, NULL, OPT_NO_CREATE_VIDEO},
     {"shard", required_argument, NULL, OPT_SHARD},
     {"results", required_argument, NULL, OPT_RESULTS},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
@@ -443,6 +507,7 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
   memset(c, 0, sizeof *c);
   bulkup_uploader_options_init(&c->opt);
   c->data_type = BULKUP_DATA_TYPE_IMAGE;
+  c->create_video = -1;
   c->progress = -1;
   opterr = 0;
   optind = 1;
@@ -548,6 +613,7 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       c->opt.content_md5 = true;
       break;
     case OPT_DATA_TYPE:
+      c->data_type_given = true;
       c->data_type = bulkup_data_type_from_string(optarg);
       if (c->data_type == BULKUP_DATA_TYPE_MISSING) {
         char list[256] = "";
@@ -564,7 +630,7 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       }
       break;
     case OPT_CONTENT_TYPE:
-      if (!*optarg || strpbrk(optarg, "\r\n"))
+      if (!*optarg || !header_value_ok(optarg))
         return cli_usage_error("upload",
                                "--content-type: '%s' is not a media type",
                                optarg);
@@ -580,16 +646,42 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       c->key_id = optarg;
       break;
     case OPT_IMAGE_GROUP:
-      c->image_group = optarg;
+      if (upload_api_set_kind(c, UPLOAD_KIND_IMAGE_GROUP, "--image-group",
+                              optarg) != -1)
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_DICOM_SERIES:
+      if (upload_api_set_kind(c, UPLOAD_KIND_DICOM_SERIES, "--dicom-series",
+                              optarg) != -1)
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_VIDEO:
+      if (upload_api_set_kind(c, UPLOAD_KIND_VIDEO, "--video", NULL) != -1)
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_IMAGE:
+      if (upload_api_set_kind(c, UPLOAD_KIND_IMAGE, "--image", NULL) != -1)
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_DATASET:
+      c->dataset = optarg;
+      break;
+    case OPT_FOLDER:
+      c->folder = optarg;
+      break;
+    case OPT_FILES_PER_JOB:
+      if (opt_long(ch, optarg, 1, 1000, &n))
+        return CLI_EXIT_USAGE;
+      c->files_per_job = (unsigned long)n;
       break;
     case OPT_STORE:
       c->store = optarg;
       break;
     case OPT_CREATE_VIDEO:
-      c->create_video = true;
+      c->create_video = 1;
       break;
-    case OPT_CLUSTER:
-      c->cluster_by_resolution = true;
+    case OPT_NO_CREATE_VIDEO:
+      c->create_video = 0;
       break;
     case OPT_SHARD:
       if (parse_shard(c, optarg))
@@ -637,70 +729,7 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
 }
 
 bool upload_is_workflow(const upload_cli *c) {
-  return c->api || (!c->to && !c->manifest);
-}
-
-/* The options of the workflow that the direct modes cannot take. */
-static const char *workflow_option_given(const upload_cli *c) {
-  return c->image_group             ? "--image-group"
-         : c->key_file              ? "--key-file"
-         : c->key_id                ? "--key-id"
-         : c->store                 ? "--store"
-         : c->create_video          ? "--create-video"
-         : c->cluster_by_resolution ? "--cluster-by-resolution"
-                                    : NULL;
-}
-
-/* The workflow's own checks (--api, or PATHs alone). */
-static int check_workflow_args(upload_cli *c) {
-  if (c->npaths == 0) {
-    if (c->api)
-      return cli_usage_error("upload", "--api needs at least one PATH");
-    return cli_usage_error(
-        "upload", "nothing to upload: PATHs alone go to an embedded server; "
-                  "otherwise --to URL_PREFIX or --manifest FILE is required "
-                  "(or --api URL)");
-  }
-  if (c->api) {
-    if (!url_is_http(c->api))
-      return cli_usage_error("upload",
-                             "--api: '%s' is not an http:// or https:// URL",
-                             c->api);
-    if (strpbrk(c->api, "?#"))
-      return cli_usage_error(
-          "upload", "--api: the base URL may not hold a query or fragment");
-    if (!c->key_file || !c->key_id)
-      return cli_usage_error("upload",
-                             "--api needs --key-file FILE and --key-id ID "
-                             "(the Ed25519 key that signs API requests)");
-    if (c->store)
-      return cli_usage_error("upload",
-                             "--store is for the embedded server; with --api "
-                             "the API's server stores the objects");
-    if (!c->image_group && (c->create_video || c->cluster_by_resolution))
-      return cli_usage_error("upload", "--%s needs --image-group TITLE",
-                             c->create_video ? "create-video"
-                                             : "cluster-by-resolution");
-  } else {
-    if (c->key_file || c->key_id)
-      return cli_usage_error("upload",
-                             "--%s goes with --api (the embedded server makes "
-                             "a throwaway key for its run)",
-                             c->key_file ? "key-file" : "key-id");
-    if (c->store && !*c->store)
-      return cli_usage_error("upload", "--store: empty directory name");
-  }
-  if (c->image_group && !*c->image_group)
-    return cli_usage_error("upload", "--image-group: empty title");
-  if (c->journal)
-    return cli_usage_error("upload",
-                           "--journal works with --to and --manifest only");
-  if (c->content_type)
-    return cli_usage_error("upload",
-                           "--content-type works with --to and --manifest "
-                           "only (with the API, --data-type picks the "
-                           "Content-Type)");
-  return -1;
+  return c->api || c->dataset || (!c->to && !c->manifest);
 }
 
 /* Check what can be checked without touching the input. */
@@ -708,18 +737,19 @@ static int check_args(upload_cli *c) {
   if (c->to && c->manifest)
     return cli_usage_error("upload",
                            "--to and --manifest cannot be used together");
-  if (c->api && (c->to || c->manifest))
-    return cli_usage_error("upload", "--api cannot be used with --%s",
+  if ((c->api || c->dataset) && (c->to || c->manifest))
+    return cli_usage_error("upload", "--%s cannot be used with --%s",
+                           c->api ? "api" : "dataset",
                            c->to ? "to" : "manifest");
   if (!upload_is_workflow(c)) {
-    const char *w = workflow_option_given(c);
+    const char *w = upload_api_option_given(c);
     if (w)
       return cli_usage_error("upload",
                              "%s belongs to the API workflow (--api URL, or "
                              "PATHs alone); it cannot be used with --%s",
                              w, c->to ? "to" : "manifest");
   } else {
-    int rc = check_workflow_args(c);
+    int rc = upload_api_check_args(c);
     if (rc != -1)
       return rc;
   }
@@ -747,7 +777,25 @@ static int check_args(upload_cli *c) {
               strerror(errno));
     return CLI_EXIT_USAGE;
   }
-  if (c->report) {
+  if (c->report && cli_is_stdout(c->report) && c->results &&
+      cli_is_stdout(c->results))
+    return cli_usage_error("upload", "--report - and --results - cannot both "
+                                     "use standard output");
+  if (c->report && cli_is_stdout(c->report) && upload_is_workflow(c))
+    return cli_usage_error("upload",
+                           "--report -: standard output carries the "
+                           "workflow's result lines; give a file");
+  struct stat rst;
+  if (c->report && !cli_is_stdout(c->report) &&
+      stat(c->report, &rst) == 0 && !S_ISREG(rst.st_mode) &&
+      !S_ISDIR(rst.st_mode)) {
+    /* A device, a FIFO, /dev/stdout: written into, so it must be
+     * writable itself (its directory need not be). */
+    if (access(c->report, W_OK) != 0) {
+      cli_error("--report: cannot write %s: %s", c->report, strerror(errno));
+      return CLI_EXIT_USAGE;
+    }
+  } else if (c->report && !cli_is_stdout(c->report)) {
     char *copy = strdup(c->report);
     if (!copy) {
       cli_error("out of memory");
@@ -790,8 +838,10 @@ static struct {
   progress *prog;
   atomic_int sig;
   atomic_bool stopping;
+  int wake_w; /* written on the first signal: wakes a manifest read */
   results *res; /* flushed by a signal; guarded by umu */
-} g = {.umu = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER};
+} g = {.umu = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER,
+       .wake_w = -1};
 
 void upload_set_cancel(void (*fn)(void *arg, int sig), void *arg) {
   pthread_mutex_lock(&g.umu);
@@ -849,8 +899,14 @@ static void *signal_thread(void *arg) {
     clock_gettime(CLOCK_MONOTONIC, &now_ts);
     double now = (double)now_ts.tv_sec + (double)now_ts.tv_nsec / 1e9;
     int prev = atomic_exchange(&g.sig, s);
-    if (prev == 0)
+    if (prev == 0) {
       first_at = now;
+      /* The main thread may be waiting for manifest input that an idle
+       * producer never sends: end that wait. */
+      if (g.wake_w >= 0 && write(g.wake_w, "!", 1) < 0) {
+        /* the pipe holds a byte already */
+      }
+    }
     else if (now - first_at < 1.0)
       continue;
     /* What the run has recorded so far reaches the file now, whatever
@@ -1070,6 +1126,10 @@ static int check_manifest(upload_cli *c, totals *t) {
       break;
     }
     if (ms == MANIFEST_IOERR) {
+      if (atomic_load(&g.sig)) {
+        rc = exit_for_signal();
+        break;
+      }
       cli_error("%s", manifest_error(r));
       rc = CLI_EXIT_USAGE;
       break;
@@ -1119,10 +1179,12 @@ typedef struct run {
   unsigned long long skipped; /* recorded as done by the journal */
 } run;
 
-/* The journal key of a file item: its destination (redacted: a signed
- * URL is a credential and the journal is a plain file) and its source. */
+/* The journal key of a file item: its destination's identity (the URL
+ * without its signing parameters, so that a manifest signed again resumes,
+ * and with other credentials redacted: the journal is a plain file) and
+ * its source. */
 static char *journal_key(const bulkup_item *it) {
-  char *url = bulkup_redact_url(it->url);
+  char *url = bulkup_url_identity(it->url);
   if (!url)
     return NULL;
   size_t n = strlen(url) + strlen(it->path) + 2;
@@ -1269,6 +1331,8 @@ static void upload_manifest(run *rn, manifest_reader *r) {
   manifest_status ms;
   while (!rn->stop && (ms = manifest_next(r, &e)) != MANIFEST_EOF) {
     if (ms == MANIFEST_IOERR) {
+      if (atomic_load(&g.sig))
+        break; /* woken by the signal: the run is being cancelled */
       say("%s", manifest_error(r));
       rn->input_errors++;
       break;
@@ -1313,20 +1377,22 @@ static void upload_manifest(run *rn, manifest_reader *r) {
 bool upload_write_report(const upload_cli *c, const bulkup_report *rep) {
   if (!c->report || !rep)
     return true;
+  report_extra x = {0};
   if (c->shard_n) {
-    char err[1024];
-    if (report_write_sharded(rep, c->report, c->shard_k, c->shard_n,
-                             c->manifest ? "url" : "path", err, sizeof err))
-      return true;
-    cli_error("cannot write the report %s: %s", c->report, err);
-    return false;
+    x.shard_k = c->shard_k;
+    x.shard_n = c->shard_n;
+    x.shard_key = c->manifest ? "url" : "path";
   }
-  bulkup_err werr = bulkup_report_write_json(rep, c->report);
-  if (werr == BULKUP_OK)
+  if (c->acct.set) {
+    x.acct = true;
+    x.input = c->acct.input;
+    x.skipped = c->acct.skipped;
+    x.not_started = c->acct.not_started;
+  }
+  char err[1024];
+  if (report_write_run(rep, c->report, &x, err, sizeof err))
     return true;
-  const char *detail = bulkup_last_error_message();
-  cli_error("cannot write the report %s: %s%s%s", c->report,
-            bulkup_strerror(werr), *detail ? ": " : "", detail);
+  cli_error("cannot write the report %s: %s", c->report, err);
   return false;
 }
 
@@ -1334,11 +1400,17 @@ void upload_print_summary(const upload_cli *c, const bulkup_report *rep,
                           bool list_failures) {
   bulkup_summary s;
   bulkup_report_summary(rep, &s);
+  uint64_t not_started = c->acct.set ? c->acct.not_started : 0;
+  char ns[64] = "";
+  if (not_started)
+    snprintf(ns, sizeof ns, ", %llu not started",
+             (unsigned long long)not_started);
   cli_error("uploaded %llu of %llu files (%.1f MB) in %.1f s, %llu failed, "
-            "%llu cancelled, %llu retries",
-            (unsigned long long)s.succeeded, (unsigned long long)s.submitted,
+            "%llu cancelled%s, %llu retries",
+            (unsigned long long)s.succeeded,
+            (unsigned long long)(s.submitted + not_started),
             (double)s.bytes_succeeded / 1e6, s.elapsed_s,
-            (unsigned long long)s.failed, (unsigned long long)s.cancelled,
+            (unsigned long long)s.failed, (unsigned long long)s.cancelled, ns,
             (unsigned long long)s.retries);
   size_t nf = bulkup_report_failure_count(rep);
   size_t shown = nf < MAX_FAILURES_SHOWN ? nf : MAX_FAILURES_SHOWN;
@@ -1358,6 +1430,11 @@ void upload_print_summary(const upload_cli *c, const bulkup_report *rep,
   if (nf > shown && shown > 0)
     fprintf(stderr, "  ... and %zu more failure%s\n", nf - shown,
             nf - shown == 1 ? "" : "s");
+  if (not_started)
+    fprintf(stderr,
+            "  %llu file%s never started (counted in the report as "
+            "not_started; a rerun with --journal resumes)\n",
+            (unsigned long long)not_started, not_started == 1 ? " was" : "s were");
   if (nf > 0 || s.cancelled > 0) {
     if (c->report)
       fprintf(stderr, "  every failed and cancelled file is listed in %s\n",
@@ -1438,6 +1515,7 @@ static int do_run(upload_cli *c) {
       bulkup_journal_close(journal);
       return CLI_EXIT_USAGE;
     }
+    results_set_say(res, upload_say);
     c->opt.on_complete = results_on_complete;
     c->opt.userdata = res;
     upload_set_results(res);
@@ -1513,6 +1591,16 @@ static int do_run(upload_cli *c) {
                 rn.skipped == 1 ? "" : "s", c->journal);
   }
   if (rep) {
+    /* Every input item the run knew of is accounted for: what phase one
+     * counted and was neither submitted nor skipped was never started
+     * (a signal stopped the submitting; or the file vanished since). */
+    bulkup_summary s;
+    bulkup_report_summary(rep, &s);
+    uint64_t seen = s.submitted + rn.skipped;
+    c->acct.set = true;
+    c->acct.skipped = rn.skipped;
+    c->acct.input = known && t.files > seen ? t.files : seen;
+    c->acct.not_started = c->acct.input - seen;
     if (!c->quiet)
       upload_print_summary(c, rep, true);
     if (!upload_write_report(c, rep) && status == CLI_EXIT_OK)
@@ -1532,6 +1620,65 @@ static int do_run(upload_cli *c) {
   return status;
 }
 
+/* Open files a run needs: a few dozen of our own (standard streams,
+ * manifest, journal, report, results, libcurl's and OpenSSL's files), and
+ * per transfer its connection, its source file and one more for the
+ * moments it holds two (a resolver's socket pair, a second address tried
+ * while connecting; not all transfers at once), with the embedded server
+ * the server's end of the connection too; per event-loop thread,
+ * libcurl's wake-up socket pair. 1,024 transfers fit in a hard limit of
+ * 4,096. */
+#define FD_BASE 64
+#define FD_PER_WORKER 3
+#define FD_PER_THREAD 2
+
+unsigned long long upload_fds_needed(const upload_cli *c) {
+  unsigned long long w = c->opt.workers ? c->opt.workers
+                                        : BULKUP_DEFAULT_WORKERS;
+  unsigned long long t = c->opt.threads ? c->opt.threads : w;
+  if (t > w)
+    t = w;
+  unsigned long long per = FD_PER_WORKER;
+  if (upload_is_workflow(c) && !c->api)
+    per++; /* the embedded server's end */
+  return FD_BASE + w * per + t * FD_PER_THREAD;
+}
+
+/* Raise the soft open-file limit to the hard one (as most servers do: the
+ * soft default, often 1024, is far below what the range of --workers
+ * needs), and refuse a run whose transfers cannot fit in it: past the
+ * limit, sockets cannot be opened and poll() fails for every transfer.
+ * -1 to go on, else the exit status. */
+static int fit_open_files(const upload_cli *c) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return -1;
+  if (rl.rlim_cur != rl.rlim_max) {
+    struct rlimit up = {rl.rlim_max, rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+      rl.rlim_cur = rl.rlim_max;
+  }
+  unsigned long long need = upload_fds_needed(c);
+  if (rl.rlim_cur == RLIM_INFINITY || need <= (unsigned long long)rl.rlim_cur)
+    return -1;
+  unsigned long long w = c->opt.workers ? c->opt.workers
+                                        : BULKUP_DEFAULT_WORKERS;
+  unsigned long long fit = 0;
+  while (fit < w) {
+    upload_cli t = *c;
+    t.opt.workers = (unsigned)(fit + 1);
+    if (upload_fds_needed(&t) > (unsigned long long)rl.rlim_cur)
+      break;
+    fit++;
+  }
+  cli_error("--workers %llu needs up to %llu open files, but the limit is "
+            "%llu (ulimit -n; its hard limit is %llu): use --workers %llu or "
+            "fewer, or raise the hard limit. Nothing was uploaded",
+            w, need, (unsigned long long)rl.rlim_cur,
+            (unsigned long long)rl.rlim_max, fit);
+  return CLI_EXIT_USAGE;
+}
+
 int cli_upload_main(int argc, char **argv) {
   upload_cli c;
   int rc = parse_args(&c, argc, argv);
@@ -1539,6 +1686,8 @@ int cli_upload_main(int argc, char **argv) {
     return rc;
   rc = check_args(&c);
   if (rc != -1)
+    return rc;
+  if (!c.dry_run && (rc = fit_open_files(&c)) != -1)
     return rc;
 
   /* Block the signals before any thread exists, so that every thread
@@ -1553,6 +1702,11 @@ int cli_upload_main(int argc, char **argv) {
   if (pthread_sigmask(SIG_BLOCK, &set, &old) != 0) {
     cli_error("cannot block signals");
     return CLI_EXIT_FAILED;
+  }
+  int wake[2];
+  if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == 0) {
+    g.wake_w = wake[1];
+    manifest_set_wake_fd(wake[0]);
   }
   pthread_t sig_thread;
   if (pthread_create(&sig_thread, NULL, signal_thread, &set) != 0) {

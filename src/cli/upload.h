@@ -19,18 +19,32 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* The workflow's four kinds: the SDK's four upload calls. */
+typedef enum upload_kind {
+  UPLOAD_KIND_NONE = 0, /* none given: an image group (embedded default) */
+  UPLOAD_KIND_IMAGE_GROUP,
+  UPLOAD_KIND_DICOM_SERIES,
+  UPLOAD_KIND_VIDEO,
+  UPLOAD_KIND_IMAGE
+} upload_kind;
+
 typedef struct upload_cli {
   /* direct modes */
   const char *to;
   const char *manifest;
-  /* the workflow: --api URL (else the embedded server) */
+  /* the workflow: --api URL / --dataset HASH (else the embedded server) */
   const char *api;
+  const char *dataset;     /* --dataset HASH */
+  const char *folder;      /* --folder UUID */
   const char *key_file;
-  const char *key_id;
-  const char *image_group; /* the group's title */
+  const char *key_id;      /* checked against the key's derived id */
+  upload_kind kind;        /* which SDK call (default: image group) */
+  const char *kind_option; /* the option that chose it, for messages */
+  const char *title;       /* --image-group / --dicom-series TITLE */
   const char *store;       /* the embedded server's root */
-  bool create_video;
-  bool cluster_by_resolution;
+  int create_video;        /* -1 default (on), 0 --no-create-video, 1 */
+  unsigned long files_per_job; /* --files-per-job N (0: default 1) */
+  bool data_type_given;    /* --data-type was given */
 
   char **paths;
   int npaths;
@@ -46,9 +60,19 @@ typedef struct upload_cli {
   uint32_t shard_k, shard_n; /* --shard K/N; shard_n 0: the whole input */
   bool dry_run;
   const char *results; /* --results FILE */
+  /* The run's account of its input, set by the direct modes when the
+   * uploader is done (zero in the workflow): items of this run's input
+   * (its shard), those skipped as journalled, those never started (an
+   * interrupted run: not yet submitted). input == submitted + skipped +
+   * not_started. */
+  struct {
+    bool set;
+    uint64_t input, skipped, not_started;
+  } acct;
 } upload_cli;
 
-/* Whether the options select the workflow (--api, or no --to/--manifest). */
+/* Whether the options select the workflow (--api, --dataset, or no
+ * --to/--manifest). */
 bool upload_is_workflow(const upload_cli *c);
 
 /* ---- shards (upload.c) --------------------------------------------------
@@ -114,5 +138,19 @@ bool upload_write_report(const upload_cli *c, const bulkup_report *rep);
 /* Run the workflow; returns the exit status. Signals are already routed to
  * the signal thread. */
 int upload_api_run(upload_cli *c);
+/* The first workflow-only option given, for the direct modes' refusal
+ * ("--dataset"), or NULL. */
+const char *upload_api_option_given(const upload_cli *c);
+/* The workflow's own checks of the options; -1 when fine, else the exit
+ * status (after a message). */
+int upload_api_check_args(upload_cli *c);
+/* Pick the kind (--image-group, --dicom-series, --video, --image): one at
+ * most; -1 when fine, else the exit status. */
+int upload_api_set_kind(upload_cli *c, upload_kind kind, const char *option,
+                        const char *title);
+
+/* The open files a run of these options needs at most (see
+ * fit_open_files in upload.c). */
+unsigned long long upload_fds_needed(const upload_cli *c);
 
 #endif

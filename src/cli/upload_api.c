@@ -1,16 +1,20 @@
 /*
- * upload_api.c - `bulkup upload` in its workflow modes: the files go to
- * signed URLs that the platform API issues, and an image group is made
- * from them (bulkup_create_image_group), or, with --api and no
- * --image-group, they are only uploaded and their object keys printed
- * (bulkup_api_upload).
+ * upload_api.c - `bulkup upload` in its workflow modes: the SDK's four
+ * upload calls over the Encord API (ENCORD_WIRE.md), one library call
+ * each: --image-group (bulkup_create_image_group), --dicom-series
+ * (bulkup_create_dicom_series), --video (bulkup_upload_videos), --image
+ * (bulkup_upload_images), after the SDK's get_dataset preamble
+ * (bulkup_api_get_dataset). Standard output carries one
+ * "DATA_HASH  TITLE" line per data unit the API reported, nothing else.
  *
- * The API is --api URL with the key of --key-file / --key-id, or, with no
- * target at all, an embedded reference server (src/server) started for the
- * run on 127.0.0.1, storing objects under --store, with a throwaway
- * Ed25519 key made here: its private half goes to the API client in memory
- * (and is wiped once the client has parsed it), its public half is
- * authorized in the server in-process.
+ * The API is --api URL (default https://api.encord.com) with --dataset
+ * HASH and the key of --key-file (else $ENCORD_SSH_KEY_FILE, else
+ * $ENCORD_SSH_KEY: the library reads them), or, with no target at all, an
+ * embedded reference server (src/server) started for the run on
+ * 127.0.0.1, storing objects under --store, with a throwaway Ed25519 key
+ * made here: its private half goes to the API client in memory (and is
+ * wiped once the client has parsed it), its public half is authorized in
+ * the server in-process.
  *
  * The input is checked and listed in full before any request: every PATH
  * exists, every directory is walked (walk.c) and its files sorted, so the
@@ -25,6 +29,7 @@
 #include "upload.h"
 
 #include "cli.h"
+#include "urlenc.h"
 #include "walk.h"
 
 #include "bks_server.h"
@@ -46,8 +51,111 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define EMBEDDED_KEY_ID "bulkup-embedded"
 #define DEFAULT_STORE "./bulkup-store"
+
+/* ---- the options ------------------------------------------------------------
+ */
+
+int upload_api_set_kind(upload_cli *c, upload_kind kind, const char *option,
+                        const char *title) {
+  if (c->kind != UPLOAD_KIND_NONE && c->kind != kind)
+    return cli_usage_error("upload", "%s and %s cannot be used together: "
+                           "one kind per run", c->kind_option, option);
+  if (title && !*title)
+    return cli_usage_error("upload", "%s: empty title", option);
+  c->kind = kind;
+  c->kind_option = option;
+  if (title)
+    c->title = title;
+  return -1;
+}
+
+const char *upload_api_option_given(const upload_cli *c) {
+  return c->kind_option              ? c->kind_option
+         : c->dataset                ? "--dataset"
+         : c->folder                 ? "--folder"
+         : c->key_file               ? "--key-file"
+         : c->key_id                 ? "--key-id"
+         : c->store                  ? "--store"
+         : c->create_video == 1      ? "--create-video"
+         : c->create_video == 0      ? "--no-create-video"
+         : c->files_per_job          ? "--files-per-job"
+                                     : NULL;
+}
+
+int upload_api_check_args(upload_cli *c) {
+  bool remote = c->api || c->dataset;
+  if (c->npaths == 0) {
+    if (remote)
+      return cli_usage_error("upload", "--%s needs at least one PATH",
+                             c->dataset ? "dataset" : "api");
+    return cli_usage_error(
+        "upload", "nothing to upload: PATHs alone go to an embedded server; "
+                  "otherwise --dataset HASH (the Encord API), --to "
+                  "URL_PREFIX or --manifest FILE is required");
+  }
+  if (c->api) {
+    if (!url_is_http(c->api))
+      return cli_usage_error("upload",
+                             "--api: '%s' is not an http:// or https:// URL",
+                             c->api);
+    if (strpbrk(c->api, "?#"))
+      return cli_usage_error(
+          "upload", "--api: the base URL may not hold a query or fragment");
+  }
+  if (remote) {
+    if (!c->dataset || !*c->dataset)
+      return cli_usage_error("upload", "--api needs --dataset HASH (the "
+                             "dataset the data units go to)");
+    if (c->kind == UPLOAD_KIND_NONE)
+      return cli_usage_error("upload", "--dataset needs the kind: "
+                             "--image-group TITLE, --dicom-series TITLE, "
+                             "--video or --image");
+    if (c->store)
+      return cli_usage_error("upload",
+                             "--store is for the embedded server; with "
+                             "--dataset the API's storage keeps the objects");
+  } else {
+    if (c->key_file || c->key_id)
+      return cli_usage_error("upload",
+                             "--%s goes with --dataset (the embedded server "
+                             "makes a throwaway key for its run)",
+                             c->key_file ? "key-file" : "key-id");
+    if (c->folder)
+      return cli_usage_error("upload", "--folder goes with --dataset");
+    if (c->store && !*c->store)
+      return cli_usage_error("upload", "--store: empty directory name");
+  }
+  for (const unsigned char *p = (const unsigned char *)(c->dataset ? c->dataset
+                                                                   : "");
+       *p; p++)
+    if (*p <= 0x20 || *p >= 0x7f)
+      return cli_usage_error("upload", "--dataset: '%s' is not a dataset "
+                             "hash", c->dataset);
+  if (c->create_video != -1 && c->kind != UPLOAD_KIND_IMAGE_GROUP &&
+      c->kind != UPLOAD_KIND_NONE)
+    return cli_usage_error("upload", "--%s goes with --image-group",
+                           c->create_video ? "create-video"
+                                           : "no-create-video");
+  if (c->files_per_job && c->kind != UPLOAD_KIND_VIDEO &&
+      c->kind != UPLOAD_KIND_IMAGE)
+    return cli_usage_error("upload", "--files-per-job goes with --video or "
+                           "--image");
+  if (c->data_type_given)
+    return cli_usage_error("upload", "--data-type works with --to and "
+                           "--manifest only (in the workflow the kind picks "
+                           "the upload type: --image-group, --dicom-series, "
+                           "--video, --image)");
+  if (c->journal)
+    return cli_usage_error("upload",
+                           "--journal works with --to and --manifest only");
+  if (c->content_type)
+    return cli_usage_error("upload",
+                           "--content-type works with --to and --manifest "
+                           "only (in the workflow the kind picks the "
+                           "Content-Type, as the SDK)");
+  return -1;
+}
 
 /* ---- the input ------------------------------------------------------------
  */
@@ -178,6 +286,7 @@ static char *default_title(const char *path) {
 
 typedef struct embedded {
   bks_server *srv;
+  char dataset[80]; /* the server's dataset, where the units go */
   char *url;   /* "http://127.0.0.1:PORT" */
   char *store; /* absolute path of the root */
   BIO *pem;    /* the throwaway private key, PEM PKCS#8, until handed over */
@@ -280,13 +389,14 @@ static int embedded_start(const upload_cli *c, embedded *e,
   if (!e->store)
     e->store = strdup(cfg.root);
   e->url = bks_server_url(e->srv, NULL);
-  if (!e->store || !e->url ||
-      bks_server_add_key(e->srv, EMBEDDED_KEY_ID, pub) != 0) {
+  const char *ds = e->srv ? bks_server_dataset(e->srv) : NULL;
+  if (ds)
+    snprintf(e->dataset, sizeof e->dataset, "%s", ds);
+  if (!ds || !e->store || !e->url || bks_server_add_key(e->srv, pub) != 0) {
     cli_error("out of memory");
     return CLI_EXIT_FAILED;
   }
   ao->base_url = e->url;
-  ao->key_id = EMBEDDED_KEY_ID;
   ao->key_pem = e->pem_data;
   ao->key_pem_len = e->pem_len;
   return -1;
@@ -327,41 +437,44 @@ static int status_for_api_new(bulkup_err err) {
                                                      : CLI_EXIT_USAGE;
 }
 
-/* Print the outcome of a group run on stdout (the result) and stderr. */
-static void print_group(const upload_cli *c, const char *title,
-                        const bulkup_image_group *grp) {
-  size_t n = bulkup_image_group_count(grp);
-  if (!c->quiet)
-    upload_say("image group '%s' created: %zu image%s (job %s)", title, n,
-               n == 1 ? "" : "s", bulkup_image_group_process_hash(grp));
-  for (size_t i = 0; i < n; i++)
-    printf("%s  %s\n", bulkup_image_group_data_hash(grp, i),
-           bulkup_image_group_title(grp, i));
+/* The result on stdout: one "DATA_HASH  TITLE" line per data unit (a
+ * title's line breaks and other control characters shown as '?', so that
+ * a line is a unit). */
+static void print_units(const bulkup_data_units *u) {
+  size_t n = bulkup_image_group_count(u);
+  for (size_t i = 0; i < n; i++) {
+    fputs(bulkup_image_group_data_hash(u, i), stdout);
+    fputs("  ", stdout);
+    for (const unsigned char *t =
+             (const unsigned char *)bulkup_image_group_title(u, i);
+         *t; t++)
+      putchar(*t < 0x20 || *t == 0x7f ? '?' : *t);
+    putchar('\n');
+  }
   fflush(stdout);
 }
 
-/* Plain mode: "OBJECT_KEY  PATH" for every file that was uploaded. */
-static void print_keys(const file_list *files, const bulkup_upload_keys *k) {
-  size_t n = bulkup_upload_keys_count(k);
-  for (size_t i = 0; i < n && i < files->n; i++) {
-    bulkup_uploaded u;
-    if (bulkup_upload_keys_get(k, i, &u) == BULKUP_OK && u.submitted &&
-        u.status == BULKUP_ITEM_SUCCEEDED && u.object_key)
-      printf("%s  %s\n", u.object_key, files->v[i]);
+static const char *kind_name(upload_kind k) {
+  switch (k) {
+  case UPLOAD_KIND_DICOM_SERIES: return "DICOM series";
+  case UPLOAD_KIND_VIDEO: return "videos";
+  case UPLOAD_KIND_IMAGE: return "images";
+  default: return "image group";
   }
-  fflush(stdout);
 }
 
 int upload_api_run(upload_cli *c) {
   file_list files = {0};
   embedded emb = {0};
   bulkup_api *api = NULL;
-  bulkup_image_group *grp = NULL;
-  bulkup_upload_keys *keys = NULL;
+  bulkup_data_units *units = NULL;
+  bulkup_dataset *ds = NULL;
   bulkup_report *rep = NULL;
   char *title = NULL;
   results *res = NULL;
-  bool group_mode = c->image_group || !c->api;
+  bool remote = c->api || c->dataset;
+  upload_kind kind = c->kind ? c->kind : UPLOAD_KIND_IMAGE_GROUP;
+  bool many = kind == UPLOAD_KIND_VIDEO || kind == UPLOAD_KIND_IMAGE;
   uint64_t input = 0;
   int status = collect(c, &files, &input);
   if (status != -1)
@@ -384,25 +497,22 @@ int upload_api_run(upload_cli *c) {
     goto done;
   }
   if (files.n == 0) {
-    if (group_mode) {
-      cli_error("nothing to upload: no files in %s%s", c->paths[0],
-                c->npaths > 1 ? " and the other PATHs" : "");
-      status = CLI_EXIT_USAGE;
-    } else {
-      if (!c->quiet)
-        cli_error("nothing to upload: no files in the PATHs");
-      status = CLI_EXIT_OK;
-    }
+    cli_error("nothing to upload: no files in %s%s", c->paths[0],
+              c->npaths > 1 ? " and the other PATHs" : "");
+    status = CLI_EXIT_USAGE;
     goto done;
   }
-  if (group_mode) {
-    title = c->image_group ? strdup(c->image_group)
-                           : default_title(c->paths[0]);
-    if (!title) {
-      cli_error("out of memory");
-      status = CLI_EXIT_FAILED;
-      goto done;
-    }
+  /* The title: the one given; the embedded default's group is named after
+   * the first PATH; against the API an untitled group or series is named
+   * by the server (the SDK sends none). */
+  if (c->title)
+    title = strdup(c->title);
+  else if (!remote && kind == UPLOAD_KIND_IMAGE_GROUP)
+    title = default_title(c->paths[0]);
+  if ((c->title || (!remote && kind == UPLOAD_KIND_IMAGE_GROUP)) && !title) {
+    cli_error("out of memory");
+    status = CLI_EXIT_FAILED;
+    goto done;
   }
 
   if (c->opt.insecure)
@@ -410,26 +520,38 @@ int upload_api_run(upload_cli *c) {
               "verified; anyone on the network path can read and alter these "
               "uploads. Use --cacert FILE to trust a test server instead.");
 
+  /* Item 14 of issue 13: the requests settings and backoff of the run
+   * govern every API request, as they govern the uploads. */
   bulkup_api_options ao;
   bulkup_api_options_init(&ao);
   ao.requests = c->opt.requests;
   ao.backoff = c->opt.backoff;
+  /* --max-retries and --backoff-factor are kept as the CloudUploadSettings
+   * override of the uploads; the user meant them for the whole run, so the
+   * API requests get the same values. */
+  bulkup_upload_policy pol;
+  if (bulkup_upload_policy_merge(&pol, &c->opt.requests, &c->opt.cloud,
+                                 &c->opt.backoff) == BULKUP_OK) {
+    ao.requests.max_retries = pol.max_retries;
+    ao.requests.backoff_factor = pol.backoff_factor;
+  }
   ao.ca_file = c->opt.ca_file;
   ao.insecure = c->opt.insecure;
   ao.log = upload_log_cb;
   ao.log_level = upload_log_level(c);
-  if (c->api) {
-    ao.base_url = c->api;
-    ao.key_file = c->key_file;
-    ao.key_id = c->key_id;
+  const char *dataset = c->dataset;
+  if (remote) {
+    ao.base_url = c->api; /* NULL: https://api.encord.com */
+    ao.key_file = c->key_file; /* NULL: $ENCORD_SSH_KEY_FILE, $ENCORD_SSH_KEY */
+    ao.key_id = c->key_id;     /* a check only */
   } else {
     status = embedded_start(c, &emb, &ao);
     if (status != -1)
       goto done;
+    dataset = emb.dataset;
     if (!c->quiet)
-      cli_error("embedded server: %s, store %s (objects under uploads/), "
-                "a throwaway key for this run",
-                emb.url, emb.store);
+      cli_error("embedded server: %s, store %s, a throwaway key and dataset "
+                "for this run", emb.url, emb.store);
   }
   bulkup_err err = bulkup_api_new(&api, &ao);
   wipe_key(&emb); /* parsed (or refused): the PEM is no longer needed */
@@ -440,19 +562,36 @@ int upload_api_run(upload_cli *c) {
     goto done;
   }
 
+  /* The SDK's preamble: get_dataset proves the key may use the dataset
+   * before anything is uploaded. */
+  upload_set_cancel(workflow_interrupt, api);
+  if (upload_signal()) {
+    upload_set_cancel(NULL, NULL);
+    status = upload_exit_for_signal();
+    goto done;
+  }
+  err = bulkup_api_get_dataset(api, dataset, &ds);
+  if (err != BULKUP_OK) {
+    upload_set_cancel(NULL, NULL);
+    int sig = upload_signal();
+    if (sig) {
+      status = upload_exit_for_signal();
+    } else {
+      const char *detail = bulkup_last_error_message();
+      cli_error("%s", *detail ? detail : bulkup_strerror(err));
+      status = CLI_EXIT_FAILED;
+    }
+    goto done;
+  }
+
   char size[32];
   progress_human_bytes(size, sizeof size, (double)files.bytes);
-  if (!c->quiet) {
-    if (group_mode)
-      cli_error("uploading %zu file%s (%s)%s%s, then creating image group "
-                "'%s'",
-                files.n, files.n == 1 ? "" : "s", size, c->api ? " to " : "",
-                c->api ? c->api : "", title);
-    else
-      cli_error("uploading %zu file%s (%s) to %s (no --image-group: no "
-                "group is created)",
-                files.n, files.n == 1 ? "" : "s", size, c->api);
-  }
+  if (!c->quiet)
+    cli_error("uploading %zu file%s (%s) to dataset '%s' (%s), then creating "
+              "%s%s%s%s", files.n, files.n == 1 ? "" : "s", size,
+              bulkup_dataset_title(ds), bulkup_dataset_hash(ds),
+              kind_name(kind), title ? " '" : "", title ? title : "",
+              title ? "'" : "");
 
   bulkup_workflow_options wo;
   bulkup_workflow_options_init(&wo);
@@ -461,10 +600,13 @@ int upload_api_run(upload_cli *c) {
   wo.upload.log_level = upload_log_level(c);
   wo.upload.on_complete = NULL;
   wo.upload.journal = NULL;
+  wo.dataset_hash = dataset;
+  wo.folder_uuid = c->folder;
   wo.title = title;
-  wo.create_video = c->create_video;
-  wo.cluster_by_resolution = c->cluster_by_resolution;
-  wo.data_type = c->data_type;
+  if (c->create_video != -1)
+    wo.create_video = c->create_video == 1;
+  if (c->files_per_job)
+    wo.files_per_job = c->files_per_job;
   callbacks cbs = {NULL, NULL};
   wo.upload.on_progress = NULL;
   wo.upload.userdata = &cbs;
@@ -472,6 +614,7 @@ int upload_api_run(upload_cli *c) {
     char rerr[1024];
     res = cbs.res = results_open(c->results, rerr, sizeof rerr);
     if (!res) {
+      upload_set_cancel(NULL, NULL);
       cli_error("--results: %s", rerr);
       status = CLI_EXIT_USAGE;
       goto done;
@@ -486,21 +629,21 @@ int upload_api_run(upload_cli *c) {
     wo.upload.on_progress = cbs.prog ? feed_progress : NULL;
   }
 
-  /* From here a signal goes to the hook; one that came before it was set
-   * is seen just after. */
-  upload_set_cancel(workflow_interrupt, api);
-  if (upload_signal()) {
-    upload_set_cancel(NULL, NULL);
-    progress_stop(upload_swap_progress(NULL));
-    status = upload_exit_for_signal();
-    goto done;
-  }
   const char *const *paths = (const char *const *)files.v;
-  if (group_mode)
-    err = bulkup_create_image_group(api, &wo, paths, files.n, &grp, &rep);
-  else
-    err = bulkup_api_upload(api, &wo, paths, files.n, c->data_type, &keys,
-                            &rep);
+  switch (kind) {
+  case UPLOAD_KIND_DICOM_SERIES:
+    err = bulkup_create_dicom_series(api, &wo, paths, files.n, &units, &rep);
+    break;
+  case UPLOAD_KIND_VIDEO:
+    err = bulkup_upload_videos(api, &wo, paths, files.n, &units, &rep);
+    break;
+  case UPLOAD_KIND_IMAGE:
+    err = bulkup_upload_images(api, &wo, paths, files.n, &units, &rep);
+    break;
+  default:
+    err = bulkup_create_image_group(api, &wo, paths, files.n, &units, &rep);
+    break;
+  }
   char message[1024];
   snprintf(message, sizeof message, "%s",
            err == BULKUP_OK ? "" : bulkup_last_error_message());
@@ -541,22 +684,26 @@ int upload_api_run(upload_cli *c) {
   if (err != BULKUP_OK) {
     if (sig)
       cli_error("%s: %s", sig == SIGINT ? "interrupted" : "terminated",
-                group_mode ? "no image group was created" : "run stopped");
+                "no job was posted unless its request had been sent");
     else
       cli_error("%s", *message ? message : bulkup_strerror(err));
-    if (!sig && err == BULKUP_EUPLOAD && group_mode)
-      cli_error("(--allow-failures makes the group from the files that were "
-                "uploaded)");
+    if (!sig && err == BULKUP_EUPLOAD)
+      cli_error("(--allow-failures makes the data units from the files "
+                "that were uploaded)");
   }
-  if (grp)
-    print_group(c, title, grp);
-  if (keys)
-    print_keys(&files, keys);
+  if (units) {
+    size_t n = bulkup_image_group_count(units);
+    if (!c->quiet)
+      cli_error("%zu data unit%s created (%s%s)", n, n == 1 ? "" : "s",
+                many ? "first job " : "job ",
+                bulkup_image_group_process_hash(units));
+    print_units(units);
+  }
   if (emb.srv && rep && !c->quiet) {
     bulkup_summary s;
     bulkup_report_summary(rep, &s);
     if (s.succeeded)
-      cli_error("%llu object%s stored under %s/uploads/",
+      cli_error("%llu object%s stored under %s/",
                 (unsigned long long)s.succeeded, s.succeeded == 1 ? "" : "s",
                 emb.store);
   }
@@ -575,8 +722,8 @@ done:
     upload_set_results(NULL);
     results_close(res, rerr, sizeof rerr);
   }
-  bulkup_image_group_free(grp);
-  bulkup_upload_keys_free(keys);
+  bulkup_image_group_free(units);
+  bulkup_dataset_free(ds);
   bulkup_report_free(rep);
   bulkup_api_free(api);
   embedded_stop(&emb);

@@ -18,7 +18,13 @@ void bk_log(struct bulkup_uploader *u, bulkup_log_level level,
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  u->opt.log(u->opt.userdata, level, buf);
+  /* URLs in messages are redacted already; this catches whatever else a
+   * message quotes (a server's words, an error text). */
+  size_t n;
+  char *red = bk_redact_text(buf, strlen(buf), &n);
+  u->opt.log(u->opt.userdata, level,
+             red ? red : "(message withheld: out of memory)");
+  bk_free(red);
 }
 
 void bk_run_item_started(bulkup_uploader *u) {
@@ -68,7 +74,7 @@ void bk_run_progress(bulkup_uploader *u, bool force) {
   bk_mutex_unlock(&u->progress_lock);
 }
 
-void bk_item_done(bulkup_uploader *u, const bulkup_result *r) {
+static void bk_item_done_redacted(bulkup_uploader *u, const bulkup_result *r) {
   if (u->opt.on_complete)
     u->opt.on_complete(u->opt.userdata, r);
   bk_mutex_lock(&u->lock);
@@ -76,6 +82,31 @@ void bk_item_done(bulkup_uploader *u, const bulkup_result *r) {
   u->in_flight--;
   bk_mutex_unlock(&u->lock);
   bk_run_progress(u, false);
+}
+
+void bk_item_done(bulkup_uploader *u, const bulkup_result *r) {
+  /* Every result passes here on its way to the caller and the report:
+   * its message and the server's words are redacted here, once. (An S3
+   * SignatureDoesNotMatch body echoes SignatureProvided and the request's
+   * X-Amz-Credential; with the report's URL, they rebuild the signed URL.) */
+  bulkup_result red;
+  char *msg = NULL, *exc = NULL;
+  if (r->status != BULKUP_ITEM_SUCCEEDED) {
+    red = *r;
+    size_t n = 0;
+    msg = r->message ? bk_redact_text(r->message, strlen(r->message), &n)
+                     : NULL;
+    red.message = msg ? msg : "(message withheld: out of memory)";
+    if (r->response_excerpt_len) {
+      exc = bk_redact_text(r->response_excerpt, r->response_excerpt_len, &n);
+      red.response_excerpt = exc ? exc : "";
+      red.response_excerpt_len = exc ? n : 0;
+    }
+    r = &red;
+  }
+  bk_item_done_redacted(u, r);
+  bk_free(msg);
+  bk_free(exc);
 }
 
 void bk_run_journal_failed(bulkup_uploader *u, const char *why) {

@@ -2,17 +2,28 @@
  * bks_internal.h - what the parts of the server library share; included
  * first by every .c file of src/server.
  *
- * Parts: util.c (time, strings, base64, hex, percent-encoding, uuids),
- * store.c (memory and disk object stores), auth.c (authorized keys and
- * RFC 9421-style signature verification), tls.c (certificates), http.c
- * (the libmicrohttpd core: request life cycle, faults, request log),
- * api.c (the endpoints), resumable.c (GCS-style resumable upload
- * sessions, both modes), server.c (start, stop and the public API).
+ * Layers, each calling only the ones below it:
+ *   server.c      start, stop and the public API
+ *   http.c        the libmicrohttpd core: request life cycle, faults
+ *   api.c         routing, v2 presign, storage PUTs, the v1 dispatch
+ *   resumable.c   GCS-style resumable upload sessions (both modes)
+ *   v1.c          the v1 queries: datasets, jobs, long polls, data units
+ *   response.c    answers and the request log
+ *   signurl.c     signed storage URLs and the object keys presign makes
+ *   auth.c        authorized keys, the v1 and v2 signature checks
+ *   media.c       image dimensions (PNG, JPEG headers)
+ *   store.c       memory and disk object stores
+ *   tls.c         certificates
+ *   util.c        time, strings, base64, hex, percent-encoding, uuids,
+ *                 files, the stop-aware wait
+ * (api.c calls v1.c; v1.c never calls api.c.)
  */
 #ifndef BKS_INTERNAL_H
 #define BKS_INTERNAL_H
 
 #include "bks_server.h"
+#include "util/rand.h"
+#include "util/str.h"
 
 #include <microhttpd.h>
 #include <openssl/evp.h>
@@ -24,6 +35,8 @@
 /* MHD's per-connection memory holds the request line and headers (signed
  * URLs are long) and the read buffer, so bodies arrive in bigger chunks. */
 #define BKS_CONN_MEMORY (256 * 1024)
+/* The stack of a connection's thread (the handlers need little). */
+#define BKS_THREAD_STACK (256 * 1024)
 /* Never preallocate more than this from a Content-Length header. */
 #define BKS_PREALLOC_MAX (64u * 1024 * 1024)
 #define BKS_KEY_MAX 1024
@@ -40,27 +53,32 @@ char *bks_strdup(const char *s);
 char *bks_strndup(const char *s, size_t n);
 /* Copy at most cap-1 bytes of s (NULL = "") into dst, always terminated. */
 void bks_copy(char *dst, size_t cap, const char *s, size_t len);
-void bks_hex(const unsigned char *d, size_t n, char *out);
-/* Strict standard base64 (padding required when the length needs it).
- * Returns the decoded length, or -1 (bad input or more than cap bytes). */
-long bks_b64_decode(const char *s, size_t len, unsigned char *out,
-                    size_t cap);
 /* A random RFC 4122 version 4 uuid, lower case, into out[37]. */
 void bks_uuid4(char out[37]);
 /* Percent-decode s[0..len); NULL on a bad escape or a decoded NUL. */
 char *bks_pct_decode(const char *s, size_t len);
-/* Percent-encode everything but RFC 3986 unreserved characters. */
+/* Percent-encode everything but RFC 3986 unreserved characters (and, for
+ * _path, '/'). Malloc'ed. */
 char *bks_pct_encode(const char *s);
+char *bks_pct_encode_path(const char *s);
 /* The percent-decoded value of `name` in a raw query string; NULL if
  * absent or badly encoded. Sets *found when the name occurs. */
 char *bks_query_get(const char *query, const char *name, int *found);
 /* A malloc'ed printf. */
 char *bks_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* store.c: write all of data (retrying on EINTR); 0, or -1 with errno. */
+/* Write all of data (retrying on EINTR); 0, or -1 with errno. */
 int bks_write_all(int fd, const void *data, size_t len);
-/* store.c: fsync a directory, so that a rename or create in it is durable
- * (best effort). */
+/* fsync a directory, so that a rename or create in it is durable (best
+ * effort). */
 void bks_fsync_dir(const char *dir);
+/* Read a whole (text) file; NULL on failure (errno set). */
+char *bks_read_file(const char *path, size_t max, size_t *len);
+/* Sleep up to `seconds`; wake early when the server stops (a byte on
+ * stop_fd) or, if fd >= 0, when the peer closes its side. */
+enum { BKS_WAIT_TIMEOUT, BKS_WAIT_STOP, BKS_WAIT_PEER };
+int bks_wait(int stop_fd, int fd, double seconds);
+/* Lower-case hex of 2n digits into out[n]; 0, or -1. */
+int bks_unhex(const char *s, unsigned char *out, size_t n);
 /* snprintf into err (if not NULL). */
 void bks_set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -89,6 +107,9 @@ void bks_writer_abort(bks_writer *w);
 int bks_store_exists(bks_store *st, const char *key);
 long long bks_store_info(bks_store *st, const char *key, char sha256[65]);
 void *bks_store_read(bks_store *st, const char *key, size_t *len);
+/* At most `max` bytes from the start of the object; NULL if none. */
+void *bks_store_read_head(bks_store *st, const char *key, size_t max,
+                          size_t *len);
 int bks_store_delete(bks_store *st, const char *key);
 /* Memory store: forget everything. Disk store: nothing. */
 void bks_store_clear(bks_store *st);
@@ -98,8 +119,9 @@ void bks_store_clear(bks_store *st);
 typedef struct bks_keys bks_keys;
 bks_keys *bks_keys_new(void);
 void bks_keys_free(bks_keys *k);
-int bks_keys_add(bks_keys *k, const char *key_id, const unsigned char pub[32]);
+int bks_keys_add(bks_keys *k, const unsigned char pub[32]);
 int bks_keys_load(bks_keys *k, const char *path, char *err, size_t errlen);
+
 
 /* What a signature check sees of a request. */
 typedef struct bks_sig_input {
@@ -113,17 +135,33 @@ typedef struct bks_sig_input {
   double now; /* unix time */
 } bks_sig_input;
 
-/* 0 if the request is signed by an authorized key; else -1 and *reason
- * is a static string for the 401 body. */
-int bks_verify_request(bks_keys *k, const bks_sig_input *in,
-                       const char **reason);
+/* The v2 request signature of ENCORD_WIRE §4, exactly: 0 and the signing
+ * key's hex in keyhex; else -1, *reason a static string for the 401
+ * message. */
+int bks_verify_v2(bks_keys *k, const bks_sig_input *in, char keyhex[65],
+                  const char **reason);
+
+/* The v1 Authorization of ENCORD_WIRE §6 ("PUBHEX:SIGHEX", Ed25519 over
+ * SHA-256 of the body): 0 and keyhex; -1 for a malformed or failing one
+ * (AUTHENTICATION_ERROR), -2 for a good signature by a key that is not
+ * authorized (SSH_KEY_NOT_FOUND_ERROR); *reason is static. */
+int bks_verify_v1(bks_keys *k, const char *authorization,
+                  const unsigned char *body, size_t len, char keyhex[65],
+                  const char **reason);
+
+/* ---- media.c -------------------------------------------------------------- */
+
+/* Width and height from the start of a PNG or JPEG file: 0, or -1 when
+ * neither is recognised (or the header is cut short). */
+int bks_image_size(const unsigned char *d, size_t n, unsigned *w,
+                   unsigned *h);
+/* How much of a file bks_image_size() may need. */
+#define BKS_IMAGE_HEAD (256 * 1024)
 
 /* ---- tls.c --------------------------------------------------------------- */
 
 int bks_make_self_signed(char **key_pem, char **cert_pem);
 char *bks_write_temp_file(const char *prefix, const char *text);
-/* Read a whole (text) file; NULL on failure (errno set). */
-char *bks_read_file(const char *path, size_t max, size_t *len);
 
 /* ---- the server state (server.c, http.c, api.c) ------------------------ */
 
@@ -145,7 +183,17 @@ typedef struct bks_script {
 } bks_script;
 
 typedef struct bks_job bks_job;
-typedef struct bks_idem bks_idem;
+typedef struct bks_dataset {
+  char *hash;
+  char folder[37];
+} bks_dataset;
+
+/* An injected API error (bks_server_api_fault). */
+typedef struct bks_api_err {
+  char code[48];  /* "" when none */
+  unsigned left;  /* answers left; 0 with a code: every one */
+  int forever;
+} bks_api_err;
 typedef struct bks_session bks_session;
 typedef struct bks_sessions bks_sessions;
 
@@ -158,6 +206,9 @@ struct bks_server {
   char *url_host;  /* host as it goes in a URL (IPv6 in brackets) */
   char *public_url;
   int stop_pipe[2]; /* written once by bks_server_stop(); never read */
+  char *self_url;   /* "http(s)://host:port", known once listening */
+  int require_folder;
+  int v2_snake_case;
   char *key_pem, *cert_pem;
   char *ca_file;
   unsigned char secret[64];
@@ -176,15 +227,21 @@ struct bks_server {
   double url_ttl;
   double session_ttl; /* set at start, never changed */
   double job_pending;
+  double clock;     /* pinned unix time, 0: the real clock */
+  int stopping;     /* set by bks_server_stop(); wakes long polls */
+  pthread_cond_t job_cv; /* a job changed, or stopping */
+  bks_dataset **datasets; /* each allocated once, never moved */
+  const char *dataset0;   /* the first one's hash (set at start) */
+  size_t ndatasets, capdatasets;
+  bks_api_err api_err[BKS_CALL_COUNT];
   bks_faults faults;
-  uint64_t rng;
+  bk_rng rng;
   bks_script *scripts; /* per-path */
   bks_script *any;     /* any-path, or NULL */
   bks_request *reqs;
   size_t nreqs, capreqs;
   bks_counters counters;
   bks_job *jobs[BKS_BUCKETS];
-  bks_idem *idem[BKS_BUCKETS];
 };
 
 unsigned bks_hash(const char *s);
@@ -230,6 +287,7 @@ typedef struct bks_req {
   int write_failed;
   /* API mode */
   char *key; /* storage: the decoded object key */
+  int early; /* answer the refusal at the headers, body unread */
   int reject_status;  /* decided at the headers; answered at the end */
   const char *reject_code;
   const char *reject_msg;
@@ -243,8 +301,9 @@ typedef struct bks_req {
   int rs_has_md5;          /* start: want_md5 holds Content-MD5 */
 } bks_req;
 
-/* http.c: answers. Each records the request (status, error) and queues
- * the response; `error` is what goes in the record ("" for success). */
+/* response.c: answers. Each records the request (status, error) and
+ * queues the response; `error` is what goes in the record ("" for
+ * success). */
 enum MHD_Result bks_respond(bks_req *r, int status, const char *ctype,
                             const char *body, size_t len, const char *error);
 /* the same with extra "Name: value\r\n" header lines (may be NULL) */
@@ -253,14 +312,29 @@ enum MHD_Result bks_respond_ex(bks_req *r, int status, const char *ctype,
                                const char *headers, const char *error);
 enum MHD_Result bks_respond_json(bks_req *r, int status, const char *json,
                                  const char *error);
-/* {"error": reason}, and the reason is the record's error */
-enum MHD_Result bks_respond_error(bks_req *r, int status, const char *reason);
+/* the v2 error {"message": reason}; the reason is the record's error */
+enum MHD_Result bks_respond_v2_error(bks_req *r, int status,
+                                     const char *reason,
+                                     const char *headers);
+/* the v1 error envelope {"status": N, "response": [code], "payload":
+ * reason} with HTTP status N */
+enum MHD_Result bks_respond_v1_error(bks_req *r, int status,
+                                     const char *code, const char *reason);
 /* the GCS-like XML error */
 enum MHD_Result bks_respond_xml(bks_req *r, int status, const char *code,
                                 const char *message);
-int bks_req_body_to_sink(bks_req *r, const char *p, size_t n);
 /* the XML error body (malloc'ed) */
 char *bks_xml_error(const char *code, const char *message);
+/* Record the request with `status`, then queue `resp` (freed). */
+enum MHD_Result bks_queue(bks_req *r, int status, struct MHD_Response *resp);
+/* A response with a copy of body (NULL: empty). */
+struct MHD_Response *bks_text_response(const char *body);
+/* Fix the body digest and add the request to the log (once). */
+void bks_req_record(bks_req *r);
+/* a request header by name (ctx is the bks_req) */
+const char *bks_req_header(void *ctx, const char *name);
+
+/* http.c */
 void bks_act_free(bks_act *a);
 void bks_script_free(bks_script *s);
 void bks_scripts_clear_locked(bks_server *srv);
@@ -275,8 +349,6 @@ void bks_http_completed(void *cls, struct MHD_Connection *conn,
 void bks_http_notify_connection(void *cls, struct MHD_Connection *conn,
                                 void **socket_context,
                                 enum MHD_ConnectionNotificationCode toe);
-/* a request header by name (ctx is the bks_req) */
-const char *bks_http_header(void *ctx, const char *name);
 
 /* api.c */
 /* Set r->rec.endpoint from the path (headers are in). */
@@ -284,23 +356,54 @@ void bks_api_route(bks_req *r);
 /* The action is a normal one: check what can be checked before the body
  * (method, storage URL signature, expiry, content type, sizes) and choose
  * the body's sink; a refusal is kept in reject_* and answered by
- * bks_api_complete(). */
+ * bks_api_complete() (at once, body unread, when r->early is set). */
 void bks_api_prepare(bks_req *r);
 /* Answer: the refusal, or the endpoint's work once the body is in. */
 enum MHD_Result bks_api_complete(bks_req *r);
+
+/* signurl.c */
 /* A signed storage URL (see bks_server_sign_storage_url) from `base`. */
-char *bks_api_sign_url(bks_server *srv, const char *base, const char *key,
-                       const char *pattern, double ttl);
-/* Free jobs and idempotency records (server stop). */
-void bks_api_free(bks_server *srv);
-int bks_api_job_cancel(bks_server *srv, const char *hash);
+char *bks_sign_url(bks_server *srv, const char *base, const char *key,
+                   const char *pattern, double ttl);
 /* A storage request's object key (r->key, percent-decoded) and its
  * signed URL's checks (signature, expiry, Content-Type): 0 if they pass,
  * else -1 with the refusal in reject_* (sink DISCARD). */
-int bks_api_storage_authorize(bks_req *r);
+int bks_storage_authorize(bks_req *r);
+/* The base of URLs handed to this request's client: the public URL, else
+ * "http(s)://" + a well-formed Host header, else the listening address.
+ * Malloc'ed. */
+char *bks_base_url(bks_req *r);
 /* "http(s)://" + the request's Host header when it is well formed, else
  * NULL. Malloc'ed. */
-char *bks_api_base_from_host(bks_req *r);
+char *bks_host_base(bks_req *r);
+/* The object key presign makes for an item of `type` ("image", "video",
+ * "dicomFile") asked by key `keyhex`: "uploads/<type>/<uuid>" where the
+ * uuid4 carries a MAC of (keyhex, type, its random part) under the
+ * server's secret; the uuid (the itemUuid) into uuid[37]. 0 or -1. */
+int bks_objkey_make(bks_server *srv, const char *keyhex, const char *type,
+                    char key[96], char uuid[37]);
+/* Was `key` made by bks_objkey_make for keyhex and type? 1 or 0; the
+ * uuid into uuid (may be NULL). */
+int bks_objkey_check(bks_server *srv, const char *keyhex, const char *type,
+                     const char *key, char uuid[37]);
+void bks_reject(bks_req *r, int status, const char *code, const char *msg);
+
+/* v1.c */
+/* The v1 query of an authenticated request: `env` is the parsed
+ * envelope (an object), `dataset` the ResourceID's index. */
+enum MHD_Result bks_v1_dispatch(bks_req *r, const char *keyhex,
+                                void *env, size_t dataset);
+/* Index of a dataset, or -1 (called with srv->mu held). */
+long bks_dataset_find_locked(bks_server *srv, const char *hash);
+int bks_dataset_add_locked(bks_server *srv, const char *hash);
+/* Take one injected error for `call` into code (""/none: 0). Called with
+ * srv->mu held. */
+int bks_api_err_take_locked(bks_server *srv, int call, char code[48]);
+/* Free jobs and datasets (server stop). */
+void bks_v1_free(bks_server *srv);
+int bks_v1_job_cancel(bks_server *srv, const char *hash);
+/* The v1 error code's HTTP status; 0 for an unknown code. */
+int bks_v1_code_status(const char *code);
 
 /* resumable.c */
 bks_sessions *bks_sessions_new(void);

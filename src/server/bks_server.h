@@ -5,24 +5,31 @@
  *
  * One server, two personalities, chosen at start:
  *
- * BKS_MODE_API (the default) implements doc/api-protocol.md:
- *   GET  /v2/public/presigned-urls?count=N&upload_item_type=T   (signed)
+ * BKS_MODE_API (the default) implements Encord's upload API as the Python
+ * SDK v0.1.190 speaks it (/work/shared/spec/ENCORD_WIRE.md; the server's
+ * own choices for what the SDK leaves open are in doc/api-protocol.md):
+ *   GET  /v2/public/presigned-urls?count=N&uploadItemType=T
+ *        (RFC 9421 Ed25519 signature, keyid = public-key hex; ENCORD_WIRE §4)
  *   PUT  /storage/<object_key>?expires=..&content_type=..&signature=..
- *   POST /v2/public/image-groups                                 (signed)
- *   GET  /v2/public/image-groups/jobs/<process_hash>             (signed)
+ *        (the signed URLs presign hands out; ENCORD_WIRE §5)
+ *   POST /public   the v1 envelope (`Authorization: PUBHEX:SIGHEX` over the
+ *        SHA-256 of the body, ResourceType dataset, ResourceID a dataset
+ *        the server serves; ENCORD_WIRE §6), query types `dataset`/GET and
+ *        `datasetdatalongpolling`/POST (create a job, §7) and /GET (long
+ *        poll, §8), with the data units of §9.
  *   POST /storage/<object_key>?<signed query>, x-goog-resumable: start
  *   PUT, DELETE /storage/<object_key>?upload_id=<sid>
- * The last two are the resumable uploads of doc/api-protocol.md ("Resumable
- * uploads", after Google Cloud Storage's XML API): a POST to a signed
- * storage URL starts a session (201, Location: the session URL), PUTs
- * with Content-Range send chunks or ask how far the session got (308 with
- * Range, or the PUT's own 200 once the whole object is in), DELETE
- * cancels. "Signed" means an RFC 9421-style Ed25519 request signature checked
- * against the authorized keys (bks_server_add_key(),
- * bks_server_load_authorized_keys()); a bad one gets 401
- * {"error": "<reason>"} (reasons below). Storage PUTs carry the server's
- * HMAC-SHA256 in the URL instead. Other paths answer 404, other methods
- * on a known path 405.
+ * The last two are resumable uploads (doc/api-protocol.md, "Resumable
+ * uploads", after Google Cloud Storage's XML API), a bulkup extension the
+ * SDK never uses: a POST to a signed storage URL starts a session (201,
+ * Location: the session URL), PUTs with Content-Range send chunks or ask
+ * how far the session got (308 with Range, or the PUT's own 200 once the
+ * whole object is in), DELETE cancels. v1 failures answer the envelope
+ * {"status": N, "response": ["CODE"], "payload": "why"} with HTTP status
+ * N; v2 failures {"message": "why"}; storage failures a GCS-like XML
+ * error. Other paths answer 404, other methods on a known path 405.
+ * Keys are identified by the lower-case hex of their raw 32-byte Ed25519
+ * public key (bks_server_add_key(), bks_config.authorized_keys_file).
  *
  * BKS_MODE_RAW is the generic fault-scripting object server the upload
  * engine's tests use (tests/support/bk_ts.h is a thin wrapper over it):
@@ -76,11 +83,12 @@
  *     char err[256];
  *     if (bks_server_start(&srv, &cfg, err, sizeof err) != 0)
  *       die(err);
- *     bks_server_add_key(srv, "k1", raw_ed25519_public_key);
+ *     bks_server_add_key(srv, raw_ed25519_public_key);
  *     char *base = bks_server_url(srv, NULL);  // "http://127.0.0.1:PORT"
- *     ... sign requests with the matching private key, keyid "k1" ...
+ *     const char *dataset = bks_server_dataset(srv); // made at start
+ *     ... sign requests with the matching private key ...
  *     bks_counters c;
- *     bks_server_counters(srv, &c);     // c.urls_issued, c.groups_created
+ *     bks_server_counters(srv, &c);     // c.urls_issued, c.jobs_created
  *     free(base);
  *     bks_server_stop(srv);
  *
@@ -189,9 +197,11 @@ typedef struct bks_config {
   int tls;
   const char *tls_cert_file; /* PEM certificate (chain) */
   const char *tls_key_file;  /* PEM private key, unencrypted */
-  /* authorized keys file (`ssh-ed25519 <base64> <key id>` lines, blank
-   * lines and # comments skipped); NULL: none (add keys in-process with
-   * bks_server_add_key()). A bad file makes the start fail. */
+  /* authorized keys file (`ssh-ed25519 <base64> [comment]` lines, as
+   * OpenSSH writes them; the comment is ignored: a key is identified by
+   * its public-key hex. Blank lines and # comments skipped); NULL: none
+   * (add keys in-process with bks_server_add_key()). A bad file makes the
+   * start fail. */
   const char *authorized_keys_file;
   /* HMAC-SHA256 key for signed storage URLs; NULL: 32 random bytes per
    * start. Copied. */
@@ -205,8 +215,26 @@ typedef struct bks_config {
    * default 604800 (a week, as Google Cloud Storage); 0: never expires.
    * An expired session answers 404 and its bytes are removed. */
   double session_ttl;
-  /* how long a new job answers PENDING, seconds; default 0.5 */
+  /* how long a new job answers PENDING, seconds; default 0.5. A long
+   * poll (ENCORD_WIRE §8) is held until then or its timeout_seconds. */
   double job_pending;
+  /* the dataset hashes the server serves (v1 ResourceID): `ndatasets`
+   * strings, each 1 to 128 printable ASCII characters without quotes or
+   * backslashes; with none, one random uuid4 dataset is made at start
+   * (bks_server_dataset()). Each gets a random backing folder uuid. */
+  const char *const *datasets;
+  size_t ndatasets;
+  /* 1: a job POST must name a folder (folderUuid), as Encord's docs say
+   * for non-mirror datasets; 0 (default): folderUuid is optional. Given,
+   * it must be the dataset's backing folder. */
+  int require_folder;
+  /* 1: v2 presign answers in snake_case (item_uuid, object_key,
+   * signed_url); 0 (default): camelCase, as the SDK's own to_dict(). */
+  int v2_snake_case;
+  /* the most connections served at once (the rest wait in the listen
+   * backlog); 0 (default): from RLIMIT_NOFILE at start (its soft limit
+   * less 64, at least 16, at most 65536) */
+  unsigned connection_limit;
   /* base of signed URLs ("https://uploads.example:8443"); NULL (default):
    * scheme + the request's Host header when it is well formed, else the
    * listening address */
@@ -218,9 +246,11 @@ typedef struct bks_config {
   int keep_log;
   /* close a connection idle this many seconds; 0 (default): never */
   unsigned idle_timeout;
-  /* largest API (JSON) request body in bytes; default 16 MiB; larger
-   * bodies get 413. Storage bodies are not bounded (streamed to the
-   * store). */
+  /* largest API (JSON) request body in bytes; default 16 MiB; a larger
+   * Content-Length is answered 413 at once and the connection closed
+   * without reading the body (a body that grows past it without a
+   * Content-Length: 413 once it ends). Storage bodies are not bounded
+   * (streamed to the store). */
   unsigned long long max_api_body;
 } bks_config;
 
@@ -258,27 +288,32 @@ const char *bks_server_ca_file(const bks_server *srv);
 /* The store's root directory, or NULL for the memory store. */
 const char *bks_server_root(const bks_server *srv);
 
-/* ---- keys (API mode) ---------------------------------------------------- */
+/* ---- keys and datasets (API mode) ------------------------------------------ */
 
-/* Authorize a raw 32-byte Ed25519 public key under `key_id` (a non-empty
- * string without control characters, at most 255 bytes). Adding an
- * existing key id replaces its key. Returns 0, or -1 on a bad key id or
- * allocation failure. */
-int bks_server_add_key(bks_server *srv, const char *key_id,
-                       const unsigned char public_key[32]);
+/* Authorize a raw 32-byte Ed25519 public key; it is identified by its
+ * lower-case hex (the SDK's key id, ENCORD_WIRE §2). Adding it again does
+ * nothing. Returns 0, or -1 on allocation failure. */
+int bks_server_add_key(bks_server *srv, const unsigned char public_key[32]);
 
-/* Add every key of an authorized keys file (format above). All or
- * nothing: on a bad line nothing is added, -1 is returned and err says
- * which line and why. */
-int bks_server_load_authorized_keys(bks_server *srv, const char *path,
-                                    char *err, size_t errlen);
-
-/* Parse one `ssh-ed25519 <base64 blob> <key id>` line (no newline) into
- * the raw key and a malloc'ed key id. 0, or -1 with *why set to a static
- * reason. */
+/* Parse one `ssh-ed25519 <base64 blob> [comment]` line (no newline) into
+ * the raw key. 0, or -1 with *why set to a static reason. */
 int bks_parse_authorized_key_line(const char *line,
                                   unsigned char public_key[32],
-                                  char **key_id, const char **why);
+                                  const char **why);
+
+/* Serve one more dataset (format as bks_config.datasets). 0, or -1 for a
+ * bad hash or allocation failure; an existing one: 0. */
+int bks_server_add_dataset(bks_server *srv, const char *dataset_hash);
+
+/* The first dataset's hash (the one made at start when none was
+ * configured). Owned by the server. */
+const char *bks_server_dataset(const bks_server *srv);
+
+/* The backing folder uuid of a dataset (what `dataset`/GET reports as
+ * backing_folder_uuid, and the folderUuid a job may name); NULL for an
+ * unknown dataset. Owned by the server. */
+const char *bks_server_dataset_folder(const bks_server *srv,
+                                      const char *dataset_hash);
 
 /* ---- settings that change at run time ------------------------------------ */
 
@@ -287,6 +322,37 @@ int bks_parse_authorized_key_line(const char *line,
 void bks_server_set_faults(bks_server *srv, const bks_faults *faults);
 void bks_server_set_url_ttl(bks_server *srv, double seconds);
 void bks_server_set_job_pending(bks_server *srv, double seconds);
+/* Pin the server's clock for the v2 `created` window to `unix_time`
+ * (tests replaying a fixed test vector); 0 returns to the real clock. */
+void bks_server_set_clock(bks_server *srv, double unix_time);
+
+/* Which API request an injected API error applies to. */
+typedef enum bks_api_call {
+  BKS_CALL_PRESIGN = 0, /* v2 GET /v2/public/presigned-urls */
+  BKS_CALL_DATASET,     /* v1 dataset/GET */
+  BKS_CALL_CREATE,      /* v1 datasetdatalongpolling/POST */
+  BKS_CALL_POLL,        /* v1 datasetdatalongpolling/GET */
+  BKS_CALL_JOB,         /* the outcome of the next jobs created */
+  BKS_CALL_COUNT
+} bks_api_call;
+
+/* Make the next `n` authenticated requests of `call` (0: every one) fail
+ * as the real API would: for BKS_CALL_PRESIGN, `code` is an HTTP status
+ * (400 to 599) answered with {"message": ...} (429 and 503 with
+ * Retry-After: 1); for the v1 calls, `code` is an error name
+ * ("AUTHENTICATION_ERROR", "AUTHORISATION_ERROR",
+ * "RESOURCE_NOT_FOUND_ERROR", "SSH_KEY_NOT_FOUND_ERROR",
+ * "INVALID_ARGUMENTS_ERROR", "UPLOAD_OPERATION_NOT_SUPPORTED_ERROR",
+ * "UNKNOWN_ERROR") answered in the v1 error envelope with the status
+ * doc/api-protocol.md gives it; for BKS_CALL_JOB, "ERROR" or "CANCELLED":
+ * the next `n` jobs end that way. Replaces what was set for `call`.
+ * 0, or -1 for a bad code. */
+int bks_server_api_fault(bks_server *srv, bks_api_call call, const char *code,
+                         unsigned n);
+/* Parse "WHERE:CODE[:N]" (WHERE presign|dataset|create|poll|job) for the
+ * CLI; 0, or -1. */
+int bks_parse_api_fault(const char *spec, bks_api_call *call, char *code,
+                        size_t codelen, unsigned *n);
 
 /* Script the next `n` requests to `path` (exact raw path, without query;
  * NULL means any path): they get actions[0..n-1] in order; afterwards that
@@ -358,13 +424,9 @@ typedef enum bks_endpoint {
   BKS_EP_OTHER = 0,    /* raw mode, or no route (404/405) */
   BKS_EP_PRESIGN,      /* GET /v2/public/presigned-urls */
   BKS_EP_STORAGE,      /* /storage/... */
-  BKS_EP_IMAGE_GROUP,  /* POST /v2/public/image-groups */
-  BKS_EP_JOB,          /* GET /v2/public/image-groups/jobs/... */
+  BKS_EP_PUBLIC,       /* POST /public (the v1 envelope) */
   BKS_EP_COUNT
 } bks_endpoint;
-
-/* Name of an endpoint ("presign", "storage", ...). */
-const char *bks_endpoint_name(bks_endpoint ep);
 
 typedef struct bks_counters {
   /* requests routed to each endpoint, whatever their outcome */
@@ -374,10 +436,13 @@ typedef struct bks_counters {
   /* storage PUTs answered 200, and API-mode resumable sessions
    * finalized */
   unsigned long long objects_stored;
-  unsigned long long groups_created;   /* new jobs (not idempotent replays) */
-  unsigned long long idempotent_replays; /* image-group POSTs replayed */
-  unsigned long long auth_failures;    /* 401 answers */
+  unsigned long long datasets_fetched; /* dataset/GET answered 200 */
+  unsigned long long jobs_created;     /* job POSTs answered 200 */
+  unsigned long long polls;            /* job GETs answered 200 */
+  unsigned long long data_units;       /* data units created by jobs */
+  unsigned long long auth_failures;    /* v1 and v2 401 answers */
   unsigned long long faults_injected;  /* random faults (rate, reset) */
+  unsigned long long api_faults;       /* bks_server_api_fault() answers */
   unsigned long long resumable_started;   /* sessions started (201) */
   unsigned long long resumable_completed; /* sessions finalized (object
                                              committed) */
@@ -408,10 +473,16 @@ typedef struct bks_request {
   /* additions over bk_ts */
   bks_endpoint endpoint;
   int injected;     /* the fault came from the random faults */
-  /* why a request was refused: the 401 reason, the XML error Code, or the
-   * 400/404/409 reason; "Superseded" for a resumable chunk overtaken by a
-   * newer request on its session; "" when it succeeded */
-  char error[128];
+  /* v1: the envelope's query_type and query_method ("" if unparsed) */
+  char query_type[32];
+  char query_method[8];
+  /* the public-key hex of a request whose signature verified, else "" */
+  char keyid[65];
+  /* why a request was refused: the v1 error name and reason ("AUTHENTI
+   * CATION_ERROR: ..."), the v2 message, the XML error Code; "Superseded"
+   * for a resumable chunk overtaken by a newer request on its session;
+   * "" when it succeeded */
+  char error[160];
 } bks_request;
 
 /* Number of requests recorded. */
@@ -429,8 +500,8 @@ size_t bks_server_count_path(bks_server *srv, const char *path);
 size_t bks_server_wait_requests(bks_server *srv, size_t n, double timeout);
 
 /* Forget recorded requests, scripts, counters (except connections) and,
- * with the memory store, every object and resumable session. Jobs, idempotency keys and
- * authorized keys stay. */
+ * with the memory store, every object and resumable session. Jobs,
+ * datasets, API faults and authorized keys stay. */
 void bks_server_reset(bks_server *srv);
 
 #ifdef __cplusplus

@@ -105,82 +105,6 @@ static int script_pop_locked(bks_server *srv, const char *path,
   return 1;
 }
 
-/* xorshift64*: the fault generator, in [0, 1). Called with srv->mu held. */
-static double rng_next_locked(bks_server *srv) {
-  uint64_t x = srv->rng;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  srv->rng = x;
-  return (double)((x * 2685821657736338717ull) >> 11) / 9007199254740992.0;
-}
-
-/* ---- the log -------------------------------------------------------------- */
-
-static void log_request(bks_server *srv, const bks_request *rec) {
-  pthread_mutex_lock(&srv->mu);
-  if (rec->status == 401)
-    srv->counters.auth_failures++;
-  if (srv->keep_log) {
-    if (srv->nreqs == srv->capreqs) {
-      size_t cap = srv->capreqs ? 2 * srv->capreqs : 64;
-      bks_request *r = realloc(srv->reqs, cap * sizeof *r);
-      if (r) {
-        srv->reqs = r;
-        srv->capreqs = cap;
-      }
-    }
-    if (srv->nreqs < srv->capreqs) /* else unrecorded; tests will notice */
-      srv->reqs[srv->nreqs++] = *rec;
-  }
-  pthread_cond_broadcast(&srv->cv);
-  pthread_mutex_unlock(&srv->mu);
-}
-
-/* Fix the body digest and add the request to the log (once). */
-static void req_record(bks_req *r) {
-  if (r->recorded)
-    return;
-  r->recorded = 1;
-  if (r->sha) {
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned n = 0;
-    if (EVP_DigestFinal_ex(r->sha, d, &n))
-      bks_hex(d, n, r->rec.body_sha256);
-    EVP_MD_CTX_free(r->sha);
-    r->sha = NULL;
-  }
-  log_request(r->srv, &r->rec);
-}
-
-/* ---- waiting --------------------------------------------------------------- */
-
-enum { WAIT_TIMEOUT, WAIT_STOP, WAIT_PEER };
-
-/* Sleep up to `seconds`; wake early when the server stops or, if fd >= 0,
- * when the peer closes its side of the connection. */
-static int wait_for(bks_server *srv, int fd, double seconds) {
-  if (!(seconds > 0)) /* also NaN */
-    return WAIT_TIMEOUT;
-  double end = bks_now_mono() + seconds;
-  for (;;) {
-    double left = end - bks_now_mono();
-    if (left <= 0)
-      return WAIT_TIMEOUT;
-    int ms = left * 1000.0 >= INT_MAX ? INT_MAX : (int)(left * 1000.0) + 1;
-    struct pollfd p[2] = {{srv->stop_pipe[0], POLLIN, 0},
-                          {fd, POLLRDHUP, 0}};
-    int rc = poll(p, 2, ms);
-    if (rc < 0 && errno != EINTR)
-      return WAIT_STOP; /* cannot wait safely: give up waiting */
-    if (rc <= 0)
-      continue;
-    if (p[0].revents)
-      return WAIT_STOP;
-    if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR))
-      return WAIT_PEER;
-  }
-}
 
 /* ---- per-request state -------------------------------------------------------- */
 
@@ -199,7 +123,7 @@ static void req_free(bks_req *r) {
   free(r);
 }
 
-int bks_req_body_to_sink(bks_req *r, const char *p, size_t n) {
+static int req_body_to_sink(bks_req *r, const char *p, size_t n) {
   if (r->sha)
     EVP_DigestUpdate(r->sha, p, n);
   if (r->md5)
@@ -248,153 +172,6 @@ int bks_req_body_to_sink(bks_req *r, const char *p, size_t n) {
   }
 }
 
-/* ---- responses ------------------------------------------------------------------ */
-
-/* Add "Name: value\r\n" lines to a response. */
-static void add_headers(struct MHD_Response *resp, const char *lines) {
-  char *copy = bks_strdup(lines);
-  char *save = NULL;
-  for (char *line = copy ? strtok_r(copy, "\r\n", &save) : NULL; line;
-       line = strtok_r(NULL, "\r\n", &save)) {
-    char *colon = strchr(line, ':');
-    if (!colon || colon == line)
-      continue;
-    *colon = '\0';
-    char *value = colon + 1;
-    while (*value == ' ' || *value == '\t')
-      value++;
-    MHD_add_response_header(resp, line, value);
-  }
-  free(copy);
-}
-
-/* Record the request with `status`, then queue the response. */
-static enum MHD_Result queue(bks_req *r, int status,
-                             struct MHD_Response *resp) {
-  if (!resp)
-    return MHD_NO;
-  if (r->act.headers)
-    add_headers(resp, r->act.headers);
-  r->rec.status = status;
-  req_record(r);
-  r->answered = 1;
-  enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)status, resp);
-  MHD_destroy_response(resp);
-  return ret;
-}
-
-static struct MHD_Response *text_response(const char *body) {
-  return MHD_create_response_from_buffer(body ? strlen(body) : 0,
-                                         (void *)(body ? body : ""),
-                                         MHD_RESPMEM_MUST_COPY);
-}
-
-enum MHD_Result bks_respond_ex(bks_req *r, int status, const char *ctype,
-                               const char *body, size_t len,
-                               const char *headers, const char *error) {
-  struct MHD_Response *resp = MHD_create_response_from_buffer(
-      len, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
-  if (!resp)
-    return MHD_NO;
-  if (ctype)
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-  if (headers)
-    add_headers(resp, headers);
-  bks_copy(r->rec.error, sizeof r->rec.error, error, error ? strlen(error) : 0);
-  return queue(r, status, resp);
-}
-
-enum MHD_Result bks_respond(bks_req *r, int status, const char *ctype,
-                            const char *body, size_t len, const char *error) {
-  return bks_respond_ex(r, status, ctype, body, len, NULL, error);
-}
-
-enum MHD_Result bks_respond_json(bks_req *r, int status, const char *json,
-                                 const char *error) {
-  return bks_respond(r, status, "application/json", json, strlen(json),
-                     error);
-}
-
-/* JSON string escaping for the fixed reasons (quotes and backslashes). */
-static char *json_quote(const char *s) {
-  size_t n = strlen(s);
-  char *out = malloc(2 * n + 3);
-  if (!out)
-    return NULL;
-  size_t k = 0;
-  out[k++] = '"';
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c == '"' || c == '\\')
-      out[k++] = '\\';
-    out[k++] = c < 0x20 ? ' ' : (char)c;
-  }
-  out[k++] = '"';
-  out[k] = '\0';
-  return out;
-}
-
-enum MHD_Result bks_respond_error(bks_req *r, int status, const char *reason) {
-  char *q = json_quote(reason);
-  char *body = q ? bks_asprintf("{\"error\": %s}", q) : NULL;
-  free(q);
-  if (!body)
-    return MHD_NO;
-  enum MHD_Result ret = bks_respond_json(r, status, body, reason);
-  free(body);
-  return ret;
-}
-
-/* XML text escaping. */
-static char *xml_escape(const char *s) {
-  size_t n = strlen(s);
-  char *out = malloc(6 * n + 1);
-  if (!out)
-    return NULL;
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) {
-    const char *rep = NULL;
-    switch (s[i]) {
-    case '<': rep = "&lt;"; break;
-    case '>': rep = "&gt;"; break;
-    case '&': rep = "&amp;"; break;
-    case '\'': rep = "&apos;"; break;
-    case '"': rep = "&quot;"; break;
-    default: break;
-    }
-    if (rep) {
-      memcpy(out + k, rep, strlen(rep));
-      k += strlen(rep);
-    } else {
-      out[k++] = s[i];
-    }
-  }
-  out[k] = '\0';
-  return out;
-}
-
-char *bks_xml_error(const char *code, const char *message) {
-  char *m = xml_escape(message);
-  char *body =
-      m ? bks_asprintf("<?xml version='1.0' encoding='UTF-8'?><Error><Code>%s"
-                       "</Code><Message>%s</Message></Error>",
-                       code, m)
-        : NULL;
-  free(m);
-  return body;
-}
-
-enum MHD_Result bks_respond_xml(bks_req *r, int status, const char *code,
-                                const char *message) {
-  char *body = bks_xml_error(code, message);
-  if (!body)
-    return MHD_NO;
-  enum MHD_Result ret = bks_respond(r, status, "application/xml; charset=UTF-8",
-                                    body, strlen(body), code);
-  free(body);
-  return ret;
-}
-
 /* ---- the raw object server --------------------------------------------------------- */
 
 /* Serve the object at the request's path (GET, HEAD). */
@@ -402,13 +179,13 @@ static enum MHD_Result raw_get(bks_req *r, int status) {
   size_t len = 0;
   void *copy = bks_store_read(r->srv->store, r->path, &len);
   if (!copy)
-    return queue(r, 404, text_response("not found\n"));
+    return bks_queue(r, 404, bks_text_response("not found\n"));
   struct MHD_Response *resp =
       len ? MHD_create_response_from_buffer_with_free_callback(len, copy, free)
-          : text_response(NULL);
+          : bks_text_response(NULL);
   if (!len || !resp)
     free(copy);
-  return queue(r, status, resp);
+  return bks_queue(r, status, resp);
 }
 
 /* OK, and what DELAY and STALL_BODY end with. */
@@ -418,7 +195,7 @@ static enum MHD_Result raw_respond(bks_req *r) {
     return raw_get(r, status);
   if (!strcmp(r->rec.method, "DELETE")) {
     int gone = bks_store_delete(r->srv->store, r->path) == 0;
-    return queue(r, gone ? 204 : 404, text_response(NULL));
+    return bks_queue(r, gone ? 204 : 404, bks_text_response(NULL));
   }
   /* Store before the answer is queued: a client that sees 2xx finds the
    * object. */
@@ -427,7 +204,7 @@ static enum MHD_Result raw_respond(bks_req *r) {
   unsigned n = 0;
   if (!r->w || !r->sha || !EVP_DigestFinal_ex(r->sha, d, &n))
     return MHD_NO;
-  bks_hex(d, n, sha);
+  bk_hex_encode(d, n, sha, false);
   memcpy(r->rec.body_sha256, sha, sizeof sha);
   EVP_MD_CTX_free(r->sha);
   r->sha = NULL;
@@ -435,7 +212,7 @@ static enum MHD_Result raw_respond(bks_req *r) {
   r->w = NULL;
   if (bks_writer_commit(w, sha) != 0)
     return MHD_NO;
-  return queue(r, status, text_response(r->act.body));
+  return bks_queue(r, status, bks_text_response(r->act.body));
 }
 
 static enum MHD_Result respond_normal(bks_req *r) {
@@ -475,7 +252,7 @@ static enum MHD_Result respond_truncated(bks_req *r) {
       (uint64_t)len + TRUNC_EXTRA, 4096, trunc_reader, b, free);
   if (!resp)
     free(b);
-  return queue(r, r->act.status ? r->act.status : 503, resp);
+  return bks_queue(r, r->act.status ? r->act.status : 503, resp);
 }
 
 /* ---- faults ------------------------------------------------------------------------- */
@@ -500,9 +277,9 @@ static void reset_connection(bks_req *r) {
 static enum MHD_Result fault_mid_body(bks_req *r) {
   r->fault_applied = 1;
   if (r->act.fault == BKS_FAULT_STALL_BODY)
-    return wait_for(r->srv, r->fd, r->act.seconds) == WAIT_STOP ? MHD_NO
+    return bks_wait(r->srv->stop_pipe[0], r->fd, r->act.seconds) == BKS_WAIT_STOP ? MHD_NO
                                                                  : MHD_YES;
-  req_record(r); /* recorded before the client can see the reset */
+  bks_req_record(r); /* recorded before the client can see the reset */
   reset_connection(r);
   return MHD_NO;
 }
@@ -521,7 +298,7 @@ static enum MHD_Result on_body(bks_req *r, const char *data, size_t n) {
                                   : 0;
     if (room < n) {
       /* the fault falls inside this chunk: take the bytes before it */
-      if (bks_req_body_to_sink(r, data, (size_t)room))
+      if (req_body_to_sink(r, data, (size_t)room))
         return MHD_NO;
       data += room;
       n -= (size_t)room;
@@ -529,7 +306,7 @@ static enum MHD_Result on_body(bks_req *r, const char *data, size_t n) {
         return MHD_NO;
     }
   }
-  return bks_req_body_to_sink(r, data, n) ? MHD_NO : MHD_YES;
+  return req_body_to_sink(r, data, n) ? MHD_NO : MHD_YES;
 }
 
 /* The whole body arrived: apply the action's end. */
@@ -543,7 +320,7 @@ static enum MHD_Result on_complete(bks_req *r) {
   pthread_mutex_unlock(&r->srv->mu);
   if (latency > 0 && r->act.fault != BKS_FAULT_NO_RESPONSE &&
       r->act.fault != BKS_FAULT_CLOSE_EARLY &&
-      wait_for(r->srv, -1, latency) == WAIT_STOP)
+      bks_wait(r->srv->stop_pipe[0], -1, latency) == BKS_WAIT_STOP)
     return MHD_NO;
   switch (r->act.fault) {
   case BKS_FAULT_OK:
@@ -552,20 +329,20 @@ static enum MHD_Result on_complete(bks_req *r) {
   case BKS_FAULT_DELAY:
     /* a client that gives up ends the delay early; the object is still
      * stored, as a real server would. A stopping server drops it. */
-    if (wait_for(r->srv, r->fd, r->act.seconds) == WAIT_STOP)
+    if (bks_wait(r->srv->stop_pipe[0], r->fd, r->act.seconds) == BKS_WAIT_STOP)
       return MHD_NO;
     return respond_normal(r);
   case BKS_FAULT_STATUS:
-    return queue(r, r->act.status ? r->act.status : 503,
-                 text_response(r->act.body));
+    return bks_queue(r, r->act.status ? r->act.status : 503,
+                 bks_text_response(r->act.body));
   case BKS_FAULT_TRUNCATED:
     return respond_truncated(r);
   case BKS_FAULT_NO_RESPONSE:
-    req_record(r);
-    wait_for(r->srv, r->fd, r->act.seconds);
+    bks_req_record(r);
+    bks_wait(r->srv->stop_pipe[0], r->fd, r->act.seconds);
     return MHD_NO; /* MHD closes the connection without a response */
   case BKS_FAULT_CLOSE_EARLY:
-    req_record(r);
+    bks_req_record(r);
     return MHD_NO;
   case BKS_FAULT_RESET_MID_BODY: /* applied above */
     break;
@@ -586,7 +363,7 @@ static int random_fault_locked(bks_server *srv, bks_req *r) {
   const bks_faults *f = &srv->faults;
   if (!(f->rate > 0) && !(f->reset_rate > 0))
     return 0;
-  double u = rng_next_locked(srv);
+  double u = bk_rng_01(&srv->rng);
   if (u < f->rate) {
     r->act.fault = BKS_FAULT_STATUS;
     r->act.status = f->status ? f->status : 503;
@@ -638,7 +415,7 @@ static enum MHD_Result on_headers(bks_req *r, const char *method) {
   const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                MHD_HTTP_HEADER_CONTENT_LENGTH);
   rec->content_length = cl ? strtoll(cl, NULL, 10) : -1;
-  bks_hex(NULL, 0, rec->body_sha256);
+  rec->body_sha256[0] = '\0';
 
   r->sha = EVP_MD_CTX_new();
   if (!r->sha || !EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL))
@@ -688,11 +465,13 @@ static enum MHD_Result on_headers(bks_req *r, const char *method) {
     return MHD_YES;
   }
   bks_api_prepare(r);
-  /* A refusal known before the body, to a client waiting for "100
-   * Continue": answer now and spare it the upload (MHD then closes the
-   * connection instead of reading the body). */
+  /* A refusal known before the body: answer now, without reading the
+   * body, when the client waits for "100 Continue" (spare it the upload)
+   * or when the API says so (a huge Content-Length must not keep a
+   * thread reading). MHD then closes the connection instead of reading
+   * the body. */
   if (r->reject_status && r->act.fault == BKS_FAULT_OK &&
-      strncasecmp(rec->expect, "100-continue", 12) == 0)
+      (r->early || strncasecmp(rec->expect, "100-continue", 12) == 0))
     return bks_api_complete(r);
   return MHD_YES;
 }
@@ -754,7 +533,7 @@ void bks_http_completed(void *cls, struct MHD_Connection *conn,
   if (!r)
     return;
   if (r->started)
-    req_record(r);
+    bks_req_record(r);
   req_free(r);
 }
 
@@ -771,10 +550,4 @@ void bks_http_notify_connection(void *cls, struct MHD_Connection *conn,
   unsigned long id = ++srv->counters.connections;
   pthread_mutex_unlock(&srv->mu);
   *socket_context = (void *)(uintptr_t)id;
-}
-
-/* Used by the signature check: a request header by name. */
-const char *bks_http_header(void *ctx, const char *name) {
-  bks_req *r = ctx;
-  return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }

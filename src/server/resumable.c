@@ -42,7 +42,6 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,7 +153,7 @@ static bks_session *sess_new(const char *sid, const char *key,
   }
   if (md5) {
     s->has_md5 =
-        bks_b64_decode(md5, strlen(md5), s->md5, sizeof s->md5) == 16;
+        bk_b64_decode(md5, strlen(md5), s->md5, sizeof s->md5, 0) == 16;
     if (!s->has_md5) {
       sess_free(s);
       return NULL;
@@ -565,7 +564,7 @@ static int finalize_locked(bks_server *srv, bks_session *s) {
       discard_locked(s);
     return bad_digest ? 1 : -1;
   }
-  bks_hex(d, dn, hex);
+  bk_hex_encode(d, dn, hex, false);
   if (bks_writer_commit(w, hex) != 0)
     return -1;
   s->completed = 1;
@@ -679,7 +678,7 @@ static int parse_content_range(const char *v, int *query,
 
 static void start_prepare(bks_req *r) {
   r->rs_total = -1;
-  if (r->srv->mode == BKS_MODE_API && bks_api_storage_authorize(r) != 0)
+  if (r->srv->mode == BKS_MODE_API && bks_storage_authorize(r) != 0)
     return;
   r->sink = BKS_SINK_DISCARD;
   if (r->rec.content_length > 0) {
@@ -689,7 +688,7 @@ static void start_prepare(bks_req *r) {
   }
   const char *md5 = header(r, "Content-MD5");
   if (md5) {
-    if (bks_b64_decode(md5, strlen(md5), r->want_md5, sizeof r->want_md5) !=
+    if (bk_b64_decode(md5, strlen(md5), r->want_md5, sizeof r->want_md5, 0) !=
         16) {
       rs_reject(r, 400, "InvalidDigest",
                 "The Content-MD5 you specified is not valid.");
@@ -817,9 +816,9 @@ static enum MHD_Result start_complete(bks_req *r) {
                        "empty body.");
   unsigned char rnd[SID_LEN / 2];
   char sid[SID_LEN + 1];
-  if (RAND_bytes(rnd, sizeof rnd) != 1)
+  if (!bk_random_bytes(rnd, sizeof rnd))
     return bks_respond_xml(r, 500, "InternalError", "No randomness for a sid.");
-  bks_hex(rnd, sizeof rnd, sid);
+  bk_hex_encode(rnd, sizeof rnd, sid, false);
   const char *root = bks_store_root(srv->store);
   char *dir = root ? bks_asprintf("%s/" RS_DIR "/%s", root, sid) : NULL;
   const char *key = req_key(r);
@@ -834,10 +833,9 @@ static enum MHD_Result start_complete(bks_req *r) {
   if (!s)
     return MHD_NO;
   s->created = bks_now_real();
-  char *base = bks_api_base_from_host(r);
+  char *base = bks_host_base(r);
   if (!base)
-    base = srv->public_url ? bks_strdup(srv->public_url)
-                           : bks_server_url(srv, NULL);
+    base = bks_strdup(srv->public_url ? srv->public_url : srv->self_url);
   char *loc = base ? bks_asprintf("Location: %s%s?upload_id=%s\r\n", base,
                                   r->path, sid)
                    : NULL;

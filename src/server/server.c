@@ -5,29 +5,19 @@
  */
 #include "bks_internal.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-const char *bks_endpoint_name(bks_endpoint ep) {
-  switch (ep) {
-  case BKS_EP_OTHER: return "other";
-  case BKS_EP_PRESIGN: return "presign";
-  case BKS_EP_STORAGE: return "storage";
-  case BKS_EP_IMAGE_GROUP: return "image-group";
-  case BKS_EP_JOB: return "job";
-  default: return "unknown";
-  }
-}
 
 void bks_config_init(bks_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
@@ -58,7 +48,7 @@ static void server_free(bks_server *srv) {
   if (srv->stop_pipe[1] >= 0)
     close(srv->stop_pipe[1]);
   bks_scripts_clear_locked(srv);
-  bks_api_free(srv);
+  bks_v1_free(srv);
   bks_sessions_free(srv->sessions);
   bks_store_free(srv->store);
   bks_keys_free(srv->keys);
@@ -66,18 +56,14 @@ static void server_free(bks_server *srv) {
   free(srv->host);
   free(srv->url_host);
   free(srv->public_url);
+  free(srv->self_url);
   OPENSSL_cleanse(srv->secret, sizeof srv->secret);
   pthread_cond_destroy(&srv->cv);
+  pthread_cond_destroy(&srv->job_cv);
   pthread_mutex_destroy(&srv->mu);
   free(srv);
 }
 
-static uint64_t random_seed(void) {
-  uint64_t s = 0;
-  if (RAND_bytes((unsigned char *)&s, sizeof s) != 1)
-    s = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&s;
-  return s ? s : 0x9e3779b97f4a7c15ull;
-}
 
 /* Resolve host:port into a socket address (numeric or a name). */
 static int resolve(const char *host, unsigned short port,
@@ -143,6 +129,7 @@ int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&srv->cv, &ca);
+  pthread_cond_init(&srv->job_cv, &ca);
   pthread_condattr_destroy(&ca);
   pthread_mutex_init(&srv->mu, NULL);
   srv->mode = cfg->mode;
@@ -153,8 +140,10 @@ int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
   srv->faults = cfg->faults;
   if (!srv->faults.status)
     srv->faults.status = 503;
-  srv->rng = cfg->faults.seed ? cfg->faults.seed : random_seed();
+  bk_rng_seed(&srv->rng, cfg->faults.seed ? cfg->faults.seed : bk_random_seed());
   srv->keep_log = cfg->keep_log;
+  srv->require_folder = cfg->require_folder;
+  srv->v2_snake_case = cfg->v2_snake_case;
   srv->max_api_body = cfg->max_api_body;
   const char *host = cfg->host ? cfg->host : "127.0.0.1";
   srv->host = bks_strdup(host);
@@ -178,7 +167,7 @@ int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
     srv->secret_len = cfg->hmac_secret_len;
   } else {
     srv->secret_len = 32;
-    if (RAND_bytes(srv->secret, 32) != 1) {
+    if (!bk_random_bytes(srv->secret, 32)) {
       bks_set_err(err, errlen, "no randomness for the HMAC secret");
       goto fail;
     }
@@ -190,6 +179,24 @@ int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
   if (!srv->store)
     goto fail;
   bks_rs_sweep(srv);
+  for (size_t i = 0; i < cfg->ndatasets; i++) {
+    if (bks_dataset_add_locked(srv, cfg->datasets[i]) != 0) {
+      bks_set_err(err, errlen,
+                  "bad dataset hash '%.64s' (1 to 128 printable characters, "
+                  "no quotes, backslashes or spaces)",
+                  cfg->datasets[i] ? cfg->datasets[i] : "");
+      goto fail;
+    }
+  }
+  if (srv->ndatasets == 0) {
+    char uuid[37];
+    bks_uuid4(uuid);
+    if (bks_dataset_add_locked(srv, uuid) != 0) {
+      bks_set_err(err, errlen, "out of memory");
+      goto fail;
+    }
+  }
+  srv->dataset0 = srv->datasets[0]->hash;
   if (cfg->authorized_keys_file &&
       bks_keys_load(srv->keys, cfg->authorized_keys_file, err, errlen) != 0)
     goto fail;
@@ -238,6 +245,18 @@ int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
       {MHD_OPTION_HTTPS_MEM_CERT, 0, srv->cert_pem},
       {MHD_OPTION_END, 0, NULL}};
   struct MHD_OptionItem no_ops[] = {{MHD_OPTION_END, 0, NULL}};
+  /* One thread per connection, each with a small stack, as many as the
+   * descriptors allow: a thousand idle connections must not lock out a
+   * real client (issue 13 item 15). Beyond the limit, new connections
+   * wait in the kernel's listen backlog. */
+  unsigned limit = cfg->connection_limit;
+  if (!limit) {
+    struct rlimit rl;
+    rlim_t soft = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    if (soft == RLIM_INFINITY || soft > 65536 + 64)
+      soft = 65536 + 64;
+    limit = soft > 64 + 16 ? (unsigned)(soft - 64) : 16;
+  }
   srv->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, bks_http_access, srv, MHD_OPTION_SOCK_ADDR,
       (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, bks_http_uri_log,
@@ -245,6 +264,9 @@ int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
       MHD_OPTION_NOTIFY_CONNECTION, bks_http_notify_connection, srv,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)BKS_CONN_MEMORY,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->idle_timeout,
+      MHD_OPTION_CONNECTION_LIMIT, limit,
+      MHD_OPTION_THREAD_STACK_SIZE, (size_t)BKS_THREAD_STACK,
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
       MHD_OPTION_ARRAY, srv->tls ? tls_ops : no_ops, MHD_OPTION_END);
   if (!srv->daemon) {
     bks_set_err(err, errlen,
@@ -262,6 +284,21 @@ int bks_server_start(bks_server **out, const bks_config *cfg, char *err,
   }
   srv->port = di->port;
   (void)sslen;
+  {
+    const char *h = srv->url_host;
+    /* a wildcard address is not a place to connect to */
+    if (strcmp(srv->host, "0.0.0.0") == 0)
+      h = "127.0.0.1";
+    else if (strcmp(srv->host, "::") == 0)
+      h = "[::1]";
+    srv->self_url = bks_asprintf("%s://%s:%u", srv->tls ? "https" : "http",
+                                 h, (unsigned)srv->port);
+    if (!srv->self_url) {
+      MHD_stop_daemon(srv->daemon);
+      bks_set_err(err, errlen, "out of memory");
+      goto fail;
+    }
+  }
   *out = srv;
   return 0;
 fail:
@@ -277,6 +314,10 @@ void bks_server_stop(bks_server *srv) {
   char c = 1;
   while (write(srv->stop_pipe[1], &c, 1) < 0 && errno == EINTR)
     ;
+  pthread_mutex_lock(&srv->mu);
+  srv->stopping = 1;
+  pthread_cond_broadcast(&srv->job_cv);
+  pthread_mutex_unlock(&srv->mu);
   MHD_stop_daemon(srv->daemon);
   server_free(srv);
 }
@@ -284,14 +325,7 @@ void bks_server_stop(bks_server *srv) {
 unsigned short bks_server_port(const bks_server *srv) { return srv->port; }
 
 char *bks_server_url(const bks_server *srv, const char *path) {
-  const char *h = srv->url_host;
-  /* a wildcard address is not a place to connect to */
-  if (strcmp(srv->host, "0.0.0.0") == 0)
-    h = "127.0.0.1";
-  else if (strcmp(srv->host, "::") == 0)
-    h = "[::1]";
-  return bks_asprintf("%s://%s:%u%s", srv->tls ? "https" : "http", h,
-                      (unsigned)srv->port, path ? path : "");
+  return bks_asprintf("%s%s", srv->self_url, path ? path : "");
 }
 
 const char *bks_server_ca_file(const bks_server *srv) { return srv->ca_file; }
@@ -300,14 +334,100 @@ const char *bks_server_root(const bks_server *srv) {
   return bks_store_root(srv->store);
 }
 
-int bks_server_add_key(bks_server *srv, const char *key_id,
-                       const unsigned char public_key[32]) {
-  return bks_keys_add(srv->keys, key_id, public_key);
+int bks_server_add_key(bks_server *srv, const unsigned char public_key[32]) {
+  return bks_keys_add(srv->keys, public_key);
 }
 
-int bks_server_load_authorized_keys(bks_server *srv, const char *path,
-                                    char *err, size_t errlen) {
-  return bks_keys_load(srv->keys, path, err, errlen);
+int bks_server_add_dataset(bks_server *srv, const char *dataset_hash) {
+  pthread_mutex_lock(&srv->mu);
+  int rc = bks_dataset_add_locked(srv, dataset_hash);
+  pthread_mutex_unlock(&srv->mu);
+  return rc;
+}
+
+const char *bks_server_dataset(const bks_server *srv) {
+  /* the first dataset is made at start, and never moves or changes */
+  return srv->dataset0;
+}
+
+const char *bks_server_dataset_folder(const bks_server *srv,
+                                      const char *dataset_hash) {
+  bks_server *s = (bks_server *)srv;
+  const char *folder = NULL;
+  pthread_mutex_lock(&s->mu);
+  long i = bks_dataset_find_locked(s, dataset_hash);
+  if (i >= 0)
+    folder = s->datasets[i]->folder;
+  pthread_mutex_unlock(&s->mu);
+  return folder;
+}
+
+void bks_server_set_clock(bks_server *srv, double unix_time) {
+  pthread_mutex_lock(&srv->mu);
+  srv->clock = unix_time;
+  pthread_mutex_unlock(&srv->mu);
+}
+
+static const char *const call_names[BKS_CALL_COUNT] = {
+    "presign", "dataset", "create", "poll", "job"};
+
+static int api_fault_code_ok(bks_api_call call, const char *code) {
+  if ((int)call < 0 || call >= BKS_CALL_COUNT || !code ||
+      strlen(code) >= sizeof ((bks_api_err *)0)->code)
+    return 0;
+  if (call == BKS_CALL_PRESIGN) {
+    char *end = NULL;
+    long st = strtol(code, &end, 10);
+    return isdigit((unsigned char)code[0]) && !*end && st >= 400 && st <= 599;
+  }
+  if (call == BKS_CALL_JOB)
+    return strcmp(code, "ERROR") == 0 || strcmp(code, "CANCELLED") == 0;
+  return bks_v1_code_status(code) != 0;
+}
+
+int bks_server_api_fault(bks_server *srv, bks_api_call call, const char *code,
+                         unsigned n) {
+  if (!api_fault_code_ok(call, code))
+    return -1;
+  pthread_mutex_lock(&srv->mu);
+  bks_api_err *e = &srv->api_err[call];
+  snprintf(e->code, sizeof e->code, "%s", code);
+  e->left = n;
+  e->forever = n == 0;
+  pthread_mutex_unlock(&srv->mu);
+  return 0;
+}
+
+int bks_parse_api_fault(const char *spec, bks_api_call *call, char *code,
+                        size_t codelen, unsigned *n) {
+  const char *c1 = strchr(spec, ':');
+  if (!c1)
+    return -1;
+  int found = -1;
+  for (int i = 0; i < BKS_CALL_COUNT; i++)
+    if ((size_t)(c1 - spec) == strlen(call_names[i]) &&
+        strncmp(spec, call_names[i], (size_t)(c1 - spec)) == 0)
+      found = i;
+  if (found < 0)
+    return -1;
+  const char *c2 = strchr(c1 + 1, ':');
+  size_t clen = c2 ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1);
+  if (clen == 0 || clen >= codelen)
+    return -1;
+  memcpy(code, c1 + 1, clen);
+  code[clen] = '\0';
+  *n = 0;
+  if (c2) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(c2 + 1, &end, 10);
+    if (!isdigit((unsigned char)c2[1]) || *end || errno || v == 0 ||
+        v > 1000000000UL)
+      return -1;
+    *n = (unsigned)v;
+  }
+  *call = (bks_api_call)found;
+  return api_fault_code_ok(*call, code) ? 0 : -1;
 }
 
 void bks_server_set_faults(bks_server *srv, const bks_faults *faults) {
@@ -316,7 +436,7 @@ void bks_server_set_faults(bks_server *srv, const bks_faults *faults) {
   if (!srv->faults.status)
     srv->faults.status = 503;
   if (faults->seed)
-    srv->rng = faults->seed;
+    bk_rng_seed(&srv->rng, faults->seed);
   pthread_mutex_unlock(&srv->mu);
 }
 
@@ -391,9 +511,8 @@ void bks_server_script(bks_server *srv, const char *path,
 char *bks_server_sign_storage_url(bks_server *srv, const char *object_key,
                                   const char *content_type_pattern,
                                   double ttl) {
-  char *base = srv->public_url ? bks_strdup(srv->public_url)
-                               : bks_server_url(srv, NULL);
-  char *url = base ? bks_api_sign_url(srv, base, object_key,
+  char *base = bks_strdup(srv->public_url ? srv->public_url : srv->self_url);
+  char *url = base ? bks_sign_url(srv, base, object_key,
                                       content_type_pattern, ttl)
                    : NULL;
   free(base);
@@ -414,7 +533,7 @@ int bks_server_object_delete(bks_server *srv, const char *key) {
 }
 
 int bks_server_job_cancel(bks_server *srv, const char *process_hash) {
-  return bks_api_job_cancel(srv, process_hash);
+  return bks_v1_job_cancel(srv, process_hash);
 }
 
 void bks_server_counters(bks_server *srv, bks_counters *out) {

@@ -191,28 +191,6 @@ static char *disk_path(bks_store *st, const char *key) {
   return bks_asprintf("%s/%s", st->root, key);
 }
 
-int bks_write_all(int fd, const void *data, size_t len) {
-  const char *p = data;
-  while (len) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    p += w;
-    len -= (size_t)w;
-  }
-  return 0;
-}
-
-void bks_fsync_dir(const char *dir) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-}
-
 /* ---- writers ------------------------------------------------------------- */
 
 bks_writer *bks_store_begin(bks_store *st, const char *key,
@@ -375,6 +353,50 @@ void *bks_store_read(bks_store *st, const char *key, size_t *len) {
         memcpy(copy, o->data, o->len);
       if (len)
         *len = o->len;
+    }
+  }
+  pthread_mutex_unlock(&st->mu);
+  return copy;
+}
+
+void *bks_store_read_head(bks_store *st, const char *key, size_t max,
+                          size_t *len) {
+  if (st->root) {
+    char *path = disk_path(st, key);
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+    free(path);
+    struct stat sb;
+    if (fd < 0)
+      return NULL;
+    unsigned char *buf = NULL;
+    size_t n = 0;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+        (buf = malloc(max ? max : 1))) {
+      while (n < max) {
+        ssize_t r = read(fd, buf + n, max - n);
+        if (r < 0 && errno == EINTR)
+          continue;
+        if (r <= 0)
+          break;
+        n += (size_t)r;
+      }
+    }
+    close(fd);
+    if (buf && len)
+      *len = n;
+    return buf;
+  }
+  void *copy = NULL;
+  pthread_mutex_lock(&st->mu);
+  mem_obj *o = *mem_find(st, key);
+  if (o) {
+    size_t n = o->len < max ? o->len : max;
+    copy = malloc(n ? n : 1);
+    if (copy) {
+      if (n)
+        memcpy(copy, o->data, n);
+      if (len)
+        *len = n;
     }
   }
   pthread_mutex_unlock(&st->mu);

@@ -1,10 +1,16 @@
 /*
- * util.c - small helpers of the server library: clocks, strings, base64,
- * hex, percent-encoding, uuids.
+ * util.c - small helpers of the server library: clocks, strings, uuids,
+ * whole files, the stop-aware wait, and allocating wrappers over the
+ * shared util library (src/util: hex, base64, percent-escapes, random
+ * bytes), which the server links as bulkup_util.
  */
 #include "bks_internal.h"
 
-#include <openssl/rand.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,15 +52,6 @@ void bks_copy(char *dst, size_t cap, const char *s, size_t len) {
   dst[len] = '\0';
 }
 
-void bks_hex(const unsigned char *d, size_t n, char *out) {
-  static const char hx[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = hx[d[i] >> 4];
-    out[2 * i + 1] = hx[d[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
 unsigned bks_hash(const char *s) {
   uint32_t h = 2166136261u; /* FNV-1a */
   for (; *s; s++)
@@ -62,60 +59,9 @@ unsigned bks_hash(const char *s) {
   return h % BKS_BUCKETS;
 }
 
-static int b64_val(unsigned char c) {
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 26;
-  if (c >= '0' && c <= '9')
-    return c - '0' + 52;
-  if (c == '+')
-    return 62;
-  if (c == '/')
-    return 63;
-  return -1;
-}
-
-long bks_b64_decode(const char *s, size_t len, unsigned char *out,
-                    size_t cap) {
-  if (len % 4 != 0)
-    return -1;
-  size_t n = 0;
-  for (size_t i = 0; i < len; i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int j = 0; j < 4; j++) {
-      unsigned char c = (unsigned char)s[i + j];
-      if (c == '=' && i + 4 == len && j >= 2) {
-        v[j] = 0;
-        pad++;
-        continue;
-      }
-      if (pad) /* a character after '=' */
-        return -1;
-      v[j] = b64_val(c);
-      if (v[j] < 0)
-        return -1;
-    }
-    uint32_t w = ((uint32_t)v[0] << 18) | ((uint32_t)v[1] << 12) |
-                 ((uint32_t)v[2] << 6) | (uint32_t)v[3];
-    unsigned char b[3] = {(unsigned char)(w >> 16), (unsigned char)(w >> 8),
-                          (unsigned char)w};
-    size_t take = 3 - (size_t)pad;
-    /* canonical: the bits dropped by padding are zero */
-    if ((pad == 1 && (v[2] & 3)) || (pad == 2 && (v[1] & 15)))
-      return -1;
-    if (n + take > cap)
-      return -1;
-    memcpy(out + n, b, take);
-    n += take;
-  }
-  return (long)n;
-}
-
 void bks_uuid4(char out[37]) {
   unsigned char b[16];
-  if (RAND_bytes(b, sizeof b) != 1) {
+  if (!bk_random_bytes(b, sizeof b)) {
     /* never expected; a uuid must still be unique within the process */
     static _Atomic unsigned long long fallback;
     unsigned long long v = ++fallback;
@@ -126,71 +72,47 @@ void bks_uuid4(char out[37]) {
   b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
   b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
   char hex[33];
-  bks_hex(b, 16, hex);
+  bk_hex_encode(b, 16, hex, false);
   snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
            hex + 16, hex + 20);
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
+int bks_unhex(const char *s, unsigned char *out, size_t n) {
+  if (strlen(s) != 2 * n)
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    int a = bk_hex_value(s[2 * i]), b = bk_hex_value(s[2 * i + 1]);
+    if (a < 0 || b < 0)
+      return -1;
+    out[i] = (unsigned char)(a * 16 + b);
+  }
+  return 0;
 }
 
 char *bks_pct_decode(const char *s, size_t len) {
   char *out = malloc(len + 1);
-  if (!out)
-    return NULL;
   size_t n = 0;
-  for (size_t i = 0; i < len; i++) {
-    char c = s[i];
-    if (c == '%') {
-      if (i + 2 >= len) {
-        free(out);
-        return NULL;
-      }
-      int a = hexval(s[i + 1]), b = hexval(s[i + 2]);
-      if (a < 0 || b < 0) {
-        free(out);
-        return NULL;
-      }
-      c = (char)(a * 16 + b);
-      i += 2;
-    }
-    if (c == '\0') {
-      free(out);
-      return NULL;
-    }
-    out[n++] = c;
+  if (!out || !bk_pct_decode(s, len, out, &n, true)) {
+    free(out);
+    return NULL;
   }
   out[n] = '\0';
   return out;
 }
 
-char *bks_pct_encode(const char *s) {
-  static const char hx[] = "0123456789ABCDEF";
+char *bks_pct_encode_path(const char *s) {
   size_t len = strlen(s);
   char *out = malloc(3 * len + 1);
-  if (!out)
-    return NULL;
-  size_t n = 0;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-        c == '~') {
-      out[n++] = (char)c;
-    } else {
-      out[n++] = '%';
-      out[n++] = hx[c >> 4];
-      out[n++] = hx[c & 15];
-    }
-  }
-  out[n] = '\0';
+  if (out)
+    bk_pct_encode(s, len, out, BK_PCT_PATH);
+  return out;
+}
+
+char *bks_pct_encode(const char *s) {
+  size_t len = strlen(s);
+  char *out = malloc(3 * len + 1);
+  if (out)
+    bk_pct_encode(s, len, out, BK_PCT_UNRESERVED);
   return out;
 }
 
@@ -236,5 +158,99 @@ void bks_sha256_hex(const void *data, size_t len, char out[65]) {
   unsigned n = 0;
   if (!EVP_Digest(data, len, d, &n, EVP_sha256(), NULL))
     n = 0;
-  bks_hex(d, n, out);
+  bk_hex_encode(d, n, out, false);
+}
+
+/* ---- files ----------------------------------------------------------------- */
+
+int bks_write_all(int fd, const void *data, size_t len) {
+  const char *p = data;
+  while (len) {
+    ssize_t w = write(fd, p, len);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    p += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+void bks_fsync_dir(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+}
+
+char *bks_read_file(const char *path, size_t max, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  char *buf = NULL;
+  size_t n = 0, cap = 0;
+  for (;;) {
+    if (n + 1 >= cap) {
+      size_t ncap = cap ? 2 * cap : 65536;
+      char *b = realloc(buf, ncap);
+      if (!b) {
+        free(buf);
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+      }
+      buf = b;
+      cap = ncap;
+    }
+    ssize_t r = read(fd, buf + n, cap - n - 1);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      int e = errno;
+      free(buf);
+      close(fd);
+      errno = e;
+      return NULL;
+    }
+    if (r == 0)
+      break;
+    n += (size_t)r;
+    if (n > max) {
+      free(buf);
+      close(fd);
+      errno = EFBIG;
+      return NULL;
+    }
+  }
+  close(fd);
+  buf[n] = '\0';
+  if (len)
+    *len = n;
+  return buf;
+}
+
+/* ---- waiting ----------------------------------------------------------------- */
+
+int bks_wait(int stop_fd, int fd, double seconds) {
+  if (!(seconds > 0)) /* also NaN */
+    return BKS_WAIT_TIMEOUT;
+  double end = bks_now_mono() + seconds;
+  for (;;) {
+    double left = end - bks_now_mono();
+    if (left <= 0)
+      return BKS_WAIT_TIMEOUT;
+    int ms = left * 1000.0 >= INT_MAX ? INT_MAX : (int)(left * 1000.0) + 1;
+    struct pollfd p[2] = {{stop_fd, POLLIN, 0}, {fd, POLLRDHUP, 0}};
+    int rc = poll(p, 2, ms);
+    if (rc < 0 && errno != EINTR)
+      return BKS_WAIT_STOP; /* cannot wait safely: give up waiting */
+    if (rc <= 0)
+      continue;
+    if (p[0].revents)
+      return BKS_WAIT_STOP;
+    if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR))
+      return BKS_WAIT_PEER;
+  }
 }

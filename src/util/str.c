@@ -171,3 +171,45 @@ bool bk_pct_decode(const char *s, size_t n, char *out, size_t *outlen,
   *outlen = o;
   return true;
 }
+
+/* ---- UTF-8 ------------------------------------------------------------------ */
+
+size_t bk_utf8_seq(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  if (n == 0)
+    return 0;
+  unsigned c = p[0];
+  if (c < 0x80)
+    return 1;
+  size_t len;
+  if (c >= 0xC2 && c <= 0xDF)
+    len = 2;
+  else if (c >= 0xE0 && c <= 0xEF)
+    len = 3;
+  else if (c >= 0xF0 && c <= 0xF4)
+    len = 4;
+  else
+    return 0; /* a continuation byte, C0/C1 (overlong), F5..FF */
+  if (n < len)
+    return 0;
+  for (size_t i = 1; i < len; i++)
+    if ((p[i] & 0xC0) != 0x80)
+      return 0;
+  if ((c == 0xE0 && p[1] < 0xA0) || /* overlong */
+      (c == 0xED && p[1] > 0x9F) || /* U+D800..U+DFFF */
+      (c == 0xF0 && p[1] < 0x90) || /* overlong */
+      (c == 0xF4 && p[1] > 0x8F))   /* beyond U+10FFFF */
+    return 0;
+  return len;
+}
+
+bool bk_utf8_valid(const char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    size_t k = bk_utf8_seq(s + i, n - i);
+    if (!k)
+      return false;
+    i += k;
+  }
+  return true;
+}

@@ -61,4 +61,15 @@ size_t bk_pct_encode(const char *s, size_t n, char *out, bk_pct_mode mode);
 bool bk_pct_decode(const char *s, size_t n, char *out, size_t *outlen,
                    bool no_nul);
 
+/* ---- UTF-8 ------------------------------------------------------------------ */
+
+/* The length (1 to 4) of the well-formed UTF-8 sequence at s[0..n), or 0
+ * when the bytes there are not one (a stray continuation byte, a
+ * truncated sequence, an overlong form, a surrogate, beyond U+10FFFF). */
+size_t bk_utf8_seq(const char *s, size_t n);
+/* Whether s[0..n) is well-formed UTF-8 throughout. */
+bool bk_utf8_valid(const char *s, size_t n);
+/* U+FFFD, what JSON output puts for a byte that is not UTF-8. */
+#define BK_UTF8_REPLACEMENT "\xEF\xBF\xBD"
+
 #endif

@@ -1,6 +1,6 @@
 /* libFuzzer target: private key loading (PEM PKCS#8, OpenSSH). */
 #include "internal.h"
-#include "keys.h"
+#include "api/keys.h"
 
 #include <openssl/evp.h>
 

@@ -1,4 +1,4 @@
-/* libFuzzer target: URL redaction. Whatever the URL, the value of a
+/* libFuzzer target: URL redaction, URL identity and free-text redaction. Whatever the URL, the value of a
  * sig/signature/token parameter never survives. */
 #include "internal.h"
 
@@ -14,6 +14,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!r)
     abort();
   free(r);
+  r = bulkup_url_identity(s);
+  if (!r)
+    abort();
+  free(r);
+  /* Free text (an error body): any bytes, NULs included. */
+  size_t tn = 0;
+  char *t = bk_redact_text((const char *)data, size, &tn);
+  if (!t || t[tn] != '\0')
+    abort();
+  free(t);
   /* A secret made of the input's safe bytes must vanish. */
   size_t n = strcspn(s, "&;#=?%");
   if (n >= 4) {

@@ -1,7 +1,10 @@
-/* sign.c - Content-Digest, the signature base, and the Ed25519 signature
- * of an API request (doc/api-protocol.md, "Request signing"). */
+/* sign.c - the v2 signature (Content-Digest, the signature base, the
+ * Ed25519 signature) and the v1 Authorization of an API request
+ * (ENCORD_WIRE.md §4 and §6). */
 #include "internal.h"
 #include "sign.h"
+#include "util/sha256.h"
+#include "util/str.h"
 
 #include <openssl/err.h>
 #include <stdio.h>
@@ -44,18 +47,10 @@ static bool bk_target_ok(const char *t) {
 
 bulkup_err bk_content_digest(const void *body, size_t len, char *out,
                              size_t outsz) {
-  unsigned char md[32];
-  unsigned int mdlen = 0;
-  static const unsigned char empty[1] = {0};
-  if (!body)
-    body = empty, len = 0;
-  if (EVP_Digest(body, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
-      mdlen != sizeof md) {
-    ERR_clear_error();
-    return bk_error(BULKUP_ECRYPTO, "SHA-256 failed");
-  }
-  char b64[48];
-  EVP_EncodeBlock((unsigned char *)b64, md, (int)mdlen);
+  unsigned char md[BK_SHA256_LEN];
+  bk_sha256(body ? body : "", body ? len : 0, md);
+  char b64[BK_B64_ENCODED_LEN(BK_SHA256_LEN) + 1];
+  bk_b64_encode(md, sizeof md, b64);
   int n = snprintf(out, outsz, "sha-256=:%s:", b64);
   if (n < 0 || (size_t)n >= outsz)
     return bk_error(BULKUP_EINVAL, "content digest buffer too small");
@@ -142,8 +137,8 @@ bulkup_err bk_sign_request(EVP_PKEY *key, const char *key_id,
     return bk_error(BULKUP_ECRYPTO, "Ed25519 signing failed: %s",
                     e ? ERR_reason_error_string(e) : "unknown OpenSSL error");
   }
-  char b64[96];
-  EVP_EncodeBlock((unsigned char *)b64, sig, (int)siglen);
+  char b64[BK_B64_ENCODED_LEN(64) + 1];
+  bk_b64_encode(sig, siglen, b64);
 
   snprintf(out->content_digest, sizeof out->content_digest,
            "Content-Digest: %s", digest);
@@ -154,5 +149,35 @@ bulkup_err bk_sign_request(EVP_PKEY *key, const char *key_id,
     bk_sig_headers_free(out);
     return bk_error(BULKUP_ENOMEM, "out of memory");
   }
+  return BULKUP_OK;
+}
+
+bulkup_err bk_sign_v1(EVP_PKEY *key, const char *key_id, const void *body,
+                      size_t body_len, char *out, size_t outsz) {
+  if (outsz)
+    out[0] = '\0';
+  if (!key || !bk_sign_key_id_ok(key_id))
+    return bk_error(BULKUP_EINVAL, "a key and a valid key id are required");
+  unsigned char md[BK_SHA256_LEN];
+  bk_sha256(body ? body : "", body ? body_len : 0, md);
+  unsigned char sig[64];
+  size_t siglen = sizeof sig;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  bool ok = ctx && EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) == 1 &&
+            EVP_DigestSign(ctx, sig, &siglen, md, sizeof md) == 1 &&
+            siglen == sizeof sig;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) {
+    unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    return bk_error(BULKUP_ECRYPTO, "Ed25519 signing failed: %s",
+                    e ? ERR_reason_error_string(e) : "unknown OpenSSL error");
+  }
+  size_t kl = strlen(key_id);
+  if (outsz < kl + 1 + 2 * sizeof sig + 1)
+    return bk_error(BULKUP_EINVAL, "authorization buffer too small");
+  memcpy(out, key_id, kl);
+  out[kl] = ':';
+  bk_hex_encode(sig, sizeof sig, out + kl + 1, false);
   return BULKUP_OK;
 }

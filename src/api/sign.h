@@ -1,10 +1,14 @@
-/* sign.h - HTTP Message Signatures (RFC 9421 style) for API requests, as
- * fixed by doc/api-protocol.md (internal).
+/* sign.h - the two request signatures of the Encord API (internal),
+ * byte for byte as ENCORD_WIRE.md fixes them:
  *
- * Covered components: "@method", "@request-target", "content-digest";
- * parameters created, keyid, alg="ed25519"; label "encord-sig". */
-#ifndef BULKUP_SIGN_H
-#define BULKUP_SIGN_H
+ * v2 (§4): HTTP Message Signatures, RFC 9421 style. Covered components
+ *   "@method", "@request-target", "content-digest"; parameters created
+ *   (now - 30), keyid (the public key's hex), alg="ed25519"; label
+ *   "encord-sig".
+ * v1 (§6): Authorization: <pubhex>:<hex of Ed25519.sign(SHA-256(body))>
+ *   - the 32-byte digest is what is signed; nothing else is covered. */
+#ifndef BULKUP_API_SIGN_H
+#define BULKUP_API_SIGN_H
 
 #include "internal.h"
 
@@ -55,5 +59,15 @@ bulkup_err bk_sign_request(EVP_PKEY *key, const char *key_id,
                            bk_sig_headers *out);
 
 void bk_sig_headers_free(bk_sig_headers *h);
+
+/*
+ * bk_sign_v1 - the v1 Authorization header value for `body`:
+ * key_id ":" + 128 lower-case hex digits, into out (at least
+ * BK_V1_AUTH_LEN + 1 bytes). BULKUP_EINVAL (bad key id), BULKUP_ECRYPTO.
+ * Thread-safe.
+ */
+#define BK_V1_AUTH_LEN (64 + 1 + 128)
+bulkup_err bk_sign_v1(EVP_PKEY *key, const char *key_id, const void *body,
+                      size_t body_len, char *out, size_t outsz);
 
 #endif

@@ -1,6 +1,7 @@
-/* workflow.c - the whole workflow: check the paths, fetch signed URLs in
- * batches while the engine uploads, refresh expired URLs, then create the
- * image group from the successes and wait for its job.
+/* workflow.c - the SDK's four upload calls (ENCORD_WIRE.md §1), done
+ * properly: check the paths, fetch signed URLs in batches while the engine
+ * uploads, refresh expired URLs, then post the job (jobs.c) from the
+ * successes and wait for its data units.
  *
  * Threads: the calling thread is the producer (it fetches a batch of URLs
  * and submits its items, blocking while the engine's queue is full, then
@@ -12,7 +13,10 @@
  * producer writes an entry before submitting it and a worker may replace
  * its key (refresh) or record its status (completion) afterwards. */
 #include "internal.h"
-#include "api.h"
+#include "client.h"
+#include "jobs.h"
+#include "mimetypes.h"
+#include "util/str.h"
 
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -25,6 +29,7 @@ typedef struct bk_wf_item {
   char *object_key;
   char *item_uuid;
   bulkup_item_status status;
+  int http_status; /* of the last answer to its PUT */
   bool submitted;
   bool ended;
 } bk_wf_item;
@@ -46,17 +51,10 @@ struct bulkup_upload_keys {
 
 void bulkup_workflow_options_init(bulkup_workflow_options *o) {
   memset(o, 0, sizeof *o);
-  o->title = NULL;
-  o->data_type = BULKUP_DATA_TYPE_IMAGE;
+  o->create_video = true; /* the SDK's default (dataset.py:257) */
+  o->files_per_job = 1;   /* the SDK's way: one job per file */
   o->poll_timeout = BULKUP_DEFAULT_POLL_TIMEOUT;
-  o->poll_interval = 0.5;
-  o->poll_interval_max = 10.0;
   bulkup_uploader_options_init(&o->upload);
-}
-
-static const char *bk_basename(const char *path) {
-  const char *s = strrchr(path, '/');
-  return s ? s + 1 : path;
 }
 
 static void bk_items_free(bk_wf_item *items, size_t n) {
@@ -76,11 +74,6 @@ static bool bk_finite_nonneg(double v) { return v >= 0 && isfinite(v); }
 static bulkup_err bk_wf_validate(const bulkup_workflow_options *o) {
   if (!bk_finite_nonneg(o->poll_timeout))
     return bk_error(BULKUP_EINVAL, "poll_timeout must be a finite number >= 0");
-  if (!bk_finite_nonneg(o->poll_interval) ||
-      !bk_finite_nonneg(o->poll_interval_max))
-    return bk_error(BULKUP_EINVAL,
-                    "poll_interval and poll_interval_max must be finite "
-                    "numbers >= 0");
   return BULKUP_OK;
 }
 
@@ -124,6 +117,7 @@ static void bk_wf_complete(void *ud, const bulkup_result *r) {
   if (r->index < wf->n) {
     bk_mutex_lock(&wf->lock);
     wf->items[r->index].status = r->status;
+    wf->items[r->index].http_status = r->http_status;
     wf->items[r->index].ended = true;
     bk_mutex_unlock(&wf->lock);
   }
@@ -175,6 +169,19 @@ static char *bk_wf_refresh(void *ud, const bulkup_result *r) {
 
 /* ---- the upload phase ------------------------------------------------- */
 
+/* The SDK's Content-Type (utils.py:74-85): an image's by its extension
+ * (mimetypes.guess_type, mimetypes.c), none ("": the header is left out)
+ * when it has none;
+ * video application/octet-stream; DICOM application/dicom. */
+static const char *bk_wf_content_type(bulkup_data_type type,
+                                      const char *path) {
+  if (type == BULKUP_DATA_TYPE_IMAGE || type == BULKUP_DATA_TYPE_IMG_GROUP) {
+    const char *ct = bk_mime_guess(path);
+    return ct ? ct : "";
+  }
+  return bulkup_content_type_for(type, path);
+}
+
 /* Upload every path. *started tells whether the engine ran (then *report
  * is set if report is not NULL). Returns the producer's error if it had
  * one (the run was then cancelled), else the engine's verdict. */
@@ -188,6 +195,9 @@ static bulkup_err bk_wf_upload(bk_wf *wf, const bulkup_workflow_options *opt,
   uo.on_progress = opt->upload.on_progress ? bk_wf_progress : NULL;
   uo.log = opt->upload.log ? bk_wf_log : NULL;
   uo.refresh_url = bk_wf_refresh;
+  /* The URLs are signed for a PUT: a resumable session's POST would only
+   * be refused (§5: never a POST). */
+  uo.resumable_threshold = BULKUP_RESUMABLE_NEVER;
 
   bulkup_uploader *u;
   bulkup_err rc = bulkup_uploader_new(&u, &uo);
@@ -225,6 +235,8 @@ static bulkup_err bk_wf_upload(bk_wf *wf, const bulkup_workflow_options *opt,
       it.url = v[j].signed_url;
       it.title = bk_basename(paths[idx]);
       it.data_type = wf->type;
+      /* §5: an image of unknown type goes with no Content-Type. */
+      it.content_type = bk_wf_content_type(wf->type, paths[idx]);
       uint64_t index = 0;
       prc = bulkup_uploader_submit(u, &it, &index);
       if (prc != BULKUP_OK)
@@ -242,10 +254,10 @@ static bulkup_err bk_wf_upload(bk_wf *wf, const bulkup_workflow_options *opt,
     bulkup_signed_urls_free(v, got);
   }
 
-  char saved[512] = "";
+  bk_error_saved saved;
   if (prc != BULKUP_OK) {
     /* No point finishing uploads of a run that failed: stop at once. */
-    snprintf(saved, sizeof saved, "%s", bulkup_last_error_message());
+    bk_error_save(&saved);
     bulkup_uploader_cancel(u);
   }
   bulkup_report *rep = NULL;
@@ -257,7 +269,7 @@ static bulkup_err bk_wf_upload(bk_wf *wf, const bulkup_workflow_options *opt,
   else
     bulkup_report_free(rep);
   if (prc != BULKUP_OK)
-    return bk_error(prc, "%s", saved);
+    return bk_error_restore(&saved, prc);
   return rc;
 }
 
@@ -290,83 +302,201 @@ static bulkup_err bk_wf_common_checks(bulkup_api *api,
                                       bulkup_data_type type) {
   if (!api)
     return bk_error(BULKUP_EINVAL, "api must not be NULL");
-  if ((int)type < 0 || type >= BULKUP_DATA_TYPE_MISSING)
-    return bk_error(BULKUP_EINVAL, "data type must be a known type");
+  if (type != BULKUP_DATA_TYPE_IMAGE && type != BULKUP_DATA_TYPE_IMG_GROUP &&
+      type != BULKUP_DATA_TYPE_VIDEO && type != BULKUP_DATA_TYPE_DICOM)
+    return bk_error(BULKUP_EINVAL, "the data type must be image, img_group, "
+                    "video or dicom (the API's upload item types)");
   bulkup_err rc = bk_wf_validate(opt);
   if (rc != BULKUP_OK)
     return rc;
   return bk_check_paths(paths, n);
 }
 
-/* ---- image group ------------------------------------------------------ */
+/* ---- the job-creating calls ---------------------------------------------- */
 
-/* json-c helpers that take ownership of `v` whatever happens (json-c's
- * own add functions leave it to the caller on failure). */
-static bool bk_jadd(json_object *o, const char *key, json_object *v) {
-  if (!o || !v || json_object_object_add(o, key, v) != 0) {
-    json_object_put(v);
-    return false;
-  }
-  return true;
+/* What each call posts, and how it names itself in messages. */
+typedef struct bk_wf_kind {
+  bk_job_kind job;
+  bulkup_data_type type; /* presign type and Content-Type */
+  const char *things;    /* "image", "DICOM file", "video" */
+  const char *unit;      /* "Image group", "DICOM series", ... */
+  bool many_units;       /* one unit per file (videos, images) */
+} bk_wf_kind;
+
+static const bk_wf_kind bk_kind_group = {BK_JOB_IMAGE_GROUP,
+                                         BULKUP_DATA_TYPE_IMAGE, "image",
+                                         "Image group", false};
+static const bk_wf_kind bk_kind_dicom = {BK_JOB_DICOM_SERIES,
+                                         BULKUP_DATA_TYPE_DICOM, "DICOM file",
+                                         "DICOM series", false};
+static const bk_wf_kind bk_kind_videos = {BK_JOB_VIDEOS,
+                                          BULKUP_DATA_TYPE_VIDEO, "video",
+                                          "Video", true};
+static const bk_wf_kind bk_kind_images = {BK_JOB_IMAGES,
+                                          BULKUP_DATA_TYPE_IMAGE, "image",
+                                          "Image", true};
+
+static bool bk_stored(const bk_wf_item *it) {
+  /* §5: success is exactly 200. */
+  return it->ended && it->status == BULKUP_ITEM_SUCCEEDED &&
+         it->http_status == 200;
 }
 
-static bool bk_jpush(json_object *a, json_object *v) {
-  if (!a || !v || json_object_array_add(a, v) != 0) {
-    json_object_put(v);
-    return false;
+/* Post one job of `n` files and wait for its units, checking their count
+ * (`expect` exact, or at least 1 when expect is 0). */
+static bulkup_err bk_wf_job(bulkup_api *api, const bulkup_workflow_options *opt,
+                            const bk_wf_kind *k, const bk_job_file *files,
+                            size_t n, const char *title, size_t expect,
+                            bulkup_image_group **units) {
+  *units = NULL;
+  char *payload = NULL;
+  size_t plen = 0;
+  bulkup_err rc = bk_job_payload(k->job, files, n, title, opt->create_video,
+                                 opt->folder_uuid, &payload, &plen);
+  if (rc != BULKUP_OK)
+    return rc;
+  char *ph = NULL;
+  rc = bk_job_post(api, opt->dataset_hash, payload, &ph);
+  bk_free(payload);
+  if (rc != BULKUP_OK)
+    return rc;
+  bk_api_log(api, BULKUP_LOG_INFO, "job %s posted (%zu %s%s)", ph, n,
+             k->things, n == 1 ? "" : "s");
+  rc = bk_job_wait(api, opt->dataset_hash, ph, opt->poll_timeout, units);
+  if (rc == BULKUP_OK) {
+    size_t got = (*units)->n;
+    if (expect ? got != expect : got == 0) {
+      bulkup_image_group_free(*units);
+      *units = NULL;
+      rc = expect ? bk_error(BULKUP_EPROTOCOL, "job %s: DONE with %zu data "
+                             "unit%s, expected %zu", ph, got,
+                             got == 1 ? "" : "s", expect)
+                  : bk_error(BULKUP_EJOB, "job %s: DONE without a data unit",
+                             ph);
+    }
   }
-  return true;
+  bk_free(ph);
+  return rc;
 }
 
-/* The group's JSON body from the successes, in input order. */
-static bulkup_err bk_group_body(const bk_wf *wf, const char *const *paths,
-                                const bulkup_workflow_options *opt,
-                                char **body, size_t *len, size_t *count) {
-  *body = NULL;
-  *count = 0;
-  json_object *root = json_object_new_object();
-  json_object *groups = json_object_new_array();
-  json_object *g = json_object_new_object();
-  json_object *images = json_object_new_array();
-  /* From here on each object is owned by its parent. */
-  bool ok = bk_jadd(root, "image_groups", groups);
-  ok = ok ? bk_jpush(groups, g) : (json_object_put(g), false);
-  ok = ok ? bk_jadd(g, "images", images) : (json_object_put(images), false);
-  if (!ok) {
-    json_object_put(root);
-    return bk_error(BULKUP_ENOMEM, "out of memory building the group");
+static bulkup_err bk_wf_run(bulkup_api *api, const bulkup_workflow_options *opt,
+                            const char *const *paths, size_t npaths,
+                            const bk_wf_kind *k, bulkup_image_group **units,
+                            bulkup_report **report) {
+  if (units)
+    *units = NULL;
+  if (report)
+    *report = NULL;
+  if (!units)
+    return bk_error(BULKUP_EINVAL, "the result pointer must not be NULL");
+  if (!opt)
+    return bk_error(BULKUP_EINVAL, "options are required (the dataset "
+                    "hash)");
+  if (!opt->dataset_hash || !*opt->dataset_hash)
+    return bk_error(BULKUP_EINVAL, "dataset_hash must be set");
+  for (const unsigned char *p = (const unsigned char *)opt->dataset_hash; *p;
+       p++)
+    if (*p < 0x20 || *p >= 0x7f)
+      return bk_error(BULKUP_EINVAL, "dataset_hash must be printable ASCII");
+  char folder[37];
+  bulkup_workflow_options o = *opt;
+  if (opt->folder_uuid) {
+    if (!bk_uuid_canon(opt->folder_uuid, folder))
+      return bk_error(BULKUP_EINVAL, "folder_uuid '%.80s' is not a UUID",
+                      opt->folder_uuid);
+    o.folder_uuid = folder; /* sent canonical, as pydantic's mode="json" */
   }
-  size_t k = 0;
-  for (size_t i = 0; ok && i < wf->n; i++) {
-    if (!wf->items[i].ended || wf->items[i].status != BULKUP_ITEM_SUCCEEDED)
-      continue;
-    json_object *im = json_object_new_object();
-    ok = bk_jpush(images, im) &&
-         bk_jadd(im, "url", json_object_new_string(wf->items[i].object_key)) &&
-         bk_jadd(im, "title", json_object_new_string(bk_basename(paths[i])));
-    k++;
+  if (npaths == 0)
+    return bk_error(BULKUP_EINVAL, "at least one path is needed");
+  if (k->many_units && opt->title && npaths > 1)
+    return bk_error(BULKUP_EINVAL, "a title names one file: with several "
+                    "paths each file is titled by its basename");
+  if (k->many_units && opt->files_per_job == 0)
+    return bk_error(BULKUP_EINVAL, "files_per_job must be at least 1");
+  bulkup_err rc = bk_wf_common_checks(api, opt, paths, npaths, k->type);
+  if (rc != BULKUP_OK)
+    return rc;
+
+  bk_wf wf;
+  if ((rc = bk_wf_init(&wf, api, opt, k->type, npaths)) != BULKUP_OK)
+    return rc;
+  bool started;
+  rc = bk_wf_upload(&wf, opt, paths, report, &started);
+  size_t stored = 0, not200 = 0;
+  for (size_t i = 0; i < wf.n; i++) {
+    if (bk_stored(&wf.items[i]))
+      stored++;
+    else if (wf.items[i].ended && wf.items[i].status == BULKUP_ITEM_SUCCEEDED)
+      not200++;
   }
-  const char *title = opt->title;
-  for (size_t i = 0; !title && i < wf->n; i++)
-    if (wf->items[i].ended && wf->items[i].status == BULKUP_ITEM_SUCCEEDED)
-      title = bk_basename(paths[i]);
-  ok = ok && bk_jadd(g, "title", json_object_new_string(title ? title : ""));
-  ok = ok &&
-       bk_jadd(g, "create_video", json_object_new_boolean(opt->create_video)) &&
-       bk_jadd(g, "cluster_by_resolution",
-               json_object_new_boolean(opt->cluster_by_resolution));
-  const char *s = ok ? json_object_to_json_string_ext(
-                           root, JSON_C_TO_STRING_PLAIN |
-                                     JSON_C_TO_STRING_NOSLASHESCAPE)
-                     : NULL;
-  if (s) {
-    *len = strlen(s);
-    *body = bk_strndup(s, *len);
+  if (rc == BULKUP_OK && not200 && !opt->upload.cloud.allow_failures)
+    rc = bk_error(BULKUP_EUPLOAD, "%zu upload%s answered a 2xx other than "
+                  "200 (the API's storage answers exactly 200)", not200,
+                  not200 == 1 ? "" : "s");
+  if (rc == BULKUP_EALLFAILED || (rc == BULKUP_OK && stored == 0))
+    rc = bk_error(BULKUP_EALLFAILED, "All %s uploads failed. %s was not "
+                  "created.", k->things, k->many_units ? "No data unit"
+                                                       : k->unit);
+  else if (rc == BULKUP_EUPLOAD) {
+    char saved[400];
+    snprintf(saved, sizeof saved, "%s", bulkup_last_error_message());
+    rc = bk_error(BULKUP_EUPLOAD, "%s; %s was created (set allow_failures "
+                  "to create %s from the successes)", saved,
+                  k->many_units ? "no data unit" : "no job",
+                  k->many_units ? "them" : "it");
   }
-  json_object_put(root);
-  *count = k;
-  if (!*body)
-    return bk_error(BULKUP_ENOMEM, "out of memory building the group");
+  if (rc != BULKUP_OK) {
+    bk_wf_destroy(&wf);
+    return rc;
+  }
+
+  /* The stored files, in input order. */
+  bk_job_file *files = bk_calloc(stored, sizeof *files);
+  if (!files) {
+    bk_wf_destroy(&wf);
+    return bk_error(BULKUP_ENOMEM, "out of memory");
+  }
+  size_t nf = 0;
+  for (size_t i = 0; i < wf.n; i++)
+    if (bk_stored(&wf.items[i])) {
+      files[nf].url = wf.items[i].object_key;
+      files[nf].title = (k->many_units && o.title) ? o.title
+                                                   : bk_basename(paths[i]);
+      nf++;
+    }
+
+  bulkup_image_group *all = NULL;
+  if (!k->many_units) {
+    rc = bk_wf_job(api, &o, k, files, nf, o.title,
+                   k->job == BK_JOB_DICOM_SERIES ? 1 : 0, &all);
+  } else {
+    size_t per = o.files_per_job;
+    for (size_t at = 0; at < nf && rc == BULKUP_OK; at += per) {
+      size_t m = nf - at < per ? nf - at : per;
+      bulkup_image_group *u = NULL;
+      rc = bk_wf_job(api, &o, k, files + at, m, NULL, m, &u);
+      if (rc == BULKUP_OK && (rc = bk_units_link(u, files + at, m)) != BULKUP_OK)
+        bulkup_image_group_free(u);
+      if (rc != BULKUP_OK)
+        break;
+      if (!all) {
+        all = u;
+      } else {
+        rc = bk_units_append(all, u);
+        bulkup_image_group_free(u);
+      }
+      if (rc == BULKUP_OK && at + m < nf)
+        bk_api_log(api, BULKUP_LOG_INFO, "%zu of %zu %ss have their data "
+                   "units", at + m, nf, k->things);
+    }
+  }
+  bk_free(files);
+  bk_wf_destroy(&wf);
+  if (rc != BULKUP_OK) {
+    bulkup_image_group_free(all);
+    return rc;
+  }
+  *units = all;
   return BULKUP_OK;
 }
 
@@ -375,67 +505,49 @@ bulkup_err bulkup_create_image_group(bulkup_api *api,
                                      const char *const *paths, size_t npaths,
                                      bulkup_image_group **group,
                                      bulkup_report **report) {
-  if (group)
-    *group = NULL;
-  if (report)
-    *report = NULL;
-  if (!group)
-    return bk_error(BULKUP_EINVAL, "group must not be NULL");
-  bulkup_workflow_options defaults;
-  if (!opt) {
-    bulkup_workflow_options_init(&defaults);
-    opt = &defaults;
-  }
-  if (npaths == 0)
-    return bk_error(BULKUP_EINVAL, "an image group needs at least one path");
-  bulkup_err rc =
-      bk_wf_common_checks(api, opt, paths, npaths, opt->data_type);
-  if (rc != BULKUP_OK)
-    return rc;
+  return bk_wf_run(api, opt, paths, npaths, &bk_kind_group, group, report);
+}
 
-  bk_wf wf;
-  if ((rc = bk_wf_init(&wf, api, opt, opt->data_type, npaths)) != BULKUP_OK)
-    return rc;
-  bool started;
-  rc = bk_wf_upload(&wf, opt, paths, report, &started);
-  if (rc == BULKUP_EALLFAILED)
-    rc = bk_error(BULKUP_EALLFAILED,
-                  "All image uploads failed. Image group was not created.");
-  else if (rc == BULKUP_EUPLOAD) {
-    char saved[400];
-    snprintf(saved, sizeof saved, "%s", bulkup_last_error_message());
-    rc = bk_error(BULKUP_EUPLOAD, "%s; image group was not created (set "
-                  "allow_failures to create it from the successes)", saved);
-  }
-  if (rc != BULKUP_OK) {
-    bk_wf_destroy(&wf);
-    return rc;
-  }
+bulkup_err bulkup_create_dicom_series(bulkup_api *api,
+                                      const bulkup_workflow_options *opt,
+                                      const char *const *paths,
+                                      size_t npaths, bulkup_data_units **units,
+                                      bulkup_report **report) {
+  return bk_wf_run(api, opt, paths, npaths, &bk_kind_dicom, units, report);
+}
 
-  char *body = NULL;
-  size_t body_len = 0, count = 0;
-  rc = bk_group_body(&wf, paths, opt, &body, &body_len, &count);
-  bk_wf_destroy(&wf);
-  if (rc != BULKUP_OK)
-    return rc;
-  if (count == 0) {
-    bk_free(body);
-    return bk_error(BULKUP_EALLFAILED,
-                    "All image uploads failed. Image group was not created.");
-  }
-  char *process_hash = NULL;
-  rc = bk_api_create_group(api, body, body_len, &process_hash);
-  bk_free(body);
-  if (rc != BULKUP_OK)
-    return rc;
-  bk_api_log(api, BULKUP_LOG_INFO, "image group of %zu images posted; job %s",
-             count, process_hash);
-  bk_poll_opts po = {.timeout = opt->poll_timeout,
-                     .interval = opt->poll_interval,
-                     .interval_max = opt->poll_interval_max};
-  rc = bk_api_wait_job(api, process_hash, &po, count, group);
-  bk_free(process_hash);
-  return rc;
+bulkup_err bulkup_upload_videos(bulkup_api *api,
+                                const bulkup_workflow_options *opt,
+                                const char *const *paths, size_t npaths,
+                                bulkup_data_units **units,
+                                bulkup_report **report) {
+  return bk_wf_run(api, opt, paths, npaths, &bk_kind_videos, units, report);
+}
+
+bulkup_err bulkup_upload_images(bulkup_api *api,
+                                const bulkup_workflow_options *opt,
+                                const char *const *paths, size_t npaths,
+                                bulkup_data_units **units,
+                                bulkup_report **report) {
+  return bk_wf_run(api, opt, paths, npaths, &bk_kind_images, units, report);
+}
+
+bulkup_err bulkup_upload_video(bulkup_api *api,
+                               const bulkup_workflow_options *opt,
+                               const char *path, bulkup_data_units **units,
+                               bulkup_report **report) {
+  const char *const one[1] = {path};
+  return bk_wf_run(api, opt, path ? one : NULL, path ? 1 : 0, &bk_kind_videos,
+                   units, report);
+}
+
+bulkup_err bulkup_upload_image(bulkup_api *api,
+                               const bulkup_workflow_options *opt,
+                               const char *path, bulkup_data_units **units,
+                               bulkup_report **report) {
+  const char *const one[1] = {path};
+  return bk_wf_run(api, opt, path ? one : NULL, path ? 1 : 0, &bk_kind_images,
+                   units, report);
 }
 
 /* ---- plain upload ----------------------------------------------------- */
@@ -491,8 +603,8 @@ bulkup_err bulkup_api_upload(bulkup_api *api,
   bool started;
   rc = bk_wf_upload(&wf, opt, paths, report, &started);
   if (k && started) {
-    char saved[512];
-    snprintf(saved, sizeof saved, "%s", bulkup_last_error_message());
+    bk_error_saved saved;
+    bk_error_save(&saved);
     /* Keys of items that did not succeed name nothing stored: drop them. */
     for (size_t i = 0; i < wf.n; i++) {
       bk_wf_item *it = &wf.items[i];
@@ -514,7 +626,7 @@ bulkup_err bulkup_api_upload(bulkup_api *api,
     bk_mutex_destroy(&wf.lock);
     *keys = k;
     if (rc != BULKUP_OK)
-      bk_error(rc, "%s", saved);
+      bk_error_restore(&saved, rc);
   } else {
     bk_free(k);
     bk_wf_destroy(&wf);

@@ -17,6 +17,7 @@
  * EVP_PKEY wipes its own copy when freed. */
 #include "internal.h"
 #include "keys.h"
+#include "util/str.h"
 
 #include <fcntl.h>
 #include <openssl/bio.h>
@@ -32,61 +33,6 @@
 static const char bk_ossh_begin[] = "-----BEGIN OPENSSH PRIVATE KEY-----";
 static const char bk_ossh_end[] = "-----END OPENSSH PRIVATE KEY-----";
 static const char bk_ossh_magic[] = "openssh-key-v1"; /* and its NUL */
-
-/* ---- base64 ----------------------------------------------------------- */
-
-static int bk_b64_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 26;
-  if (c >= '0' && c <= '9')
-    return c - '0' + 52;
-  if (c == '+')
-    return 62;
-  if (c == '/')
-    return 63;
-  return -1;
-}
-
-/* Strict base64 with whitespace allowed anywhere: padding only at the end,
- * no stray characters, no dangling bits. `out` must hold len * 3 / 4
- * bytes. Returns false on malformed input. */
-static bool bk_b64_decode(const unsigned char *in, size_t len,
-                          unsigned char *out, size_t *outlen) {
-  uint32_t acc = 0;
-  int nbits = 0, pad = 0;
-  size_t n = 0, quantum = 0;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = in[i];
-    if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-      continue;
-    if (c == '=') {
-      pad++;
-      quantum++;
-      continue;
-    }
-    int v = bk_b64_value(c);
-    if (v < 0 || pad)
-      return false;
-    acc = (acc << 6) | (uint32_t)v;
-    nbits += 6;
-    quantum++;
-    if (nbits >= 8) {
-      nbits -= 8;
-      out[n++] = (unsigned char)(acc >> nbits);
-    }
-    acc &= (1u << nbits) - 1;
-  }
-  if (quantum % 4 != 0 || pad > 2)
-    return false;
-  /* Leftover bits must be zero (canonical encoding) and match the padding. */
-  if (acc != 0 || (pad == 1 && nbits != 2) || (pad == 2 && nbits != 4) ||
-      (pad == 0 && nbits != 0))
-    return false;
-  *outlen = n;
-  return true;
-}
 
 /* ---- a bounds-checked reader over the decoded blob --------------------- */
 
@@ -247,12 +193,13 @@ static bulkup_err bk_load_openssh(const unsigned char *buf, size_t len,
   unsigned char *dec = bk_malloc(blen / 4 * 3 + 3);
   if (!dec)
     return bk_error(BULKUP_ENOMEM, "out of memory");
-  size_t dl = 0;
   bulkup_err rc;
-  if (!bk_b64_decode(body, blen, dec, &dl))
+  long dl = bk_b64_decode((const char *)body, blen, dec, blen / 4 * 3 + 3,
+                          BK_B64_SPACE);
+  if (dl < 0)
     rc = bk_error(BULKUP_EPARSE, "OpenSSH key: malformed base64");
   else
-    rc = bk_parse_openssh_blob(dec, dl, out);
+    rc = bk_parse_openssh_blob(dec, (size_t)dl, out);
   OPENSSL_cleanse(dec, blen / 4 * 3 + 3);
   bk_free(dec);
   return rc;
@@ -390,4 +337,17 @@ bulkup_err bk_key_load_file(const char *path, EVP_PKEY **out) {
   OPENSSL_cleanse(buf, cap);
   bk_free(buf);
   return rc;
+}
+
+bulkup_err bk_key_id_hex(EVP_PKEY *key, char out[65]) {
+  unsigned char pub[BK_ED25519_LEN];
+  size_t pl = sizeof pub;
+  out[0] = '\0';
+  if (!key || EVP_PKEY_get_raw_public_key(key, pub, &pl) != 1 ||
+      pl != BK_ED25519_LEN) {
+    ERR_clear_error();
+    return bk_error(BULKUP_ECRYPTO, "cannot read the Ed25519 public key");
+  }
+  bk_hex_encode(pub, pl, out, false);
+  return BULKUP_OK;
 }

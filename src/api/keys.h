@@ -5,8 +5,8 @@
  * and unencrypted OpenSSH ("-----BEGIN OPENSSH PRIVATE KEY-----",
  * openssh-key-v1). Every decoded buffer that held key material is wiped
  * (OPENSSL_cleanse) before it is freed, on every path. */
-#ifndef BULKUP_KEYS_H
-#define BULKUP_KEYS_H
+#ifndef BULKUP_API_KEYS_H
+#define BULKUP_API_KEYS_H
 
 #include "internal.h"
 
@@ -33,5 +33,10 @@ bulkup_err bk_key_load_mem(const void *buf, size_t len, EVP_PKEY **out);
  * BULKUP_ENOENT if it does not exist, BULKUP_EIO if it cannot be read.
  */
 bulkup_err bk_key_load_file(const char *path, EVP_PKEY **out);
+
+/* The key id of ENCORD_WIRE.md §2: the raw 32-byte Ed25519 public key in
+ * 64 lower-case hex digits, NUL-terminated, into out[65]. BULKUP_ECRYPTO
+ * if OpenSSL cannot give the public key. */
+bulkup_err bk_key_id_hex(EVP_PKEY *key, char out[65]);
 
 #endif
