@@ -146,6 +146,10 @@ size_t bulkup_report_cancelled_count(const bulkup_report *r) {
   return r ? r->cancelled.n : 0;
 }
 
+uint64_t bulkup_report_journal_failures(const bulkup_report *r) {
+  return r ? r->journal_failures : 0;
+}
+
 const bulkup_result *bulkup_report_cancelled(const bulkup_report *r,
                                              size_t i) {
   return (r && i < r->cancelled.n) ? &r->cancelled.v[i].r : NULL;

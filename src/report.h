@@ -24,6 +24,8 @@ struct bulkup_report {
   /* Items whose details could not be kept for lack of memory (they are
    * still counted in the summary). Reported in the JSON when non-zero. */
   uint64_t details_dropped;
+  /* Journal records that could not be written (bk_run_journal_failed). */
+  uint64_t journal_failures;
 };
 
 bulkup_report *bk_report_new(void);

@@ -136,6 +136,36 @@ void bk_budget_init(bk_budget *b, bool enabled, unsigned int tokens) {
   b->enabled = enabled;
   b->max = tokens;
   atomic_init(&b->tokens, tokens);
+  b->gate = false;
+  b->no_progress_limit = 0;
+  b->refill = 0;
+  atomic_init(&b->last_success, 0.0);
+  atomic_init(&b->streaking, 0);
+  atomic_init(&b->open, false);
+  bk_mutex_init(&b->lock);
+  b->probing = false;
+  b->next_probe = 0;
+  b->progress_since = 0;
+  b->outages = 0;
+  b->probes = 0;
+}
+
+void bk_budget_destroy(bk_budget *b) { bk_mutex_destroy(&b->lock); }
+
+void bk_budget_set_outage(bk_budget *b, double no_progress_limit,
+                          unsigned int refill, double now) {
+  b->gate = true;
+  b->no_progress_limit = no_progress_limit > 0 ? no_progress_limit : 0;
+  b->refill = refill;
+  b->progress_since = now;
+}
+
+void bk_budget_outage_stats(bk_budget *b, uint64_t *outages,
+                            uint64_t *probes) {
+  bk_mutex_lock(&b->lock);
+  *outages = b->outages;
+  *probes = b->probes;
+  bk_mutex_unlock(&b->lock);
 }
 
 bool bk_budget_take(bk_budget *b, unsigned int cost) {
@@ -223,35 +253,116 @@ static bool bk_kind_is_timeout(bulkup_error_kind kind) {
          kind == BULKUP_ERROR_TIMEOUT_CONNECT;
 }
 
-bk_retry_decision bk_retry_decide(const bulkup_upload_policy *p,
-                                  bk_budget *budget, bk_retry_state *st,
-                                  bk_verdict v, bulkup_error_kind kind,
-                                  int http_status, double retry_after,
-                                  double u) {
+/* Open the gate (under b->lock). */
+static bool bk_gate_open_locked(bk_budget *b, double now) {
+  if (atomic_load(&b->open))
+    return false;
+  atomic_store(&b->open, true);
+  b->outages++;
+  if (b->next_probe < now)
+    b->next_probe = now;
+  return true;
+}
+
+/* The wait until a held item next asks to go. */
+static double bk_gate_wait_locked(const bk_budget *b, double now) {
+  double w = b->next_probe - now;
+  if (b->probing || w < 0.01)
+    w = BK_PROBE_INTERVAL / 2;
+  return w;
+}
+
+bk_retry_decision bk_retry_decide_at(const bulkup_upload_policy *p,
+                                     bk_budget *budget, bk_retry_state *st,
+                                     bk_verdict v, bulkup_error_kind kind,
+                                     int http_status, double retry_after,
+                                     double u, double now) {
   bk_retry_decision d = {.retry = false, .wait = 0, .retry_no = 0,
-                         .kind = kind, .budget_exhausted = false};
-  if (v != BK_RETRY && v != BK_RETRY_CONNECT)
+                         .kind = kind, .budget_exhausted = false,
+                         .hold = false, .outage_began = false};
+  bool transient = v == BK_RETRY || v == BK_RETRY_CONNECT;
+  bool gate = budget && budget->gate;
+  if (gate && st->probe) {
+    /* The probe failed: the item keeps its retries (the outage's fault,
+     * not its own); the next probe waits. A permanent failure is the
+     * item's own: it ends. */
+    st->probe = false;
+    bk_mutex_lock(&budget->lock);
+    budget->probing = false;
+    budget->next_probe = now + BK_PROBE_INTERVAL;
+    if (transient && atomic_load(&budget->open)) {
+      st->parked = true;
+      d.hold = true;
+      d.wait = bk_gate_wait_locked(budget, now);
+    }
+    bk_mutex_unlock(&budget->lock);
+    if (d.hold || !transient)
+      return d;
+  }
+  if (!transient)
     return d;
+  if (st->streak_start == 0) {
+    st->streak_start = now;
+    if (gate)
+      atomic_fetch_add(&budget->streaking, 1);
+  }
+  /* Down, as far as this item can tell: the gate is open, or the run had
+   * succeeded before, but not since this item's previous failure, and
+   * other items are failing too. */
+  double last = gate ? atomic_load(&budget->last_success) : 0;
+  double since = st->last_failure > 0 ? st->last_failure : st->streak_start;
+  bool quiet = last < since;
+  st->last_failure = now;
+  bool down = gate && (atomic_load(&budget->open) ||
+                       (last > 0 && quiet &&
+                        atomic_load(&budget->streaking) >= 2));
   bool allowed = v == BK_RETRY_CONNECT
                      ? st->conn_retries < p->connection_retries
                      : st->retries < p->max_retries;
-  if (!allowed)
-    return d;
-  unsigned int cost =
-      bk_kind_is_timeout(kind) ? BK_TIMEOUT_RETRY_COST : BK_RETRY_COST;
-  if (budget && !bk_budget_take(budget, cost)) {
-    d.kind = BULKUP_ERROR_RETRY_BUDGET;
-    d.budget_exhausted = true;
+  if (!allowed) {
+    if (!down)
+      return d;
+    bk_mutex_lock(&budget->lock);
+    d.outage_began = bk_gate_open_locked(budget, now);
+    d.wait = bk_gate_wait_locked(budget, now);
+    bk_mutex_unlock(&budget->lock);
+    st->parked = true;
+    d.hold = true;
     return d;
   }
-  if (budget)
-    st->budget_spent += cost;
+  unsigned int cost =
+      bk_kind_is_timeout(kind) ? BK_TIMEOUT_RETRY_COST : BK_RETRY_COST;
   if (v == BK_RETRY_CONNECT)
     st->conn_retries++;
   else
     st->retries++;
-  d.retry = true;
   d.retry_no = (unsigned int)(st->conn_retries + st->retries);
+  if (budget && !bk_budget_take(budget, cost)) {
+    if (!gate) {
+      /* Not retried after all. */
+      if (v == BK_RETRY_CONNECT)
+        st->conn_retries--;
+      else
+        st->retries--;
+      d.retry_no = 0;
+      d.kind = BULKUP_ERROR_RETRY_BUDGET;
+      d.budget_exhausted = true;
+      return d;
+    }
+    /* The retry is decided but waits for the budget, which failures have
+     * drained faster than successes refill it: the gate opens (probes
+     * only) until the next success, which puts tokens back. */
+    st->owed = cost;
+    d.hold = true;
+    bk_mutex_lock(&budget->lock);
+    d.outage_began = bk_gate_open_locked(budget, now);
+    d.wait = bk_gate_wait_locked(budget, now);
+    bk_mutex_unlock(&budget->lock);
+    return d;
+  }
+  if (budget)
+    st->budget_spent += cost;
+  d.retry = true;
   /* Only a 429 or a 503 makes a Retry-After a request to wait. */
   double ra = (http_status == 429 || http_status == 503) ? retry_after : -1;
   d.wait = bulkup_retry_wait(p, d.retry_no, ra, u);
@@ -260,8 +371,118 @@ bk_retry_decision bk_retry_decide(const bulkup_upload_policy *p,
   return d;
 }
 
+bk_retry_decision bk_retry_decide(const bulkup_upload_policy *p,
+                                  bk_budget *budget, bk_retry_state *st,
+                                  bk_verdict v, bulkup_error_kind kind,
+                                  int http_status, double retry_after,
+                                  double u) {
+  return bk_retry_decide_at(p, budget, st, v, kind, http_status, retry_after,
+                            u, bk_now());
+}
+
+/* The item's run of failures is over (it succeeded, ended, or starts
+ * afresh after an outage). */
+static void bk_streak_end(bk_budget *b, bk_retry_state *st) {
+  if (st->streak_start != 0 && b && b->gate)
+    atomic_fetch_sub(&b->streaking, 1);
+  st->streak_start = 0;
+  st->last_failure = 0;
+}
+
+bk_admit bk_retry_admit(bk_budget *b, bk_retry_state *st, double now,
+                        double *wait) {
+  *wait = 0;
+  if (!b || !b->gate)
+    return BK_ADMIT_GO;
+  if (atomic_load_explicit(&b->open, memory_order_acquire)) {
+    bk_mutex_lock(&b->lock);
+    if (atomic_load(&b->open)) {
+      bk_admit a = BK_ADMIT_WAIT;
+      if (b->no_progress_limit > 0 &&
+          now - b->progress_since >= b->no_progress_limit) {
+        a = BK_ADMIT_GIVE_UP;
+      } else if (!b->probing && now >= b->next_probe) {
+        b->probing = true;
+        b->probes++;
+        st->probe = true;
+        a = BK_ADMIT_GO;
+      } else {
+        *wait = bk_gate_wait_locked(b, now);
+      }
+      bk_mutex_unlock(&b->lock);
+      return a;
+    }
+    bk_mutex_unlock(&b->lock);
+  }
+  if (st->parked) {
+    /* The outage is over: its failures do not count against the item. */
+    st->parked = false;
+    st->retries = 0;
+    st->conn_retries = 0;
+    st->owed = 0;
+    bk_streak_end(b, st);
+  }
+  if (st->owed) {
+    if (!bk_budget_take(b, st->owed)) {
+      /* Still nothing to pay with: probes only, until a success. */
+      bk_mutex_lock(&b->lock);
+      bk_gate_open_locked(b, now);
+      *wait = bk_gate_wait_locked(b, now);
+      bk_mutex_unlock(&b->lock);
+      return BK_ADMIT_WAIT;
+    }
+    st->budget_spent += st->owed;
+    st->owed = 0;
+  }
+  return BK_ADMIT_GO;
+}
+
 void bk_retry_succeeded(bk_budget *budget, const bk_retry_state *st) {
   if (budget)
     bk_budget_refund(budget, st->budget_spent ? st->budget_spent
                                               : BK_NO_RETRY_INCREMENT);
+}
+
+bool bk_retry_succeeded_at(bk_budget *b, bk_retry_state *st, double now) {
+  bk_retry_succeeded(b, st);
+  if (!b || !b->gate)
+    return false;
+  atomic_store(&b->last_success, now);
+  bk_streak_end(b, st);
+  st->probe = false;
+  bool ended = false;
+  bk_mutex_lock(&b->lock);
+  b->progress_since = now;
+  if (atomic_load(&b->open)) {
+    atomic_store(&b->open, false);
+    b->probing = false;
+    ended = true;
+  }
+  bk_mutex_unlock(&b->lock);
+  if (ended)
+    bk_budget_refund(b, b->refill);
+  return ended;
+}
+
+void bk_retry_release(bk_budget *b, bk_retry_state *st, double now) {
+  if (!b || !b->gate)
+    return;
+  bk_streak_end(b, st);
+  if (!st->probe)
+    return;
+  st->probe = false;
+  bk_mutex_lock(&b->lock);
+  b->probing = false;
+  if (b->next_probe < now)
+    b->next_probe = now;
+  bk_mutex_unlock(&b->lock);
+}
+
+double bk_retry_stalled_for(bk_budget *b, double now) {
+  if (!b || !b->gate || !atomic_load(&b->open))
+    return 0;
+  bk_mutex_lock(&b->lock);
+  double t = now - b->progress_since;
+  bk_mutex_unlock(&b->lock);
+  return t;
 }

@@ -3,6 +3,9 @@
  * asserting attempts, status, error kind and stored bytes. */
 #include "upload_common.h"
 
+#include <signal.h>
+#include <sys/resource.h>
+
 
 static void test_allow_failures_outcomes(void) {
   const char *f = make_file("af.bin", 10, 27);
@@ -257,8 +260,147 @@ static void test_submit_failure_keeps_order(void) {
   bulkup_uploader_free(u);
 }
 
+static void test_header_injection_refused(void) {
+  /* A CR or LF in content_type or cache_control would end the header and
+   * inject others (or a second request): refused at submit, nothing sent,
+   * while the same item without it goes. */
+  bk_ts_reset(ts);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  const char *f = make_file("inject.bin", 100, 64);
+  char *url = bk_ts_url(ts, "/inject");
+  static const char *const bad[] = {
+      "image/png\r\nX-Injected: yes", "image/png\nX-Injected: yes",
+      "image/png\r", "\r\n\r\nPUT /other HTTP/1.1"};
+  for (int field = 0; field < 2; field++) {
+    for (size_t i = 0; i < BK_ARRAY_LEN(bad); i++) {
+      bulkup_item it;
+      bulkup_item_init(&it);
+      it.path = f;
+      it.url = url;
+      if (field == 0)
+        it.content_type = bad[i];
+      else
+        it.cache_control = bad[i];
+      CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_EINVAL);
+      CU_ASSERT_PTR_NOT_NULL(strstr(bulkup_last_error_message(),
+                                    field == 0 ? "content_type"
+                                               : "cache_control"));
+    }
+  }
+  bulkup_item ok;
+  bulkup_item_init(&ok);
+  ok.path = f;
+  ok.url = url;
+  ok.content_type = "image/png";
+  ok.cache_control = "no-cache";
+  CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &ok, NULL), BULKUP_OK);
+  free(url);
+  bulkup_report *rep;
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
+  bulkup_summary s;
+  bulkup_report_summary(rep, &s);
+  CU_ASSERT_EQUAL(s.submitted, 1);
+  CU_ASSERT_EQUAL(s.succeeded, 1);
+  CU_ASSERT_EQUAL(bk_ts_request_count(ts), 1);
+  bk_ts_request r;
+  CU_ASSERT_FATAL(bk_ts_request_get(ts, 0, &r) == 0);
+  CU_ASSERT_STRING_EQUAL(r.content_type, "image/png");
+  CU_ASSERT_STRING_EQUAL(r.cache_control, "no-cache");
+  assert_stored(ts, "/inject", f);
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+}
+
+static void test_journal_write_failure_surfaces(void) {
+  /* The journal cannot grow (RLIMIT_FSIZE at its size, as on a full
+   * disk): the uploads succeed, but finish says BULKUP_EIO and the report
+   * counts every record not written. */
+  bk_ts_reset(ts);
+  const char *f = make_file("jfail.bin", 100, 68);
+  char jpath[1024];
+  snprintf(jpath, sizeof jpath, "%s/jfail.journal", tmp);
+  unlink(jpath);
+  bulkup_journal *j = NULL;
+  CU_ASSERT_FATAL(bulkup_journal_open(&j, jpath, NULL) == BULKUP_OK);
+  struct stat st;
+  CU_ASSERT_FATAL(stat(jpath, &st) == 0);
+  void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+  struct rlimit old, low;
+  CU_ASSERT_FATAL(getrlimit(RLIMIT_FSIZE, &old) == 0);
+  low = old;
+  low.rlim_cur = (rlim_t)st.st_size;
+  CU_ASSERT_FATAL(setrlimit(RLIMIT_FSIZE, &low) == 0);
+
+  bulkup_uploader_options o;
+  fast_options(&o);
+  o.journal = j;
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  for (int i = 0; i < 3; i++) {
+    char path[32], key[32];
+    snprintf(path, sizeof path, "/jfail/%d", i);
+    snprintf(key, sizeof key, "key-%d", i);
+    char *url = bk_ts_url(ts, path);
+    bulkup_item it;
+    bulkup_item_init(&it);
+    it.path = f;
+    it.url = url;
+    it.journal_key = key;
+    CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_OK);
+    free(url);
+  }
+  bulkup_report *rep;
+  bulkup_err rc = bulkup_uploader_finish(u, &rep);
+  setrlimit(RLIMIT_FSIZE, &old);
+  signal(SIGXFSZ, old_handler);
+  CU_ASSERT_EQUAL(rc, BULKUP_EIO);
+  CU_ASSERT_PTR_NOT_NULL(strstr(bulkup_last_error_message(),
+                                "3 journal records could not be written"));
+  bulkup_summary s;
+  bulkup_report_summary(rep, &s);
+  CU_ASSERT_EQUAL(s.succeeded, 3);
+  CU_ASSERT_EQUAL(bulkup_report_journal_failures(rep), 3);
+  CU_ASSERT_EQUAL(bulkup_journal_count(j), 0);
+  for (int i = 0; i < 3; i++) {
+    char path[32];
+    snprintf(path, sizeof path, "/jfail/%d", i);
+    assert_stored(ts, path, f);
+  }
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+  bulkup_journal_close(j);
+
+  /* With room, the same run journals everything and says OK. */
+  bk_ts_reset(ts);
+  unlink(jpath);
+  CU_ASSERT_FATAL(bulkup_journal_open(&j, jpath, NULL) == BULKUP_OK);
+  o.journal = j;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  char *url = bk_ts_url(ts, "/jfail/ok");
+  bulkup_item it;
+  bulkup_item_init(&it);
+  it.path = f;
+  it.url = url;
+  it.journal_key = "key-ok";
+  CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_OK);
+  free(url);
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
+  CU_ASSERT_EQUAL(bulkup_report_journal_failures(rep), 0);
+  CU_ASSERT_EQUAL(bulkup_journal_count(j), 1);
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+  bulkup_journal_close(j);
+}
+
 static void reg(void) {
   bk_suite("upload_report", suite_init, suite_clean);
+  bk_test("a failed journal write: EIO and counted in the report",
+          test_journal_write_failure_surfaces);
+  bk_test("CR/LF in content_type or cache_control refused",
+          test_header_injection_refused);
   bk_test("allow_failures outcomes", test_allow_failures_outcomes);
   bk_test("report JSON", test_report_json_shape);
   bk_test("completion callback once per item", test_completion_callback_once_per_item);

@@ -3,6 +3,10 @@
  * asserting attempts, status, error kind and stored bytes. */
 #include "upload_common.h"
 
+#include <dirent.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
 
 typedef struct producer {
   bulkup_uploader *u;
@@ -212,8 +216,110 @@ static void test_new_item_started_promptly(void) {
   pthread_mutex_destroy(&e.m);
 }
 
+/* The highest descriptor number open in this process. */
+static int max_open_fd(void) {
+  int maxfd = 2;
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return 1024;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    int fd = atoi(e->d_name);
+    if (fd > maxfd)
+      maxfd = fd;
+  }
+  closedir(d);
+  return maxfd;
+}
+
+static void test_workers_near_half_the_fd_limit(void) {
+  /* W transfers at once under an open-file limit below 2W: each socket
+   * must be polled once (polling libcurl's sockets twice made poll() fail
+   * with EINVAL, and every transfer fail as nomem). The server runs in a
+   * child process, so that only the client's descriptors count here. */
+  /* W is chosen so that the descriptors open now, W sockets and a margin
+   * fit under the limit while 2W + 1 does not. */
+  const int W = max_open_fd() + 60;
+  const int ITEMS = 3 * W;
+  CU_ASSERT_FATAL(W <= 1024);
+  int up[2], down[2];
+  CU_ASSERT_FATAL(pipe(up) == 0 && pipe(down) == 0);
+  pid_t pid = fork();
+  CU_ASSERT_FATAL(pid >= 0);
+  if (pid == 0) {
+    /* A fresh process (exec: no threads may start after a fork of a
+     * threaded one), which runs child_server below. */
+    close(up[0]);
+    close(down[1]);
+    char env[64];
+    snprintf(env, sizeof env, "%d,%d", up[1], down[0]);
+    setenv("BK_FD_CHILD_SERVER", env, 1);
+    execl("/proc/self/exe", "test_upload_slots", (char *)NULL);
+    _exit(1);
+  }
+  close(up[1]);
+  close(down[0]);
+  unsigned short port = 0;
+  CU_ASSERT_FATAL(read(up[0], &port, sizeof port) == sizeof port && port);
+
+  static unsigned char body[2000];
+  bk_fill_random(body, sizeof body, 67);
+  struct rlimit old, low;
+  CU_ASSERT_FATAL(getrlimit(RLIMIT_NOFILE, &old) == 0);
+  low = old;
+  /* Room for the W sockets and libcurl's few more, below 2W + 1. */
+  low.rlim_cur = (rlim_t)(max_open_fd() + 1 + W + 24);
+  CU_ASSERT_FATAL(low.rlim_cur < (rlim_t)(2 * W + 1) &&
+                  low.rlim_cur <= old.rlim_max);
+  CU_ASSERT_FATAL(setrlimit(RLIMIT_NOFILE, &low) == 0);
+
+  bulkup_uploader_options o;
+  fast_options(&o);
+  o.workers = W;
+  o.threads = 1;
+  bulkup_uploader *u;
+  bulkup_err rc = bulkup_uploader_new(&u, &o);
+  bulkup_report *rep = NULL;
+  if (rc == BULKUP_OK) {
+    for (int i = 0; i < ITEMS; i++) {
+      char url[96];
+      snprintf(url, sizeof url, "http://127.0.0.1:%u/fd/%d", (unsigned)port, i);
+      bulkup_item it;
+      bulkup_item_init(&it);
+      it.source = BULKUP_SOURCE_MEMORY;
+      it.data = body;
+      it.size = sizeof body;
+      it.url = url;
+      CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_OK);
+    }
+    rc = bulkup_uploader_finish(u, &rep);
+  }
+  setrlimit(RLIMIT_NOFILE, &old);
+  CU_ASSERT_EQUAL(rc, BULKUP_OK);
+  if (rep) {
+    bulkup_summary s;
+    bulkup_report_summary(rep, &s);
+    CU_ASSERT_EQUAL(s.succeeded, (uint64_t)ITEMS);
+    CU_ASSERT_EQUAL(s.failed, 0);
+    if (bulkup_report_failure_count(rep) > 0)
+      printf("\n# first failure: %s\n", bulkup_report_failure(rep, 0)->message);
+    bulkup_report_free(rep);
+    bulkup_uploader_free(u);
+  }
+  close(down[1]);
+  size_t served = 0;
+  CU_ASSERT(read(up[0], &served, sizeof served) == sizeof served);
+  CU_ASSERT(served >= (size_t)ITEMS);
+  close(up[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static void reg(void) {
   bk_suite("upload_slots", suite_init, suite_clean);
+  bk_test("workers near half the open-file limit",
+          test_workers_near_half_the_fd_limit);
   bk_test("submit blocks when queue full", test_submit_blocks_when_queue_full);
   bk_test("one thread, several in flight", test_one_thread_several_in_flight);
   bk_test("retry timer does not block other slots",
@@ -221,4 +327,32 @@ static void reg(void) {
   bk_test("new item started promptly", test_new_item_started_promptly);
 }
 
-int main(int argc, char **argv) { return bk_test_main(argc, argv, reg); }
+/* The server of test_workers_near_half_the_fd_limit, in its own process:
+ * writes its port to `up`, serves until `down` is closed, then writes the
+ * number of requests it recorded. */
+static int child_server(const char *fds) {
+  int up = -1, down = -1;
+  if (sscanf(fds, "%d,%d", &up, &down) != 2)
+    return 1;
+  bk_ts *srv = NULL;
+  unsigned short port = 0;
+  if (bk_ts_start(&srv, NULL) == 0)
+    port = bk_ts_port(srv);
+  if (write(up, &port, sizeof port) != sizeof port)
+    return 1;
+  char c;
+  while (read(down, &c, 1) > 0) /* until the parent closes it */
+    ;
+  size_t n = srv ? bk_ts_request_count(srv) : 0;
+  if (write(up, &n, sizeof n) != sizeof n)
+    return 1;
+  bk_ts_stop(srv);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *fds = getenv("BK_FD_CHILD_SERVER");
+  if (fds)
+    return child_server(fds);
+  return bk_test_main(argc, argv, reg);
+}

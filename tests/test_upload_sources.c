@@ -3,6 +3,10 @@
  * asserting attempts, status, error kind and stored bytes. */
 #include "upload_common.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+
 static void test_many_files_stored_identically(void) {
   bk_ts_reset(ts);
   unsigned long conns0 = bk_ts_connections(ts);
@@ -264,8 +268,131 @@ static void test_file_changed_during_upload(void) {
   bulkup_report_free(r.rep);
 }
 
+typedef struct fifo_watch {
+  const char *path;
+  atomic_bool done;   /* the run finished */
+  atomic_bool fired;  /* the watchdog had to open the FIFO */
+} fifo_watch;
+
+/* If the run is still not done after 20 s, open the FIFO for writing: that
+ * unblocks an engine stuck opening it, so the test ends (and fails) rather
+ * than hangs. */
+static void *fifo_watchdog(void *arg) {
+  fifo_watch *w = arg;
+  double end = bk_now() + 20;
+  while (!atomic_load(&w->done) && bk_now() < end) {
+    struct timespec t = {0, 10 * 1000 * 1000};
+    nanosleep(&t, NULL);
+  }
+  if (!atomic_load(&w->done)) {
+    atomic_store(&w->fired, true);
+    int fd = open(w->path, O_WRONLY | O_NONBLOCK);
+    if (fd >= 0)
+      close(fd);
+  }
+  return NULL;
+}
+
+static void test_fifo_and_devices_fail_at_once(void) {
+  /* A FIFO (no writer) and a character device among regular files: they
+   * fail their items at once, "not a regular file", and the loop goes on
+   * (one thread serves all the transfers). */
+  bk_ts_reset(ts);
+  char fifo[1024];
+  snprintf(fifo, sizeof fifo, "%s/a.fifo", tmp);
+  unlink(fifo);
+  CU_ASSERT_FATAL(mkfifo(fifo, 0600) == 0);
+  const char *good = make_file("fifo-good.bin", 5000, 65);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  o.threads = 1;
+  o.cloud.allow_failures = true;
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  const char *paths[] = {fifo, good, "/dev/null", good};
+  for (int i = 0; i < 4; i++) {
+    char p[32];
+    snprintf(p, sizeof p, "/fifo/%d", i);
+    char *url = bk_ts_url(ts, p);
+    bulkup_item it;
+    bulkup_item_init(&it);
+    it.path = paths[i];
+    it.url = url;
+    CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_OK);
+    free(url);
+  }
+  fifo_watch w = {.path = fifo};
+  atomic_init(&w.done, false);
+  atomic_init(&w.fired, false);
+  pthread_t th;
+  pthread_create(&th, NULL, fifo_watchdog, &w);
+  bulkup_report *rep;
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
+  atomic_store(&w.done, true);
+  pthread_join(th, NULL);
+  CU_ASSERT_FALSE(atomic_load(&w.fired));
+  CU_ASSERT_EQUAL_FATAL(bulkup_report_failure_count(rep), 2);
+  for (size_t i = 0; i < 2; i++) {
+    const bulkup_result *x = bulkup_report_failure(rep, i);
+    CU_ASSERT_EQUAL(x->index, i * 2);
+    CU_ASSERT_EQUAL(x->error, BULKUP_ERROR_FILE);
+    CU_ASSERT_EQUAL(x->attempts, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(x->message, "not a regular file"));
+  }
+  CU_ASSERT_EQUAL(bk_ts_request_count(ts), 2);
+  assert_stored(ts, "/fifo/1", good);
+  assert_stored(ts, "/fifo/3", good);
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+  unlink(fifo);
+}
+
+static void test_size_zero_with_content(void) {
+  /* /proc files say size 0 and have content: their bytes are sent (a
+   * snapshot read at open), never an empty object reported as a success.
+   * An empty regular file is still an empty upload. */
+  bk_ts_reset(ts);
+  const char *empty = make_file("empty.bin", 0, 66);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  const char *paths[] = {"/proc/self/status", empty};
+  const char *dest[] = {"/proc/status", "/proc/empty"};
+  for (int i = 0; i < 2; i++) {
+    char *url = bk_ts_url(ts, dest[i]);
+    bulkup_item it;
+    bulkup_item_init(&it);
+    it.path = paths[i];
+    it.url = url;
+    CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_OK);
+    free(url);
+  }
+  bulkup_report *rep;
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
+  bulkup_summary s;
+  bulkup_report_summary(rep, &s);
+  CU_ASSERT_EQUAL(s.succeeded, 2);
+  size_t len = 0;
+  char *data = bk_ts_object_data(ts, "/proc/status", &len);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+  CU_ASSERT(len > 100);
+  CU_ASSERT(len >= 6 && memcmp(data, "Name:\t", 6) == 0);
+  CU_ASSERT_PTR_NOT_NULL(memmem(data, len, "\nPid:\t", 6));
+  CU_ASSERT_EQUAL(s.bytes_succeeded, (uint64_t)len);
+  free(data);
+  data = bk_ts_object_data(ts, "/proc/empty", &len);
+  CU_ASSERT_PTR_NOT_NULL(data);
+  CU_ASSERT_EQUAL(len, 0);
+  free(data);
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+}
+
 static void reg(void) {
   bk_suite("upload_sources", suite_init, suite_clean);
+  bk_test("size 0 with content: /proc files sent", test_size_zero_with_content);
+  bk_test("a FIFO and a device fail at once", test_fifo_and_devices_fail_at_once);
   bk_test("many files stored byte-identical", test_many_files_stored_identically);
   bk_test("memory and callback sources", test_memory_and_callback_sources);
   bk_test("Content-MD5", test_content_md5_sent);

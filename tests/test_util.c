@@ -306,6 +306,86 @@ static void test_decide_budget(void) {
   CU_ASSERT_TRUE(d.retry);
 }
 
+
+static void test_gate(void) {
+  /* Pinned time: the gate opens when the budget cannot pay, sends one
+   * probe at a time at most every BK_PROBE_INTERVAL, a failed probe holds
+   * its item without counting, the first success closes it and puts
+   * tokens back, a parked item then starts afresh; and after the limit
+   * without a success, admission gives up. */
+  bulkup_upload_policy p = policy(10, 10, 0);
+  bk_budget b;
+  bk_budget_init(&b, true, 5);
+  bk_budget_set_outage(&b, 30, 40, 100.0);
+  bk_retry_state a = {0}, c = {0};
+  double w;
+  CU_ASSERT_EQUAL(bk_retry_admit(&b, &a, 100.0, &w), BK_ADMIT_GO);
+  bk_retry_decision d = bk_retry_decide_at(&p, &b, &a, BK_RETRY,
+                                           BULKUP_ERROR_HTTP_STATUS, 503, -1,
+                                           0, 101.0);
+  CU_ASSERT_TRUE(d.retry); /* paid: 5 tokens */
+  d = bk_retry_decide_at(&p, &b, &c, BK_RETRY, BULKUP_ERROR_HTTP_STATUS, 503,
+                         -1, 0, 101.5);
+  CU_ASSERT_FALSE(d.retry);
+  CU_ASSERT_TRUE(d.hold);
+  CU_ASSERT_TRUE(d.outage_began);
+  CU_ASSERT_EQUAL(c.owed, BK_RETRY_COST);
+  /* Open: the first asker probes, the next waits. */
+  CU_ASSERT_EQUAL(bk_retry_admit(&b, &a, 101.6, &w), BK_ADMIT_GO);
+  CU_ASSERT_TRUE(a.probe);
+  CU_ASSERT_EQUAL(bk_retry_admit(&b, &c, 101.6, &w), BK_ADMIT_WAIT);
+  CU_ASSERT(w > 0);
+  /* The probe fails: held, its counters unchanged, next probe later. */
+  int before = a.retries;
+  d = bk_retry_decide_at(&p, &b, &a, BK_RETRY, BULKUP_ERROR_HTTP_STATUS, 503,
+                         -1, 0, 102.0);
+  CU_ASSERT_TRUE(d.hold);
+  CU_ASSERT_FALSE(d.outage_began);
+  CU_ASSERT_EQUAL(a.retries, before);
+  CU_ASSERT_FALSE(a.probe);
+  CU_ASSERT_EQUAL(bk_retry_admit(&b, &c, 102.0 + BK_PROBE_INTERVAL / 2, &w),
+                  BK_ADMIT_WAIT);
+  CU_ASSERT_EQUAL(bk_retry_admit(&b, &c, 102.0 + BK_PROBE_INTERVAL, &w),
+                  BK_ADMIT_GO);
+  CU_ASSERT_TRUE(c.probe);
+  /* It succeeds: the gate closes, tokens back (40, up to the max 5). */
+  CU_ASSERT_TRUE(bk_retry_succeeded_at(&b, &c, 103.0));
+  CU_ASSERT_FALSE(atomic_load(&b.open));
+  CU_ASSERT_EQUAL(atomic_load(&b.tokens), 5);
+  /* The parked item goes, afresh. */
+  CU_ASSERT_EQUAL(bk_retry_admit(&b, &a, 103.1, &w), BK_ADMIT_GO);
+  CU_ASSERT_EQUAL(a.retries, 0);
+  CU_ASSERT_FALSE(a.parked);
+  uint64_t outages, probes;
+  bk_budget_outage_stats(&b, &outages, &probes);
+  CU_ASSERT_EQUAL(outages, 1);
+  CU_ASSERT_EQUAL(probes, 2);
+  /* Limits spent while another item fails too and nothing succeeded
+   * since: an outage (parked), not the item's failure. */
+  bulkup_upload_policy q = policy(0, 0, 0);
+  bk_retry_state x = {0}, y = {0};
+  d = bk_retry_decide_at(&q, &b, &x, BK_RETRY, BULKUP_ERROR_HTTP_STATUS, 500,
+                         -1, 0, 110.0);
+  CU_ASSERT_FALSE(d.retry);
+  CU_ASSERT_FALSE(d.hold); /* alone: its own failure */
+  bk_retry_release(&b, &x, 110.0);
+  bk_retry_state x2 = {0};
+  d = bk_retry_decide_at(&q, &b, &x2, BK_RETRY, BULKUP_ERROR_HTTP_STATUS,
+                         500, -1, 0, 110.0);
+  CU_ASSERT_FALSE(d.hold);
+  d = bk_retry_decide_at(&q, &b, &y, BK_RETRY, BULKUP_ERROR_HTTP_STATUS, 500,
+                         -1, 0, 110.1);
+  CU_ASSERT_TRUE(d.hold); /* x2 is failing too, nothing since 103 */
+  CU_ASSERT_TRUE(d.outage_began);
+  CU_ASSERT_TRUE(y.parked);
+  /* Nothing succeeds for 30 s since 103: admission gives up. */
+  CU_ASSERT_NOT_EQUAL(bk_retry_admit(&b, &y, 132.9, &w), BK_ADMIT_GIVE_UP);
+  bk_retry_release(&b, &y, 132.9);
+  CU_ASSERT_EQUAL(bk_retry_admit(&b, &y, 133.0, &w), BK_ADMIT_GIVE_UP);
+  CU_ASSERT_DOUBLE_EQUAL(bk_retry_stalled_for(&b, 133.0), 30.0, 1e-9);
+  bk_budget_destroy(&b);
+}
+
 static void reg(void) {
   bk_suite("sha256", NULL, NULL);
   bk_test("FIPS 180-4 vectors, incremental", test_sha256_vectors);
@@ -323,6 +403,7 @@ static void reg(void) {
   bk_test("limits and backoff", test_decide_limits);
   bk_test("Retry-After only on 429 and 503", test_decide_retry_after);
   bk_test("the shared budget", test_decide_budget);
+  bk_test("the outage gate", test_gate);
 }
 
 int main(int argc, char **argv) { return bk_test_main(argc, argv, reg); }

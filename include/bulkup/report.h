@@ -128,6 +128,11 @@ BULKUP_EXTERN const bulkup_result *
 bulkup_report_failure(const bulkup_report *r, size_t i);
 /* Number of cancelled items. */
 BULKUP_EXTERN size_t bulkup_report_cancelled_count(const bulkup_report *r);
+/* Records the run's journal could not write (items that succeeded but are
+ * not journalled, and resumable sessions not journalled): a rerun would
+ * send those items again. When it is not 0, bulkup_uploader_finish
+ * returns BULKUP_EIO if nothing else went wrong. */
+BULKUP_EXTERN uint64_t bulkup_report_journal_failures(const bulkup_report *r);
 /* Cancelled item i (i < bulkup_report_cancelled_count; otherwise NULL).
  * Owned by the report. */
 BULKUP_EXTERN const bulkup_result *

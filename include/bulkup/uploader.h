@@ -71,8 +71,10 @@ typedef struct bulkup_item {
   const char *title;             /* default: the path's basename, or the
                                     URL's last path segment */
   bulkup_data_type data_type;    /* picks Content-Type; default IMAGE */
-  const char *content_type;      /* overrides the data type's choice */
-  const char *cache_control;     /* NULL: "max-age=86400"; "": no header */
+  const char *content_type;      /* overrides the data type's choice;
+                                    one line (a CR or LF: BULKUP_EINVAL) */
+  const char *cache_control;     /* NULL: "max-age=86400"; "": no header;
+                                    one line (a CR or LF: BULKUP_EINVAL) */
   const char *const *headers;    /* extra "Name: value" lines, NULL-ended;
                                     may be NULL */
   void *user;                    /* given back in the result */
@@ -204,6 +206,10 @@ typedef char *(*bulkup_refresh_url_fn)(void *userdata, const bulkup_result *r);
  * callback holds up every transfer of its thread. */
 #define BULKUP_DEFAULT_THREADS 1
 
+/* Seconds without a success, during an outage, after which a run gives up
+ * (bulkup_uploader_options.no_progress_limit). */
+#define BULKUP_DEFAULT_NO_PROGRESS_LIMIT 300.0
+
 /* Options for bulkup_uploader_new(). Fill with
  * bulkup_uploader_options_init(). Strings are copied. */
 typedef struct bulkup_uploader_options {
@@ -233,8 +239,9 @@ typedef struct bulkup_uploader_options {
   /* Shared retry budget across workers (AWS "standard" retry mode): a
    * bucket of retry_budget_tokens; a retry costs 5, a retry after a
    * timeout 10; a success gives back what its retries cost, or 1. When
-   * the bucket cannot pay, a transient failure is final
-   * (BULKUP_ERROR_RETRY_BUDGET). Default on, 500 tokens. */
+   * the bucket cannot pay, the run takes it for an outage (see
+   * no_progress_limit): nothing fails for it, the retry waits. Default
+   * on, 500 tokens. */
   bool retry_budget;
   unsigned int retry_budget_tokens; /* the bucket's size; default 500 */
   /* CURLOPT_UPLOAD_BUFFERSIZE in bytes; 0 = bulkup's default. */
@@ -294,6 +301,19 @@ typedef struct bulkup_uploader_options {
   /* Bytes per chunk: a multiple of 256 KiB (BULKUP_RESUMABLE_CHUNK_UNIT),
    * from 256 KiB to 1 GiB. Default BULKUP_DEFAULT_RESUMABLE_CHUNK_SIZE. */
   size_t resumable_chunk_size;
+  /* Outages. When the retry budget runs dry, or an item's retries run out
+   * while other items are failing too and nothing has succeeded since
+   * (though something had before), the run is in an outage: no item
+   * fails for it, and instead of one request per transfer only one probe
+   * request at a time goes out, at most two a second, from an item that
+   * keeps its own retries. The first success ends the outage; the held
+   * items go on, each with its retries afresh. If nothing succeeds for
+   * no_progress_limit seconds during an outage, the run gives up: every
+   * item not finished ends failed, BULKUP_ERROR_RETRY_BUDGET, "nothing
+   * has succeeded for N s". Seconds; 0 means wait for ever; default
+   * BULKUP_DEFAULT_NO_PROGRESS_LIMIT (300). A lone item that keeps
+   * failing while others succeed still fails on its own retries. */
+  double no_progress_limit;
 } bulkup_uploader_options;
 
 /* bulkup_uploader_options_init - the defaults documented above. */
@@ -357,7 +377,10 @@ BULKUP_EXTERN bulkup_err bulkup_uploader_submit_failure(
  * when some failed and at least one succeeded (or nothing was submitted).
  * BULKUP_EUPLOAD when an item failed and allow_failures is false;
  * BULKUP_EALLFAILED when allow_failures is true and every item failed;
- * BULKUP_ECANCELED after a cancel. The report is produced in every case.
+ * BULKUP_ECANCELED after a cancel; otherwise BULKUP_EIO when a journal
+ * record could not be written (bulkup_report_journal_failures: the
+ * uploads went well, but a rerun would send those items again). The
+ * report is produced in every case.
  */
 BULKUP_EXTERN bulkup_err bulkup_uploader_finish(bulkup_uploader *u,
                                                 bulkup_report **out);

@@ -165,6 +165,7 @@ class UploaderOptionsC(Structure):
         ("threads", c_uint),
         ("resumable_threshold", c_uint64),
         ("resumable_chunk_size", c_size_t),
+        ("no_progress_limit", c_double),
     ]
 
 

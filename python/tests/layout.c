@@ -117,6 +117,7 @@ int main(void) {
   FIELD(bulkup_uploader_options, threads);
   FIELD(bulkup_uploader_options, resumable_threshold);
   FIELD(bulkup_uploader_options, resumable_chunk_size);
+  FIELD(bulkup_uploader_options, no_progress_limit);
 
   SIZE(bulkup_api_options);
   FIELD(bulkup_api_options, base_url);

@@ -1553,6 +1553,8 @@ static int do_run(upload_cli *c) {
 
   bulkup_report *rep = NULL;
   err = bulkup_uploader_finish(u, &rep);
+  if (err == BULKUP_EIO) /* uploaded, but not journalled: the exit says so */
+    cli_error("--journal: %s", bulkup_last_error_message());
 
   progress_stop(upload_swap_progress(NULL));
 

@@ -155,11 +155,13 @@ typedef struct bk_worker {
   unsigned int busy;         /* slots not idle */
   bk_rng rng;                /* for jitter */
   /* Registered with the queue while the worker has a free slot and found
-   * the queue empty: a push then wakes this worker's multi. */
+   * the queue empty: a push then wakes this worker (wake_fd). */
   bk_queue_waiter waiter;
+  int wake_fd;               /* an eventfd the loop polls: a push or a
+                                cancel writes it */
   /* worker.c's event loop: the sockets libcurl waits on and for what (its
-   * socket callback keeps them), in the form curl_multi_poll takes. The
-   * array lives on the worker thread's stack while it runs. */
+   * socket callback keeps them). The array lives on the worker thread's
+   * stack while it runs. */
   struct curl_waitfd *socks;
   unsigned int nsocks, socks_cap;
   bool perform;              /* the socket interface failed: the worker
@@ -189,6 +191,7 @@ struct bulkup_uploader {
    * when full, the oldest is replaced. */
   char *plain_origins[8];
   unsigned int n_plain_origins;
+  char journal_error[256];   /* the first failed journal write's message */
 
   /* Submitters take submit_lock so that an item's index is its position in
    * the queue. */
@@ -220,6 +223,8 @@ void bk_item_done(struct bulkup_uploader *u, const bulkup_result *r);
 void bk_run_snapshot(struct bulkup_uploader *u, bulkup_progress *p);
 /* Call on_progress: at most every progress_interval, or now (force). */
 void bk_run_progress(struct bulkup_uploader *u, bool force);
+/* A journal record could not be written (`why`: the journal's message). */
+void bk_run_journal_failed(struct bulkup_uploader *u, const char *why);
 /* Did this URL's server refuse a resumable session start earlier? */
 bool bk_run_origin_is_plain(struct bulkup_uploader *u, const char *url);
 /* Remember that it did (a few origins; the oldest is forgotten). */

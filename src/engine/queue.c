@@ -67,7 +67,7 @@ bool bk_queue_push(bk_queue *q, void *item) {
     wake->listed = false;
   }
   bk_mutex_unlock(&q->lock);
-  /* Outside the lock: the wake function (curl_multi_wakeup) is a system
+  /* Outside the lock: the wake function (a worker's eventfd write) is a system
    * call, and the waiter stays valid as long as the queue does. */
   if (wake)
     wake->wake(wake->ctx);

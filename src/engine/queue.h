@@ -8,7 +8,7 @@
  * slots are running) must not block on the queue: it polls it with
  * bk_queue_trypop and, finding it empty, leaves a waiter behind. The next
  * push takes one waiter off the list and calls its wake function (outside
- * the lock), which for a worker is curl_multi_wakeup on its multi handle:
+ * the lock), which for a worker is a write to the eventfd its loop polls:
  * the worker learns of the item at once, without polling the queue.
  *
  * Wake-ups are the cost that matters (a futex call and a context switch

@@ -28,10 +28,12 @@ static void bk_rs_journal(bk_slot *s, const char *session) {
     return;
   if (bulkup_journal_record_session(u->opt.journal, j->journal_key,
                                     s->x.size, bk_source_mtime(s),
-                                    session) != BULKUP_OK)
+                                    session) != BULKUP_OK) {
     bk_log(u, BULKUP_LOG_ERROR, "item %llu: resumable session not "
            "journalled: %s", (unsigned long long)j->index,
            bulkup_last_error_message());
+    bk_run_journal_failed(u, bulkup_last_error_message());
+  }
 }
 
 /* The session URL from a start's Location, resolved against the URL the

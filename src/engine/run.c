@@ -109,6 +109,13 @@ void bk_item_done(bulkup_uploader *u, const bulkup_result *r) {
   bk_free(exc);
 }
 
+void bk_run_journal_failed(bulkup_uploader *u, const char *why) {
+  bk_mutex_lock(&u->lock);
+  if (u->report->journal_failures++ == 0)
+    snprintf(u->journal_error, sizeof u->journal_error, "%s", why);
+  bk_mutex_unlock(&u->lock);
+}
+
 /* ---- origins without resumable uploads ---------------------------------- */
 
 /* The length of a URL's scheme://host:port prefix. */

@@ -289,6 +289,7 @@ static void bk_describe_failure(bk_slot *s, bulkup_error_kind kind,
 
 static void bk_slot_attempt(bk_slot *s);
 static void bk_slot_end(bk_slot *s);
+static void bk_slot_try(bk_slot *s);
 
 /* The item ends: report it and free the slot. */
 static void bk_slot_complete(bk_slot *s) {
@@ -306,6 +307,8 @@ static void bk_slot_end(bk_slot *s) {
   bulkup_result *res = &s->res;
   bk_item *j = s->x.item;
   bulkup_error_kind kind = s->kind;
+  if (kind != BULKUP_ERROR_NONE)
+    bk_retry_release(&u->budget, &s->rt, bk_now());
   curl_slist_free_all(s->headers);
   s->headers = NULL;
   bk_rs_reset(s);
@@ -315,11 +318,15 @@ static void bk_slot_end(bk_slot *s) {
     res->error = BULKUP_ERROR_NONE;
     if (u->opt.journal && j->journal_key) {
       if (bulkup_journal_record(u->opt.journal, j->journal_key, s->x.size,
-                                bk_source_mtime(s)) != BULKUP_OK)
+                                bk_source_mtime(s)) != BULKUP_OK) {
         bk_log(u, BULKUP_LOG_ERROR, "item %llu: not journalled: %s",
                (unsigned long long)j->index, bulkup_last_error_message());
+        bk_run_journal_failed(u, bulkup_last_error_message());
+      }
     }
-    bk_retry_succeeded(&u->budget, &s->rt);
+    if (bk_retry_succeeded_at(&u->budget, &s->rt, bk_now()))
+      bk_log(u, BULKUP_LOG_WARN, "item %llu succeeded: the server answers "
+             "again; the uploads go on", (unsigned long long)j->index);
   } else {
     res->error = kind;
     res->status = kind == BULKUP_ERROR_CANCELLED ? BULKUP_ITEM_CANCELLED
@@ -423,7 +430,7 @@ void bk_slot_start(bk_slot *s, bk_item *j) {
     return;
   }
   bk_rs_begin(s);
-  bk_slot_attempt(s);
+  bk_slot_try(s);
 }
 
 /* The attempt is over and s->o says how: count it, then succeed, fail,
@@ -504,9 +511,25 @@ static void bk_slot_after_attempt(bk_slot *s) {
     return;
   }
 
+  double now = bk_now();
   bk_retry_decision d =
-      bk_retry_decide(p, &u->budget, &s->rt, v, s->kind, o->http_status,
-                      s->x.retry_after, bk_rng_01(&s->w->rng));
+      bk_retry_decide_at(p, &u->budget, &s->rt, v, s->kind, o->http_status,
+                         s->x.retry_after, bk_rng_01(&s->w->rng), now);
+  if (d.outage_began)
+    bk_log(u, BULKUP_LOG_WARN, "the uploads are failing and nothing succeeds "
+           "(item %llu: %s, HTTP %d): waiting for the server, one probe "
+           "request at a time; giving up after %g s without a success",
+           (unsigned long long)j->index, bulkup_error_kind_name(s->kind),
+           o->http_status, u->opt.no_progress_limit);
+  if (d.hold) {
+    /* Neither retried nor failed: an outage holds the item, or the
+     * budget owes its retry. It asks again at wake_at (bk_slot_try). */
+    if (s->rs != BK_RS_NONE)
+      bk_rs_retrying(s, next);
+    s->wake_at = now + d.wait;
+    s->state = BK_SLOT_WAITING;
+    return;
+  }
   if (!d.retry) {
     if (d.budget_exhausted) {
       bk_describe_failure(s, s->kind, o, res->attempts);
@@ -527,8 +550,41 @@ static void bk_slot_after_attempt(bk_slot *s) {
   /* The wait is a timer: the slot stays this item's, the worker serves its
    * other slots meanwhile, and a cancel ends the wait at once (it wakes
    * the worker, whose next bk_slot_tick ends the item). */
-  s->wake_at = bk_now() + (wait > 0 ? wait : 0);
+  s->wake_at = now + (wait > 0 ? wait : 0);
   s->state = BK_SLOT_WAITING;
+}
+
+/* An attempt that does not follow a success of the same item: ask the
+ * retry layer whether it may go now (an outage lets only one probe at a
+ * time through), then send it, wait, or give up. */
+static void bk_slot_try(bk_slot *s) {
+  struct bulkup_uploader *u = s->u;
+  double now = bk_now(), wait = 0;
+  switch (bk_retry_admit(&u->budget, &s->rt, now, &wait)) {
+  case BK_ADMIT_GO:
+    bk_slot_attempt(s);
+    return;
+  case BK_ADMIT_WAIT:
+    s->wake_at = now + wait;
+    s->state = BK_SLOT_WAITING;
+    return;
+  case BK_ADMIT_GIVE_UP:
+    break;
+  }
+  double quiet = bk_retry_stalled_for(&u->budget, now);
+  if (s->res.attempts > 0 || s->res.requests > 0) {
+    bk_describe_failure(s, s->kind, &s->o, s->res.attempts);
+    size_t ml = strlen(s->message);
+    snprintf(s->message + ml, sizeof s->message - ml,
+             "; not retried: nothing has succeeded for %.0f s "
+             "(no_progress_limit)", quiet);
+  } else {
+    snprintf(s->message, sizeof s->message,
+             "not tried: nothing has succeeded for %.0f s (no_progress_limit)",
+             quiet);
+  }
+  s->kind = BULKUP_ERROR_RETRY_BUDGET;
+  bk_slot_end(s);
 }
 
 /* Start an attempt: point the easy handle at the item and add it to the
@@ -625,7 +681,7 @@ void bk_slot_tick(bk_slot *s, double now) {
       s->o.abort = BK_ABORT_CANCEL;
       bk_slot_end(s);
     } else if (now >= s->wake_at) {
-      bk_slot_attempt(s);
+      bk_slot_try(s);
     }
     return;
   }

@@ -96,6 +96,82 @@ bool bk_source_unchanged(const bk_slot *s) {
   return fstat(s->x.fd, &after) == 0 && bk_same_file(&s->x.st, &after);
 }
 
+/* Make the slot's buffer hold at least n bytes (up to BK_SMALL_FILE_MAX). */
+static bool bk_source_buf(bk_slot *s, size_t n) {
+  if (s->buf && s->bufcap >= n)
+    return true;
+  size_t cap = (n + BK_BUF_STEP) / BK_BUF_STEP * BK_BUF_STEP;
+  if (cap > BK_SMALL_FILE_MAX)
+    cap = BK_SMALL_FILE_MAX;
+  unsigned char *nb = bk_realloc(s->buf, cap);
+  if (!nb)
+    return false;
+  s->buf = nb;
+  s->bufcap = cap;
+  return true;
+}
+
+/* A regular file whose size is 0 may still have content: files of /proc
+ * and /sys say 0 and are generated as they are read. Read what there is
+ * (up to BK_SMALL_FILE_MAX) and send that snapshot; more than that cannot
+ * be sent with a known length, and fails the item. An empty file is an
+ * empty upload. Closes fd. */
+static bulkup_error_kind bk_source_open_sizeless(bk_slot *s, int fd) {
+  bk_xfer *x = &s->x;
+  size_t got = 0;
+  for (;;) {
+    if (got == BK_SMALL_FILE_MAX) {
+      /* Full: is there more? */
+      unsigned char probe;
+      ssize_t r = read(fd, &probe, 1);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r > 0) {
+        close(fd);
+        snprintf(s->message, sizeof s->message,
+                 "the file's size is 0 but it has more than %d bytes (a "
+                 "file of /proc or /sys?): not uploaded",
+                 BK_SMALL_FILE_MAX);
+        return BULKUP_ERROR_FILE;
+      }
+      break;
+    }
+    if (!bk_source_buf(s, got + BK_BUF_STEP)) {
+      close(fd);
+      snprintf(s->message, sizeof s->message, "out of memory");
+      return BULKUP_ERROR_NOMEM;
+    }
+    size_t room = s->bufcap - got;
+    ssize_t r = read(fd, s->buf + got, room);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      snprintf(s->message, sizeof s->message, "cannot read file: %s",
+               strerror(errno));
+      close(fd);
+      return BULKUP_ERROR_FILE;
+    }
+    if (r == 0)
+      break;
+    got += (size_t)r;
+  }
+  /* A real file that was written meanwhile says so now: its size (or
+   * times) moved. A generated file still says 0. */
+  struct stat after;
+  int st_rc = fstat(fd, &after);
+  close(fd);
+  if (st_rc != 0 || after.st_size != 0 ||
+      (got == 0 && !bk_same_file(&x->st, &after))) {
+    snprintf(s->message, sizeof s->message,
+             "file changed while it was being read");
+    return BULKUP_ERROR_FILE_CHANGED;
+  }
+  x->size = got;
+  x->mem = s->buf;
+  bk_run_add_bytes(s->u, x->size);
+  return BULKUP_ERROR_NONE;
+}
+
 bulkup_error_kind bk_source_open(bk_slot *s, bk_item *j) {
   bk_xfer *x = &s->x;
   x->item = j;
@@ -110,7 +186,10 @@ bulkup_error_kind bk_source_open(bk_slot *s, bk_item *j) {
     x->size = j->size;
     return BULKUP_ERROR_NONE;
   }
-  int fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  /* O_NONBLOCK: this is the event loop's thread, and opening a FIFO (or
+   * some devices) for reading blocks until a writer comes. Regular files
+   * ignore the flag; anything else fails below at once. */
+  int fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     snprintf(s->message, sizeof s->message, "cannot open file: %s",
              strerror(errno));
@@ -127,7 +206,12 @@ bulkup_error_kind bk_source_open(bk_slot *s, bk_item *j) {
     close(fd);
     return BULKUP_ERROR_FILE;
   }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0)
+    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
   x->size = (uint64_t)x->st.st_size;
+  if (x->size == 0)
+    return bk_source_open_sizeless(s, fd);
   bk_run_add_bytes(s->u, x->size);
   if (x->size > BK_SMALL_FILE_MAX) {
     x->fd = fd;

@@ -30,6 +30,7 @@ void bulkup_uploader_options_init(bulkup_uploader_options *o) {
   o->log_level = BULKUP_LOG_WARN;
   o->resumable_threshold = BULKUP_DEFAULT_RESUMABLE_THRESHOLD;
   o->resumable_chunk_size = BULKUP_DEFAULT_RESUMABLE_CHUNK_SIZE;
+  o->no_progress_limit = BULKUP_DEFAULT_NO_PROGRESS_LIMIT;
 }
 
 /* ---- share handle locks ---------------------------------------------- */
@@ -72,6 +73,9 @@ static bulkup_err bk_validate_options(const bulkup_uploader_options *o) {
        o->upload_buffer_size > 2 * 1024 * 1024))
     return bk_error(BULKUP_EINVAL,
                     "upload_buffer_size must be 0 or between 16 KiB and 2 MiB");
+  if (!(o->no_progress_limit >= 0) || o->no_progress_limit > 1e9)
+    return bk_error(BULKUP_EINVAL,
+                    "no_progress_limit must be a finite number >= 0");
   if ((int)o->log_level < BULKUP_LOG_ERROR || o->log_level > BULKUP_LOG_DEBUG)
     return bk_error(BULKUP_EINVAL, "log_level is out of range");
   if (o->user_agent && strpbrk(o->user_agent, "\r\n"))
@@ -125,6 +129,13 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
   atomic_init(&u->submitted, 0);
   bk_budget_init(&u->budget, opt->retry_budget, opt->retry_budget_tokens);
   u->start = bk_now();
+  /* When an outage ends, enough tokens for every transfer to retry once. */
+  unsigned long refill = (unsigned long)opt->workers * BK_TIMEOUT_RETRY_COST;
+  bk_budget_set_outage(&u->budget, opt->no_progress_limit,
+                       refill > opt->retry_budget_tokens
+                           ? opt->retry_budget_tokens
+                           : (unsigned int)refill,
+                       u->start);
   u->last_progress = 0;
 
   char ua[64];
@@ -213,6 +224,7 @@ void bulkup_uploader_free(bulkup_uploader *u) {
   bulkup_report_free(u->report);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
     bk_mutex_destroy(&u->share_locks[i]);
+  bk_budget_destroy(&u->budget);
   bk_mutex_destroy(&u->progress_lock);
   bk_mutex_destroy(&u->submit_lock);
   bk_mutex_destroy(&u->lock);
@@ -290,6 +302,14 @@ bulkup_err bulkup_uploader_submit(bulkup_uploader *u, const bulkup_item *item,
     if (strpbrk(item->headers[i], "\r\n") || !strchr(item->headers[i], ':'))
       return bk_error(BULKUP_EINVAL,
                       "item.headers[%zu] must be one \"Name: value\" line", i);
+  /* Header values: a CR or LF would end the header and start another (or
+   * a second request). (A NUL cannot be in a C string: it ends it.) */
+  if (item->content_type && strpbrk(item->content_type, "\r\n"))
+    return bk_error(BULKUP_EINVAL,
+                    "item.content_type must be one line (no CR or LF)");
+  if (item->cache_control && strpbrk(item->cache_control, "\r\n"))
+    return bk_error(BULKUP_EINVAL,
+                    "item.cache_control must be one line (no CR or LF)");
   if (atomic_load(&u->cancelled))
     return bk_error(BULKUP_ECANCELED, "the uploader was cancelled");
 
@@ -361,6 +381,13 @@ bulkup_err bulkup_uploader_finish(bulkup_uploader *u, bulkup_report **out) {
   else if (s.failed > 0 && s.succeeded == 0)
     rc = bk_error(BULKUP_EALLFAILED, "all %llu items failed",
                   (unsigned long long)s.submitted);
+  else if (r->journal_failures > 0)
+    /* The uploads went well, but the crash safety asked for did not. */
+    rc = bk_error(BULKUP_EIO, "%llu journal record%s could not be written "
+                  "(%s): a rerun would upload %s again",
+                  (unsigned long long)r->journal_failures,
+                  r->journal_failures == 1 ? "" : "s", u->journal_error,
+                  r->journal_failures == 1 ? "that item" : "those items");
   if (out) {
     /* Keep the totals for later progress snapshots. */
     bulkup_report *empty = bk_report_new();

@@ -3,8 +3,9 @@
  *
  * One thread serves up to `nslots` transfers at once through libcurl's
  * multi_socket interface: libcurl tells the worker which sockets it waits
- * on (the socket callback); the worker sleeps in curl_multi_poll on those
- * sockets and hands libcurl each ready socket in turn
+ * on (the socket callback); the worker sleeps in poll() on those sockets
+ * (and its eventfd, for wake-ups) and hands libcurl each ready socket in
+ * turn
  * (curl_multi_socket_action). Right after each socket, a transfer that
  * ended is handed to its slot, and a slot that came free takes its next item
  * and sends its request at once, before the next ready socket is read. A
@@ -17,15 +18,16 @@
  *
  *   1. fill free slots from the queue: without blocking while other slots
  *      are busy (an empty queue then lists the worker as hungry, and the
- *      next push wakes its multi with curl_multi_wakeup); blocking on the
+ *      next push wakes it through its eventfd); blocking on the
  *      queue only when no slot has an item, since nothing else could need
  *      the thread then;
  *   2. run libcurl's due timers (new attempts start this way; the timers
  *      are read with curl_multi_timeout);
  *   3. tick every slot: cancel, phase timeouts, retry timers;
- *   4. sleep in curl_multi_poll on the sockets libcurl named, until one is
- *      ready, libcurl's next timer or the earliest slot deadline, a push or
- *      a cancel (both curl_multi_wakeup); at most 1 s, as a safety net;
+ *   4. sleep in poll() on the sockets libcurl named and the eventfd, until
+ *      one is ready, libcurl's next timer (curl_multi_timeout) or the
+ *      earliest slot deadline, a push or a cancel (both write the eventfd);
+ *      at most 1 s, as a safety net;
  *   5. serve the ready sockets one by one, each followed by bk_settle
  *      (finished transfers to their slots, free slots refilled, the new
  *      requests sent).
@@ -46,6 +48,8 @@
 #include <math.h>
 #include <poll.h>
 #include <stdio.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 /* Sockets libcurl 7.x watches per transfer, at most (its
  * MAX_SOCKSPEREASYHANDLE); the worker's socket list has room for this many
@@ -53,9 +57,21 @@
 #define BK_SOCKS_PER_SLOT 5
 #define BK_SOCKS_SPARE 16
 
-/* The queue's wake function: thread-safe (curl_multi_wakeup writes to the
- * multi's wake-up pipe; a wake before the poll makes the poll return). */
-static void bk_worker_wake_multi(void *multi) { curl_multi_wakeup(multi); }
+/* The queue's wake function, and a cancel's: thread-safe (a write to the
+ * worker's eventfd; a wake before the poll makes the poll return). */
+static void bk_worker_wake_fd(void *arg) {
+  bk_worker *w = arg;
+  uint64_t one = 1;
+  while (write(w->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+    ;
+  /* EAGAIN: the counter is full, so a wake is pending anyway. */
+}
+
+static void bk_worker_drain_wake(bk_worker *w) {
+  uint64_t n;
+  while (read(w->wake_fd, &n, sizeof n) < 0 && errno == EINTR)
+    ;
+}
 
 /* ---- the worker's handles ---------------------------------------------- */
 
@@ -64,6 +80,10 @@ bulkup_err bk_worker_init(bk_worker *w, struct bulkup_uploader *u,
   w->u = u;
   w->id = id;
   w->nslots = nslots;
+  w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (w->wake_fd < 0)
+    return bk_error(errno == ENOMEM ? BULKUP_ENOMEM : BULKUP_EIO,
+                    "eventfd: %s", strerror(errno));
   bk_rng_seed(&w->rng, bk_random_seed() ^ id);
   w->slots = bk_calloc(w->nslots, sizeof *w->slots);
   if (!w->slots)
@@ -76,8 +96,8 @@ bulkup_err bk_worker_init(bk_worker *w, struct bulkup_uploader *u,
   w->multi = curl_multi_init();
   if (!w->multi)
     return bk_error(BULKUP_ENOMEM, "curl_multi_init failed");
-  w->waiter.wake = bk_worker_wake_multi;
-  w->waiter.ctx = w->multi;
+  w->waiter.wake = bk_worker_wake_fd;
+  w->waiter.ctx = w;
   /* An idle connection per slot, and a few more in case items alternate
    * between hosts. One transfer per connection (no HTTP/2 multiplexing):
    * each slot's phases, timeouts and faults stay its own, and the server
@@ -93,6 +113,8 @@ bulkup_err bk_worker_init(bk_worker *w, struct bulkup_uploader *u,
 }
 
 void bk_worker_cleanup(bk_worker *w) {
+  if (!w->u)
+    return; /* never set up */
   /* Workers end with every slot idle; a handle is never left in the
    * multi. */
   for (unsigned i = 0; w->slots && i < w->nslots; i++)
@@ -102,6 +124,9 @@ void bk_worker_cleanup(bk_worker *w) {
   w->multi = NULL;
   bk_free(w->slots);
   w->slots = NULL;
+  if (w->wake_fd >= 0)
+    close(w->wake_fd);
+  w->wake_fd = -1;
 }
 
 static void *bk_worker_main(void *arg);
@@ -122,8 +147,8 @@ void bk_worker_join(bk_worker *w) {
 }
 
 void bk_worker_wake(bk_worker *w) {
-  if (w->multi)
-    curl_multi_wakeup(w->multi);
+  if (w->wake_fd >= 0)
+    bk_worker_wake_fd(w);
 }
 
 static bk_slot *bk_idle_slot(bk_worker *w) {
@@ -272,46 +297,42 @@ static int bk_select_mask(short revents) {
 }
 
 /* Wait for the sockets, at most `ms`, and serve the ready ones one at a
- * time. `ready` has room for w->socks_cap. */
+ * time. `ready` has room for w->socks_cap + 1.
+ *
+ * The worker polls libcurl's sockets itself, with its eventfd for wake-ups:
+ * each descriptor once. (curl_multi_poll, given libcurl's own sockets as
+ * extra descriptors, polls each of them twice: past half the open-file
+ * limit poll() fails with EINVAL.) */
 static void bk_wait_and_serve(bk_worker *w, int ms, struct pollfd *ready,
                               bool *closed) {
-  for (unsigned i = 0; i < w->nsocks; i++)
-    w->socks[i].revents = 0;
-  int nfds = 0;
-  CURLMcode mc = curl_multi_poll(w->multi, w->socks, w->nsocks, ms, &nfds);
-  if (mc != CURLM_OK) {
-    bk_multi_failed(w, "curl_multi_poll", mc);
+  unsigned n = w->nsocks;
+  for (unsigned i = 0; i < n; i++) {
+    short ev = w->socks[i].events;
+    ready[i].fd = w->socks[i].fd;
+    ready[i].events = (short)(((ev & CURL_WAIT_POLLIN) ? POLLIN : 0) |
+                              ((ev & CURL_WAIT_POLLOUT) ? POLLOUT : 0));
+    ready[i].revents = 0;
+  }
+  ready[n].fd = w->wake_fd;
+  ready[n].events = POLLIN;
+  ready[n].revents = 0;
+  int rc = poll(ready, n + 1, ms);
+  if (rc < 0) {
+    /* EINTR, or no memory for the poll: nothing is lost, the loop comes
+     * back (its waits are at most 1 s). */
+    if (errno != EINTR)
+      bk_log(w->u, BULKUP_LOG_WARN, "worker %u: poll: %s", w->id,
+             strerror(errno));
     return;
   }
-  /* A snapshot: serving one socket changes the list. */
-  unsigned n = 0;
-  for (unsigned i = 0; i < w->nsocks; i++) {
-    const struct curl_waitfd *s = &w->socks[i];
-    if (!s->revents)
-      continue;
-    ready[n].fd = s->fd;
-    ready[n].revents = (short)(((s->revents & CURL_WAIT_POLLIN) ? POLLIN : 0) |
-                               ((s->revents & CURL_WAIT_POLLOUT) ? POLLOUT : 0));
-    n++;
-  }
-  if (n == 0 && nfds > 0 && w->nsocks > 0) {
-    /* Something woke the poll, but no socket is ready for what libcurl
-     * waits: a wake-up, or a socket that only hung up or failed
-     * (curl_multi_poll does not pass those on). Look again, errors
-     * included. */
-    for (unsigned i = 0; i < w->nsocks; i++) {
-      short ev = w->socks[i].events;
-      ready[i].fd = w->socks[i].fd;
-      ready[i].events = (short)(((ev & CURL_WAIT_POLLIN) ? POLLIN : 0) |
-                                ((ev & CURL_WAIT_POLLOUT) ? POLLOUT : 0));
-      ready[i].revents = 0;
-    }
-    if (poll(ready, w->nsocks, 0) > 0)
-      for (unsigned i = 0; i < w->nsocks; i++)
-        if (ready[i].revents)
-          ready[n++] = ready[i];
-  }
-  for (unsigned i = 0; i < n && !w->perform; i++) {
+  if (ready[n].revents)
+    bk_worker_drain_wake(w);
+  /* A snapshot of the ready sockets: serving one changes the list. */
+  unsigned k = 0;
+  for (unsigned i = 0; i < n; i++)
+    if (ready[i].revents)
+      ready[k++] = ready[i];
+  for (unsigned i = 0; i < k && !w->perform; i++) {
     /* A socket that an earlier one's transfer closed is gone from the
      * list (its number may since name a new socket: an event for that is
      * then merely early, which libcurl takes in its stride). */
@@ -339,7 +360,7 @@ static void *bk_worker_main(void *arg) {
   /* The socket list lives on this thread's stack, as long as the loop. */
   unsigned cap = w->nslots * BK_SOCKS_PER_SLOT + BK_SOCKS_SPARE;
   struct curl_waitfd socks[cap];
-  struct pollfd ready[cap];
+  struct pollfd ready[cap + 1];
   w->socks = socks;
   w->socks_cap = cap;
   w->nsocks = 0;
@@ -391,14 +412,23 @@ static void *bk_worker_main(void *arg) {
       continue;
     if (w->busy == 0)
       continue;
-    /* curl_multi_poll also returns for libcurl's own next timer. */
     int ms = 0;
     if (next > now)
       ms = (int)ceil((next - now) * 1000.0);
-    if (w->perform)
-      curl_multi_poll(w->multi, NULL, 0, ms, NULL);
-    else
+    if (w->perform) {
+      /* curl_multi_poll also returns for libcurl's own next timer. */
+      struct curl_waitfd wake = {.fd = w->wake_fd, .events = CURL_WAIT_POLLIN};
+      curl_multi_poll(w->multi, &wake, 1, ms, NULL);
+      if (wake.revents)
+        bk_worker_drain_wake(w);
+    } else {
+      /* No later than libcurl's own next timer. */
+      long cms = -1;
+      if (curl_multi_timeout(w->multi, &cms) == CURLM_OK && cms >= 0 &&
+          cms < ms)
+        ms = (int)cms;
       bk_wait_and_serve(w, ms, ready, &closed);
+    }
   }
 
   curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, NULL);

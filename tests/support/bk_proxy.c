@@ -699,7 +699,7 @@ int bk_proxy_start(bk_proxy **out, const char *upstream_host,
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  sa.sin_port = 0;
+  sa.sin_port = htons(p->opt.listen_port);
   socklen_t sl = sizeof sa;
   if (bind(p->listen_fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
       listen(p->listen_fd, 512) != 0 ||

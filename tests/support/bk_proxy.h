@@ -122,6 +122,10 @@ typedef struct bk_proxy_options {
   unsigned long long random_span_s2c;
   unsigned int random_slice_max;
   unsigned int random_slice_delay_us;
+  /* the port to listen on; 0 means one the OS picks. A stopped proxy's
+   * port can be given to the next one (SO_REUSEADDR), so that a test can
+   * take a "server" away and bring it back under the same URL. */
+  unsigned short listen_port;
 } bk_proxy_options;
 
 /* Counters since start. "assigned" counts periods given each kind
