@@ -13,9 +13,11 @@
  * read once: a bad record then becomes a failed item in the report.
  *
  * Signals: SIGINT and SIGTERM are blocked in every thread (the mask is set
- * before any thread starts, and threads inherit it); one thread takes them
- * with sigwait() and cancels the run. A second signal, a second or more
- * after the first, exits at once.
+ * here before any thread starts, and threads inherit it); one thread
+ * (signals.c) takes them with sigwait() and cancels the run. A second
+ * signal, a second or more after the first, exits at once. The PATH
+ * checks and shards are in inputs.c, the summary and --report in
+ * console.c: both modes use them.
  */
 #include "upload.h"
 
@@ -46,7 +48,6 @@
 #include <unistd.h>
 
 #define MAX_BAD_LINES_SHOWN 20
-#define MAX_FAILURES_SHOWN 5
 
 
 /* ---- help ---------------------------------------------------------------
@@ -469,33 +470,6 @@ static int parse_shard(upload_cli *c, const char *v) {
   return 0;
 }
 
-bool upload_in_shard(const upload_cli *c, const char *key, size_t len) {
-  return c->shard_n <= 1 || bulkup_shard_hash(key, len) % c->shard_n ==
-                                c->shard_k;
-}
-
-const char *upload_shard_text(const upload_cli *c) {
-  static char buf[48];
-  if (!c->shard_n)
-    return "";
-  snprintf(buf, sizeof buf, "shard %u/%u", c->shard_k, c->shard_n);
-  return buf;
-}
-
-void upload_print_dry_run(const upload_cli *c, uint64_t input, uint64_t files,
-                          uint64_t bytes) {
-  if (c->shard_n)
-    printf("dry run: %llu items in the input, %llu in shard %u/%u (%llu "
-           "bytes); nothing uploaded\n",
-           (unsigned long long)input, (unsigned long long)files, c->shard_k,
-           c->shard_n, (unsigned long long)bytes);
-  else
-    printf("dry run: %llu items in the input (%llu bytes); nothing "
-           "uploaded\n",
-           (unsigned long long)input, (unsigned long long)bytes);
-  fflush(stdout);
-}
-
 /* The shard key of a manifest URL: up to its query or fragment, so that
  * URLs signed again (a new signature, date or expiry) keep their shard. */
 static bool url_in_shard(const upload_cli *c, const char *url) {
@@ -824,110 +798,12 @@ static int check_args(upload_cli *c) {
   return -1;
 }
 
-/* ---- signals and messages ------------------------------------------------
+/* ---- signals and messages: signals.c ------------------------------------
  */
 
-/* Two locks, always taken in the order umu, then mu: a cancel hook runs
- * under umu and may print (say() takes mu), and nothing holding mu takes
- * umu. */
-static struct {
-  pthread_mutex_t umu; /* guards cancel, cancel_arg */
-  void (*cancel)(void *arg, int sig);
-  void *cancel_arg;
-  pthread_mutex_t mu; /* guards prog */
-  progress *prog;
-  atomic_int sig;
-  atomic_bool stopping;
-  int wake_w; /* written on the first signal: wakes a manifest read */
-  results *res; /* flushed by a signal; guarded by umu */
-} g = {.umu = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER,
-       .wake_w = -1};
-
-void upload_set_cancel(void (*fn)(void *arg, int sig), void *arg) {
-  pthread_mutex_lock(&g.umu);
-  g.cancel = fn;
-  g.cancel_arg = arg;
-  pthread_mutex_unlock(&g.umu);
-}
-
-int upload_signal(void) { return atomic_load(&g.sig); }
-
-void upload_set_results(results *r) {
-  pthread_mutex_lock(&g.umu);
-  g.res = r;
-  pthread_mutex_unlock(&g.umu);
-}
-
-progress *upload_swap_progress(progress *p) {
-  pthread_mutex_lock(&g.mu);
-  progress *old = g.prog;
-  g.prog = p;
-  pthread_mutex_unlock(&g.mu);
-  return old;
-}
-
-/* A message on stderr that does not collide with the progress line. */
-void upload_say(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  pthread_mutex_lock(&g.mu);
-  progress_hold(g.prog);
-  cli_verror(fmt, ap);
-  progress_release(g.prog);
-  pthread_mutex_unlock(&g.mu);
-  va_end(ap);
-}
 #define say upload_say
-
-static void *signal_thread(void *arg) {
-  const sigset_t *set = arg;
-  for (;;) {
-    int s = 0;
-    if (sigwait(set, &s) != 0)
-      continue;
-    if (s == SIGUSR1) {
-      if (atomic_load(&g.stopping))
-        return NULL;
-      continue;
-    }
-    /* A second signal quits at once, unless it follows the first within a
-     * second: `timeout CMD` forwards a signal to CMD and also sends it to
-     * its process group, and a terminal's Ctrl-C reaches every process of
-     * a pipeline, so one keypress often arrives twice. */
-    static double first_at;
-    struct timespec now_ts;
-    clock_gettime(CLOCK_MONOTONIC, &now_ts);
-    double now = (double)now_ts.tv_sec + (double)now_ts.tv_nsec / 1e9;
-    int prev = atomic_exchange(&g.sig, s);
-    if (prev == 0) {
-      first_at = now;
-      /* The main thread may be waiting for manifest input that an idle
-       * producer never sends: end that wait. */
-      if (g.wake_w >= 0 && write(g.wake_w, "!", 1) < 0) {
-        /* the pipe holds a byte already */
-      }
-    }
-    else if (now - first_at < 1.0)
-      continue;
-    /* What the run has recorded so far reaches the file now, whatever
-     * happens next. */
-    pthread_mutex_lock(&g.umu);
-    results_flush(g.res);
-    pthread_mutex_unlock(&g.umu);
-    if (prev != 0) {
-      static const char msg[] =
-          "\nbulkup: second signal: quitting without waiting\n";
-      if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
-        /* nothing more to do */
-      }
-      _exit(128 + s);
-    }
-    pthread_mutex_lock(&g.umu);
-    if (g.cancel)
-      g.cancel(g.cancel_arg, s);
-    pthread_mutex_unlock(&g.umu);
-  }
-}
+#define log_cb upload_log_cb
+#define exit_for_signal upload_exit_for_signal
 
 /* The direct modes' cancel hook: the uploader stops, the run ends with a
  * report. */
@@ -937,34 +813,6 @@ static void cancel_uploader(void *arg, int sig) {
   bulkup_uploader_cancel(arg);
 }
 
-void upload_log_cb(void *userdata, bulkup_log_level level,
-                   const char *message) {
-  (void)userdata;
-  static const char *const names[] = {"error", "warning", "info", "debug"};
-  say("%s: %s", names[level <= BULKUP_LOG_DEBUG ? level : 3], message);
-}
-#define log_cb upload_log_cb
-
-int upload_exit_for_signal(void) {
-  int s = atomic_load(&g.sig);
-  return s == SIGTERM ? CLI_EXIT_SIGTERM : CLI_EXIT_SIGINT;
-}
-#define exit_for_signal upload_exit_for_signal
-
-bulkup_log_level upload_log_level(const upload_cli *c) {
-  /* Per-item failures are in the summary and the report; the library's
-   * warnings about them (and its retries) are shown with -v and -vv. */
-  return c->quiet           ? BULKUP_LOG_ERROR
-         : c->verbose >= 2  ? BULKUP_LOG_DEBUG
-         : c->verbose == 1  ? BULKUP_LOG_INFO
-                            : BULKUP_LOG_ERROR;
-}
-
-bool upload_show_progress(const upload_cli *c) {
-  return c->progress == 1 ||
-         (c->progress == -1 && !c->quiet && isatty(STDERR_FILENO));
-}
-
 /* ---- phase one: checking the input ---------------------------------------
  */
 
@@ -972,32 +820,6 @@ typedef struct totals {
   uint64_t files, bytes; /* this run's items (its shard) */
   uint64_t input;        /* the whole input's items */
 } totals;
-
-/* Every PATH exists, is a file or a directory, and a file is readable;
- * each problem is named. Returns -1 when all are fine, else the exit
- * status for bad input (nothing is uploaded). */
-int upload_check_path_args(const upload_cli *c) {
-  int bad = 0;
-  for (int i = 0; i < c->npaths; i++) {
-    struct stat st;
-    if (stat(c->paths[i], &st) != 0) {
-      cli_error("%s: %s", c->paths[i], strerror(errno));
-      bad++;
-    } else if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-      cli_error("%s: not a regular file or directory", c->paths[i]);
-      bad++;
-    } else if (S_ISREG(st.st_mode) && access(c->paths[i], R_OK) != 0) {
-      cli_error("%s: %s", c->paths[i], strerror(errno));
-      bad++;
-    }
-  }
-  if (bad) {
-    cli_error("nothing uploaded: %d PATH%s cannot be uploaded", bad,
-              bad == 1 ? "" : "s");
-    return CLI_EXIT_USAGE;
-  }
-  return -1;
-}
 
 /* Every PATH exists and is a file or a directory; walk the directories,
  * counting. */
@@ -1037,7 +859,7 @@ static int check_paths(upload_cli *c, totals *t) {
     walk_status ws;
     unsigned long steps = 0;
     while ((ws = walk_next(w)) != WALK_DONE) {
-      if ((++steps & 1023) == 0 && atomic_load(&g.sig)) {
+      if ((++steps & 1023) == 0 && upload_signal()) {
         walk_close(w);
         return exit_for_signal();
       }
@@ -1121,12 +943,12 @@ static int check_manifest(upload_cli *c, totals *t) {
   manifest_status ms;
   int rc = -1;
   while ((ms = manifest_next(r, &e)) != MANIFEST_EOF) {
-    if ((++steps & 1023) == 0 && atomic_load(&g.sig)) {
+    if ((++steps & 1023) == 0 && upload_signal()) {
       rc = exit_for_signal();
       break;
     }
     if (ms == MANIFEST_IOERR) {
-      if (atomic_load(&g.sig)) {
+      if (upload_signal()) {
         rc = exit_for_signal();
         break;
       }
@@ -1331,7 +1153,7 @@ static void upload_manifest(run *rn, manifest_reader *r) {
   manifest_status ms;
   while (!rn->stop && (ms = manifest_next(r, &e)) != MANIFEST_EOF) {
     if (ms == MANIFEST_IOERR) {
-      if (atomic_load(&g.sig))
+      if (upload_signal())
         break; /* woken by the signal: the run is being cancelled */
       say("%s", manifest_error(r));
       rn->input_errors++;
@@ -1374,76 +1196,6 @@ static void upload_manifest(run *rn, manifest_reader *r) {
 /* ---- the end --------------------------------------------------------------
  */
 
-bool upload_write_report(const upload_cli *c, const bulkup_report *rep) {
-  if (!c->report || !rep)
-    return true;
-  report_extra x = {0};
-  if (c->shard_n) {
-    x.shard_k = c->shard_k;
-    x.shard_n = c->shard_n;
-    x.shard_key = c->manifest ? "url" : "path";
-  }
-  if (c->acct.set) {
-    x.acct = true;
-    x.input = c->acct.input;
-    x.skipped = c->acct.skipped;
-    x.not_started = c->acct.not_started;
-  }
-  char err[1024];
-  if (report_write_run(rep, c->report, &x, err, sizeof err))
-    return true;
-  cli_error("cannot write the report %s: %s", c->report, err);
-  return false;
-}
-
-void upload_print_summary(const upload_cli *c, const bulkup_report *rep,
-                          bool list_failures) {
-  bulkup_summary s;
-  bulkup_report_summary(rep, &s);
-  uint64_t not_started = c->acct.set ? c->acct.not_started : 0;
-  char ns[64] = "";
-  if (not_started)
-    snprintf(ns, sizeof ns, ", %llu not started",
-             (unsigned long long)not_started);
-  cli_error("uploaded %llu of %llu files (%.1f MB) in %.1f s, %llu failed, "
-            "%llu cancelled%s, %llu retries",
-            (unsigned long long)s.succeeded,
-            (unsigned long long)(s.submitted + not_started),
-            (double)s.bytes_succeeded / 1e6, s.elapsed_s,
-            (unsigned long long)s.failed, (unsigned long long)s.cancelled, ns,
-            (unsigned long long)s.retries);
-  size_t nf = bulkup_report_failure_count(rep);
-  size_t shown = nf < MAX_FAILURES_SHOWN ? nf : MAX_FAILURES_SHOWN;
-  if (!list_failures)
-    shown = 0;
-  for (size_t i = 0; i < shown; i++) {
-    const bulkup_result *r = bulkup_report_failure(rep, i);
-    if (!r)
-      continue;
-    char status[32] = "";
-    if (r->http_status)
-      snprintf(status, sizeof status, " (HTTP %d)", r->http_status);
-    fprintf(stderr, "  failed: %s -> %s: %s%s: %s\n",
-            r->path ? r->path : r->title, r->url,
-            bulkup_error_kind_name(r->error), status, r->message);
-  }
-  if (nf > shown && shown > 0)
-    fprintf(stderr, "  ... and %zu more failure%s\n", nf - shown,
-            nf - shown == 1 ? "" : "s");
-  if (not_started)
-    fprintf(stderr,
-            "  %llu file%s never started (counted in the report as "
-            "not_started; a rerun with --journal resumes)\n",
-            (unsigned long long)not_started, not_started == 1 ? " was" : "s were");
-  if (nf > 0 || s.cancelled > 0) {
-    if (c->report)
-      fprintf(stderr, "  every failed and cancelled file is listed in %s\n",
-              c->report);
-    else
-      fprintf(stderr, "  (--report FILE lists every failed file)\n");
-  }
-}
-
 static int do_run(upload_cli *c) {
   totals t = {0, 0, 0};
   bool known = true;
@@ -1473,7 +1225,7 @@ static int do_run(upload_cli *c) {
   }
   if (rc != -1)
     return rc;
-  if (atomic_load(&g.sig)) {
+  if (upload_signal()) {
     manifest_close(one_pass);
     return exit_for_signal();
   }
@@ -1537,7 +1289,7 @@ static int do_run(upload_cli *c) {
     return err == BULKUP_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
   }
   upload_set_cancel(cancel_uploader, u);
-  if (atomic_load(&g.sig))
+  if (upload_signal())
     bulkup_uploader_cancel(u);
 
   if (upload_show_progress(c)) {
@@ -1567,7 +1319,7 @@ static int do_run(upload_cli *c) {
     status = CLI_EXIT_FAILED;
     break;
   }
-  if (atomic_load(&g.sig))
+  if (upload_signal())
     status = exit_for_signal();
 
   if (res) {
@@ -1705,17 +1457,17 @@ int cli_upload_main(int argc, char **argv) {
   }
   int wake[2];
   if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == 0) {
-    g.wake_w = wake[1];
+    upload_set_wake_fd(wake[1]);
     manifest_set_wake_fd(wake[0]);
   }
   pthread_t sig_thread;
-  if (pthread_create(&sig_thread, NULL, signal_thread, &set) != 0) {
+  if (pthread_create(&sig_thread, NULL, upload_signal_thread, &set) != 0) {
     cli_error("cannot start the signal thread");
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return CLI_EXIT_FAILED;
   }
   rc = upload_is_workflow(&c) ? upload_api_run(&c) : do_run(&c);
-  atomic_store(&g.stopping, true);
+  upload_signal_thread_stopping();
   pthread_kill(sig_thread, SIGUSR1);
   pthread_join(sig_thread, NULL);
   return rc;

@@ -1,12 +1,15 @@
 /*
  * upload.h - what the two halves of `bulkup upload` share.
  *
- * upload.c parses the options, owns the signal thread, and runs the
+ * upload.c parses the options, starts the signal thread, and runs the
  * direct modes (--to, --manifest): items PUT straight to URLs by the
  * upload engine. upload_api.c runs the platform workflow (--api, or the
  * embedded reference server when there is no target at all): signed URLs
  * from the API, then an image group (or, without --image-group under
- * --api, plain uploads that print their object keys).
+ * --api, plain uploads that print their object keys). upload.c calls
+ * upload_api.c, never the other way; what both use is below them:
+ * signals.c (the signal thread, messages), inputs.c (the PATHs, shards),
+ * console.c (the dry run's line, the summary, --report).
  */
 #ifndef BULKUP_CLI_UPLOAD_H
 #define BULKUP_CLI_UPLOAD_H
@@ -75,7 +78,7 @@ typedef struct upload_cli {
  * --to/--manifest). */
 bool upload_is_workflow(const upload_cli *c);
 
-/* ---- shards (upload.c) --------------------------------------------------
+/* ---- shards (inputs.c) --------------------------------------------------
  * An item belongs to shard bulkup_shard_hash(key) % N: the key is its path
  * relative to its PATH (--to, the workflow) or its URL up to the query
  * (--manifest). */
@@ -85,11 +88,8 @@ bool upload_is_workflow(const upload_cli *c);
 bool upload_in_shard(const upload_cli *c, const char *key, size_t len);
 /* "shard K/N" for messages; "" without --shard. Static storage. */
 const char *upload_shard_text(const upload_cli *c);
-/* The dry run's report line on stdout. */
-void upload_print_dry_run(const upload_cli *c, uint64_t input,
-                          uint64_t files, uint64_t bytes);
 
-/* ---- signals (upload.c) -------------------------------------------------
+/* ---- signals (signals.c) -------------------------------------------------
  * SIGINT and SIGTERM are taken by one thread. The first one is recorded
  * (upload_signal()) and handed to the cancel hook of what is running, if
  * any; the second quits at once with 128 + signal. */
@@ -105,8 +105,17 @@ void upload_set_results(results *r);
 int upload_signal(void);
 /* 130 for SIGINT, 143 for SIGTERM. */
 int upload_exit_for_signal(void);
+/* The signal thread's body, for pthread_create(); `arg` is the sigset_t
+ * (SIGINT, SIGTERM, SIGUSR1) blocked in every thread. It returns on
+ * SIGUSR1 once upload_signal_thread_stopping() was called. */
+void *upload_signal_thread(void *arg);
+/* Ask the signal thread to return at its next SIGUSR1. */
+void upload_signal_thread_stopping(void);
+/* A descriptor the first signal writes a byte to (to wake a manifest
+ * read); -1 (the default): none. Set before the signal thread starts. */
+void upload_set_wake_fd(int fd);
 
-/* ---- messages (upload.c) ------------------------------------------------ */
+/* ---- messages (signals.c) ------------------------------------------------ */
 
 /* "bulkup: <message>" on stderr, never in the middle of the progress
  * line. Thread-safe. */
@@ -119,19 +128,28 @@ bulkup_log_level upload_log_level(const upload_cli *c);
 /* Whether to draw the progress line (--progress, --no-progress, -q, tty). */
 bool upload_show_progress(const upload_cli *c);
 
-/* Every PATH exists, is a file or a directory, and a file is readable
- * (each problem named on stderr). -1 when all are fine, else the exit
- * status for bad input. */
-int upload_check_path_args(const upload_cli *c);
 /* Make `p` the progress line that upload_say() steps around (NULL: none).
  * Returns the previous one. */
 progress *upload_swap_progress(progress *p);
+
+/* ---- the end of a run (console.c) --------------------------------------- */
+
+/* The dry run's report line on stdout. */
+void upload_print_dry_run(const upload_cli *c, uint64_t input,
+                          uint64_t files, uint64_t bytes);
 /* "uploaded N of M files ..." and, with list_failures, the first
  * failures, on stderr. */
 void upload_print_summary(const upload_cli *c, const bulkup_report *rep,
                           bool list_failures);
 /* Write --report if asked; false (after a message) if it failed. */
 bool upload_write_report(const upload_cli *c, const bulkup_report *rep);
+
+/* ---- the PATHs (inputs.c) ----------------------------------------------- */
+
+/* Every PATH exists, is a file or a directory, and a file is readable
+ * (each problem named on stderr). -1 when all are fine, else the exit
+ * status for bad input. */
+int upload_check_path_args(const upload_cli *c);
 
 /* ---- the workflow (upload_api.c) ---------------------------------------- */
 
