@@ -173,6 +173,9 @@ typedef struct bulkup_request {
   const bulkup_result *item;    /* the item (index, path, title, url
                                    redacted, user, attempts so far) */
   void *internal_;              /* the engine's; do not touch */
+  /* bulkup_request_add_header, as a pointer: signers in layers below the
+   * engine (src/cloud) call it without linking to the engine. */
+  bulkup_err (*add_header)(struct bulkup_request *req, const char *line);
 } bulkup_request;
 
 /*

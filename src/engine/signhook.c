@@ -97,7 +97,8 @@ bulkup_error_kind bk_hook_sign(bk_slot *s, const char *method,
                         .body_len = body_len,
                         .payload_sha256 = sha,
                         .item = &s->res,
-                        .internal_ = &ctx};
+                        .internal_ = &ctx,
+                        .add_header = bulkup_request_add_header};
   bulkup_err rc = u->opt.sign_request(u->opt.sign_userdata, &req);
   bk_free(lines);
   if (rc != BULKUP_OK) {
