@@ -490,6 +490,36 @@ static void test_crc32c(void) {
   CU_ASSERT_STRING_EQUAL(b64, "4waSgw==");
 }
 
+/* ---- redaction of what S3 requests and errors carry ------------------- */
+
+static void test_redaction(void) {
+  const char *in =
+      "PUT /b/k HTTP/1.1\r\nAuthorization: AWS4-HMAC-SHA256 "
+      "Credential=AKIDSECRETID/20261202/us-east-1/s3/aws4_request, "
+      "SignedHeaders=host;x-amz-date, Signature=0123abcd\r\n"
+      "x-amz-security-token: TOKENVALUE\r\nHost: h\r\n"
+      "<Error><Code>SignatureDoesNotMatch</Code><AWSAccessKeyId>AKIDX"
+      "</AWSAccessKeyId><SignatureProvided>feed</SignatureProvided>"
+      "<CanonicalRequest>PUT\n/b/k\n\nx-amz-security-token:TOKEN2\n"
+      "</CanonicalRequest></Error> Credential=AKID3/x, Signature=beef";
+  size_t n;
+  char *out = bk_redact_text(in, strlen(in), &n);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+  static const char *const secrets[] = {"AKIDSECRETID", "0123abcd",
+                                        "TOKENVALUE", "AKIDX", "feed",
+                                        "TOKEN2", "AKID3", "beef"};
+  for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++) {
+    if (strstr(out, secrets[i]))
+      fprintf(stderr, "\nnot redacted: %s in %s\n", secrets[i], out);
+    CU_ASSERT_PTR_NULL(strstr(out, secrets[i]));
+  }
+  /* what is not secret stays */
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "Host: h"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "SignatureDoesNotMatch"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "Authorization: "));
+  bk_free(out);
+}
+
 static void reg(void) {
   bk_suite("sigv4", NULL, NULL);
   bk_test("AWS SigV4 test suite", test_aws_suite);
@@ -500,6 +530,7 @@ static void reg(void) {
   bk_suite("s3_url", NULL, NULL);
   bk_test("object URLs", test_object_urls);
   bk_test("crc32c", test_crc32c);
+  bk_test("redaction", test_redaction);
 }
 
 int main(int argc, char **argv) { return bk_test_main(argc, argv, reg); }
