@@ -177,6 +177,12 @@ typedef struct bulkup_s3_signer_options {
    * default) gives UNSIGNED-PAYLOAD. Set it to false for http
    * endpoints. */
   bool https;
+  /* Send the body's CRC-32C (bulkup_request.payload_crc32c; set
+   * bulkup_uploader_options.sign_crc32c) as x-amz-checksum-crc32c, or for
+   * BULKUP_S3_GCS as "x-goog-hash: crc32c=...", signed with the rest.
+   * Default false. */
+  bool crc32c;
+  bulkup_s3_provider provider; /* for the checksum header; default AWS */
 } bulkup_s3_signer_options;
 
 BULKUP_EXTERN void
@@ -202,11 +208,16 @@ BULKUP_EXTERN void bulkup_s3_signer_free(bulkup_s3_signer *s);
 BULKUP_EXTERN bool
 bulkup_s3_signer_wants_payload_hash(const bulkup_s3_signer *s);
 
+/* Whether the signer sends a CRC-32C (set
+ * bulkup_uploader_options.sign_crc32c to this). */
+BULKUP_EXTERN bool bulkup_s3_signer_wants_crc32c(const bulkup_s3_signer *s);
+
 /*
  * bulkup_s3_sign_request - a bulkup_sign_request_fn: `sign_userdata` is
  * a bulkup_s3_signer. Signs the request with SigV4 at the current time:
  * adds X-Amz-Date, X-Amz-Content-SHA256, X-Amz-Security-Token (with a
- * session token) and Authorization. Signed: host and every header of the
+ * session token), the CRC-32C header (with options.crc32c and a
+ * payload_crc32c) and Authorization. Signed: host and every header of the
  * request but User-Agent, Expect and the "Name:" lines that remove a
  * header. Thread-safe.
  */

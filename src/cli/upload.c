@@ -358,7 +358,17 @@ enum {
   OPT_RESULTS,
   OPT_DRY_RUN,
   OPT_RESUMABLE_THRESHOLD,
-  OPT_CHUNK_SIZE
+  OPT_CHUNK_SIZE,
+  /* s3:// and gs:// */
+  OPT_ENDPOINT_URL,
+  OPT_REGION,
+  OPT_PROFILE,
+  OPT_ADDRESSING,
+  OPT_CHECKSUM,
+  OPT_STORAGE_CLASS,
+  OPT_SSE,
+  OPT_SSE_KMS_KEY_ID,
+  OPT_CACHE_CONTROL
 };
 
 static const struct option long_options[] = {
@@ -401,6 +411,15 @@ static const struct option long_options[] = {
     {"shard", required_argument, NULL, OPT_SHARD},
     {"results", required_argument, NULL, OPT_RESULTS},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"endpoint-url", required_argument, NULL, OPT_ENDPOINT_URL},
+    {"region", required_argument, NULL, OPT_REGION},
+    {"profile", required_argument, NULL, OPT_PROFILE},
+    {"addressing", required_argument, NULL, OPT_ADDRESSING},
+    {"checksum", required_argument, NULL, OPT_CHECKSUM},
+    {"storage-class", required_argument, NULL, OPT_STORAGE_CLASS},
+    {"sse", required_argument, NULL, OPT_SSE},
+    {"sse-kms-key-id", required_argument, NULL, OPT_SSE_KMS_KEY_ID},
+    {"cache-control", required_argument, NULL, OPT_CACHE_CONTROL},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -528,6 +547,35 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       c->opt.resumable_chunk_size = (size_t)v;
       break;
     }
+    case OPT_ENDPOINT_URL:
+      c->s3o.endpoint_url = optarg;
+      break;
+    case OPT_REGION:
+      c->s3o.region = optarg;
+      break;
+    case OPT_PROFILE:
+      c->s3o.profile = optarg;
+      break;
+    case OPT_ADDRESSING:
+      c->s3o.addressing = optarg;
+      break;
+    case OPT_CHECKSUM:
+      c->s3o.checksum = optarg;
+      break;
+    case OPT_STORAGE_CLASS:
+      c->s3o.storage_class = optarg;
+      break;
+    case OPT_SSE:
+      c->s3o.sse = optarg;
+      break;
+    case OPT_SSE_KMS_KEY_ID:
+      c->s3o.sse_kms_key_id = optarg;
+      break;
+    case OPT_CACHE_CONTROL:
+      if (strpbrk(optarg, "\r\n"))
+        return cli_usage_error("upload", "--cache-control: one line");
+      c->cache_control = optarg;
+      break;
     case OPT_THREADS:
       if (opt_long(ch, optarg, 0, 1024, &n))
         return CLI_EXIT_USAGE;
@@ -733,7 +781,17 @@ static int check_args(upload_cli *c) {
     return cli_usage_error("upload",
                            "--manifest takes no PATH arguments (got '%s')",
                            c->paths[0]);
-  if (c->to) {
+  {
+    int rc = upload_s3_check(&c->s3o, upload_s3_is_dest(c->to),
+                             c->manifest != NULL);
+    if (rc != -1)
+      return rc;
+  }
+  if (c->to && upload_s3_is_dest(c->to)) {
+    if (strpbrk(c->to, "?#"))
+      return cli_usage_error("upload", "--to: s3://BUCKET/PREFIX may not "
+                             "hold a query or fragment");
+  } else if (c->to) {
     if (!url_is_http(c->to))
       return cli_usage_error("upload",
                              "--to: '%s' is not an http:// or https:// URL",
@@ -888,13 +946,18 @@ static int check_paths(upload_cli *c, totals *t) {
   return -1;
 }
 
+/* A manifest read before the run named an s3:// or gs:// URL. */
+static bool manifest_has_s3;
+
 /* Check one manifest record (scheme, file, data type). Returns NULL or a
  * reason written into buf. */
 static const char *check_entry(const manifest_entry *e, bool check_file,
                                char *buf, size_t n, uint64_t *size) {
-  if (!url_is_http(e->url)) {
+  if (upload_s3_is_dest(e->url))
+    manifest_has_s3 = true;
+  if (!url_is_http(e->url) && !upload_s3_is_dest(e->url)) {
     char *red = bulkup_redact_url(e->url);
-    snprintf(buf, n, "URL '%s' is not http:// or https://",
+    snprintf(buf, n, "URL '%s' is not http://, https://, s3:// or gs://",
              red ? red : "(unprintable)");
     bulkup_free(red);
     return buf;
@@ -1062,21 +1125,46 @@ static void item_defaults(const upload_cli *c, bulkup_item *it) {
   bulkup_item_init(it);
   it->data_type = c->data_type;
   it->content_type = c->content_type;
+  if (c->cache_control)
+    it->cache_control = c->cache_control;
+}
+
+/* An s3:// or gs:// item: its URL, headers and signer (rel: under the
+ * --to prefix; NULL for a manifest's URL). false when it cannot be
+ * submitted (said, counted). */
+static bool s3_item(run *rn, const char *dest, const char *rel,
+                    bulkup_item *it, char **url) {
+  char why[1024];
+  const char *err = upload_s3_item(rn->c->s3, dest, rel, it, url, why,
+                                   sizeof why);
+  if (!err)
+    return true;
+  say("cannot queue %s: %s", it->path ? it->path : dest, err);
+  rn->input_errors++;
+  if (strncmp(err, "no credentials", 14) == 0)
+    rn->stop = true;
+  return false;
 }
 
 static bool submit_file(run *rn, const char *path, const char *rel) {
   if (!upload_in_shard(rn->c, rel, strlen(rel)))
     return true;
-  char *url = urlenc_join(rn->c->to, rel);
-  if (!url) {
-    say("out of memory");
-    rn->stop = true;
-    return false;
-  }
   bulkup_item it;
   item_defaults(rn->c, &it);
   it.path = path;
-  it.url = url;
+  char *url = NULL;
+  if (rn->c->s3 && upload_s3_is_dest(rn->c->to)) {
+    if (!s3_item(rn, rn->c->to, rel, &it, &url))
+      return !rn->stop;
+  } else {
+    url = urlenc_join(rn->c->to, rel);
+    if (!url) {
+      say("out of memory");
+      rn->stop = true;
+      return false;
+    }
+    it.url = url;
+  }
   bool ok = submit(rn, &it);
   free(url);
   return ok;
@@ -1188,7 +1276,12 @@ static void upload_manifest(run *rn, manifest_reader *r) {
       it.content_type = e.content_type;
     if (e.title)
       it.title = e.title;
+    char *s3url = NULL;
+    if (upload_s3_is_dest(e.url) &&
+        !s3_item(rn, e.url, NULL, &it, &s3url))
+      continue;
     submit(rn, &it);
+    free(s3url);
   }
   manifest_close(r);
 }
@@ -1275,9 +1368,30 @@ static int do_run(upload_cli *c) {
 
   c->opt.log = log_cb;
   c->opt.log_level = upload_log_level(c);
+  upload_s3 s3 = {0};
+  /* A manifest read already says whether it names s3:// or gs://; one
+   * read as it goes (standard input) may. */
+  if ((c->manifest && (!known || manifest_has_s3)) ||
+      upload_s3_is_dest(c->to)) {
+    int src = upload_s3_setup(&s3, &c->s3o, &c->opt,
+                              upload_s3_is_dest(c->to) ? c->to : NULL,
+                              c->manifest != NULL);
+    if (src != -1) {
+      upload_s3_free(&s3);
+      manifest_close(one_pass);
+      bulkup_journal_close(journal);
+      upload_set_results(NULL);
+      char rerr[1024];
+      results_close(res, rerr, sizeof rerr);
+      return src;
+    }
+    c->s3 = &s3;
+  }
   bulkup_uploader *u = NULL;
   bulkup_err err = bulkup_uploader_new(&u, &c->opt);
   if (err != BULKUP_OK) {
+    c->s3 = NULL;
+    upload_s3_free(&s3);
     const char *detail = bulkup_last_error_message();
     cli_error("cannot start the uploader: %s%s%s", bulkup_strerror(err),
               *detail ? ": " : "", detail);
@@ -1369,6 +1483,8 @@ static int do_run(upload_cli *c) {
   upload_set_cancel(NULL, NULL);
   bulkup_report_free(rep);
   bulkup_uploader_free(u);
+  c->s3 = NULL;
+  upload_s3_free(&s3);
   return status;
 }
 

@@ -16,6 +16,7 @@
 
 #include "progress.h"
 #include "results.h"
+#include "upload_s3.h"
 
 #include <bulkup.h>
 
@@ -72,6 +73,11 @@ typedef struct upload_cli {
     bool set;
     uint64_t input, skipped, not_started;
   } acct;
+  /* s3:// and gs:// (upload_s3.c): the options, and the run's state
+   * (set by the direct modes while they run) */
+  upload_s3_opts s3o;
+  upload_s3 *s3;
+  const char *cache_control; /* --cache-control (NULL: the default) */
 } upload_cli;
 
 /* Whether the options select the workflow (--api, --dataset, or no

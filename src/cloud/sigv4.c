@@ -452,6 +452,8 @@ struct bulkup_s3_signer {
   char *region;
   char *service;
   bool signed_payload;
+  bool crc32c;
+  bool gcs;
 };
 
 void bulkup_s3_signer_options_init(bulkup_s3_signer_options *opt) {
@@ -500,6 +502,8 @@ bulkup_err bulkup_s3_signer_new(bulkup_s3_signer **out,
   s->service = bk_strdup(opt->service && *opt->service ? opt->service : "s3");
   s->signed_payload = opt->payload == BULKUP_S3_PAYLOAD_SIGNED ||
                       (opt->payload == BULKUP_S3_PAYLOAD_AUTO && !opt->https);
+  s->crc32c = opt->crc32c;
+  s->gcs = opt->provider == BULKUP_S3_GCS;
   if (!s->access_key_id || !s->secret_access_key || !s->region ||
       !s->service || (c->session_token && *c->session_token && !s->session_token)) {
     bulkup_s3_signer_free(s);
@@ -511,6 +515,10 @@ bulkup_err bulkup_s3_signer_new(bulkup_s3_signer **out,
 
 bool bulkup_s3_signer_wants_payload_hash(const bulkup_s3_signer *s) {
   return s && s->signed_payload;
+}
+
+bool bulkup_s3_signer_wants_crc32c(const bulkup_s3_signer *s) {
+  return s && s->crc32c;
 }
 
 /* Header names the signature leaves out: libcurl or a proxy may change
@@ -575,11 +583,11 @@ bulkup_err bulkup_s3_sign_request(void *sign_userdata, bulkup_request *req) {
   size_t n = 0;
   for (size_t i = 0; req->headers && req->headers[i]; i++)
     n++;
-  const char **lines = bk_calloc(n + 5, sizeof *lines);
+  const char **lines = bk_calloc(n + 6, sizeof *lines);
   char *hostl = bk_malloc(hl + 7);
   char *pathc = bk_strndup(path, pl);
   char *queryc = query ? bk_strndup(query, ql) : NULL;
-  char datel[48], shal[96];
+  char datel[48], shal[96], crcl[64] = "";
   char *tokl = NULL;
   bulkup_err rc = BULKUP_OK;
   if (!lines || !hostl || !pathc || (query && !queryc) ||
@@ -596,6 +604,12 @@ bulkup_err bulkup_s3_sign_request(void *sign_userdata, bulkup_request *req) {
     if (!bk_unsigned_header(req->headers[i]) &&
         strncasecmp(req->headers[i], "host:", 5) != 0)
       lines[k++] = req->headers[i];
+  if (s->crc32c && req->payload_crc32c) {
+    snprintf(crcl, sizeof crcl, s->gcs ? "x-goog-hash: crc32c=%s"
+                                       : "x-amz-checksum-crc32c: %s",
+             req->payload_crc32c);
+    lines[k++] = crcl;
+  }
   lines[k++] = hostl;
   lines[k++] = datel;
   lines[k++] = shal;
@@ -627,7 +641,9 @@ bulkup_err bulkup_s3_sign_request(void *sign_userdata, bulkup_request *req) {
   }
   sprintf(authl, "Authorization: %s", o.authorization);
   bulkup_sigv4_output_free(&o);
-  rc = req->add_header(req, datel);
+  rc = crcl[0] ? req->add_header(req, crcl) : BULKUP_OK;
+  if (rc == BULKUP_OK)
+    rc = req->add_header(req, datel);
   if (rc == BULKUP_OK)
     rc = req->add_header(req, shal);
   if (rc == BULKUP_OK && tokl)
