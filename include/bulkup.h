@@ -19,5 +19,6 @@
 #include "bulkup/shard.h"
 #include "bulkup/api.h"
 #include "bulkup/s3.h"
+#include "bulkup/azure.h"
 
 #endif /* BULKUP_H */

@@ -76,7 +76,13 @@ typedef struct bulkup_item {
   const char *cache_control;     /* NULL: "max-age=86400"; "": no header;
                                     one line (a CR or LF: BULKUP_EINVAL) */
   const char *const *headers;    /* extra "Name: value" lines, NULL-ended;
-                                    may be NULL */
+                                    may be NULL. Each must pass
+                                    bulkup_header_check (azure.h), else
+                                    submit says BULKUP_EINVAL. They win
+                                    over the Content-Type, Cache-Control
+                                    and Content-MD5 bulkup would send, and
+                                    over an Azure URL's x-ms-version and
+                                    x-ms-blob-type (azure.h) */
   void *user;                    /* given back in the result */
   const char *journal_key;       /* with options.journal: recorded there
                                     when the item succeeds, with the size

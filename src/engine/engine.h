@@ -81,6 +81,7 @@ typedef struct bk_xfer {
   char excerpt[1024];
   size_t excerpt_len;
   double retry_after;        /* seconds, < 0 when none */
+  char error_code[64];       /* x-ms-error-code (Azure), "" when none */
   char location[2048];       /* Location: a 3xx's (for the message) or a
                                 session start's */
   bool location_truncated;   /* it did not fit */

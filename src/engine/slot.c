@@ -13,6 +13,7 @@
  * easy handle keeps its TLS session cache. */
 #include "internal.h"
 #include "engine/slot.h"
+#include "cloud/azure.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -62,6 +63,14 @@ static size_t bk_header_cb(char *line, size_t size, size_t nmemb, void *ud) {
     x->location_truncated = false;
     x->range_last = -1;
     x->excerpt_len = 0;
+    x->error_code[0] = '\0';
+  } else if (bk_header_match(line, len, "x-ms-error-code", &v, &vl)) {
+    size_t n = vl < sizeof x->error_code - 1 ? vl : sizeof x->error_code - 1;
+    for (size_t i = 0; i < n; i++) /* a token: anything else is not kept */
+      if (!isalnum((unsigned char)v[i]) && v[i] != '_' && v[i] != '-')
+        n = i;
+    memcpy(x->error_code, v, n);
+    x->error_code[n] = '\0';
   } else if (bk_header_retry_after(line, len, time(NULL), &secs)) {
     x->retry_after = secs;
   } else if (bk_header_match(line, len, "Location", &v, &vl)) {
@@ -210,13 +219,20 @@ static struct curl_slist *bk_build_headers(bk_slot *s, bk_item *j,
   bool ok = true;
   struct curl_slist *h = NULL;
   char line[1024];
-  snprintf(line, sizeof line, "Content-Type: %s", j->content_type);
-  h = bk_slist_add(h, line, &ok);
-  if (j->cache_control) {
+  /* The item's own headers win over bulkup's choices (libcurl would send
+   * both). */
+  const char *const *own = (const char *const *)j->headers;
+  if (!bk_headers_have(own, "Content-Type")) {
+    snprintf(line, sizeof line, "Content-Type: %s", j->content_type);
+    h = bk_slist_add(h, line, &ok);
+  }
+  if (j->cache_control && !bk_headers_have(own, "Cache-Control")) {
     snprintf(line, sizeof line, "Cache-Control: %s", j->cache_control);
     h = bk_slist_add(h, line, &ok);
   }
-  if (md5) {
+  if (bk_azure_url(j->url))
+    h = bk_azure_add_headers(h, own, true, &ok);
+  if (md5 && !bk_headers_have(own, "Content-MD5")) {
     snprintf(line, sizeof line, "Content-MD5: %s", md5);
     h = bk_slist_add(h, line, &ok);
   }
@@ -248,8 +264,9 @@ static void bk_describe_failure(bk_slot *s, bulkup_error_kind kind,
                loc ? loc : "none");
       bk_free(loc);
     } else {
-      snprintf(s->message, sizeof s->message, "HTTP %d after %d attempt%s",
-               o->http_status, attempts, attempts == 1 ? "" : "s");
+      snprintf(s->message, sizeof s->message, "HTTP %d%s%s after %d attempt%s",
+               o->http_status, x->error_code[0] ? " " : "", x->error_code,
+               attempts, attempts == 1 ? "" : "s");
     }
     break;
   case BULKUP_ERROR_TIMEOUT_WRITE:
@@ -660,6 +677,7 @@ static void bk_slot_attempt(bk_slot *s) {
   x->read_errno = 0;
   x->excerpt_len = 0;
   x->retry_after = -1;
+  x->error_code[0] = '\0';
   x->location[0] = '\0';
   x->location_truncated = false;
   x->range_last = -1;
@@ -688,6 +706,7 @@ void bk_slot_attempt_done(bk_slot *s, CURLcode result) {
   s->o.http_status = (int)status;
   s->o.connected = x->connected;
   s->o.abort = x->abort;
+  s->o.error_code = x->error_code;
   bk_slot_after_attempt(s);
 }
 
