@@ -16,7 +16,7 @@
 #   3. A session token (AWS_SESSION_TOKEN) to a proxy that requires it; the
 #      same keys without the token are refused.
 #   4. --checksum md5 (Content-MD5, checked) and none; --storage-class,
-#      --sse, --cache-control sent and signed.
+#      --sse, --cache-control, --metadata (x-amz-meta-) sent and signed.
 #   5. gs:// (GOOG_ACCESS_KEY_ID/GOOG_SECRET_ACCESS_KEY, region "auto",
 #      x-goog-hash crc32c) and a manifest of s3:// URLs.
 #   6. Usage: bad values, S3 options without an S3 destination, no
@@ -313,12 +313,14 @@ C0=$(vstat V crc32c)
 FROM=$(nlines V)
 run_tool HOME="$HOME1" -- upload --to s3://bucket/md5 "$WORK/src3" \
   --endpoint-url "$EP" --checksum md5 --storage-class STANDARD_IA \
-  --sse AES256 --cache-control no-cache
+  --sse AES256 --cache-control no-cache --metadata owner=alice
 expect "4: --checksum md5: exit 0" [ "$RC" = 0 ]
 expect "4: 3 Content-MD5 checked, no CRC32C" \
   [ "$(($(vstat V md5) - M0)) $(($(vstat V crc32c) - C0))" = "3 0" ]
 expect "4: storage class, SSE and Cache-Control sent and signed" \
   log_all V "e['headers'].get('x-amz-storage-class') == 'STANDARD_IA' and e['headers'].get('x-amz-server-side-encryption') == 'AES256' and e['headers'].get('cache-control') == 'no-cache' and all(h in e['signed'] for h in ('x-amz-storage-class', 'x-amz-server-side-encryption', 'cache-control', 'content-md5'))"
+expect "4: --metadata as x-amz-meta-, signed" \
+  log_all V "e['headers'].get('x-amz-meta-owner') == 'alice' and 'x-amz-meta-owner' in e['signed'].split(';')"
 expect "4: stored byte-identical" stored "$WORK/src3" bucket md5
 FROM=$(nlines V)
 run_tool HOME="$HOME1" -- upload --to s3://bucket/none "$WORK/src3" \
