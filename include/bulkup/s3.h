@@ -188,8 +188,9 @@ typedef struct bulkup_s3_signer_options {
 BULKUP_EXTERN void
 bulkup_s3_signer_options_init(bulkup_s3_signer_options *opt);
 
-/* A signer: credentials and the signing settings. Opaque; immutable once
- * made, so bulkup_s3_sign_request may run on several threads at once. */
+/* A signer: credentials and the signing settings. Opaque; thread-safe
+ * (the signing key of the day, derived once a day, is kept under a lock),
+ * so bulkup_s3_sign_request may run on several threads at once. */
 typedef struct bulkup_s3_signer bulkup_s3_signer;
 
 /*

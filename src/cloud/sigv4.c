@@ -4,8 +4,8 @@
  *
  * Hashes of the small strings (the canonical request) use util's SHA-256;
  * the HMAC-SHA256 chain is OpenSSL's. Nothing here keeps state between
- * calls: a signer is immutable once made, so its calls may run on every
- * worker thread at once. */
+ * calls but a signer's signing key of the day, kept under its lock, so a
+ * signer's calls may run on every worker thread at once. */
 #include "internal.h"
 #include "cloud/cloud.h"
 #include "util/sha256.h"
@@ -296,8 +296,42 @@ void bulkup_sigv4_output_free(bulkup_sigv4_output *out) {
   memset(out, 0, sizeof *out);
 }
 
+/* The signing key of a date (YYYYMMDD), region and service. */
+static bool bk_signing_key(const char *secret, const char *date,
+                           const char *region, const char *service,
+                           unsigned char out[32]) {
+  size_t sl = strlen(secret);
+  char *k0 = bk_malloc(sl + 5);
+  unsigned char k1[32], k2[32], k3[32];
+  bool ok = k0 != NULL;
+  if (ok) {
+    memcpy(k0, "AWS4", 4);
+    memcpy(k0 + 4, secret, sl + 1);
+    ok = bk_hmac(k0, sl + 4, date, k1) && bk_hmac(k1, 32, region, k2) &&
+         bk_hmac(k2, 32, service, k3) && bk_hmac(k3, 32, "aws4_request", out);
+    OPENSSL_cleanse(k0, sl + 4);
+    bk_free(k0);
+  }
+  OPENSSL_cleanse(k1, sizeof k1);
+  OPENSSL_cleanse(k2, sizeof k2);
+  OPENSSL_cleanse(k3, sizeof k3);
+  return ok;
+}
+
+static bulkup_err bk_sigv4_sign(bulkup_sigv4_output *out,
+                                const bulkup_sigv4_input *in,
+                                const unsigned char *key);
+
 bulkup_err bulkup_sigv4_sign(bulkup_sigv4_output *out,
                              const bulkup_sigv4_input *in) {
+  return bk_sigv4_sign(out, in, NULL);
+}
+
+/* With `key` (the signing key of in's date, region and service), the HMAC
+ * chain is skipped. */
+static bulkup_err bk_sigv4_sign(bulkup_sigv4_output *out,
+                                const bulkup_sigv4_input *in,
+                                const unsigned char *key) {
   if (!out)
     return bk_error(BULKUP_EINVAL, "sigv4: no output");
   memset(out, 0, sizeof *out);
@@ -383,26 +417,16 @@ bulkup_err bulkup_sigv4_sign(bulkup_sigv4_output *out,
     if (!cr.oom)
       bk_buf_puts(&sts, hex);
 
-    /* The signing key: HMAC chain from "AWS4" + secret. */
-    size_t sl = strlen(in->secret_access_key);
-    char *k0 = bk_malloc(sl + 5);
-    unsigned char k1[32], k2[32], k3[32], k4[32], sig[32];
-    bool ok = k0 && !cr.oom && !sts.oom && !sh.oom;
-    if (ok) {
-      memcpy(k0, "AWS4", 4);
-      memcpy(k0 + 4, in->secret_access_key, sl + 1);
-      ok = bk_hmac(k0, sl + 4, date, k1) && bk_hmac(k1, 32, in->region, k2) &&
-           bk_hmac(k2, 32, in->service, k3) &&
-           bk_hmac(k3, 32, "aws4_request", k4) &&
-           bk_hmac(k4, 32, sts.p, sig);
-    }
-    if (k0) {
-      OPENSSL_cleanse(k0, sl + 4);
-      bk_free(k0);
-    }
-    OPENSSL_cleanse(k1, sizeof k1);
-    OPENSSL_cleanse(k2, sizeof k2);
-    OPENSSL_cleanse(k3, sizeof k3);
+    /* The signing key: HMAC chain from "AWS4" + secret (or given). */
+    unsigned char k4[32], sig[32];
+    bool ok = !cr.oom && !sts.oom && !sh.oom;
+    if (ok && key)
+      memcpy(k4, key, 32);
+    else if (ok)
+      ok = bk_signing_key(in->secret_access_key, date, in->region,
+                          in->service, k4);
+    if (ok)
+      ok = bk_hmac(k4, 32, sts.p, sig);
     OPENSSL_cleanse(k4, sizeof k4);
     if (ok) {
       bk_hex_encode(sig, sizeof sig, out->signature, false);
@@ -446,6 +470,11 @@ bulkup_err bulkup_sigv4_sign(bulkup_sigv4_output *out,
 /* ---- the engine's signer ------------------------------------------------------- */
 
 struct bulkup_s3_signer {
+  /* The signing key of the last date signed (it changes once a day):
+   * four HMACs saved per request. `lock` guards the two. */
+  pthread_mutex_t lock;
+  char key_date[9];
+  unsigned char key[32];
   char *access_key_id;
   char *secret_access_key;
   char *session_token;
@@ -477,6 +506,8 @@ void bulkup_s3_signer_free(bulkup_s3_signer *s) {
   bk_wipe_free(s->session_token);
   bk_free(s->region);
   bk_free(s->service);
+  OPENSSL_cleanse(s->key, sizeof s->key);
+  pthread_mutex_destroy(&s->lock);
   bk_free(s);
 }
 
@@ -494,6 +525,10 @@ bulkup_err bulkup_s3_signer_new(bulkup_s3_signer **out,
   bulkup_s3_signer *s = bk_calloc(1, sizeof *s);
   if (!s)
     return bk_error(BULKUP_ENOMEM, "s3 signer: out of memory");
+  if (pthread_mutex_init(&s->lock, NULL) != 0) {
+    bk_free(s);
+    return bk_error(BULKUP_ETHREAD, "s3 signer: pthread_mutex_init failed");
+  }
   s->access_key_id = bk_strdup(c->access_key_id);
   s->secret_access_key = bk_strdup(c->secret_access_key);
   s->session_token =
@@ -542,7 +577,7 @@ static bool bk_unsigned_header(const char *line) {
 }
 
 bulkup_err bulkup_s3_sign_request(void *sign_userdata, bulkup_request *req) {
-  const bulkup_s3_signer *s = sign_userdata;
+  bulkup_s3_signer *s = sign_userdata;
   if (!s || !req || !req->url || !req->method || !req->add_header)
     return bk_error(BULKUP_EINVAL, "s3 signer: no signer or request");
   /* scheme://host[:port]/path?query */
@@ -629,8 +664,24 @@ bulkup_err bulkup_s3_sign_request(void *sign_userdata, bulkup_request *req) {
                            .access_key_id = s->access_key_id,
                            .secret_access_key = s->secret_access_key,
                            .normalize_path = false};
+  unsigned char key[32];
+  bk_mutex_lock(&s->lock);
+  if (strncmp(s->key_date, amz_date, 8) != 0) {
+    char date[9];
+    memcpy(date, amz_date, 8);
+    date[8] = '\0';
+    if (bk_signing_key(s->secret_access_key, date, s->region, s->service,
+                       s->key))
+      memcpy(s->key_date, date, 9);
+    else
+      s->key_date[0] = '\0';
+  }
+  bool have_key = s->key_date[0] != '\0';
+  memcpy(key, s->key, sizeof key);
+  bk_mutex_unlock(&s->lock);
   bulkup_sigv4_output o;
-  rc = bulkup_sigv4_sign(&o, &in);
+  rc = bk_sigv4_sign(&o, &in, have_key ? key : NULL);
+  OPENSSL_cleanse(key, sizeof key);
   if (rc != BULKUP_OK)
     goto done;
   char *authl = bk_malloc(strlen(o.authorization) + 16);
