@@ -346,6 +346,15 @@ expect "5: manifest objects at their keys" \
   cmp -s "$WORK/src3/t1.bin" "$DATA/bucket/m/one.bin._S3rver_object"
 expect "5: a manifest key is taken as it is written" \
   cmp -s "$WORK/src3/t2.bin" "$DATA/bucket/m/deep/two%20x.bin._S3rver_object"
+printf 'path,url\n%s,s3://bucket/stdin/three.bin\n' "$WORK/src3/t3.bin" >"$WORK/m2.csv"
+C0=$(vstat V crc32c)
+env -i PATH="$PATH" HOME="$HOME1" timeout 60 "$TOOL" upload --manifest - \
+  --endpoint-url "$EP" <"$WORK/m2.csv" >"$WORK/out" 2>"$WORK/err"
+RC=$?
+expect "5: a manifest from standard input: exit 0, stored, CRC-32C sent" \
+  [ "$RC $(($(vstat V crc32c) - C0))" = "0 1" ]
+expect "5: the standard-input manifest's object" \
+  cmp -s "$WORK/src3/t3.bin" "$DATA/bucket/stdin/three.bin._S3rver_object"
 
 # ---- 6. usage ----------------------------------------------------------------------------------
 run_tool HOME="$HOME1" -- upload --to s3://bucket/x "$WORK/src3" --addressing sideways
