@@ -4,6 +4,7 @@
 #include "upload_common.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -389,10 +390,123 @@ static void test_size_zero_with_content(void) {
   bulkup_uploader_free(u);
 }
 
+
+/* ---- a descriptor shortage when a source is opened ------------------------ */
+
+/* Descriptors held to exhaust the open-file limit; the log callback
+ * releases them at the first "out of descriptors" retry when `release`. */
+typedef struct fd_hog {
+  int fds[512];
+  int n;
+  bool release;
+  atomic_int retries_logged;
+} fd_hog;
+
+static void fd_hog_fill(fd_hog *h) {
+  h->n = 0;
+  while (h->n < (int)(sizeof h->fds / sizeof h->fds[0])) {
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      break;
+    h->fds[h->n++] = fd;
+  }
+}
+
+static void fd_hog_free(fd_hog *h) {
+  while (h->n > 0)
+    close(h->fds[--h->n]);
+}
+
+static void fd_hog_log(void *ud, bulkup_log_level level, const char *msg) {
+  (void)level;
+  fd_hog *h = ud;
+  if (!strstr(msg, "out of descriptors"))
+    return;
+  if (atomic_fetch_add(&h->retries_logged, 1) == 0 && h->release)
+    fd_hog_free(h);
+}
+
+/* Upload one file with every descriptor taken; `release`: the log callback
+ * frees them at the first retry. */
+static void run_fd_short(bool release, int max_retries, const char *file,
+                         fd_hog *h, run *r) {
+  bulkup_uploader_options o;
+  fast_options(&o);
+  o.requests.max_retries = max_retries;
+  o.log = fd_hog_log;
+  o.log_level = BULKUP_LOG_INFO;
+  o.userdata = h;
+  h->release = release;
+  atomic_init(&h->retries_logged, 0);
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  char *url = bk_ts_url(ts, "/fdshort");
+  bulkup_item it;
+  bulkup_item_init(&it);
+  it.path = file;
+  it.url = url;
+  /* The workers (their eventfds, multi handles) exist: now take every
+   * descriptor left under a low soft limit. */
+  struct rlimit old, low;
+  CU_ASSERT_FATAL(getrlimit(RLIMIT_NOFILE, &old) == 0);
+  low = old;
+  int maxfd = 0;
+  for (int fd = 0; fd < 4096; fd++)
+    if (fcntl(fd, F_GETFD) >= 0)
+      maxfd = fd;
+  low.rlim_cur = (rlim_t)maxfd + 200;
+  CU_ASSERT_FATAL(low.rlim_cur <= old.rlim_max);
+  CU_ASSERT_FATAL(setrlimit(RLIMIT_NOFILE, &low) == 0);
+  fd_hog_fill(h);
+  CU_ASSERT(h->n > 0 && h->n < 512);
+  CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_OK);
+  r->rc = bulkup_uploader_finish(u, &r->rep);
+  fd_hog_free(h); /* when not released by the callback */
+  setrlimit(RLIMIT_NOFILE, &old);
+  bulkup_report_summary(r->rep, &r->sum);
+  bulkup_uploader_free(u);
+  free(url);
+}
+
+static void test_descriptor_shortage_retried(void) {
+  /* Opening the source fails with EMFILE: the item waits and opens again
+   * (a descriptor shortage passes as other transfers end), it is not
+   * failed as a bad file. */
+  const char *file = make_file("fdshort.bin", 3000, 91);
+  fd_hog h;
+  run r;
+  bk_ts_reset(ts);
+  run_fd_short(true, 3, file, &h, &r);
+  CU_ASSERT_EQUAL(r.rc, BULKUP_OK);
+  CU_ASSERT_EQUAL(r.sum.succeeded, 1);
+  CU_ASSERT_EQUAL(atomic_load(&h.retries_logged), 1);
+  CU_ASSERT_EQUAL(bk_ts_request_count(ts), 1);
+  assert_stored(ts, "/fdshort", file);
+  bulkup_report_free(r.rep);
+
+  /* Never released: max_retries opens again, then the item fails as a
+   * file error that says so, with no request sent. */
+  bk_ts_reset(ts);
+  run_fd_short(false, 2, file, &h, &r);
+  CU_ASSERT_EQUAL(r.rc, BULKUP_EUPLOAD);
+  CU_ASSERT_EQUAL(r.sum.failed, 1);
+  CU_ASSERT_EQUAL(atomic_load(&h.retries_logged), 2);
+  CU_ASSERT_EQUAL(bk_ts_request_count(ts), 0);
+  const bulkup_result *x = bulkup_report_failure(r.rep, 0);
+  CU_ASSERT_FATAL(x != NULL);
+  CU_ASSERT_EQUAL(x->error, BULKUP_ERROR_FILE);
+  CU_ASSERT_EQUAL(x->attempts, 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(x->message, strerror(EMFILE)));
+  CU_ASSERT_PTR_NOT_NULL(strstr(x->message, "(tried 3 times)"));
+  bulkup_report_free(r.rep);
+}
+
 static void reg(void) {
   bk_suite("upload_sources", suite_init, suite_clean);
   bk_test("size 0 with content: /proc files sent", test_size_zero_with_content);
   bk_test("a FIFO and a device fail at once", test_fifo_and_devices_fail_at_once);
+  bk_test("a descriptor shortage at open is retried",
+          test_descriptor_shortage_retried);
   bk_test("many files stored byte-identical", test_many_files_stored_identically);
   bk_test("memory and callback sources", test_memory_and_callback_sources);
   bk_test("Content-MD5", test_content_md5_sent);
