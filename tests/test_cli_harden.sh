@@ -9,7 +9,7 @@
 #   of a re-signed manifest (12); CR/LF/NUL in a manifest's header values
 #   (3); --report's temporary file and special targets (6); SIGTERM with an
 #   idle manifest producer (7); an interrupted run's accounting (8); a
-#   closed --results pipe (9); non-UTF-8 file names in the report and
+#   closed --results pipe (9); a named FIFO as --manifest; non-UTF-8 file names in the report and
 #   --results (10); the open-file limit and --workers (2).
 #
 # Run by ctest with BULKUP_TEST_SOURCE_DIR and BULKUP_TEST_BINARY_DIR; prints
@@ -420,6 +420,38 @@ expect "7: exit 143" rc_is 143
 expect "7: the report is written: both lines submitted, none failed" py 'import json,sys; s = json.load(open(sys.argv[1]))["summary"]; assert (s["submitted"], s["input"], s["failed"], s["succeeded"] + s["cancelled"]) == (2, 2, 0, 2), s' "$WORK/r7.json"
 no_input_error() { ! err_has "input error" && ! err_has "interrupted:"; }
 expect "7: the interrupted read is not reported as an input error" no_input_error
+
+# ---- a named FIFO as --manifest ----------------------------------------------------
+# Read once, as a pipe on standard input is. With no writer yet, open() would
+# wait for one out of reach of SIGTERM: the manifest is opened without
+# waiting, and SIGTERM ends the run (143) with its report.
+mkfifo "$WORK/m.fifo.csv"
+"$TOOL" upload --manifest "$WORK/m.fifo.csv" --report "$WORK/rf.json" >"$WORK/out" 2>"$WORK/err" </dev/null &
+bpid=$!
+sleep 0.5 # no writer comes: the tool is waiting for one
+kill -TERM "$bpid"
+expect "fifo: SIGTERM ends a run whose FIFO manifest never had a writer" wait_for gone "$bpid"
+if gone "$bpid"; then
+  wait "$bpid"
+  RC=$?
+else
+  kill -KILL "$bpid"
+  RC=-1
+fi
+expect "fifo: exit 143" rc_is 143
+expect "fifo: the report is written: nothing submitted" py 'import json,sys; s = json.load(open(sys.argv[1]))["summary"]; assert (s["submitted"], s["input"], s["failed"]) == (0, 0, 0), s' "$WORK/rf.json"
+# With a writer, the FIFO's lines are uploaded (read once: it cannot be
+# read twice), exit 0.
+before=$(requests)
+"$TOOL" upload --manifest "$WORK/m.fifo.csv" --report "$WORK/rf2.json" >"$WORK/out" 2>"$WORK/err" </dev/null &
+bpid=$!
+printf 'path,url\n%s,%s/pf/a\n%s,%s/pf/b\n' "$WORK/files/f0.bin" "$NGINX_URL" "$WORK/files/f1.bin" "$NGINX_URL" >"$WORK/m.fifo.csv"
+wait_for gone "$bpid" || kill -KILL "$bpid"
+wait "$bpid"
+RC=$?
+expect "fifo: a FIFO manifest with a writer: exit 0" rc_is 0
+expect "fifo: both lines uploaded, 2 requests" py 'import json,sys; s = json.load(open(sys.argv[1]))["summary"]; assert (s["submitted"], s["succeeded"]) == (2, 2), s; assert int(sys.argv[2]) == 2, sys.argv[2]' "$WORK/rf2.json" "$(($(requests) - before))"
+expect "fifo: stored byte-identical" cmp "$WORK/files/f1.bin" "$NGINX_STORE/pf/b"
 
 # ---- 8: an interrupted run accounts for its whole input ---------------------------
 # 3,000 files to a slow server (each PUT answered after 20 ms, 4 at a time):

@@ -280,8 +280,10 @@ static const char upload_help[] =
     "      {\"path\": \"img/a.jpg\", \"url\": \"https://...\", "
     "\"title\": \"A\"}\n"
     "  A manifest in a regular file is checked in full before anything is\n"
-    "  uploaded. One on standard input or a pipe is read once, as\n"
-    "  the upload goes: a bad line, a missing file or a refused URL then\n"
+    "  uploaded. One on standard input, a pipe or a FIFO (--manifest\n"
+    "  <(producer)) is read once, as the upload goes (SIGTERM still ends\n"
+    "  the run while the producer is idle or has not started): a bad\n"
+    "  line, a missing file or a refused URL then\n"
     "  becomes a failed item in the report (the run exits 1).\n"
     "\n"
     "Exit status:\n"
@@ -1225,10 +1227,10 @@ static int do_run(upload_cli *c) {
   }
   if (rc != -1)
     return rc;
-  if (upload_signal()) {
-    manifest_close(one_pass);
+  /* A one-pass manifest (a pipe, a FIFO) that a signal woke while it was
+   * being opened: the run goes on, cancelled, to its report. */
+  if (upload_signal() && !one_pass)
     return exit_for_signal();
-  }
   if (c->dry_run) {
     upload_print_dry_run(c, t.input, t.files, t.bytes);
     return CLI_EXIT_OK;
