@@ -197,6 +197,11 @@ static const char upload_help[] =
     "                          sent (default 180)\n"
     "  --write-timeout S       time the body may make no progress while\n"
     "                          being sent (default 180); 0: no limit\n"
+    "  --no-progress-limit S   in an outage (nothing succeeds, the uploads\n"
+    "                          wait and probe the server), give up after S\n"
+    "                          seconds without a success: every unfinished\n"
+    "                          file fails, 'nothing has succeeded for S s'\n"
+    "                          (default 300); 0: wait for ever\n"
     "\n"
     "TLS:\n"
     "  --cacert FILE           trust the CA certificates in FILE (PEM)\n"
@@ -360,7 +365,8 @@ enum {
   OPT_RESULTS,
   OPT_DRY_RUN,
   OPT_RESUMABLE_THRESHOLD,
-  OPT_CHUNK_SIZE
+  OPT_CHUNK_SIZE,
+  OPT_NO_PROGRESS_LIMIT
 };
 
 static const struct option long_options[] = {
@@ -403,6 +409,7 @@ static const struct option long_options[] = {
     {"shard", required_argument, NULL, OPT_SHARD},
     {"results", required_argument, NULL, OPT_RESULTS},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"no-progress-limit", required_argument, NULL, OPT_NO_PROGRESS_LIMIT},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -569,6 +576,11 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       if (opt_double(ch, optarg, 0, 1e6, &d))
         return CLI_EXIT_USAGE;
       c->opt.requests.write_timeout = d;
+      break;
+    case OPT_NO_PROGRESS_LIMIT:
+      if (opt_double(ch, optarg, 0, 1e9, &d))
+        return CLI_EXIT_USAGE;
+      c->opt.no_progress_limit = d;
       break;
     case OPT_ALLOW_FAILURES:
       c->opt.cloud.allow_failures = true;
