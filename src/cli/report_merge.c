@@ -151,7 +151,7 @@ bool report_write_run(const bulkup_report *rep, const char *path,
 static const char *const SUMMARY_FIELDS[] = {
     "submitted", "succeeded",  "failed",          "cancelled",
     "retries",   "bytes_sent", "bytes_succeeded", "details_dropped",
-    "input",     "skipped",    "not_started"};
+    "input",     "skipped",    "not_started", "journal_failures"};
 #define NSUM (sizeof SUMMARY_FIELDS / sizeof SUMMARY_FIELDS[0])
 #define SUM_OPTIONAL_FROM 7 /* details_dropped may be absent */
 
