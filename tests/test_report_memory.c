@@ -203,8 +203,12 @@ static void test_spill_order(void) {
 
     /* Random access: the head (merged from the start), then the rest
      * (through the index), backwards; a pointer stays the same. */
+    for (size_t i = 0; i < 10; i++) /* merged from the start, no index */
+      check_result(bulkup_report_failure(r, i), fail[i]);
+    CU_ASSERT(round == 1 || r->failures.offs == NULL);
     for (size_t i = nf; i-- > 0;)
       check_result(bulkup_report_failure(r, i), fail[i]);
+    CU_ASSERT(r->failures.offs != NULL);
     for (size_t i = 0; i < nc; i++)
       check_result(bulkup_report_cancelled(r, i), canc[i]);
     CU_ASSERT_PTR_EQUAL(bulkup_report_failure(r, 3),
