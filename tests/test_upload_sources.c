@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 static void test_many_files_stored_identically(void) {
@@ -426,46 +427,111 @@ static void fd_hog_log(void *ud, bulkup_log_level level, const char *msg) {
     fd_hog_free(h);
 }
 
-/* Upload one file with every descriptor taken; `release`: the log callback
- * frees them at the first retry. */
-static void run_fd_short(bool release, int max_retries, const char *file,
-                         fd_hog *h, run *r) {
+/* The child process of run_fd_short (a fresh exec: no test server in it,
+ * so that no other thread frees a descriptor while they are all taken).
+ * spec: "RELEASE,MAX_RETRIES,FILE,URL". Prints "RC SUCCEEDED RETRIES
+ * ERROR ATTEMPTS MESSAGE". */
+static int fd_short_child(const char *spec) {
+  int release = 0, max_retries = 0, off = 0;
+  if (sscanf(spec, "%d,%d,%n", &release, &max_retries, &off) != 2)
+    return 2;
+  char file[1024], url[1024];
+  const char *comma = strchr(spec + off, ',');
+  if (!comma || (size_t)(comma - spec - off) >= sizeof file)
+    return 2;
+  snprintf(file, sizeof file, "%.*s", (int)(comma - spec - off), spec + off);
+  snprintf(url, sizeof url, "%s", comma + 1);
+  fd_hog h;
+  h.release = release != 0;
+  atomic_init(&h.retries_logged, 0);
   bulkup_uploader_options o;
   fast_options(&o);
   o.requests.max_retries = max_retries;
   o.log = fd_hog_log;
   o.log_level = BULKUP_LOG_INFO;
-  o.userdata = h;
-  h->release = release;
-  atomic_init(&h->retries_logged, 0);
+  o.userdata = &h;
   bulkup_uploader *u;
-  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
-  char *url = bk_ts_url(ts, "/fdshort");
-  bulkup_item it;
-  bulkup_item_init(&it);
-  it.path = file;
-  it.url = url;
+  if (bulkup_uploader_new(&u, &o) != BULKUP_OK)
+    return 3;
   /* The workers (their eventfds, multi handles) exist: now take every
    * descriptor left under a low soft limit. */
-  struct rlimit old, low;
-  CU_ASSERT_FATAL(getrlimit(RLIMIT_NOFILE, &old) == 0);
-  low = old;
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return 4;
   int maxfd = 0;
   for (int fd = 0; fd < 4096; fd++)
     if (fcntl(fd, F_GETFD) >= 0)
       maxfd = fd;
-  low.rlim_cur = (rlim_t)maxfd + 200;
-  CU_ASSERT_FATAL(low.rlim_cur <= old.rlim_max);
-  CU_ASSERT_FATAL(setrlimit(RLIMIT_NOFILE, &low) == 0);
-  fd_hog_fill(h);
-  CU_ASSERT(h->n > 0 && h->n < 512);
-  CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_OK);
-  r->rc = bulkup_uploader_finish(u, &r->rep);
-  fd_hog_free(h); /* when not released by the callback */
-  setrlimit(RLIMIT_NOFILE, &old);
-  bulkup_report_summary(r->rep, &r->sum);
+  lim.rlim_cur = (rlim_t)maxfd + 200;
+  if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return 4;
+  fd_hog_fill(&h);
+  if (h.n == 0 || h.n == 512)
+    return 5;
+  bulkup_item it;
+  bulkup_item_init(&it);
+  it.path = file;
+  it.url = url;
+  if (bulkup_uploader_submit(u, &it, NULL) != BULKUP_OK)
+    return 6;
+  bulkup_report *rep = NULL;
+  bulkup_err rc = bulkup_uploader_finish(u, &rep);
+  fd_hog_free(&h); /* when not released by the callback */
+  bulkup_summary sum;
+  bulkup_report_summary(rep, &sum);
+  const bulkup_result *x = bulkup_report_failure(rep, 0);
+  printf("%d %llu %d %d %d %s\n", (int)rc, (unsigned long long)sum.succeeded,
+         atomic_load(&h.retries_logged), x ? (int)x->error : -1,
+         x ? x->attempts : -1, x ? x->message : "-");
+  bulkup_report_free(rep);
   bulkup_uploader_free(u);
+  return 0;
+}
+
+typedef struct fd_short_out {
+  int rc, retries, error, attempts;
+  unsigned long long succeeded;
+  char message[800];
+} fd_short_out;
+
+/* Upload one file with every descriptor of the uploading process taken
+ * (a child: see fd_short_child); `release`: freed at the first retry. */
+static void run_fd_short(bool release, int max_retries, const char *file,
+                         fd_short_out *out) {
+  memset(out, 0, sizeof *out);
+  out->rc = -1;
+  char *url = bk_ts_url(ts, "/fdshort");
+  char spec[2300];
+  snprintf(spec, sizeof spec, "%d,%d,%s,%s", release ? 1 : 0, max_retries,
+           file, url);
   free(url);
+  int pfd[2];
+  CU_ASSERT_FATAL(pipe(pfd) == 0);
+  pid_t pid = fork();
+  CU_ASSERT_FATAL(pid >= 0);
+  if (pid == 0) {
+    dup2(pfd[1], STDOUT_FILENO);
+    close(pfd[0]);
+    close(pfd[1]);
+    setenv("BK_FDSHORT_CHILD", spec, 1);
+    execl("/proc/self/exe", "test_upload_sources", (char *)NULL);
+    _exit(1);
+  }
+  close(pfd[1]);
+  char buf[1024];
+  size_t n = 0;
+  ssize_t k;
+  while (n < sizeof buf - 1 && (k = read(pfd[0], buf + n, sizeof buf - 1 - n)) > 0)
+    n += (size_t)k;
+  buf[n] = '\0';
+  close(pfd[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  int off = 0;
+  CU_ASSERT(sscanf(buf, "%d %llu %d %d %d %n", &out->rc, &out->succeeded,
+                   &out->retries, &out->error, &out->attempts, &off) == 5);
+  snprintf(out->message, sizeof out->message, "%s", buf + off);
 }
 
 static void test_descriptor_shortage_retried(void) {
@@ -473,32 +539,28 @@ static void test_descriptor_shortage_retried(void) {
    * (a descriptor shortage passes as other transfers end), it is not
    * failed as a bad file. */
   const char *file = make_file("fdshort.bin", 3000, 91);
-  fd_hog h;
-  run r;
+  fd_short_out r;
   bk_ts_reset(ts);
-  run_fd_short(true, 3, file, &h, &r);
+  run_fd_short(true, 3, file, &r);
   CU_ASSERT_EQUAL(r.rc, BULKUP_OK);
-  CU_ASSERT_EQUAL(r.sum.succeeded, 1);
-  CU_ASSERT_EQUAL(atomic_load(&h.retries_logged), 1);
+  CU_ASSERT_EQUAL(r.succeeded, 1);
+  CU_ASSERT_EQUAL(r.retries, 1);
+  CU_ASSERT_EQUAL(r.error, -1); /* no failure */
   CU_ASSERT_EQUAL(bk_ts_request_count(ts), 1);
   assert_stored(ts, "/fdshort", file);
-  bulkup_report_free(r.rep);
 
   /* Never released: max_retries opens again, then the item fails as a
    * file error that says so, with no request sent. */
   bk_ts_reset(ts);
-  run_fd_short(false, 2, file, &h, &r);
+  run_fd_short(false, 2, file, &r);
   CU_ASSERT_EQUAL(r.rc, BULKUP_EUPLOAD);
-  CU_ASSERT_EQUAL(r.sum.failed, 1);
-  CU_ASSERT_EQUAL(atomic_load(&h.retries_logged), 2);
+  CU_ASSERT_EQUAL(r.succeeded, 0);
+  CU_ASSERT_EQUAL(r.retries, 2);
   CU_ASSERT_EQUAL(bk_ts_request_count(ts), 0);
-  const bulkup_result *x = bulkup_report_failure(r.rep, 0);
-  CU_ASSERT_FATAL(x != NULL);
-  CU_ASSERT_EQUAL(x->error, BULKUP_ERROR_FILE);
-  CU_ASSERT_EQUAL(x->attempts, 0);
-  CU_ASSERT_PTR_NOT_NULL(strstr(x->message, strerror(EMFILE)));
-  CU_ASSERT_PTR_NOT_NULL(strstr(x->message, "(tried 3 times)"));
-  bulkup_report_free(r.rep);
+  CU_ASSERT_EQUAL(r.error, BULKUP_ERROR_FILE);
+  CU_ASSERT_EQUAL(r.attempts, 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.message, strerror(EMFILE)));
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "(tried 3 times)"));
 }
 
 static void reg(void) {
@@ -514,4 +576,9 @@ static void reg(void) {
   bk_test("file changed during upload", test_file_changed_during_upload);
 }
 
-int main(int argc, char **argv) { return bk_test_main(argc, argv, reg); }
+int main(int argc, char **argv) {
+  const char *spec = getenv("BK_FDSHORT_CHILD");
+  if (spec)
+    return fd_short_child(spec);
+  return bk_test_main(argc, argv, reg);
+}
