@@ -428,7 +428,9 @@ expect "7: the interrupted read is not reported as an input error" no_input_erro
 mkfifo "$WORK/m.fifo.csv"
 "$TOOL" upload --manifest "$WORK/m.fifo.csv" --report "$WORK/rf.json" >"$WORK/out" 2>"$WORK/err" </dev/null &
 bpid=$!
-sleep 0.5 # no writer comes: the tool is waiting for one
+# The tool has it open (its signal thread runs by then); no writer comes.
+fifo_open() { ls -l "/proc/$1/fd" 2>/dev/null | grep -q -F -- "$WORK/m.fifo.csv"; }
+expect "fifo: the tool opens a FIFO manifest that has no writer" wait_for fifo_open "$bpid"
 kill -TERM "$bpid"
 expect "fifo: SIGTERM ends a run whose FIFO manifest never had a writer" wait_for gone "$bpid"
 if gone "$bpid"; then
