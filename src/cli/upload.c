@@ -236,6 +236,11 @@ static const char upload_help[] =
     "                          sent (default 180)\n"
     "  --write-timeout S       time the body may make no progress while\n"
     "                          being sent (default 180); 0: no limit\n"
+    "  --no-progress-limit S   in an outage (nothing succeeds, the uploads\n"
+    "                          wait and probe the server), give up after S\n"
+    "                          seconds without a success: every unfinished\n"
+    "                          file fails, 'nothing has succeeded for S s'\n"
+    "                          (default 300); 0: wait for ever\n"
     "\n"
     "TLS:\n"
     "  --cacert FILE           trust the CA certificates in FILE (PEM)\n"
@@ -319,8 +324,10 @@ static const char upload_help[] =
     "      {\"path\": \"img/a.jpg\", \"url\": \"https://...\", "
     "\"title\": \"A\"}\n"
     "  A manifest in a regular file is checked in full before anything is\n"
-    "  uploaded. One on standard input or a pipe is read once, as\n"
-    "  the upload goes: a bad line, a missing file or a refused URL then\n"
+    "  uploaded. One on standard input, a pipe or a FIFO (--manifest\n"
+    "  <(producer)) is read once, as the upload goes (SIGTERM still ends\n"
+    "  the run while the producer is idle or has not started): a bad\n"
+    "  line, a missing file or a refused URL then\n"
     "  becomes a failed item in the report (the run exits 1).\n"
     "\n"
     "Exit status:\n"
@@ -414,7 +421,8 @@ enum {
   OPT_STORAGE_CLASS,
   OPT_SSE,
   OPT_SSE_KMS_KEY_ID,
-  OPT_CACHE_CONTROL
+  OPT_CACHE_CONTROL,
+  OPT_NO_PROGRESS_LIMIT
 };
 
 static const struct option long_options[] = {
@@ -470,6 +478,7 @@ static const struct option long_options[] = {
     {"sse", required_argument, NULL, OPT_SSE},
     {"sse-kms-key-id", required_argument, NULL, OPT_SSE_KMS_KEY_ID},
     {"cache-control", required_argument, NULL, OPT_CACHE_CONTROL},
+    {"no-progress-limit", required_argument, NULL, OPT_NO_PROGRESS_LIMIT},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -665,6 +674,11 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       if (opt_double(ch, optarg, 0, 1e6, &d))
         return CLI_EXIT_USAGE;
       c->opt.requests.write_timeout = d;
+      break;
+    case OPT_NO_PROGRESS_LIMIT:
+      if (opt_double(ch, optarg, 0, 1e9, &d))
+        return CLI_EXIT_USAGE;
+      c->opt.no_progress_limit = d;
       break;
     case OPT_ALLOW_FAILURES:
       c->opt.cloud.allow_failures = true;
@@ -1383,10 +1397,10 @@ static int do_run(upload_cli *c) {
   }
   if (rc != -1)
     return rc;
-  if (upload_signal()) {
-    manifest_close(one_pass);
+  /* A one-pass manifest (a pipe, a FIFO) that a signal woke while it was
+   * being opened: the run goes on, cancelled, to its report. */
+  if (upload_signal() && !one_pass)
     return upload_exit_for_signal();
-  }
   if (c->dry_run) {
     upload_print_dry_run(c, t.input, t.files, t.bytes);
     return CLI_EXIT_OK;

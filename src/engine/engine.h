@@ -145,6 +145,11 @@ typedef struct bk_slot {
   char pcrc[9];
   bool keep_message;         /* s->message already describes the failure */
   double wake_at;            /* WAITING: when the retry starts */
+  /* The source could not be opened for want of a descriptor (EMFILE,
+   * ENFILE): opening waits until wake_at, open_retries times so far. */
+  bool opening;
+  bool fd_short;             /* bk_source_open's last failure was that */
+  unsigned open_retries;
   bk_outcome o;              /* the last attempt's outcome */
   bulkup_error_kind kind;    /* its error kind */
   /* The strings of the result being reported. */

@@ -192,6 +192,9 @@ bulkup_error_kind bk_source_open(bk_slot *s, bk_item *j) {
    * ignore the flag; anything else fails below at once. */
   int fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
+    /* Out of descriptors (the process's or the system's): not the file's
+     * fault, and others free theirs as transfers end (the slot retries). */
+    s->fd_short = errno == EMFILE || errno == ENFILE;
     snprintf(s->message, sizeof s->message, "cannot open file: %s",
              strerror(errno));
     return BULKUP_ERROR_FILE;
