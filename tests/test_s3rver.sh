@@ -9,7 +9,8 @@
 #      among them) to s3://bucket/prefix, credentials from ~/.aws/credentials
 #      (HOME a temp dir), region from ~/.aws/config: exit 0, every object
 #      byte-identical in s3rver's store, every request verified, each with
-#      its CRC32C (the default --checksum), the profile's region signed.
+#      its CRC32C (the default --checksum), the profile's region signed;
+#      4 threads share one signer.
 #   2. A wrong secret (--profile bad): 403, not retried (one attempt per
 #      file, exactly as many refused requests); neither the secret nor the
 #      signature nor the echoed canonical request in the report or the log.
@@ -242,7 +243,7 @@ EOF
 gen "$WORK/src1" 40 1
 FROM=$(nlines V)
 run_tool HOME="$HOME1" -- upload --to s3://bucket/run1/ "$WORK/src1" \
-  --endpoint-url "$EP" --report "$WORK/r1.json" --workers 8
+  --endpoint-url "$EP" --report "$WORK/r1.json" --workers 8 --threads 4
 expect "1: exit 0" [ "$RC" = 0 ]
 expect "1: report 40/40/0" report_is "$WORK/r1.json" 40 40 0
 expect "1: every object byte-identical in s3rver's store" stored "$WORK/src1" bucket run1
