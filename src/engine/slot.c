@@ -225,11 +225,16 @@ static struct curl_slist *bk_build_headers(bk_slot *s, bk_item *j,
     snprintf(line, sizeof line, "Content-Type: %s", j->content_type);
     h = bk_slist_add(h, line, &ok);
   }
-  if (j->cache_control && !bk_headers_have(own, "Cache-Control")) {
-    snprintf(line, sizeof line, "Cache-Control: %s", j->cache_control);
+  /* Azure keeps a blob's Cache-Control from x-ms-blob-cache-control. */
+  bool azure = bk_azure_url(j->url);
+  if (j->cache_control && !bk_headers_have(own, "Cache-Control") &&
+      !(azure && bk_headers_have(own, "x-ms-blob-cache-control"))) {
+    snprintf(line, sizeof line, "%s: %s",
+             azure ? "x-ms-blob-cache-control" : "Cache-Control",
+             j->cache_control);
     h = bk_slist_add(h, line, &ok);
   }
-  if (bk_azure_url(j->url))
+  if (azure)
     h = bk_azure_add_headers(h, own, true, &ok);
   if (md5 && !bk_headers_have(own, "Content-MD5")) {
     snprintf(line, sizeof line, "Content-MD5: %s", md5);
