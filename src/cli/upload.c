@@ -1106,7 +1106,7 @@ static bool submit_file(run *rn, const char *path, const char *rel) {
     it.headers = extras_item_headers(&rn->c->x, rn->c->to, url, NULL, &h,
                                      &oom);
   if (oom) {
-    say("out of memory");
+    upload_say("out of memory");
     rn->stop = true;
     free(url);
     return false;
@@ -1239,7 +1239,7 @@ static void upload_manifest(run *rn, manifest_reader *r) {
     bool oom;
     it.headers = extras_item_headers(&c->x, e.url, it.url, e.headers, &h, &oom);
     if (oom) {
-      say("out of memory");
+      upload_say("out of memory");
       rn->stop = true;
       free(az);
       break;
