@@ -209,6 +209,7 @@ void bk_slot_cleanup(bk_slot *s) {
   s->fresh_url = NULL;
   curl_slist_free_all(s->rs_headers);
   s->rs_headers = NULL;
+  bk_hook_sign_reset(s);
   bk_free(s->session);
   s->session = NULL;
 }
@@ -254,6 +255,11 @@ static struct curl_slist *bk_build_headers(bk_slot *s, bk_item *j,
 static void bk_describe_failure(bk_slot *s, bulkup_error_kind kind,
                                 const bk_outcome *o, int attempts) {
   bk_xfer *x = &s->x;
+  if (s->keep_message) {
+    /* The failure was described where it happened (signing). */
+    s->keep_message = false;
+    return;
+  }
   switch (kind) {
   case BULKUP_ERROR_HTTP_STATUS:
     if (o->http_status >= 300 && o->http_status < 400) {
@@ -334,6 +340,7 @@ static void bk_slot_end(bk_slot *s) {
   curl_slist_free_all(s->headers);
   s->headers = NULL;
   bk_rs_reset(s);
+  bk_hook_sign_reset(s);
 
   if (kind == BULKUP_ERROR_NONE) {
     res->status = BULKUP_ITEM_SUCCEEDED;
@@ -386,6 +393,7 @@ void bk_slot_start(bk_slot *s, bk_item *j) {
   s->restarts = 0;
   s->o = (bk_outcome){.curl = CURLE_OK};
   s->kind = BULKUP_ERROR_NONE;
+  s->keep_message = false;
   bk_run_item_started(u);
 
   memset(res, 0, sizeof *res);
@@ -631,13 +639,23 @@ static void bk_slot_attempt(bk_slot *s) {
     bk_slot_end(s);
     return;
   }
+  bool post = s->rs == BK_RS_START;
+  /* Last, when the request's headers are final: its signature. */
+  bulkup_error_kind sk = bk_hook_sign(s, post ? "POST" : "PUT", url,
+                                         &headers, body_start, body_len, NULL);
+  if (sk != BULKUP_ERROR_NONE) {
+    s->kind = sk;
+    s->o = (bk_outcome){.curl = CURLE_OK};
+    s->keep_message = true;
+    bk_slot_end(s);
+    return;
+  }
   CURLcode sc = curl_easy_setopt(s->easy, CURLOPT_URL, url);
   if (sc == CURLE_OK)
     sc = curl_easy_setopt(s->easy, CURLOPT_INFILESIZE_LARGE,
                           (curl_off_t)body_len);
   if (sc == CURLE_OK)
     sc = curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, headers);
-  bool post = s->rs == BK_RS_START;
   if (sc == CURLE_OK && post != s->posting) {
     sc = curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, post ? "POST" : NULL);
     if (sc == CURLE_OK)
