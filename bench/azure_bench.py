@@ -24,7 +24,7 @@ Prints a Markdown table: median files/s, client CPU ms per 1,000 files
 Azurite is one Node.js process: it is the bound here, and on a shared
 2-core machine its CPU competes with the client's; what counts is the
 ratio in one run."""
-import argparse, os, random, re, resource, shutil, statistics, subprocess
+import argparse, os, random, re, shutil, signal, statistics, subprocess
 import sys, tempfile, time, urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,6 +58,8 @@ def count_blobs(ep, cont, prefix, token):
 
 
 def main():
+    # SIGTERM ends the run through the finally below (Azurite stopped).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=1000)
     ap.add_argument("--size", type=int, default=4096)
