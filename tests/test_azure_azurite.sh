@@ -288,6 +288,14 @@ usage "--header in the workflow" "is for --to and --manifest" --header 'x-a: 1' 
 code=$(curl -s -o /dev/null -w '%{http_code}' "$EP/$CONT/u.txt?$TOKEN")
 check "usage errors: nothing uploaded (404)" [ "$code" = 404 ]
 
+run_tool upload --help
+missing=""
+for o in "--header 'NAME: VALUE'" "--metadata KEY=VALUE" "--azure-sas TOKEN" \
+  "--azure-endpoint URL" "x-ms-blob-type: BlockBlob" "AZURE_STORAGE_SAS_TOKEN" "headers"; do
+  grep -qF -- "$o" "$WORK/out" || missing="$missing [$o]"
+done
+check "upload --help documents the Azure and header options${missing:+ (missing:$missing)}" [ -z "$missing" ]
+
 # ---- 6. no sig anywhere -----------------------------------------------------
 leaks=0
 while read -r s; do
