@@ -574,7 +574,8 @@ static void bk_slot_after_attempt(bk_slot *s) {
   if (s->rs != BK_RS_NONE)
     bk_rs_retrying(s, next);
   double wait = d.wait;
-  bk_log(u, BULKUP_LOG_INFO, "item %llu: %s (HTTP %d%s%s); retry %u in %.3f s: %s",
+  bk_log(u, BULKUP_LOG_INFO,
+         "item %llu: %s (HTTP %d%s%s); retry %u in %.3f s: %s",
          (unsigned long long)j->index, bulkup_error_kind_name(s->kind),
          o->http_status, s->x.error_code[0] ? " " : "", s->x.error_code,
          d.retry_no, wait, res->url);
