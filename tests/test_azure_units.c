@@ -47,8 +47,10 @@ static void test_azure_url(void) {
   CU_ASSERT_FALSE(bulkup_azure_url("https://blob.core.windows.net/c/b"));
   CU_ASSERT_FALSE(
       bulkup_azure_url("https://acct.blob.core.windows.net.evil.com/c/b"));
-  CU_ASSERT_FALSE(bulkup_azure_url("https://evil.com/acct.blob.core.windows.net"));
-  CU_ASSERT_FALSE(bulkup_azure_url("https://evil.com/x?u=.blob.core.windows.net"));
+  CU_ASSERT_FALSE(
+      bulkup_azure_url("https://evil.com/acct.blob.core.windows.net"));
+  CU_ASSERT_FALSE(
+      bulkup_azure_url("https://evil.com/x?u=.blob.core.windows.net"));
   CU_ASSERT_FALSE(bulkup_azure_url("http://h/c/b?sig=x"));
   CU_ASSERT_FALSE(bulkup_azure_url("http://h/c/b?sv=1"));
   CU_ASSERT_FALSE(bulkup_azure_url("http://h/c/b?xsv=1&xsig=2"));
@@ -74,8 +76,9 @@ static void expect_resolve(const char *az, const char *sas, const char *ep,
 }
 
 static void test_azure_resolve(void) {
-  expect_resolve("az://acct/cont/dir/a%20b.jpg", "sv=1&sig=S", NULL, false,
-                 "https://acct.blob.core.windows.net/cont/dir/a%20b.jpg?sv=1&sig=S");
+  expect_resolve(
+      "az://acct/cont/dir/a%20b.jpg", "sv=1&sig=S", NULL, false,
+      "https://acct.blob.core.windows.net/cont/dir/a%20b.jpg?sv=1&sig=S");
   expect_resolve("az://acct/cont/x", "?sv=1&sig=S", NULL, false,
                  "https://acct.blob.core.windows.net/cont/x?sv=1&sig=S");
   expect_resolve("AZ://acct/cont/x", "sv=1&sig=S",
