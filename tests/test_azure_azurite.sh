@@ -120,34 +120,38 @@ sigs_of() { $PY -c 'import sys,urllib.parse; q=urllib.parse.parse_qs(sys.argv[1]
 sigs_of "$TOKEN" >"$WORK/sigs"
 
 # ---- 1. 1,000 small blobs -------------------------------------------------
-$PY - "$WORK/small" 1000 <<'PY'
+$PY - "$WORK/small" 1000 "$EP/$CONT/small" "$TOKEN" "$WORK/sas.csv" <<'PY'
 import os, random, sys
-root, n = sys.argv[1], int(sys.argv[2])
+root, n, prefix, token, manifest = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
 rnd = random.Random(17)
 os.makedirs(root)
-for i in range(n):
-    size = rnd.choice([0, 1, 100, rnd.randrange(1, 8192)])
-    with open(os.path.join(root, "f%04d.bin" % i), "wb") as f:
-        f.write(rnd.randbytes(size))
+with open(manifest, "w") as m:
+    for i in range(n):
+        size = rnd.choice([0, 1, 100, rnd.randrange(1, 8192)])
+        name = "f%04d.bin" % i
+        with open(os.path.join(root, name), "wb") as f:
+            f.write(rnd.randbytes(size))
+        m.write("small/%s,%s/%s?%s\n" % (name, prefix, name, token))
 PY
-for i in $(seq -f '%04g' 0 999); do
-  echo "small/f$i.bin,$EP/$CONT/small/f$i.bin?$TOKEN"
-done >"$WORK/sas.csv"
 run_tool upload --manifest sas.csv --workers 16 --report r1.json --results res1.jsonl
 check "1,000 blobs: exit 0" [ "$RC" = 0 ]
 check "1,000 blobs: report 1000 succeeded, 0 failed, 0 retries" \
   [ "$(rq "$WORK/r1.json" '(r["summary"]["succeeded"], r["summary"]["failed"], r["summary"]["retries"])')" = "(1000, 0, 0)" ]
 verify() { # verify DIR PREFIX TOKEN COUNT: GET each blob, compare bytes
   $PY - "$@" <<'PY'
-import os, sys, urllib.request
+import http.client, os, sys, urllib.parse
 d, prefix, tok, want = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+u = urllib.parse.urlsplit(prefix)
+c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)  # kept alive
 ok = 0
 for name in sorted(os.listdir(d)):
-    with urllib.request.urlopen("%s/%s?%s" % (prefix, name, tok), timeout=30) as r:
-        if r.read() == open(os.path.join(d, name), "rb").read():
-            ok += 1
-        else:
-            print("differs:", name)
+    c.request("GET", "%s/%s?%s" % (u.path, name, tok))
+    r = c.getresponse()
+    body = r.read()
+    if r.status == 200 and body == open(os.path.join(d, name), "rb").read():
+        ok += 1
+    else:
+        print("differs:", name, r.status)
 print(ok)
 sys.exit(0 if ok == want else 1)
 PY
@@ -305,5 +309,5 @@ done <"$WORK/sigs"
 check "no SAS sig in reports, results or stderr" [ "$leaks" = 0 ]
 check "redacted URLs are there (sig=REDACTED)" grep -q 'sig=REDACTED' "$WORK/r2.json"
 
-echo "$PASSED passed, $FAILED failed"
+echo "$PASSED passed, $FAILED failed in ${SECONDS}s"
 [ "$FAILED" = 0 ]
