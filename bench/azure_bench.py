@@ -8,7 +8,9 @@ loopback, side by side in one run.
 
 Each repetition runs every tool once, in a rotated order (A B C D, then
 B C D A, ...), after one warm-up round that is not counted; every run
-writes fresh blob names (a prefix per run). The tools:
+writes fresh blob names (a prefix per run) to a fresh in-memory Azurite
+(started for the run, stopped after: the emulator slows down as its store
+grows, which would favour whichever tool runs first). The tools:
   bulkup --manifest sas.csv --workers N      (x-ms-blob-type, x-ms-version
                                               sent by itself)
   curl -Z --parallel-max N -K cfg -H 'x-ms-blob-type: BlockBlob'
@@ -71,28 +73,40 @@ def main():
     azurite = os.path.join(npm, "node_modules", ".bin", "azurite-blob")
     work = tempfile.mkdtemp(prefix="bulkup-azbench.", dir="/dev/shm"
                             if os.path.isdir("/dev/shm") else None)
-    log = open(os.path.join(work, "azurite.log"), "w")
-    az = subprocess.Popen([azurite, "--location", os.path.join(work, "az"),
-                           "--blobHost", "127.0.0.1", "--blobPort", "0",
-                           "--disableTelemetry", "--silent"],
-                          stdout=log, stderr=subprocess.STDOUT)
-    try:
-        port = None
-        for _ in range(300):
+    cont = "bench"
+    state = {"az": None}
+
+    def start_azurite():
+        """A fresh emulator, in memory, for each run: every run finds the
+        same empty store (Azurite slows down as its store grows)."""
+        d = tempfile.mkdtemp(dir=work)
+        log = os.path.join(d, "azurite.log")
+        with open(log, "w") as lf:
+            state["az"] = subprocess.Popen(
+                [azurite, "--inMemoryPersistence", "--blobHost", "127.0.0.1",
+                 "--blobPort", "0", "--disableTelemetry", "--silent"],
+                stdout=lf, stderr=subprocess.STDOUT, cwd=d)
+        for _ in range(600):
             m = re.search(r"listens on http://127\.0\.0\.1:(\d+)",
-                          open(log.name).read())
+                          open(log).read())
             if m:
-                port = int(m.group(1))
-                break
+                ep = "http://127.0.0.1:%s/devstoreaccount1" % m.group(1)
+                req = urllib.request.Request(
+                    "%s/%s?restype=container&%s" % (
+                        ep, cont, azure_sas.account_sas()),
+                    method="PUT", headers={"x-ms-version": "2021-12-02"})
+                urllib.request.urlopen(req, timeout=30).read()
+                return ep
             time.sleep(0.1)
-        if not port:
-            sys.exit("Azurite did not start: " + open(log.name).read())
-        ep = "http://127.0.0.1:%d/devstoreaccount1" % port
-        cont = "bench"
-        req = urllib.request.Request(
-            "%s/%s?restype=container&%s" % (ep, cont, azure_sas.account_sas()),
-            method="PUT", headers={"x-ms-version": "2021-12-02"})
-        urllib.request.urlopen(req, timeout=30).read()
+        sys.exit("Azurite did not start: " + open(log).read())
+
+    def stop_azurite():
+        if state["az"]:
+            state["az"].terminate()
+            state["az"].wait()
+            state["az"] = None
+
+    try:
         token = azure_sas.sas(cont, perm="rcwl")
         data = os.path.join(work, "data")
         os.makedirs(data)
@@ -101,6 +115,7 @@ def main():
         for n in names:
             with open(os.path.join(data, n), "wb") as f:
                 f.write(rnd.randbytes(a.size))
+        load0 = open("/proc/loadavg").read().split()[:3]
 
         par = [int(x) for x in a.parallel.split(",")]
         tools = [(t, n) for n in par for t in ("bulkup", "curl")]
@@ -109,6 +124,7 @@ def main():
 
         def one(tool, counted):
             t, n = tool
+            ep = start_azurite()
             seq[0] += 1
             prefix = "r%03d-%s%d/" % (seq[0], t, n)
             if t == "bulkup":
@@ -134,6 +150,7 @@ def main():
                 wall, cpu, rc = run_timed(cmd, stdout=subprocess.DEVNULL,
                                           stderr=err)
             stored = count_blobs(ep, cont, prefix, token)
+            stop_azurite()
             ok = rc == 0 and stored == a.files
             if counted:
                 runs[tool].append((wall, cpu, ok))
@@ -149,8 +166,10 @@ def main():
                 one(tool, True)
 
         load = open("/proc/loadavg").read().split()[:3]
-        print("%d files of %d B, %d repetitions (medians), load average "
-              "before/after %s" % (a.files, a.size, a.reps, " ".join(load)))
+        print("%d files of %d B, %d repetitions (medians), a fresh in-memory "
+              "Azurite per run; load average (1, 5, 15 min) before %s, after "
+              "%s" % (a.files, a.size, a.reps, " ".join(load0),
+                      " ".join(load)))
         print()
         print("| tool | N | files/s | CPU ms / 1k files | valid runs |")
         print("|---|---|---|---|---|")
@@ -172,8 +191,7 @@ def main():
                 print("N=%d: bulkup/curl files/s %.2fx, CPU per file %.2fx" % (
                     n, b[0] / c[0], b[1] / c[1]))
     finally:
-        az.terminate()
-        az.wait()
+        stop_azurite()
         shutil.rmtree(work, ignore_errors=True)
 
 
