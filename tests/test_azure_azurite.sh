@@ -90,9 +90,11 @@ rq() {
 }
 
 # ---- Azurite ------------------------------------------------------------
+# In memory (its store on disk slows it as it grows), its working directory
+# a temporary one; a port the OS picks, read from its log.
 mkdir -p "$WORK/azurite"
-"$AZURITE" --location "$WORK/azurite" --blobHost 127.0.0.1 --blobPort 0 \
-  --disableTelemetry --silent >"$WORK/azurite.log" 2>&1 &
+(cd "$WORK/azurite" && exec "$AZURITE" --inMemoryPersistence --blobHost 127.0.0.1 \
+  --blobPort 0 --disableTelemetry --silent) >"$WORK/azurite.log" 2>&1 &
 AZ_PID=$!
 PORT=
 for _ in $(seq 1 300); do
