@@ -226,11 +226,16 @@ static struct curl_slist *bk_build_headers(bk_slot *s, bk_item *j,
     snprintf(line, sizeof line, "Content-Type: %s", j->content_type);
     h = bk_slist_add(h, line, &ok);
   }
-  if (j->cache_control && !bk_headers_have(own, "Cache-Control")) {
-    snprintf(line, sizeof line, "Cache-Control: %s", j->cache_control);
+  /* Azure keeps a blob's Cache-Control from x-ms-blob-cache-control. */
+  bool azure = bk_azure_url(j->url);
+  if (j->cache_control && !bk_headers_have(own, "Cache-Control") &&
+      !(azure && bk_headers_have(own, "x-ms-blob-cache-control"))) {
+    snprintf(line, sizeof line, "%s: %s",
+             azure ? "x-ms-blob-cache-control" : "Cache-Control",
+             j->cache_control);
     h = bk_slist_add(h, line, &ok);
   }
-  if (bk_azure_url(j->url))
+  if (azure)
     h = bk_azure_add_headers(h, own, true, &ok);
   if (md5 && !bk_headers_have(own, "Content-MD5")) {
     snprintf(line, sizeof line, "Content-MD5: %s", md5);
@@ -602,9 +607,11 @@ static void bk_slot_after_attempt(bk_slot *s) {
   if (s->rs != BK_RS_NONE)
     bk_rs_retrying(s, next);
   double wait = d.wait;
-  bk_log(u, BULKUP_LOG_INFO, "item %llu: %s (HTTP %d); retry %u in %.3f s: %s",
+  bk_log(u, BULKUP_LOG_INFO,
+         "item %llu: %s (HTTP %d%s%s); retry %u in %.3f s: %s",
          (unsigned long long)j->index, bulkup_error_kind_name(s->kind),
-         o->http_status, d.retry_no, wait, res->url);
+         o->http_status, s->x.error_code[0] ? " " : "", s->x.error_code,
+         d.retry_no, wait, res->url);
   /* The wait is a timer: the slot stays this item's, the worker serves its
    * other slots meanwhile, and a cancel ends the wait at once (it wakes
    * the worker, whose next bk_slot_tick ends the item). */

@@ -267,8 +267,8 @@ const char *bulkup_header_check(const char *line) {
     return p[n] ? "the name is not a token (letters, digits, -, _ ...) or "
                   "the colon after it is missing"
                 : "no colon: expected 'Name: value'";
-  for (size_t i = 0; i < sizeof bk_reserved_headers / sizeof *bk_reserved_headers;
-       i++)
+  size_t nres = sizeof bk_reserved_headers / sizeof *bk_reserved_headers;
+  for (size_t i = 0; i < nres; i++)
     if (strlen(bk_reserved_headers[i]) == n &&
         strncasecmp(line, bk_reserved_headers[i], n) == 0)
       return "the transfer sets this header itself (Host, Content-Length, "
