@@ -357,7 +357,11 @@ enum {
   OPT_RESULTS,
   OPT_DRY_RUN,
   OPT_RESUMABLE_THRESHOLD,
-  OPT_CHUNK_SIZE
+  OPT_CHUNK_SIZE,
+  OPT_HEADER,
+  OPT_METADATA,
+  OPT_AZURE_SAS,
+  OPT_AZURE_ENDPOINT
 };
 
 static const struct option long_options[] = {
@@ -400,6 +404,10 @@ static const struct option long_options[] = {
     {"shard", required_argument, NULL, OPT_SHARD},
     {"results", required_argument, NULL, OPT_RESULTS},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"header", required_argument, NULL, OPT_HEADER},
+    {"metadata", required_argument, NULL, OPT_METADATA},
+    {"azure-sas", required_argument, NULL, OPT_AZURE_SAS},
+    {"azure-endpoint", required_argument, NULL, OPT_AZURE_ENDPOINT},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -668,6 +676,20 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
     case OPT_DRY_RUN:
       c->dry_run = true;
       break;
+    case OPT_HEADER:
+      if (extras_add_header(&c->x, optarg))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_METADATA:
+      if (extras_add_metadata(&c->x, optarg))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_AZURE_SAS:
+      c->x.azure_sas = optarg;
+      break;
+    case OPT_AZURE_ENDPOINT:
+      c->x.azure_endpoint = optarg;
+      break;
     case OPT_PROGRESS:
       c->progress = 1;
       break;
@@ -732,8 +754,10 @@ static int check_args(upload_cli *c) {
     return cli_usage_error("upload",
                            "--manifest takes no PATH arguments (got '%s')",
                            c->paths[0]);
+  if (extras_check(&c->x, c->to, upload_is_workflow(c)))
+    return CLI_EXIT_USAGE;
   if (c->to) {
-    if (!url_is_http(c->to))
+    if (!url_is_http(c->to) && !c->x.to_resolved)
       return cli_usage_error("upload",
                              "--to: '%s' is not an http:// or https:// URL",
                              c->to);
@@ -840,9 +864,15 @@ static int check_paths(upload_cli *c, totals *t) {
 
 /* Check one manifest record (scheme, file, data type). Returns NULL or a
  * reason written into buf. */
-static const char *check_entry(const manifest_entry *e, bool check_file,
-                               char *buf, size_t n, uint64_t *size) {
-  if (!url_is_http(e->url)) {
+static const char *check_entry(const upload_cli *c, const manifest_entry *e,
+                               bool check_file, char *buf, size_t n,
+                               uint64_t *size) {
+  if (extras_is_az(e->url)) {
+    char *u = extras_resolve_az(&c->x, e->url, buf, n);
+    if (!u)
+      return buf;
+    free(u);
+  } else if (!url_is_http(e->url)) {
     char *red = bulkup_redact_url(e->url);
     snprintf(buf, n, "URL '%s' is not http:// or https://",
              red ? red : "(unprintable)");
@@ -912,7 +942,7 @@ static int check_manifest(upload_cli *c, totals *t) {
     bool mine = ms == MANIFEST_ENTRY && url_in_shard(c, e.url);
     if (ms == MANIFEST_BAD)
       snprintf(reason, sizeof reason, "%s", manifest_error(r));
-    else if ((why = check_entry(&e, mine, buf, sizeof buf, &size)) != NULL)
+    else if ((why = check_entry(c, &e, mine, buf, sizeof buf, &size)) != NULL)
       snprintf(reason, sizeof reason, "%s line %lu: %s", c->manifest, e.line,
                why);
     else {
@@ -1017,17 +1047,24 @@ static void item_defaults(const upload_cli *c, bulkup_item *it) {
 /* Submit a file of the shard, to --to joined with its key. */
 static int submit_file(void *arg, const upload_file *f) {
   run *rn = arg;
-  char *url = urlenc_join(rn->c->to, f->key);
-  if (!url) {
-    upload_say("out of memory");
-    rn->stop = true;
-    return 0;
-  }
+  char *url = extras_to_url(&rn->c->x, rn->c->to, f->key);
+  hdrlist h;
+  bool oom = !url;
   bulkup_item it;
   item_defaults(rn->c, &it);
+  if (url)
+    it.headers = extras_item_headers(&rn->c->x, rn->c->to, url, NULL, &h,
+                                     &oom);
+  if (oom) {
+    upload_say("out of memory");
+    rn->stop = true;
+    free(url);
+    return 0;
+  }
   it.path = f->path;
   it.url = url;
   bool ok = submit(rn, &it);
+  hdrlist_free(&h);
   free(url);
   return ok ? -1 : 0;
 }
@@ -1102,16 +1139,37 @@ static void upload_manifest(run *rn, manifest_reader *r) {
         continue;
       }
     }
+    char *az = NULL;
+    if (extras_is_az(e.url)) {
+      char why[1024];
+      if (!(az = extras_resolve_az(&c->x, e.url, why, sizeof why))) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s line %lu: %s", c->manifest, e.line, why);
+        submit_bad_record(rn, e.line, msg);
+        continue;
+      }
+    }
     bulkup_item it;
     item_defaults(c, &it);
     it.path = e.path;
-    it.url = e.url;
+    it.url = az ? az : e.url;
     it.data_type = dt;
     if (e.content_type)
       it.content_type = e.content_type;
     if (e.title)
       it.title = e.title;
+    hdrlist h;
+    bool oom;
+    it.headers = extras_item_headers(&c->x, e.url, it.url, e.headers, &h, &oom);
+    if (oom) {
+      upload_say("out of memory");
+      rn->stop = true;
+      free(az);
+      break;
+    }
     submit(rn, &it);
+    hdrlist_free(&h);
+    free(az);
   }
   manifest_close(r);
 }
@@ -1357,13 +1415,14 @@ static int fit_open_files(const upload_cli *c) {
 int cli_upload_main(int argc, char **argv) {
   upload_cli c;
   int rc = parse_args(&c, argc, argv);
-  if (rc != -1)
+  if (rc == -1)
+    rc = check_args(&c);
+  if (rc == -1 && !c.dry_run)
+    rc = fit_open_files(&c);
+  if (rc != -1) {
+    extras_free(&c.x);
     return rc;
-  rc = check_args(&c);
-  if (rc != -1)
-    return rc;
-  if (!c.dry_run && (rc = fit_open_files(&c)) != -1)
-    return rc;
+  }
 
   /* Block the signals before any thread exists, so that every thread
    * (ours and the library's) inherits the mask and only the signal
@@ -1390,6 +1449,7 @@ int cli_upload_main(int argc, char **argv) {
     return CLI_EXIT_FAILED;
   }
   rc = upload_is_workflow(&c) ? upload_api_run(&c) : do_run(&c);
+  extras_free(&c.x);
   upload_signal_thread_stopping();
   pthread_kill(sig_thread, SIGUSR1);
   pthread_join(sig_thread, NULL);

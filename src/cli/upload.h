@@ -15,6 +15,7 @@
 #define BULKUP_CLI_UPLOAD_H
 
 #include "progress.h"
+#include "reqheaders.h"
 #include "results.h"
 
 #include <bulkup.h>
@@ -72,6 +73,8 @@ typedef struct upload_cli {
     bool set;
     uint64_t input, skipped, not_started;
   } acct;
+  /* --header, --metadata, --azure-sas, --azure-endpoint (reqheaders.h) */
+  cli_extras x;
 } upload_cli;
 
 /* Whether the options select the workflow (--api, --dataset, or no
