@@ -169,6 +169,7 @@ class UploaderOptionsC(Structure):
         ("sign_request", c_void_p),  # bulkup_sign_request_fn: not used from Python
         ("sign_userdata", c_void_p),
         ("sign_payload", c_bool),
+        ("sign_crc32c", c_bool),
     ]
 
 

@@ -121,6 +121,7 @@ int main(void) {
   FIELD(bulkup_uploader_options, sign_request);
   FIELD(bulkup_uploader_options, sign_userdata);
   FIELD(bulkup_uploader_options, sign_payload);
+  FIELD(bulkup_uploader_options, sign_crc32c);
 
   SIZE(bulkup_api_options);
   FIELD(bulkup_api_options, base_url);
