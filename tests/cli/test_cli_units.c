@@ -1,6 +1,7 @@
 /*
  * test_cli_units.c - the command-line tool's parts: manifest reader,
- * percent-encoding, directory walk, number parsing, progress formatting.
+ * percent-encoding, directory walk, the walk of the PATHs (inputs.c),
+ * number parsing, progress formatting.
  */
 #include "bk_test.h"
 
@@ -8,6 +9,7 @@
 #include "numparse.h"
 #include "progress.h"
 #include "report_merge.h"
+#include "upload.h"
 #include "urlenc.h"
 #include "walk.h"
 
@@ -548,6 +550,160 @@ static void test_walk_errors(void) {
   walk_root = NULL;
 }
 
+/* ---- the walk of the PATHs (inputs.c) ------------------------------------ */
+
+typedef struct seen {
+  char keys[16][64];
+  char paths[16][1024];
+  uint64_t sizes[16];
+  size_t n;
+  size_t stop_at; /* return 42 at this file (1-based); 0: never */
+} seen;
+
+static int cmp_key(const void *a, const void *b) {
+  return strcmp((const char *)a, (const char *)b);
+}
+
+static int see_file(void *arg, const upload_file *f) {
+  seen *s = arg;
+  CU_ASSERT_FATAL(s->n < 16);
+  snprintf(s->keys[s->n], sizeof s->keys[0], "%s", f->key);
+  snprintf(s->paths[s->n], sizeof s->paths[0], "%s", f->path);
+  s->sizes[s->n] = f->size;
+  s->n++;
+  return s->stop_at && s->n == s->stop_at ? 42 : -1;
+}
+
+static void test_walk_paths(void) {
+  walk_root = bk_tmpdir("cli-paths");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(walk_root);
+  /* Byte order of whole paths: "a-c" (0x2d) before "a/b" (0x2f). */
+  mkdir_rel("d");
+  mkdir_rel("d/a");
+  mkfile("d/a/b", 3);
+  mkfile("d/a-c", 5);
+  mkfile("d/B", 7);
+  symlink_rel("a", "d/link-to-dir");
+  char fifo[1024];
+  snprintf(fifo, sizeof fifo, "%s/d/fifo", walk_root);
+  CU_ASSERT_EQUAL(mkfifo(fifo, 0600), 0);
+  mkfile("one.bin", 11);
+  char dir[1024], file[1024];
+  snprintf(dir, sizeof dir, "%s/d", walk_root);
+  snprintf(file, sizeof file, "%s/one.bin", walk_root);
+  char *paths[] = {file, dir};
+  upload_cli c;
+  memset(&c, 0, sizeof c);
+  c.paths = paths;
+  c.npaths = 2;
+  c.quiet = true; /* the skip notes are not this test's */
+
+  /* The check, sorted: the file PATH keyed by its base name, then the
+   * directory's files in byte order; the link to a directory and the FIFO
+   * skipped. */
+  seen s;
+  memset(&s, 0, sizeof s);
+  upload_walk w = {.pass = UPLOAD_WALK_CHECK,
+                   .sizes = true,
+                   .sorted = true,
+                   .file = see_file,
+                   .arg = &s};
+  CU_ASSERT_EQUAL(upload_walk_paths(&c, &w), -1);
+  CU_ASSERT_EQUAL(w.input, 4);
+  CU_ASSERT_EQUAL_FATAL(s.n, 4);
+  CU_ASSERT_STRING_EQUAL(s.keys[0], "one.bin");
+  CU_ASSERT_STRING_EQUAL(s.paths[0], file);
+  CU_ASSERT_EQUAL(s.sizes[0], 11);
+  CU_ASSERT_STRING_EQUAL(s.keys[1], "B");
+  CU_ASSERT_STRING_EQUAL(s.keys[2], "a-c");
+  CU_ASSERT_STRING_EQUAL(s.keys[3], "a/b");
+  CU_ASSERT_EQUAL(s.sizes[1], 7);
+  CU_ASSERT_EQUAL(s.sizes[2], 5);
+  CU_ASSERT_EQUAL(s.sizes[3], 3);
+  char expect[1100];
+  snprintf(expect, sizeof expect, "%s/a/b", dir);
+  CU_ASSERT_STRING_EQUAL(s.paths[3], expect);
+
+  /* The second walk, streamed without sizes: the same files (in directory
+   * order), no problems. */
+  memset(&s, 0, sizeof s);
+  w = (upload_walk){.pass = UPLOAD_WALK_AGAIN, .file = see_file, .arg = &s};
+  CU_ASSERT_EQUAL(upload_walk_paths(&c, &w), -1);
+  CU_ASSERT_EQUAL(w.input, 4);
+  CU_ASSERT_EQUAL(w.problems, 0);
+  CU_ASSERT_EQUAL_FATAL(s.n, 4);
+  CU_ASSERT_STRING_EQUAL(s.keys[0], "one.bin");
+  qsort(s.keys[1], 3, sizeof s.keys[0], cmp_key);
+  CU_ASSERT_STRING_EQUAL(s.keys[1], "B");
+  CU_ASSERT_STRING_EQUAL(s.keys[2], "a-c");
+  CU_ASSERT_STRING_EQUAL(s.keys[3], "a/b");
+
+  /* What the callback returns ends the walk, and is returned. */
+  memset(&s, 0, sizeof s);
+  s.stop_at = 2;
+  w = (upload_walk){
+      .pass = UPLOAD_WALK_CHECK, .sorted = true, .file = see_file, .arg = &s};
+  CU_ASSERT_EQUAL(upload_walk_paths(&c, &w), 42);
+  CU_ASSERT_EQUAL(s.n, 2);
+
+  /* A shard gets the files whose key hashes to it; the input counts all. */
+  uint64_t total = 0;
+  for (uint32_t k = 0; k < 3; k++) {
+    c.shard_k = k;
+    c.shard_n = 3;
+    memset(&s, 0, sizeof s);
+    w = (upload_walk){
+        .pass = UPLOAD_WALK_CHECK, .sorted = true, .file = see_file, .arg = &s};
+    CU_ASSERT_EQUAL(upload_walk_paths(&c, &w), -1);
+    CU_ASSERT_EQUAL(w.input, 4);
+    for (size_t i = 0; i < s.n; i++)
+      CU_ASSERT_TRUE(upload_in_shard(&c, s.keys[i], strlen(s.keys[i])));
+    total += s.n;
+  }
+  CU_ASSERT_EQUAL(total, 4);
+  c.shard_n = 0;
+  c.shard_k = 0;
+
+  /* A PATH that is neither a file nor a directory: bad input before any
+   * file is given; in the second walk, it is given as a file (its item
+   * then fails). */
+  char *bad_paths[] = {fifo, file};
+  c.paths = bad_paths;
+  memset(&s, 0, sizeof s);
+  w = (upload_walk){.pass = UPLOAD_WALK_CHECK, .file = see_file, .arg = &s};
+  CU_ASSERT_EQUAL(upload_walk_paths(&c, &w), 2);
+  CU_ASSERT_EQUAL(s.n, 0);
+  memset(&s, 0, sizeof s);
+  w = (upload_walk){.pass = UPLOAD_WALK_AGAIN, .file = see_file, .arg = &s};
+  CU_ASSERT_EQUAL(upload_walk_paths(&c, &w), -1);
+  CU_ASSERT_EQUAL_FATAL(s.n, 2);
+  CU_ASSERT_STRING_EQUAL(s.keys[0], "fifo");
+
+  /* An unreadable subdirectory: named, and the check ends as bad input
+   * after the walk; the second walk counts it and goes on. Root reads
+   * anything, so this part only runs for other users. */
+  if (geteuid() != 0) {
+    c.paths = paths;
+    mkdir_rel("d/locked");
+    char locked[1100];
+    snprintf(locked, sizeof locked, "%s/locked", dir);
+    CU_ASSERT_EQUAL(chmod(locked, 0), 0);
+    memset(&s, 0, sizeof s);
+    w = (upload_walk){.pass = UPLOAD_WALK_CHECK, .file = see_file, .arg = &s};
+    CU_ASSERT_EQUAL(upload_walk_paths(&c, &w), 2);
+    CU_ASSERT_EQUAL(s.n, 4);
+    memset(&s, 0, sizeof s);
+    w = (upload_walk){.pass = UPLOAD_WALK_AGAIN, .file = see_file, .arg = &s};
+    CU_ASSERT_EQUAL(upload_walk_paths(&c, &w), -1);
+    CU_ASSERT_EQUAL(s.n, 4);
+    CU_ASSERT_EQUAL(w.problems, 1);
+    chmod(locked, 0700);
+  }
+  bk_rm_rf(walk_root);
+  free(walk_root);
+  walk_root = NULL;
+}
+
 /* ---- numbers ------------------------------------------------------------- */
 
 static void test_parse_long(void) {
@@ -734,6 +890,8 @@ static void reg(void) {
   bk_suite("cli_walk", NULL, NULL);
   bk_test("tree, names and symlink policy", test_walk_tree);
   bk_test("errors", test_walk_errors);
+  bk_test("the PATHs: one walk, sorted or streamed, passes, shards",
+          test_walk_paths);
   bk_suite("cli_numbers", NULL, NULL);
   bk_test("whole numbers", test_parse_long);
   bk_test("seconds", test_parse_double);
