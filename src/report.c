@@ -275,6 +275,34 @@ static json_object *bk_result_json(const bulkup_result *x, bool full) {
   return o;
 }
 
+static json_object *bk_concurrency_json(const bulkup_concurrency *c) {
+  json_object *o = json_object_new_object();
+  if (!o)
+    return NULL;
+  bool ok = bk_add(o, "adaptive", json_object_new_boolean(c->adaptive), false) &&
+            bk_add(o, "start", json_object_new_uint64(c->start), false) &&
+            bk_add(o, "min", json_object_new_uint64(c->min), false) &&
+            bk_add(o, "max", json_object_new_uint64(c->max), false) &&
+            bk_add(o, "final", json_object_new_uint64(c->final), false) &&
+            bk_add(o, "limit", json_object_new_uint64(c->limit), false) &&
+            bk_add(o, "threads", json_object_new_uint64(c->threads), false) &&
+            bk_add(o, "grows", json_object_new_uint64(c->grows), false) &&
+            bk_add(o, "shrinks", json_object_new_uint64(c->shrinks), false) &&
+            bk_add(o, "pushbacks", json_object_new_uint64(c->pushbacks), false);
+  if (!ok) {
+    json_object_put(o);
+    return NULL;
+  }
+  return o;
+}
+
+void bulkup_report_concurrency(const bulkup_report *r,
+                               bulkup_concurrency *out) {
+  memset(out, 0, sizeof *out);
+  if (r)
+    *out = r->concurrency;
+}
+
 static json_object *bk_report_json(const bulkup_report *r) {
   json_object *root = json_object_new_object();
   json_object *fails = json_object_new_array();
@@ -299,7 +327,16 @@ static json_object *bk_report_json(const bulkup_report *r) {
   json_object_object_add(root, "summary", sum);
   json_object_object_add(root, "failures", fails);
   json_object_object_add(root, "cancelled", canc);
+  if (r->concurrency.limit) {
+    json_object *conc = bk_concurrency_json(&r->concurrency);
+    if (!conc)
+      goto fail_root;
+    json_object_object_add(root, "concurrency", conc);
+  }
   return root;
+fail_root:
+  json_object_put(root);
+  return NULL;
 fail:
   json_object_put(root);
   json_object_put(fails);

@@ -26,6 +26,8 @@ struct bulkup_report {
   uint64_t details_dropped;
   /* Journal records that could not be written (bk_run_journal_failed). */
   uint64_t journal_failures;
+  /* Set by the uploader when the run ends (bulkup_report_concurrency). */
+  bulkup_concurrency concurrency;
 };
 
 bulkup_report *bk_report_new(void);

@@ -111,6 +111,8 @@ typedef struct bulkup_progress {
   uint64_t bytes_sent;      /* body bytes sent so far, retries included */
   uint64_t bytes_succeeded; /* sizes of succeeded items */
   double elapsed_s;         /* seconds since the uploader started */
+  uint64_t concurrency;     /* transfers allowed in flight now (adaptive:
+                               the controller's choice; else workers) */
 } bulkup_progress;
 
 /* Log levels for the log callback. */
@@ -157,6 +159,32 @@ typedef char *(*bulkup_refresh_url_fn)(void *userdata, const bulkup_result *r);
  * 0.5 MB more memory. Raise it for servers far away (more requests in
  * flight hide the round trip). */
 #define BULKUP_DEFAULT_WORKERS 16
+
+/* options.workers = BULKUP_WORKERS_AUTO (the default): adaptive
+ * concurrency. The uploader starts with BULKUP_DEFAULT_WORKERS transfers
+ * in flight and measures its own rate (files/s and bytes/s, over windows
+ * of at least max(transfers, 8) items and 0.1 s, after letting the
+ * transfers started at the previous level end): it doubles the number
+ * while a doubling pays (the rate rises by a third of the doubling at
+ * least), goes back to the level before when it does not, and later
+ * probes 1.25x upwards now and then (less often after each probe that did
+ * not pay). It halves the number at once, at most once per round, when
+ * the server pushes back (429, 5xx, a timeout, a reset, a refused
+ * connection) and grows again by probes; and when the client's CPU is the
+ * bound (85% of the cores its threads can use) it stops growing and steps
+ * back towards the start. Bounds: from the number of threads (at least
+ * one transfer each) to options.workers_max. Each transfer's slot (its
+ * libcurl handle and buffer) is allocated up front for workers_max, so
+ * memory is bounded by workers_max, not by what the controller chooses:
+ * about 30 KiB per transfer, plus a buffer the size of the largest small
+ * file it sent (at most 1 MiB). bulkup_progress.concurrency is the number
+ * now; the report records its range (bulkup_report_concurrency). */
+#define BULKUP_WORKERS_AUTO 0u
+/* options.workers_max's default: the most transfers adaptive concurrency
+ * puts in flight. 16 transfers at 80 ms round trip can never exceed 200
+ * files/s; 256 made the best fixed setting at 80 ms in bench/RESULTS.md
+ * (WAN section), as s5cmd's default of 256 workers does. */
+#define BULKUP_DEFAULT_WORKERS_MAX 256
 
 /* Resumable uploads (options.resumable_threshold): items of 64 MiB and
  * more by default. Measured (bench/resumable_cost.c, bench/RESULTS.md,
@@ -206,6 +234,29 @@ typedef char *(*bulkup_refresh_url_fn)(void *userdata, const bulkup_result *r);
  * callback holds up every transfer of its thread. */
 #define BULKUP_DEFAULT_THREADS 1
 
+/* options.threads = BULKUP_THREADS_AUTO (the default): threads follow the
+ * cores the process may run on (sched_getaffinity): one per two cores,
+ * at least 1, at most 8 (and never more than transfers). On the measured
+ * 2-core machines that is the measured best, 1 (above); half the cores
+ * leaves the other half to the TLS work libcurl does on the same threads'
+ * behalf, to the file system and the producer, and to a server on the
+ * same machine as in those measurements. */
+#define BULKUP_THREADS_AUTO ((unsigned int)-1)
+
+/* options.http_version. */
+typedef enum bulkup_http_version {
+  /* HTTP/2 where the server offers it (by ALPN, https only), one
+   * transfer per connection (the default: see bench/RESULTS.md, "HTTP/2
+   * multiplexing", for why multiplexing is not the default) */
+  BULKUP_HTTP_DEFAULT = 0,
+  BULKUP_HTTP_1_1 = 1, /* HTTP/1.1 only */
+  /* HTTP/2 over https, multiplexing transfers over shared connections:
+   * fewer TLS handshakes at high concurrency. A reset connection then
+   * fails every transfer on it (each retried as usual). Plain http stays
+   * HTTP/1.1. */
+  BULKUP_HTTP_2 = 2
+} bulkup_http_version;
+
 /* Seconds without a success, during an outage, after which a run gives up
  * (bulkup_uploader_options.no_progress_limit). */
 #define BULKUP_DEFAULT_NO_PROGRESS_LIMIT 300.0
@@ -216,10 +267,13 @@ typedef struct bulkup_uploader_options {
   unsigned int workers;          /* transfers in flight at once, 1..1024:
                                     each has its own connection (and
                                     libcurl easy handle, kept across
-                                    items); default
-                                    BULKUP_DEFAULT_WORKERS. See threads. */
+                                    items); or BULKUP_WORKERS_AUTO (0, the
+                                    default): adaptive, from
+                                    BULKUP_DEFAULT_WORKERS up to
+                                    workers_max. See threads. */
   size_t queue_capacity;         /* items waiting for a worker; 0 (default)
-                                    means 4 * workers */
+                                    means 4 * workers (4 * workers_max
+                                    when adaptive) */
   bulkup_requests_settings requests;  /* seed defaults */
   bulkup_cloud_upload_settings cloud; /* nothing overridden */
   bulkup_backoff_settings backoff;    /* cap 120 s, Retry-After cap 600 s,
@@ -260,8 +314,9 @@ typedef struct bulkup_uploader_options {
    * at BULKUP_LOG_ERROR and do not fail the item. */
   bulkup_journal *journal;
   void *userdata; /* given to every callback above */
-  /* Worker threads, 0..1024; default BULKUP_DEFAULT_THREADS (1, the
-   * measurements are there). The `workers` transfers are spread evenly
+  /* Worker threads, 0..1024, or BULKUP_THREADS_AUTO (the default: by
+   * the cores, see there; BULKUP_DEFAULT_THREADS was the fixed default
+   * before, the measurements are there). The `workers` transfers are spread evenly
    * over them; each thread drives its transfers through one libcurl multi
    * handle, event-driven: a single wake-up serves every connection that
    * is ready, and a transfer whose response was read sends its next
@@ -314,6 +369,13 @@ typedef struct bulkup_uploader_options {
    * BULKUP_DEFAULT_NO_PROGRESS_LIMIT (300). A lone item that keeps
    * failing while others succeed still fails on its own retries. */
   double no_progress_limit;
+  /* With workers = BULKUP_WORKERS_AUTO: the most transfers in flight,
+   * 1..1024; default BULKUP_DEFAULT_WORKERS_MAX (256). Ignored for a
+   * fixed `workers`. Open files: one connection and one source file per
+   * transfer in flight. */
+  unsigned int workers_max;
+  /* HTTP versions; default BULKUP_HTTP_DEFAULT. */
+  bulkup_http_version http_version;
 } bulkup_uploader_options;
 
 /* bulkup_uploader_options_init - the defaults documented above. */

@@ -173,6 +173,14 @@ static bulkup_err bk_setup_easy(bk_slot *s) {
     BK_SET(CURLOPT_UPLOAD_BUFFERSIZE, (long)u->opt.upload_buffer_size);
   if (u->share)
     BK_SET(CURLOPT_SHARE, u->share);
+  if (u->opt.http_version == BULKUP_HTTP_1_1) {
+    BK_SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+  } else if (u->opt.http_version == BULKUP_HTTP_2) {
+    /* h2 over TLS (ALPN), HTTP/1.1 for plain http; wait for a connection
+     * that may multiplex rather than open one more. */
+    BK_SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    BK_SET(CURLOPT_PIPEWAIT, 1L);
+  }
 #undef BK_SET
   if (rc != CURLE_OK) {
     curl_easy_cleanup(e);
@@ -511,6 +519,7 @@ static void bk_slot_after_attempt(bk_slot *s) {
     return;
   }
 
+  bk_run_pushback(u);
   double now = bk_now();
   bk_retry_decision d =
       bk_retry_decide_at(p, &u->budget, &s->rt, v, s->kind, o->http_status,
