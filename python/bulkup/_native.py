@@ -90,6 +90,7 @@ class ProgressC(Structure):
         ("bytes_sent", c_uint64),
         ("bytes_succeeded", c_uint64),
         ("elapsed_s", c_double),
+        ("concurrency", c_uint64),
     ]
 
 
@@ -166,6 +167,8 @@ class UploaderOptionsC(Structure):
         ("resumable_threshold", c_uint64),
         ("resumable_chunk_size", c_size_t),
         ("no_progress_limit", c_double),
+        ("workers_max", c_uint),
+        ("http_version", c_int),  # bulkup_http_version
     ]
 
 

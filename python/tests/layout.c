@@ -62,6 +62,7 @@ int main(void) {
   FIELD(bulkup_progress, bytes_sent);
   FIELD(bulkup_progress, bytes_succeeded);
   FIELD(bulkup_progress, elapsed_s);
+  FIELD(bulkup_progress, concurrency);
 
   SIZE(bulkup_result);
   FIELD(bulkup_result, index);
@@ -118,6 +119,8 @@ int main(void) {
   FIELD(bulkup_uploader_options, resumable_threshold);
   FIELD(bulkup_uploader_options, resumable_chunk_size);
   FIELD(bulkup_uploader_options, no_progress_limit);
+  FIELD(bulkup_uploader_options, workers_max);
+  FIELD(bulkup_uploader_options, http_version);
 
   SIZE(bulkup_api_options);
   FIELD(bulkup_api_options, base_url);
