@@ -293,7 +293,7 @@ static void test_grows_over_a_round_trip(void) {
   bulkup_report_free(rep);
 }
 
-static void test_shrinks_on_503(void) {
+static void shrinks_on_503(unsigned threads) {
   bk_ts_reset(ts);
   bk_fill_random(item_data, ITEM_SIZE, 16);
   /* The first 40 requests, whatever their path, are answered 503. */
@@ -305,7 +305,7 @@ static void test_shrinks_on_503(void) {
   fast_options(&o);
   o.workers = BULKUP_WORKERS_AUTO;
   o.workers_max = 64;
-  o.threads = 1;
+  o.threads = threads;
   o.requests.max_retries = 20;
   char *base = bk_ts_url(ts, NULL);
   bulkup_err rc;
@@ -323,12 +323,17 @@ static void test_shrinks_on_503(void) {
   /* The first 503 halves it at once. */
   CU_ASSERT(cc.shrinks >= 1);
   CU_ASSERT(cc.min <= 8);
-  CU_ASSERT(cc.min >= 1);
+  CU_ASSERT(cc.min >= threads); /* at least one transfer per thread */
+  CU_ASSERT_EQUAL(cc.threads, threads);
   CU_ASSERT(cc.max <= 64);
   CU_ASSERT(cc.final >= cc.min && cc.final <= cc.max);
   assert_all_stored(200);
   bulkup_report_free(rep);
 }
+
+static void test_shrinks_on_503(void) { shrinks_on_503(1); }
+/* Two event-loop threads share the target (each fills its share). */
+static void test_shrinks_on_503_two_threads(void) { shrinks_on_503(2); }
 
 static void test_fixed_workers_do_not_move(void) {
   bk_ts_reset(ts);
@@ -411,6 +416,7 @@ static void reg(void) {
   bk_test("options", test_options);
   bk_test("grows over a 50 ms round trip", test_grows_over_a_round_trip);
   bk_test("shrinks on 503", test_shrinks_on_503);
+  bk_test("shrinks on 503, two threads", test_shrinks_on_503_two_threads);
   bk_test("fixed workers do not move", test_fixed_workers_do_not_move);
 }
 
