@@ -13,11 +13,12 @@
  * nothing about concurrency and is discarded.
  *
  * Decisions, once per window:
- *   - climbing (from the start): double the target while a doubling gives
- *     at least a third of the rise it would if the round trip were the
- *     only bound (x1.33 for x2), quadruple it when the last step gave 80%
- *     of that or more; otherwise go back to the level before and hold
- *     there;
+ *   - climbing (from the start): the first step is x4; then x4 again
+ *     while a step gives 80% of the rise it would if the round trip were
+ *     the only bound, x2 while it gives at least a third of it (x2 for x4,
+ *     x1.33 for x2); otherwise go back to the level before and hold there
+ *     (on a LAN, where the CPU is the bound from the start, that is one
+ *     step of x4, judged flat, and back: the start stays);
  *   - holding: after `hold` windows, probe x1.25; a probe that does not
  *     pay (x1.08) goes back and doubles the next hold (up to 64 windows);
  *   - CPU-bound (the process used >= 85% of the cores its threads can
@@ -108,7 +109,7 @@ static bool bk_conc_decide(bk_conc *c, double files, double bytes_rate,
     c->prev_files = files;
     c->prev_bytes = bytes_rate;
     if (c->climbing && !cpu_bound && t < c->max)
-      return bk_conc_set(c, bk_clamp(c, (double)t * 2), now, bytes);
+      return bk_conc_set(c, bk_clamp(c, (double)t * 4), now, bytes);
     c->climbing = false;
     c->hold = c->hold_len;
     return bk_conc_set(c, t, now, bytes);
