@@ -339,6 +339,8 @@ def wan_summary(p, wan):
             for (t, s) in sorted(cells, key=lambda k: setting_key(k[1])):
                 if t == "bulkup" and s.startswith("h2") and ("bulkup", s[2:]) in cells:
                     comps.append((f"bulkup --http2 / bulkup at {setting_label(s[2:])} (h2 by ALPN, a connection per transfer)", (t, s), (t, s[2:])))
+                if t == "bulkup" and s.startswith("h1") and ("bulkup", s[2:]) in cells:
+                    comps.append((f"bulkup {setting_label(s[2:])} (h2 multiplexed) / the same with --http1.1", (t, s[2:]), (t, s)))
                 if t == "curl" and s.startswith("h2e") and ("curl", "h1e" + s[3:]) in cells:
                     comps.append((f"curl --http2 / curl --http1.1 at {s[3:]} (both -H 'Expect:')", (t, s), (t, "h1e" + s[3:])))
             for (t, s) in cells:

@@ -184,9 +184,10 @@ static bulkup_err bk_setup_easy(bk_slot *s) {
     BK_SET(CURLOPT_SHARE, u->share);
   if (u->opt.http_version == BULKUP_HTTP_1_1) {
     BK_SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-  } else if (u->opt.http_version == BULKUP_HTTP_2) {
-    /* h2 over TLS (ALPN), HTTP/1.1 for plain http; wait for a connection
-     * that may multiplex rather than open one more. */
+  } else {
+    /* BULKUP_HTTP_DEFAULT and _2: h2 over TLS (ALPN), HTTP/1.1 for plain
+     * http; wait for a connection that may multiplex rather than open one
+     * more. */
     BK_SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     BK_SET(CURLOPT_PIPEWAIT, 1L);
   }

@@ -103,14 +103,16 @@ bulkup_err bk_worker_init(bk_worker *w, struct bulkup_uploader *u,
    * each slot's phases, timeouts and faults stay its own, and the server
    * sees as many connections as there are slots. */
   curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, (long)w->nslots + 4);
-  /* With http_version BULKUP_HTTP_2, transfers to one https origin share
-   * connections, HTTP/2 streams multiplexed (the handshakes saved are the
-   * gain at high concurrency over TLS); a slot's timeouts stay its own,
-   * but a connection's failure is then every stream's. */
+  /* Unless http_version is BULKUP_HTTP_1_1, transfers to one https
+   * origin that speaks HTTP/2 share connections, their streams
+   * multiplexed (the handshakes saved are the gain at high concurrency
+   * over TLS: bench/RESULTS.md, "HTTP/2 multiplexing"); a slot's timeouts
+   * stay its own, but a connection's failure is then every stream's.
+   * Plain http and HTTP/1.1 servers get a connection per transfer. */
   curl_multi_setopt(w->multi, CURLMOPT_PIPELINING,
-                    u->opt.http_version == BULKUP_HTTP_2
-                        ? (long)CURLPIPE_MULTIPLEX
-                        : (long)CURLPIPE_NOTHING);
+                    u->opt.http_version == BULKUP_HTTP_1_1
+                        ? (long)CURLPIPE_NOTHING
+                        : (long)CURLPIPE_MULTIPLEX);
   for (unsigned i = 0; i < w->nslots; i++) {
     bulkup_err rc = bk_slot_init(&w->slots[i]);
     if (rc != BULKUP_OK)
