@@ -304,6 +304,10 @@ typedef bulkup_err (*bulkup_sign_request_fn)(void *sign_userdata,
  * same machine as in those measurements. */
 #define BULKUP_THREADS_AUTO ((unsigned int)-1)
 
+/* bulkup_threads_auto - the number of threads BULKUP_THREADS_AUTO gives
+ * on this machine now (before the bound by the number of transfers). */
+BULKUP_EXTERN unsigned int bulkup_threads_auto(void);
+
 /* options.http_version. */
 typedef enum bulkup_http_version {
   /* The default: as BULKUP_HTTP_2 (measured: bench/RESULTS.md, "HTTP/2

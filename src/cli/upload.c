@@ -1410,8 +1410,8 @@ static unsigned long long upload_transfers_max(const upload_cli *c) {
 
 unsigned long long upload_fds_needed(const upload_cli *c) {
   unsigned long long w = upload_transfers_max(c);
-  /* threads auto: 8 at most (the library's rule). */
-  unsigned long long t = c->opt.threads == BULKUP_THREADS_AUTO ? 8
+  unsigned long long t = c->opt.threads == BULKUP_THREADS_AUTO
+                             ? bulkup_threads_auto()
                          : c->opt.threads                    ? c->opt.threads
                                                              : w;
   if (t > w)

@@ -81,6 +81,10 @@ static unsigned bk_threads_for_cores(unsigned cpus) {
   return t;
 }
 
+unsigned int bulkup_threads_auto(void) {
+  return bk_threads_for_cores(bk_usable_cpus());
+}
+
 static bulkup_err bk_validate_options(const bulkup_uploader_options *o) {
   if (o->workers > 1024)
     return bk_error(BULKUP_EINVAL, "workers must be between 1 and 1024, or "
@@ -210,7 +214,7 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
    * threads, as evenly as can be: each thread drives its slots through
    * one multi handle. */
   unsigned nthreads = opt->threads == BULKUP_THREADS_AUTO
-                          ? bk_threads_for_cores(bk_usable_cpus())
+                          ? bulkup_threads_auto()
                       : opt->threads ? opt->threads
                                      : nslots_total;
   if (nthreads > nslots_total)
