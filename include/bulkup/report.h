@@ -162,7 +162,11 @@ bulkup_report_cancelled(const bulkup_report *r, size_t i);
  *                "bytes_sent", "elapsed_s"},
  *    "failures": [{"index", "path", "title", "url", "attempts",
  *                  "http_status", "error", "message", "response_excerpt"}],
- *    "cancelled": [{"index", "path", "title", "url"}]}
+ *    "cancelled": [{"index", "path", "title", "url"}],
+ *    "concurrency": {"adaptive", "start", "min", "max", "final", "limit",
+ *                    "threads", "grows", "shrinks", "pushbacks"}}
+ * ("concurrency" only for a report from an uploader: see
+ * bulkup_report_concurrency)
  * (path is null for items without a file). JSON text is UTF-8: in a
  * string that is not (a non-UTF-8 file name, a server's bytes), each byte
  * outside a well-formed sequence is written as U+FFFD; for path and title
