@@ -170,6 +170,7 @@ class UploaderOptionsC(Structure):
         ("sign_request", c_void_p),  # bulkup_sign_request_fn: not used from Python
         ("sign_userdata", c_void_p),
         ("sign_payload", c_bool),
+        ("sign_crc32c", c_bool),
         ("workers_max", c_uint),
         ("http_version", c_int),  # bulkup_http_version
     ]
