@@ -58,7 +58,7 @@ def derived(r):
     }
 
 
-SETTING_RE = re.compile(r"^(base|imm|h1e|h2e|e)?(d|\d*)(t\d+)?$")
+SETTING_RE = re.compile(r"^(base|imm|h1e|h2e|e|h1|h2)?(d|\d*)(t\d+)?$")
 
 
 def setting_key(s):
@@ -85,6 +85,8 @@ def setting_label(s):
         return f"{s[3:]} (--parallel-immediate)"
     if s.startswith("h1e") or s.startswith("h2e"):
         return f"{s[3:]}, --http{'1.1' if s[1] == '1' else '2'}, -H 'Expect:'"
+    if s.startswith("h1") or s.startswith("h2"):  # bulkup --http1.1/--http2
+        return f"{setting_label(s[2:])}, --http{'1.1' if s[1] == '1' else '2'}"
     if s.startswith("e") and s[1:].isdigit():
         return f"{s[1:]}, -H 'Expect:'"
     return s
@@ -335,6 +337,10 @@ def wan_summary(p, wan):
             if bb and cb:
                 comps.append((f"bulkup at its best ({bb}) / curl at its best ({setting_label(cb)})", ("bulkup", bb), ("curl", cb)))
             for (t, s) in sorted(cells, key=lambda k: setting_key(k[1])):
+                if t == "bulkup" and s.startswith("h2") and ("bulkup", s[2:]) in cells:
+                    comps.append((f"bulkup --http2 / bulkup at {setting_label(s[2:])} (h2 by ALPN, a connection per transfer)", (t, s), (t, s[2:])))
+                if t == "bulkup" and s.startswith("h1") and ("bulkup", s[2:]) in cells:
+                    comps.append((f"bulkup {setting_label(s[2:])} (h2 multiplexed) / the same with --http1.1", (t, s[2:]), (t, s)))
                 if t == "curl" and s.startswith("h2e") and ("curl", "h1e" + s[3:]) in cells:
                     comps.append((f"curl --http2 / curl --http1.1 at {s[3:]} (both -H 'Expect:')", (t, s), (t, "h1e" + s[3:])))
             for (t, s) in cells:

@@ -680,6 +680,34 @@ static json_object *bk_result_json(const bulkup_result *x, bool full) {
   return o;
 }
 
+static json_object *bk_concurrency_json(const bulkup_concurrency *c) {
+  json_object *o = json_object_new_object();
+  if (!o)
+    return NULL;
+  bool ok = bk_add(o, "adaptive", json_object_new_boolean(c->adaptive), false) &&
+            bk_add(o, "start", json_object_new_uint64(c->start), false) &&
+            bk_add(o, "min", json_object_new_uint64(c->min), false) &&
+            bk_add(o, "max", json_object_new_uint64(c->max), false) &&
+            bk_add(o, "final", json_object_new_uint64(c->final), false) &&
+            bk_add(o, "limit", json_object_new_uint64(c->limit), false) &&
+            bk_add(o, "threads", json_object_new_uint64(c->threads), false) &&
+            bk_add(o, "grows", json_object_new_uint64(c->grows), false) &&
+            bk_add(o, "shrinks", json_object_new_uint64(c->shrinks), false) &&
+            bk_add(o, "pushbacks", json_object_new_uint64(c->pushbacks), false);
+  if (!ok) {
+    json_object_put(o);
+    return NULL;
+  }
+  return o;
+}
+
+void bulkup_report_concurrency(const bulkup_report *r,
+                               bulkup_concurrency *out) {
+  memset(out, 0, sizeof *out);
+  if (r)
+    *out = r->concurrency;
+}
+
 /* The report streamed to f, one item at a time (memory does not grow with
  * the number of items). `extra` (may be NULL): members of its "summary"
  * object go into the summary, its other members after "cancelled". */
@@ -794,6 +822,16 @@ static bulkup_err bk_report_stream(const bulkup_report *r, FILE *f,
     rc = bk_werr();
   if (rc == BULKUP_OK)
     rc = bk_json_list(f, r, &r->cancelled, false, pretty);
+  if (rc == BULKUP_OK && r->concurrency.limit) {
+    /* From an uploader: the transfers in flight over the run. */
+    json_object *conc = bk_concurrency_json(&r->concurrency);
+    if (!conc)
+      rc = bk_error(BULKUP_ENOMEM, "out of memory writing the report");
+    else if (!bk_json_key(f, "concurrency", false, pretty, 2) ||
+             !bk_json_put(f, conc, pretty, 2))
+      rc = bk_werr();
+    json_object_put(conc);
+  }
   if (rc == BULKUP_OK && extra) {
     json_object_object_foreach(extra, k, v) {
       if (strcmp(k, "summary") == 0 && json_object_is_type(v, json_type_object))

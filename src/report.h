@@ -67,6 +67,8 @@ struct bulkup_report {
    * may lower it). */
   size_t spill_bytes;
   pthread_mutex_t lock;
+  /* Set by the uploader when the run ends (bulkup_report_concurrency). */
+  bulkup_concurrency concurrency;
 };
 
 /* Details kept in memory per list before they are spilled to disk. */

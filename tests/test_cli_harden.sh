@@ -371,12 +371,12 @@ if [ "$hard" = unlimited ] || [ "$hard" -ge 1024 ]; then
   expect "2: 400 succeeded" py 'import json,sys; s = json.load(open(sys.argv[1]))["summary"]; assert (s["succeeded"], s["failed"]) == (400, 0), s' "$WORK/r2.json"
   expect "2: every file stored" [ "$(find "$NGINX_STORE/fd" -type f | wc -l)" -eq 400 ]
   before=$(requests)
-  (ulimit -n 256 && exec "$TOOL" upload --workers 200 --to "$NGINX_URL/fd2" "$WORK/fd") >"$WORK/out" 2>"$WORK/err"
+  (ulimit -n 256 && exec "$TOOL" upload --workers 200 --threads 1 --to "$NGINX_URL/fd2" "$WORK/fd") >"$WORK/out" 2>"$WORK/err"
   RC=$?
   expect "2: hard limit 256, --workers 200: refused (exit 2)" rc_is 2
   expect "2: the message says why and what fits" err_has "needs up to 666 open files, but the limit is 256 (ulimit -n; its hard limit is 256): use --workers 63 or fewer"
   expect "2: nothing sent" [ "$(requests)" -eq "$before" ]
-  (ulimit -n 256 && exec "$TOOL" upload --workers 63 --to "$NGINX_URL/fd3" "$WORK/fd") >"$WORK/out" 2>"$WORK/err"
+  (ulimit -n 256 && exec "$TOOL" upload --workers 63 --threads 1 --to "$NGINX_URL/fd3" "$WORK/fd") >"$WORK/out" 2>"$WORK/err"
   RC=$?
   expect "2: hard limit 256, --workers 63 (what fits): exit 0" rc_is 0
 else

@@ -160,7 +160,7 @@ static void test_completion_callback_once_per_item(void) {
 static void test_invalid_items_and_options(void) {
   bulkup_uploader_options o;
   fast_options(&o);
-  o.workers = 0;
+  o.workers = 1025; /* 0 is BULKUP_WORKERS_AUTO */
   bulkup_uploader *u = (bulkup_uploader *)1;
   CU_ASSERT_EQUAL(bulkup_uploader_new(&u, &o), BULKUP_EINVAL);
   CU_ASSERT_PTR_NULL(u);

@@ -145,6 +145,24 @@ BULKUP_EXTERN size_t bulkup_report_cancelled_count(const bulkup_report *r);
  * send those items again. When it is not 0, bulkup_uploader_finish
  * returns BULKUP_EIO if nothing else went wrong. */
 BULKUP_EXTERN uint64_t bulkup_report_journal_failures(const bulkup_report *r);
+/* The transfers in flight over the run: fixed (adaptive false, all equal
+ * to options.workers) or chosen by adaptive concurrency
+ * (BULKUP_WORKERS_AUTO). */
+typedef struct bulkup_concurrency {
+  bool adaptive;
+  unsigned int start;  /* the level it began at */
+  unsigned int min;    /* the lowest and highest levels it chose */
+  unsigned int max;
+  unsigned int final;  /* the level when the run ended */
+  unsigned int limit;  /* the bound: workers_max (fixed: workers) */
+  unsigned int threads;
+  uint64_t grows, shrinks; /* changes up and down */
+  uint64_t pushbacks;  /* attempts that asked it to back off */
+} bulkup_concurrency;
+/* The run's concurrency (zeros for a report that did not come from an
+ * uploader, such as an empty one). */
+BULKUP_EXTERN void bulkup_report_concurrency(const bulkup_report *r,
+                                             bulkup_concurrency *out);
 /* Cancelled item i (i < bulkup_report_cancelled_count; otherwise NULL).
  * Owned by the report. */
 BULKUP_EXTERN const bulkup_result *
@@ -156,7 +174,11 @@ bulkup_report_cancelled(const bulkup_report *r, size_t i);
  *                "bytes_sent", "elapsed_s"},
  *    "failures": [{"index", "path", "title", "url", "attempts",
  *                  "http_status", "error", "message", "response_excerpt"}],
- *    "cancelled": [{"index", "path", "title", "url"}]}
+ *    "cancelled": [{"index", "path", "title", "url"}],
+ *    "concurrency": {"adaptive", "start", "min", "max", "final", "limit",
+ *                    "threads", "grows", "shrinks", "pushbacks"}}
+ * ("concurrency" only for a report from an uploader: see
+ * bulkup_report_concurrency).
  * The summary also has "bytes_succeeded", "journal_failures"
  * (bulkup_report_journal_failures) and, when some details could not be
  * kept for lack of memory, "details_dropped"; a failure also has

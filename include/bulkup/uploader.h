@@ -117,6 +117,8 @@ typedef struct bulkup_progress {
   uint64_t bytes_sent;      /* body bytes sent so far, retries included */
   uint64_t bytes_succeeded; /* sizes of succeeded items */
   double elapsed_s;         /* seconds since the uploader started */
+  uint64_t concurrency;     /* transfers allowed in flight now (adaptive:
+                               the controller's choice; else workers) */
 } bulkup_progress;
 
 /* Log levels for the log callback. */
@@ -216,7 +218,8 @@ BULKUP_EXTERN bulkup_err bulkup_request_add_header(bulkup_request *req,
 typedef bulkup_err (*bulkup_sign_request_fn)(void *sign_userdata,
                                              bulkup_request *req);
 
-/* Default number of transfers in flight (options.workers). Measured on
+/* The transfers in flight adaptive concurrency starts at (and the fixed
+ * default before it: options.workers = 16 fixes it). Measured on
  * 2-core machines against nginx over loopback, one event-loop thread
  * (bench/RESULTS.md, "Default transfers: 16", medians of 5): against 8,
  * 16 gave 1.07x and 1.06x the files/s on 20,000 files of 16 KiB (one and
@@ -226,6 +229,32 @@ typedef bulkup_err (*bulkup_sign_request_fn)(void *sign_userdata,
  * 0.5 MB more memory. Raise it for servers far away (more requests in
  * flight hide the round trip). */
 #define BULKUP_DEFAULT_WORKERS 16
+
+/* options.workers = BULKUP_WORKERS_AUTO (the default): adaptive
+ * concurrency. The uploader starts with BULKUP_DEFAULT_WORKERS transfers
+ * in flight and measures its own rate (files/s and bytes/s, over windows
+ * of at least max(transfers, 8) items and 0.1 s, after letting the
+ * transfers started at the previous level end): it doubles the number
+ * while a doubling pays (the rate rises by a third of the doubling at
+ * least), goes back to the level before when it does not, and later
+ * probes 1.25x upwards now and then (less often after each probe that did
+ * not pay). It halves the number at once, at most once per round, when
+ * the server pushes back (429, 5xx, a timeout, a reset, a refused
+ * connection) and grows again by probes; and when the client's CPU is the
+ * bound (85% of the cores its threads can use) it stops growing and steps
+ * back towards the start. Bounds: from the number of threads (at least
+ * one transfer each) to options.workers_max. Each transfer's slot (its
+ * libcurl handle and buffer) is allocated up front for workers_max, so
+ * memory is bounded by workers_max, not by what the controller chooses:
+ * about 30 KiB per transfer, plus a buffer the size of the largest small
+ * file it sent (at most 1 MiB). bulkup_progress.concurrency is the number
+ * now; the report records its range (bulkup_report_concurrency). */
+#define BULKUP_WORKERS_AUTO 0u
+/* options.workers_max's default: the most transfers adaptive concurrency
+ * puts in flight. 16 transfers at 80 ms round trip can never exceed 200
+ * files/s; 256 made the best fixed setting at 80 ms in bench/RESULTS.md
+ * (WAN section), as s5cmd's default of 256 workers does. */
+#define BULKUP_DEFAULT_WORKERS_MAX 256
 
 /* Resumable uploads (options.resumable_threshold): items of 64 MiB and
  * more by default. Measured (bench/resumable_cost.c, bench/RESULTS.md,
@@ -275,6 +304,39 @@ typedef bulkup_err (*bulkup_sign_request_fn)(void *sign_userdata,
  * callback holds up every transfer of its thread. */
 #define BULKUP_DEFAULT_THREADS 1
 
+/* options.threads = BULKUP_THREADS_AUTO (the default): threads follow the
+ * cores the process may run on (sched_getaffinity): one per two cores,
+ * at least 1, at most 8 (and never more than transfers). On the measured
+ * 2-core machines that is the measured best, 1 (above); half the cores
+ * leaves the other half to the TLS work libcurl does on the same threads'
+ * behalf, to the file system and the producer, and to a server on the
+ * same machine as in those measurements. */
+#define BULKUP_THREADS_AUTO ((unsigned int)-1)
+
+/* bulkup_threads_auto - the number of threads BULKUP_THREADS_AUTO gives
+ * on this machine now (before the bound by the number of transfers). */
+BULKUP_EXTERN unsigned int bulkup_threads_auto(void);
+
+/* options.http_version. */
+typedef enum bulkup_http_version {
+  /* The default: as BULKUP_HTTP_2 (measured: bench/RESULTS.md, "HTTP/2
+   * multiplexing": at 80 ms round trip over HTTPS, against nginx with
+   * http2, multiplexing gave 1.40x the files/s of a connection per
+   * transfer at the adaptive default, with 0.54x the client CPU per
+   * file; 1.14x at 64 transfers, 1.06x at 256). A later release may pick
+   * differently for other servers. */
+  BULKUP_HTTP_DEFAULT = 0,
+  /* HTTP/1.1 only, a connection per transfer (bulkup's behaviour before
+   * multiplexing, but for h2 by ALPN: that was one stream per connection) */
+  BULKUP_HTTP_1_1 = 1,
+  /* HTTP/2 where an https server offers it (ALPN), transfers multiplexed
+   * as streams over shared connections (libcurl opens another past 100
+   * streams, or the server's limit): fewer TLS handshakes. A reset
+   * connection then fails every transfer on it (each retried as usual).
+   * Plain http and HTTP/1.1-only servers get a connection per transfer. */
+  BULKUP_HTTP_2 = 2
+} bulkup_http_version;
+
 /* Seconds without a success, during an outage, after which a run gives up
  * (bulkup_uploader_options.no_progress_limit). */
 #define BULKUP_DEFAULT_NO_PROGRESS_LIMIT 300.0
@@ -285,10 +347,13 @@ typedef struct bulkup_uploader_options {
   unsigned int workers;          /* transfers in flight at once, 1..1024:
                                     each has its own connection (and
                                     libcurl easy handle, kept across
-                                    items); default
-                                    BULKUP_DEFAULT_WORKERS. See threads. */
+                                    items); or BULKUP_WORKERS_AUTO (0, the
+                                    default): adaptive, from
+                                    BULKUP_DEFAULT_WORKERS up to
+                                    workers_max. See threads. */
   size_t queue_capacity;         /* items waiting for a worker; 0 (default)
-                                    means 4 * workers */
+                                    means 4 * workers (4 * workers_max
+                                    when adaptive) */
   bulkup_requests_settings requests;  /* seed defaults */
   bulkup_cloud_upload_settings cloud; /* nothing overridden */
   bulkup_backoff_settings backoff;    /* cap 120 s, Retry-After cap 600 s,
@@ -329,8 +394,9 @@ typedef struct bulkup_uploader_options {
    * at BULKUP_LOG_ERROR and do not fail the item. */
   bulkup_journal *journal;
   void *userdata; /* given to every callback above */
-  /* Worker threads, 0..1024; default BULKUP_DEFAULT_THREADS (1, the
-   * measurements are there). The `workers` transfers are spread evenly
+  /* Worker threads, 0..1024, or BULKUP_THREADS_AUTO (the default: by
+   * the cores, see there; BULKUP_DEFAULT_THREADS was the fixed default
+   * before, the measurements are there). The `workers` transfers are spread evenly
    * over them; each thread drives its transfers through one libcurl multi
    * handle, event-driven: a single wake-up serves every connection that
    * is ready, and a transfer whose response was read sends its next
@@ -398,6 +464,13 @@ typedef struct bulkup_uploader_options {
    * x-amz-checksum-crc32c; from the same extra read as sign_payload's
    * hash. Default false. */
   bool sign_crc32c;
+  /* With workers = BULKUP_WORKERS_AUTO: the most transfers in flight,
+   * 1..1024; default BULKUP_DEFAULT_WORKERS_MAX (256). Ignored for a
+   * fixed `workers`. Open files: one connection and one source file per
+   * transfer in flight. */
+  unsigned int workers_max;
+  /* HTTP versions; default BULKUP_HTTP_DEFAULT. */
+  bulkup_http_version http_version;
 } bulkup_uploader_options;
 
 /* bulkup_uploader_options_init - the defaults documented above. */

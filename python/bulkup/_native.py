@@ -90,6 +90,7 @@ class ProgressC(Structure):
         ("bytes_sent", c_uint64),
         ("bytes_succeeded", c_uint64),
         ("elapsed_s", c_double),
+        ("concurrency", c_uint64),
     ]
 
 
@@ -170,6 +171,8 @@ class UploaderOptionsC(Structure):
         ("sign_userdata", c_void_p),
         ("sign_payload", c_bool),
         ("sign_crc32c", c_bool),
+        ("workers_max", c_uint),
+        ("http_version", c_int),  # bulkup_http_version
     ]
 
 

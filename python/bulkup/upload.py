@@ -166,7 +166,7 @@ def upload_files(
     items: Iterable[Tuple[PathLike, str]],
     requests_settings: Optional[RequestsSettings] = None,
     cloud_upload_settings: Optional[CloudUploadSettings] = None,
-    workers: int = 16,
+    workers: Union[int, str] = "auto",
     *,
     shard: Optional[Tuple[int, int]] = None,
     data_type: DataType = DataType.IMAGE,
@@ -186,8 +186,11 @@ def upload_files(
     """PUT each file to its URL with the C engine (bulkup_uploader_*).
 
     items: (path, url) pairs, any iterable; it is consumed as the uploads
-    go, at most queue_capacity (default 4 x workers) ahead of the workers,
+    go, at most queue_capacity (default 4 x workers; 4 x 256 with "auto")
+    ahead of the workers,
     so a generator of millions of pairs runs in constant memory.
+    workers: transfers in flight: "auto" (the default, as the library's:
+    from 16, adapting to the measured rate, up to 256) or a fixed number.
     shard=(k, n): upload only the pairs of shard k of n (k from 0 to n-1),
     exactly those `bulkup upload --shard k/n --manifest FILE` takes from a
     manifest of the same pairs: the shard of a pair is the first 8 bytes of
@@ -226,7 +229,8 @@ def upload_files(
         shard_k, shard_n, in_shard = _shard_filter(shard)
     opt = _native.UploaderOptionsC()
     L.bulkup_uploader_options_init(opt)
-    opt.workers = int(workers)
+    # "auto" (or 0): adaptive concurrency, the library's default
+    opt.workers = 0 if workers == "auto" else int(workers)
     opt.queue_capacity = int(queue_capacity)
     opt.requests = (requests_settings or RequestsSettings())._to_c()
     opt.cloud = (cloud_upload_settings or CloudUploadSettings())._to_c()

@@ -62,6 +62,7 @@ int main(void) {
   FIELD(bulkup_progress, bytes_sent);
   FIELD(bulkup_progress, bytes_succeeded);
   FIELD(bulkup_progress, elapsed_s);
+  FIELD(bulkup_progress, concurrency);
 
   SIZE(bulkup_result);
   FIELD(bulkup_result, index);
@@ -122,6 +123,8 @@ int main(void) {
   FIELD(bulkup_uploader_options, sign_userdata);
   FIELD(bulkup_uploader_options, sign_payload);
   FIELD(bulkup_uploader_options, sign_crc32c);
+  FIELD(bulkup_uploader_options, workers_max);
+  FIELD(bulkup_uploader_options, http_version);
 
   SIZE(bulkup_api_options);
   FIELD(bulkup_api_options, base_url);

@@ -174,7 +174,9 @@ class UploadTest(unittest.TestCase):
                          user_agent="bulkup-python-test")
         self.assertTrue(r.ok, r)
         with self.assertRaises(ValueError):
-            upload_files([], workers=0)
+            upload_files([], workers=1025)
+        with self.assertRaises(ValueError):
+            upload_files([], workers="many")
         with self.assertRaises(ValueError):
             upload_files([], user_agent="two\nlines")
 

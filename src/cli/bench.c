@@ -169,6 +169,8 @@ int cli_bench_main(int argc, char **argv) {
   bool json = false;
   bulkup_uploader_options opt;
   bulkup_uploader_options_init(&opt);
+  /* A fixed number, as documented: a measurement wants one setting. */
+  opt.workers = BULKUP_DEFAULT_WORKERS;
   optind = 1;
   int c;
   while ((c = getopt_long(argc, argv, "n:h", bench_options, NULL)) != -1) {

@@ -95,6 +95,9 @@ void progress_format(char *buf, size_t n, const bulkup_progress *p,
         (unsigned long long)p->submitted, bytes);
   }
   ADD("  %.1f files/s  %s/s", r->files_per_s, rate);
+  /* Transfers allowed in flight (adaptive concurrency moves it). */
+  if (p->concurrency)
+    ADD("  %llu transfers", (unsigned long long)p->concurrency);
   if (t->known) {
     double left = -1;
     if (t->bytes > 0 && r->done_bytes_per_s > 0) {

@@ -238,17 +238,28 @@ static const char upload_help[] =
     "  --metadata KEY=VALUE goes as x-amz-meta-KEY (gs://: x-goog-meta-).\n"
     "\n"
     "Transfer (N: whole number, S and F: seconds, fractions allowed):\n"
-    "  --workers N             parallel uploads, 1..1024 (default 16). The\n"
-    "                          soft open-file limit is raised to the hard\n"
-    "                          one at start; a run needing more files than\n"
-    "                          that (64 + 3 per upload + 2 per thread) is\n"
-    "                          refused (exit 2)\n"
-    "  --threads N             threads driving the uploads, 0..1024: each\n"
+    "  --workers N|auto        parallel uploads: a fixed N, 1..1024, or\n"
+    "                          auto (the default): start at 16 and adapt to\n"
+    "                          the measured rate, more while it rises, fewer\n"
+    "                          when it does not or the server pushes back\n"
+    "                          (429, 5xx, timeouts, resets), up to\n"
+    "                          --workers-max. The soft open-file limit is\n"
+    "                          raised to the hard one at start; a fixed N\n"
+    "                          needing more files than that (64 + 3 per\n"
+    "                          upload + 2 per thread) is refused (exit 2),\n"
+    "                          auto's maximum is lowered to fit\n"
+    "  --workers-max N         auto's most uploads at once, 1..1024\n"
+    "                          (default 256)\n"
+    "  --threads N|auto        threads driving the uploads, 0..1024: each\n"
     "                          runs its share of the workers through one\n"
-    "                          event loop; 0 means one per worker\n"
-    "                          (default 1)\n"
+    "                          event loop; 0 means one per worker; auto (the\n"
+    "                          default): one per two cores, 1..8\n"
+    "  --http1.1               HTTP/1.1 only, a connection per upload\n"
+    "  --http2                 HTTP/2 where an https server offers it, the\n"
+    "                          uploads multiplexed over shared connections\n"
+    "                          (the default)\n"
     "  --queue N               files queued ahead of the workers\n"
-    "                          (default 4 x workers)\n"
+    "                          (default 4 x workers, or 4 x --workers-max)\n"
     "  --resumable-threshold SIZE\n"
     "                          send files of SIZE bytes or more (K, M, G\n"
     "                          suffixes: powers of 1024) as resumable\n"
@@ -460,7 +471,10 @@ enum {
   OPT_SSE,
   OPT_SSE_KMS_KEY_ID,
   OPT_CACHE_CONTROL,
-  OPT_NO_PROGRESS_LIMIT
+  OPT_NO_PROGRESS_LIMIT,
+  OPT_WORKERS_MAX,
+  OPT_HTTP1_1,
+  OPT_HTTP2
 };
 
 static const struct option long_options[] = {
@@ -517,6 +531,9 @@ static const struct option long_options[] = {
     {"sse-kms-key-id", required_argument, NULL, OPT_SSE_KMS_KEY_ID},
     {"cache-control", required_argument, NULL, OPT_CACHE_CONTROL},
     {"no-progress-limit", required_argument, NULL, OPT_NO_PROGRESS_LIMIT},
+    {"workers-max", required_argument, NULL, OPT_WORKERS_MAX},
+    {"http1.1", no_argument, NULL, OPT_HTTP1_1},
+    {"http2", no_argument, NULL, OPT_HTTP2},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -616,9 +633,24 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       c->manifest = optarg;
       break;
     case OPT_WORKERS:
+      if (strcmp(optarg, "auto") == 0) {
+        c->opt.workers = BULKUP_WORKERS_AUTO;
+        break;
+      }
       if (opt_long(ch, optarg, 1, 1024, &n))
         return CLI_EXIT_USAGE;
       c->opt.workers = (unsigned)n;
+      break;
+    case OPT_WORKERS_MAX:
+      if (opt_long(ch, optarg, 1, 1024, &n))
+        return CLI_EXIT_USAGE;
+      c->opt.workers_max = (unsigned)n;
+      break;
+    case OPT_HTTP1_1:
+      c->opt.http_version = BULKUP_HTTP_1_1;
+      break;
+    case OPT_HTTP2:
+      c->opt.http_version = BULKUP_HTTP_2;
       break;
     case OPT_RESUMABLE_THRESHOLD: {
       unsigned long long v;
@@ -674,6 +706,10 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       c->cache_control = optarg;
       break;
     case OPT_THREADS:
+      if (strcmp(optarg, "auto") == 0) {
+        c->opt.threads = BULKUP_THREADS_AUTO;
+        break;
+      }
       if (opt_long(ch, optarg, 0, 1024, &n))
         return CLI_EXIT_USAGE;
       c->opt.threads = (unsigned)n;
@@ -1617,10 +1653,19 @@ static int do_run(upload_cli *c) {
 #define FD_PER_WORKER 3
 #define FD_PER_THREAD 2
 
+/* Transfers at most: --workers, or --workers-max when adaptive. */
+static unsigned long long upload_transfers_max(const upload_cli *c) {
+  return c->opt.workers != BULKUP_WORKERS_AUTO ? c->opt.workers
+         : c->opt.workers_max                  ? c->opt.workers_max
+                                               : BULKUP_DEFAULT_WORKERS_MAX;
+}
+
 unsigned long long upload_fds_needed(const upload_cli *c) {
-  unsigned long long w = c->opt.workers ? c->opt.workers
-                                        : BULKUP_DEFAULT_WORKERS;
-  unsigned long long t = c->opt.threads ? c->opt.threads : w;
+  unsigned long long w = upload_transfers_max(c);
+  unsigned long long t = c->opt.threads == BULKUP_THREADS_AUTO
+                             ? bulkup_threads_auto()
+                         : c->opt.threads                    ? c->opt.threads
+                                                             : w;
   if (t > w)
     t = w;
   unsigned long long per = FD_PER_WORKER;
@@ -1634,7 +1679,7 @@ unsigned long long upload_fds_needed(const upload_cli *c) {
  * needs), and refuse a run whose transfers cannot fit in it: past the
  * limit, sockets cannot be opened and poll() fails for every transfer.
  * -1 to go on, else the exit status. */
-static int fit_open_files(const upload_cli *c) {
+static int fit_open_files(upload_cli *c) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
     return -1;
@@ -1646,15 +1691,23 @@ static int fit_open_files(const upload_cli *c) {
   unsigned long long need = upload_fds_needed(c);
   if (rl.rlim_cur == RLIM_INFINITY || need <= (unsigned long long)rl.rlim_cur)
     return -1;
-  unsigned long long w = c->opt.workers ? c->opt.workers
-                                        : BULKUP_DEFAULT_WORKERS;
+  unsigned long long w = upload_transfers_max(c);
+  bool adaptive = c->opt.workers == BULKUP_WORKERS_AUTO;
   unsigned long long fit = 0;
   while (fit < w) {
     upload_cli t = *c;
-    t.opt.workers = (unsigned)(fit + 1);
+    if (adaptive)
+      t.opt.workers_max = (unsigned)(fit + 1);
+    else
+      t.opt.workers = (unsigned)(fit + 1);
     if (upload_fds_needed(&t) > (unsigned long long)rl.rlim_cur)
       break;
     fit++;
+  }
+  if (adaptive && fit >= 1) {
+    /* Adaptive concurrency is bounded by the open-file limit too. */
+    c->opt.workers_max = (unsigned)fit;
+    return -1;
   }
   cli_error("--workers %llu needs up to %llu open files, but the limit is "
             "%llu (ulimit -n; its hard limit is %llu): use --workers %llu or "

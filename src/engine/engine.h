@@ -19,6 +19,7 @@
 #define BULKUP_ENGINE_H
 
 #include "internal.h"
+#include "engine/conc.h"
 #include "engine/queue.h"
 #include "report.h"
 #include "retry.h"
@@ -182,6 +183,8 @@ typedef struct bk_worker {
   unsigned int nsocks, socks_cap;
   bool perform;              /* the socket interface failed: the worker
                                 goes on with curl_multi_perform */
+  unsigned int limit_seen;   /* the slots it may use: its share of the
+                                concurrency target (worker.c) */
 } bk_worker;
 
 struct bulkup_uploader {
@@ -222,6 +225,12 @@ struct bulkup_uploader {
   double last_progress;
 
   double start;
+
+  /* Adaptive concurrency (conc.c): the target is read by the workers
+   * without a lock; the rest changes under `lock`. slots_total: the slots
+   * allocated (workers, or workers_max when adaptive). */
+  bk_conc conc;
+  unsigned int slots_total;
 };
 
 /* ---- run.c: the run's shared state ----------------------------------- */
@@ -245,6 +254,9 @@ void bk_run_journal_failed(struct bulkup_uploader *u, const char *why);
 bool bk_run_origin_is_plain(struct bulkup_uploader *u, const char *url);
 /* Remember that it did (a few origins; the oldest is forgotten). */
 void bk_run_set_origin_plain(struct bulkup_uploader *u, const char *url);
+/* An attempt failed in a way that asks the client to back off (429, 5xx,
+ * a timeout, a reset): adaptive concurrency cuts its target. */
+void bk_run_pushback(struct bulkup_uploader *u);
 
 /* ---- item.c: the queued copy of an item ------------------------------- */
 

@@ -55,6 +55,17 @@ void bk_run_snapshot(bulkup_uploader *u, bulkup_progress *p) {
   bk_mutex_unlock(&u->lock);
   p->bytes_sent = atomic_load(&u->bytes_sent);
   p->elapsed_s = bk_now() - u->start;
+  p->concurrency = bk_conc_target(&u->conc);
+}
+
+void bk_run_pushback(bulkup_uploader *u) {
+  bk_mutex_lock(&u->lock);
+  bool cut = bk_conc_pushback(&u->conc, bk_now(), atomic_load(&u->bytes_sent));
+  unsigned int t = bk_conc_target(&u->conc);
+  bk_mutex_unlock(&u->lock);
+  if (cut)
+    bk_log(u, BULKUP_LOG_INFO, "the server pushes back: %u transfers in "
+           "flight from now on", t);
 }
 
 void bk_run_progress(bulkup_uploader *u, bool force) {
@@ -80,6 +91,9 @@ static void bk_item_done_redacted(bulkup_uploader *u, const bulkup_result *r) {
   bk_mutex_lock(&u->lock);
   bk_report_add(u->report, r);
   u->in_flight--;
+  if (u->conc.adaptive)
+    bk_conc_item_done(&u->conc, bk_now(), atomic_load(&u->bytes_sent),
+                      u->in_flight);
   bk_mutex_unlock(&u->lock);
   bk_run_progress(u, false);
 }

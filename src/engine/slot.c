@@ -182,6 +182,13 @@ static bulkup_err bk_setup_easy(bk_slot *s) {
     BK_SET(CURLOPT_UPLOAD_BUFFERSIZE, (long)u->opt.upload_buffer_size);
   if (u->share)
     BK_SET(CURLOPT_SHARE, u->share);
+  if (u->opt.http_version == BULKUP_HTTP_1_1) {
+    BK_SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+  } else {
+    /* BULKUP_HTTP_DEFAULT and _2: h2 over TLS (ALPN), HTTP/1.1 for plain
+     * http (CURLOPT_PIPEWAIT per attempt, https only: bk_slot_attempt). */
+    BK_SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  }
 #undef BK_SET
   if (rc != CURLE_OK) {
     curl_easy_cleanup(e);
@@ -574,6 +581,7 @@ static void bk_slot_after_attempt(bk_slot *s) {
     return;
   }
 
+  bk_run_pushback(u);
   double now = bk_now();
   bk_retry_decision d =
       bk_retry_decide_at(p, &u->budget, &s->rt, v, s->kind, o->http_status,
@@ -686,6 +694,14 @@ static void bk_slot_attempt(bk_slot *s) {
     return;
   }
   CURLcode sc = curl_easy_setopt(s->easy, CURLOPT_URL, url);
+  /* https with h2 allowed: wait for a connection that may multiplex
+   * rather than open one more. Never for plain http, which cannot
+   * multiplex here: with libcurl 7.88 a transfer waiting so could stall
+   * for good after an allocation failure on the connection it waited for
+   * (tests/test_alloc_fail.c). */
+  if (sc == CURLE_OK && s->u->opt.http_version != BULKUP_HTTP_1_1)
+    sc = curl_easy_setopt(s->easy, CURLOPT_PIPEWAIT,
+                          strncasecmp(url, "https:", 6) == 0 ? 1L : 0L);
   if (sc == CURLE_OK)
     sc = curl_easy_setopt(s->easy, CURLOPT_INFILESIZE_LARGE,
                           (curl_off_t)body_len);

@@ -13,13 +13,16 @@
 #include "engine/worker.h"
 
 #include <limits.h>
+#include <sched.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 
 void bulkup_uploader_options_init(bulkup_uploader_options *o) {
   memset(o, 0, sizeof *o);
-  o->workers = BULKUP_DEFAULT_WORKERS;
-  o->threads = BULKUP_DEFAULT_THREADS;
+  o->workers = BULKUP_WORKERS_AUTO;
+  o->workers_max = BULKUP_DEFAULT_WORKERS_MAX;
+  o->threads = BULKUP_THREADS_AUTO;
   o->queue_capacity = 0;
   bulkup_requests_settings_init(&o->requests);
   bulkup_cloud_upload_settings_init(&o->cloud);
@@ -55,11 +58,45 @@ static void bk_share_unlock(CURL *h, curl_lock_data data, void *ud) {
 
 /* ---- new / free ------------------------------------------------------- */
 
+/* The CPUs this process may run on. */
+static unsigned bk_usable_cpus(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0)
+      return (unsigned)n;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (unsigned)n : 1;
+}
+
+/* BULKUP_THREADS_AUTO: one event-loop thread per two cores, 1..8 (see
+ * the header for why). */
+static unsigned bk_threads_for_cores(unsigned cpus) {
+  unsigned t = cpus / 2;
+  if (t < 1)
+    t = 1;
+  if (t > 8)
+    t = 8;
+  return t;
+}
+
+unsigned int bulkup_threads_auto(void) {
+  return bk_threads_for_cores(bk_usable_cpus());
+}
+
 static bulkup_err bk_validate_options(const bulkup_uploader_options *o) {
-  if (o->workers < 1 || o->workers > 1024)
-    return bk_error(BULKUP_EINVAL, "workers must be between 1 and 1024 (got %u)",
-                    o->workers);
-  if (o->threads > 1024)
+  if (o->workers > 1024)
+    return bk_error(BULKUP_EINVAL, "workers must be between 1 and 1024, or "
+                    "BULKUP_WORKERS_AUTO (got %u)", o->workers);
+  if (o->workers == BULKUP_WORKERS_AUTO &&
+      (o->workers_max < 1 || o->workers_max > 1024))
+    return bk_error(BULKUP_EINVAL, "workers_max must be between 1 and 1024 "
+                    "(got %u)", o->workers_max);
+  if ((int)o->http_version < BULKUP_HTTP_DEFAULT ||
+      o->http_version > BULKUP_HTTP_2)
+    return bk_error(BULKUP_EINVAL, "http_version is out of range");
+  if (o->threads > 1024 && o->threads != BULKUP_THREADS_AUTO)
     return bk_error(BULKUP_EINVAL, "threads must be between 0 and 1024 (got %u)",
                     o->threads);
   if (o->queue_capacity > ((size_t)1 << 24))
@@ -129,8 +166,11 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
   atomic_init(&u->submitted, 0);
   bk_budget_init(&u->budget, opt->retry_budget, opt->retry_budget_tokens);
   u->start = bk_now();
+  bool adaptive = opt->workers == BULKUP_WORKERS_AUTO;
+  unsigned int nslots_total = adaptive ? opt->workers_max : opt->workers;
+  u->slots_total = nslots_total;
   /* When an outage ends, enough tokens for every transfer to retry once. */
-  unsigned long refill = (unsigned long)opt->workers * BK_TIMEOUT_RETRY_COST;
+  unsigned long refill = (unsigned long)nslots_total * BK_TIMEOUT_RETRY_COST;
   bk_budget_set_outage(&u->budget, opt->no_progress_limit,
                        refill > opt->retry_budget_tokens
                            ? opt->retry_budget_tokens
@@ -145,7 +185,7 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
     u->opt.ca_file = bk_strdup(opt->ca_file);
   u->report = bk_report_new();
   size_t cap = opt->queue_capacity ? opt->queue_capacity
-                                   : (size_t)opt->workers * 4;
+                                   : (size_t)nslots_total * 4;
   if (!u->opt.user_agent || (opt->ca_file && !u->opt.ca_file) || !u->report) {
     rc = bk_error(BULKUP_ENOMEM, "out of memory");
     goto fail;
@@ -170,11 +210,18 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
   curl_share_setopt(u->share, CURLSHOPT_USERDATA, u);
   curl_share_setopt(u->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 
-  /* `workers` transfer slots spread over the threads, as evenly as can
-   * be: each thread drives its slots through one multi handle. */
-  unsigned nthreads = opt->threads ? opt->threads : opt->workers;
-  if (nthreads > opt->workers)
-    nthreads = opt->workers;
+  /* `workers` transfer slots (workers_max when adaptive) spread over the
+   * threads, as evenly as can be: each thread drives its slots through
+   * one multi handle. */
+  unsigned nthreads = opt->threads == BULKUP_THREADS_AUTO
+                          ? bulkup_threads_auto()
+                      : opt->threads ? opt->threads
+                                     : nslots_total;
+  if (nthreads > nslots_total)
+    nthreads = nslots_total;
+  unsigned ncpu = bk_usable_cpus();
+  bk_conc_init(&u->conc, adaptive, nthreads, BULKUP_DEFAULT_WORKERS,
+               nslots_total, nthreads < ncpu ? nthreads : ncpu, u->start);
   u->workers = bk_calloc(nthreads, sizeof *u->workers);
   if (!u->workers) {
     rc = bk_error(BULKUP_ENOMEM, "out of memory");
@@ -182,7 +229,7 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
   }
   u->nworkers = nthreads;
   for (unsigned i = 0; i < u->nworkers; i++) {
-    unsigned nslots = opt->workers / nthreads + (i < opt->workers % nthreads);
+    unsigned nslots = nslots_total / nthreads + (i < nslots_total % nthreads);
     if ((rc = bk_worker_init(&u->workers[i], u, i, nslots)) != BULKUP_OK)
       goto fail;
   }
@@ -367,6 +414,19 @@ bulkup_err bulkup_uploader_finish(bulkup_uploader *u, bulkup_report **out) {
    * attached (progress snapshots read it) until handed over below. */
   bulkup_report *r = u->report;
   r->summary.elapsed_s = bk_now() - u->start;
+  bk_mutex_lock(&u->lock);
+  r->concurrency = (bulkup_concurrency){
+      .adaptive = u->conc.adaptive,
+      .start = u->conc.start,
+      .min = u->conc.lo,
+      .max = u->conc.hi,
+      .final = bk_conc_target(&u->conc),
+      .limit = u->conc.max,
+      .threads = u->nworkers,
+      .grows = u->conc.grows,
+      .shrinks = u->conc.shrinks,
+      .pushbacks = u->conc.pushbacks};
+  bk_mutex_unlock(&u->lock);
   bk_report_finalize(r);
 
   bulkup_summary s = r->summary;

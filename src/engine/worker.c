@@ -103,7 +103,16 @@ bulkup_err bk_worker_init(bk_worker *w, struct bulkup_uploader *u,
    * each slot's phases, timeouts and faults stay its own, and the server
    * sees as many connections as there are slots. */
   curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, (long)w->nslots + 4);
-  curl_multi_setopt(w->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+  /* Unless http_version is BULKUP_HTTP_1_1, transfers to one https
+   * origin that speaks HTTP/2 share connections, their streams
+   * multiplexed (the handshakes saved are the gain at high concurrency
+   * over TLS: bench/RESULTS.md, "HTTP/2 multiplexing"); a slot's timeouts
+   * stay its own, but a connection's failure is then every stream's.
+   * Plain http and HTTP/1.1 servers get a connection per transfer. */
+  curl_multi_setopt(w->multi, CURLMOPT_PIPELINING,
+                    u->opt.http_version == BULKUP_HTTP_1_1
+                        ? (long)CURLPIPE_NOTHING
+                        : (long)CURLPIPE_MULTIPLEX);
   for (unsigned i = 0; i < w->nslots; i++) {
     bulkup_err rc = bk_slot_init(&w->slots[i]);
     if (rc != BULKUP_OK)
@@ -214,9 +223,27 @@ static bool bk_curl_due(bk_worker *w) {
 
 /* ---- the loop ------------------------------------------------------------ */
 
+/* The slots this worker may fill now: its share of the concurrency target
+ * (conc.c; an atomic read), spread over the workers as the slots are. At
+ * least 1, so that every worker takes part (the controller's minimum is
+ * the number of workers). A lower target leaves slots that come free
+ * empty; nothing in flight is stopped. */
+static unsigned bk_limit(bk_worker *w) {
+  const bulkup_uploader *u = w->u;
+  unsigned t = bk_conc_target(&u->conc);
+  unsigned n = u->nworkers;
+  unsigned lim = t / n + (w->id < t % n);
+  if (lim < 1)
+    lim = 1;
+  if (lim > w->nslots)
+    lim = w->nslots;
+  w->limit_seen = lim;
+  return lim;
+}
+
 /* Give free slots their next items without blocking. */
 static void bk_fill(bk_worker *w, bool *closed) {
-  while (w->busy < w->nslots && !*closed) {
+  while (w->busy < bk_limit(w) && !*closed) {
     bk_item *j = bk_queue_trypop(&w->u->queue, &w->waiter, closed);
     if (!j)
       break;
@@ -369,7 +396,7 @@ static void *bk_worker_main(void *arg) {
   curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, bk_socket_cb);
 
   for (;;) {
-    while (w->busy < w->nslots && !closed) {
+    while (w->busy < bk_limit(w) && !closed) {
       bk_item *j;
       if (w->busy == 0) {
         j = bk_queue_pop_waiter(&u->queue, &w->waiter);

@@ -810,6 +810,12 @@ static void test_progress_format(void) {
   progress_format(buf, sizeof buf, &p, &t, &r);
   CU_ASSERT_STRING_EQUAL(buf, "416/500 files  41.0 MB  10.0 files/s  2.0 MB/s"
                               "  retries 3  failed 2  cancelled 4");
+  /* The transfers allowed in flight, when the library says. */
+  p.concurrency = 64;
+  progress_format(buf, sizeof buf, &p, &t, &r);
+  CU_ASSERT_STRING_EQUAL(buf, "416/500 files  41.0 MB  10.0 files/s  2.0 MB/s"
+                              "  64 transfers  retries 3  failed 2"
+                              "  cancelled 4");
   /* A small buffer truncates without overflowing. */
   char small[16];
   progress_format(small, sizeof small, &p, &t, &r);
