@@ -755,8 +755,13 @@ static void test_large_with_cuts(void) {
   CU_ASSERT(cut <= cuts);
   CU_ASSERT_EQUAL(out.r.requests, (int)(n + (cuts - cut)));
   CU_ASSERT_EQUAL(have, g.size);
-  if (queries != cuts || out.r.requests != (int)(n + (cuts - cut)))
+  if (queries != cuts || out.r.requests != (int)(n + (cuts - cut))) {
     dump_requests(ts, "/r/large.bin");
+    printf("# status %d, error %d, attempts %d, requests %d: %s; proxy: %llu connections, %llu exchanges, resets fired %llu\n",
+           (int)out.r.status, (int)out.r.error, out.r.attempts, out.r.requests,
+           out.message, st.accepted, st.periods,
+           (unsigned long long)st.fired[BK_PROXY_RESET]);
+  }
   free(rq);
   /* Re-sent: what the client handed its socket beyond what reached the
    * server, summed over the cuts: less than a chunk per cut. */

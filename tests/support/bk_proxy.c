@@ -518,6 +518,13 @@ static void *conn_main(void *arg) {
     p->st.upstream_failures++;
     pthread_mutex_unlock(&p->mu);
     reset_fd(&c->fd[0]);
+  } else if (p->opt.per_exchange) {
+    /* The first exchange begins with the client's first bytes, like the
+     * others: a connection the client opens and never uses (libcurl may)
+     * takes no fault from the script, so the script's numbering counts
+     * requests only. */
+    c->s2c_seen = 1;
+    conn_loop(c);
   } else {
     begin_period(c);
     conn_loop(c);

@@ -25,9 +25,11 @@
  * period is one request/response exchange: a new one starts whenever the
  * client sends bytes after the server has sent bytes (exactly the request
  * boundaries of HTTP/1.1 without pipelining or 100-continue), so faults hit
- * kept-alive connections too. The fault of a period comes, in this order,
- * from the script queue (bk_proxy_script), else from the random generator
- * (bk_proxy_set_random), else is BK_PROXY_NONE.
+ * kept-alive connections too; a connection's first exchange begins with
+ * its first client bytes, so a connection that sends nothing takes no
+ * fault. The fault of a period comes, in this order, from the script queue
+ * (bk_proxy_script), else from the random generator (bk_proxy_set_random),
+ * else is BK_PROXY_NONE.
  *
  * Byte offsets (after_bytes) count bytes forwarded in the fault's direction
  * since the start of its period. A triggered fault fires when byte number
