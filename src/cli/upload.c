@@ -186,6 +186,14 @@ static const char upload_help[] =
     "                          (nginx) get one plain PUT instead\n"
     "  --chunk-size SIZE       the resumable chunk: a multiple of 256K, from\n"
     "                          256K to 1G (default 32M)\n"
+    "  --multipart-threshold SIZE\n"
+    "                          send files of SIZE bytes or more to S3 and\n"
+    "                          Azure in parts, several at once (S3\n"
+    "                          multipart upload, Azure blocks); with\n"
+    "                          --journal a killed run re-sends only the\n"
+    "                          parts not done (default 8M; 'never': off)\n"
+    "  --part-size SIZE        the size of those parts, 1K to 4000M\n"
+    "                          (default 8M)\n"
     "  --max-retries N         retries after a transient failure (a timeout,\n"
     "                          a reset, HTTP 408/429/5xx) (default 3)\n"
     "  --backoff-factor F      retry n waits F * 2^(n-1) s, at most 120 s\n"
@@ -358,7 +366,9 @@ enum {
   OPT_RESULTS,
   OPT_DRY_RUN,
   OPT_RESUMABLE_THRESHOLD,
-  OPT_CHUNK_SIZE
+  OPT_CHUNK_SIZE,
+  OPT_MULTIPART_THRESHOLD,
+  OPT_PART_SIZE
 };
 
 static const struct option long_options[] = {
@@ -367,6 +377,8 @@ static const struct option long_options[] = {
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"resumable-threshold", required_argument, NULL, OPT_RESUMABLE_THRESHOLD},
     {"chunk-size", required_argument, NULL, OPT_CHUNK_SIZE},
+    {"multipart-threshold", required_argument, NULL, OPT_MULTIPART_THRESHOLD},
+    {"part-size", required_argument, NULL, OPT_PART_SIZE},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"queue", required_argument, NULL, OPT_QUEUE},
     {"max-retries", required_argument, NULL, OPT_MAX_RETRIES},
@@ -526,6 +538,28 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
         return bad_value(ch, optarg, st,
                          "expected a multiple of 256K from 256K to 1G");
       c->opt.resumable_chunk_size = (size_t)v;
+      break;
+    }
+    case OPT_MULTIPART_THRESHOLD: {
+      unsigned long long v;
+      if (strcmp(optarg, "never") == 0) {
+        c->opt.multipart_threshold = BULKUP_MULTIPART_NEVER;
+        break;
+      }
+      num_status st = num_parse_size(optarg, 1, 1ULL << 50, &v);
+      if (st != NUM_OK)
+        return bad_value(ch, optarg, st,
+                         "expected a size such as 8M, or 'never'");
+      c->opt.multipart_threshold = v;
+      break;
+    }
+    case OPT_PART_SIZE: {
+      unsigned long long v;
+      num_status st = num_parse_size(optarg, BULKUP_PART_SIZE_MIN,
+                                     BULKUP_PART_SIZE_MAX, &v);
+      if (st != NUM_OK)
+        return bad_value(ch, optarg, st, "expected a size from 1K to 4000M");
+      c->opt.part_size = (size_t)v;
       break;
     }
     case OPT_THREADS:

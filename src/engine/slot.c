@@ -62,6 +62,7 @@ static size_t bk_header_cb(char *line, size_t size, size_t nmemb, void *ud) {
     x->location_truncated = false;
     x->range_last = -1;
     x->excerpt_len = 0;
+    x->etag[0] = '\0';
   } else if (bk_header_retry_after(line, len, time(NULL), &secs)) {
     x->retry_after = secs;
   } else if (bk_header_match(line, len, "Location", &v, &vl)) {
@@ -71,6 +72,10 @@ static size_t bk_header_cb(char *line, size_t size, size_t nmemb, void *ud) {
     x->location_truncated = n < vl;
   } else if (bk_header_match(line, len, "Range", &v, &vl)) {
     x->range_last = bk_parse_range(v, vl);
+  } else if (bk_header_match(line, len, "ETag", &v, &vl)) {
+    size_t n = vl < sizeof x->etag - 1 ? vl : sizeof x->etag - 1;
+    memcpy(x->etag, v, n);
+    x->etag[n] = '\0';
   }
   return len;
 }
@@ -181,6 +186,7 @@ static bulkup_err bk_setup_easy(bk_slot *s) {
   }
   s->easy = e;
   s->posting = false;
+  s->method = NULL;
   return BULKUP_OK;
 }
 
@@ -202,6 +208,10 @@ void bk_slot_cleanup(bk_slot *s) {
   s->rs_headers = NULL;
   bk_free(s->session);
   s->session = NULL;
+  bk_free(s->mp_url);
+  s->mp_url = NULL;
+  curl_slist_free_all(s->mp_headers);
+  s->mp_headers = NULL;
 }
 
 static struct curl_slist *bk_build_headers(bk_slot *s, bk_item *j,
@@ -301,12 +311,70 @@ static void bk_slot_complete(bk_slot *s) {
   s->w->busy--;
 }
 
+/* A multipart job said what the slot does next (parts.c). */
+static void bk_slot_mp_next(bk_slot *s, bk_mp_next next) {
+  if (next == BK_MP_GO) {
+    bk_slot_try(s);
+    return;
+  }
+  if (next == BK_MP_REPORT) {
+    bulkup_result *res = &s->res;
+    if (res->status != BULKUP_ITEM_SUCCEEDED)
+      bk_log(s->u, res->status == BULKUP_ITEM_CANCELLED ? BULKUP_LOG_INFO
+                                                         : BULKUP_LOG_WARN,
+             "item %llu %s: %s: %s", (unsigned long long)res->index,
+             bulkup_item_status_name(res->status), res->message, res->url);
+    bk_item_done(s->u, res);
+  }
+  bk_mp_leave(s); /* frees the item with the job, once every slot let go */
+  s->state = BK_SLOT_IDLE;
+  s->w->busy--;
+}
+
+/* A multipart request's attempts are over (s->kind says how). */
+static void bk_slot_mp_end(bk_slot *s) {
+  struct bulkup_uploader *u = s->u;
+  bulkup_result *res = &s->res;
+  if (s->kind != BULKUP_ERROR_NONE) {
+    bk_retry_release(&u->budget, &s->rt, bk_now());
+    if (s->kind != BULKUP_ERROR_RETRY_BUDGET)
+      bk_describe_failure(s, s->kind, &s->o, res->attempts + 1);
+    if (s->x.excerpt_len && s->o.http_status >= 300) {
+      res->response_excerpt = s->x.excerpt;
+      res->response_excerpt_len = s->x.excerpt_len;
+    }
+  } else if (bk_retry_succeeded_at(&u->budget, &s->rt, bk_now())) {
+    bk_log(u, BULKUP_LOG_WARN, "item %llu: a part succeeded: the server "
+           "answers again; the uploads go on",
+           (unsigned long long)res->index);
+  }
+  bk_slot_mp_next(s, bk_mp_after(s));
+}
+
+bool bk_slot_take_part(bk_slot *s) {
+  if (!bk_mp_take(s))
+    return false;
+  s->t0 = bk_now();
+  s->w->busy++;
+  s->state = BK_SLOT_WAITING;
+  s->headers = NULL;
+  s->url = s->x.item->url;
+  s->refreshed = true; /* refresh_url is for single PUTs */
+  s->rs = BK_RS_NONE;
+  bk_slot_try(s);
+  return true;
+}
+
 /* The item's attempts are over (s->kind says how): record the result. */
 static void bk_slot_end(bk_slot *s) {
   struct bulkup_uploader *u = s->u;
   bulkup_result *res = &s->res;
   bk_item *j = s->x.item;
   bulkup_error_kind kind = s->kind;
+  if (s->mp) {
+    bk_slot_mp_end(s);
+    return;
+  }
   if (kind != BULKUP_ERROR_NONE)
     bk_retry_release(&u->budget, &s->rt, bk_now());
   curl_slist_free_all(s->headers);
@@ -410,6 +478,11 @@ void bk_slot_start(bk_slot *s, bk_item *j) {
     return;
   }
   res->size = s->x.size;
+  bk_mp_next mpn;
+  if (bk_mp_begin(s, &mpn)) {
+    bk_slot_mp_next(s, mpn);
+    return;
+  }
 
   char md5[32];
   if (u->opt.content_md5 && !bk_source_md5(s, md5)) {
@@ -448,7 +521,7 @@ static void bk_slot_after_attempt(bk_slot *s) {
   if (s->x.abort == BK_ABORT_CONN_LOST)
     requests--; /* the re-send it stopped was never sent */
   res->requests += requests;
-  if (s->rs == BK_RS_NONE)
+  if (s->rs == BK_RS_NONE && !s->mp)
     res->attempts += requests;
   else
     res->attempts += requests - 1; /* libcurl's silent re-sends */
@@ -481,7 +554,7 @@ static void bk_slot_after_attempt(bk_slot *s) {
     curl_easy_cleanup(s->easy);
     s->easy = NULL;
   }
-  if (v == BK_FAIL && !s->refreshed && u->opt.refresh_url &&
+  if (v == BK_FAIL && !s->refreshed && !s->mp && u->opt.refresh_url &&
       (s->rs == BK_RS_NONE || s->rs == BK_RS_START) &&
       bk_says_expired(&s->x, o->http_status)) {
     /* One fresh URL, tried at once; it is not a retry of the same
@@ -543,6 +616,8 @@ static void bk_slot_after_attempt(bk_slot *s) {
   }
   if (s->rs != BK_RS_NONE)
     bk_rs_retrying(s, next);
+  else if (s->mp)
+    res->attempts++; /* a request of the item tried again */
   double wait = d.wait;
   bk_log(u, BULKUP_LOG_INFO, "item %llu: %s (HTTP %d); retry %u in %.3f s: %s",
          (unsigned long long)j->index, bulkup_error_kind_name(s->kind),
@@ -609,17 +684,27 @@ static void bk_slot_attempt(bk_slot *s) {
     bk_slot_end(s);
     return;
   }
+  bool post = s->rs == BK_RS_START;
+  const char *method = post ? "POST" : NULL;
+  if (s->mp && !bk_mp_request(s, &url, &headers, &body_start, &body_len,
+                              &method)) {
+    s->kind = BULKUP_ERROR_NOMEM;
+    snprintf(s->message, sizeof s->message, "out of memory for a request");
+    bk_slot_end(s);
+    return;
+  }
   CURLcode sc = curl_easy_setopt(s->easy, CURLOPT_URL, url);
   if (sc == CURLE_OK)
     sc = curl_easy_setopt(s->easy, CURLOPT_INFILESIZE_LARGE,
                           (curl_off_t)body_len);
   if (sc == CURLE_OK)
     sc = curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, headers);
-  bool post = s->rs == BK_RS_START;
-  if (sc == CURLE_OK && post != s->posting) {
-    sc = curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, post ? "POST" : NULL);
-    if (sc == CURLE_OK)
+  if (sc == CURLE_OK && method != s->method) {
+    sc = curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, method);
+    if (sc == CURLE_OK) {
+      s->method = method;
       s->posting = post;
+    }
   }
   if (sc != CURLE_OK) {
     s->kind = sc == CURLE_OUT_OF_MEMORY ? BULKUP_ERROR_NOMEM
