@@ -8,13 +8,16 @@
  *
  * Prints one line per item: "item I STATUS attempts=A requests=R
  * bytes_sent=B size=S message=M", then "SUCCEEDED=n FAILED=n", and exits 0
- * when every item succeeded, 1 otherwise, 2 on a usage error.
+ * when every item succeeded, 1 otherwise, 2 on a usage error. With
+ * --journal, an item's key is its URL's path and query (a rerun through
+ * another port finds it), and items the journal holds are skipped.
  */
 #include <bulkup.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void on_complete(void *ud, const bulkup_result *r) {
   (void)ud;
@@ -79,10 +82,18 @@ int main(int argc, char **argv) {
     it.path = argv[i];
     it.url = argv[i + 1];
     it.storage = storage;
-    it.journal_key = argv[i + 1];
+    /* The journal key: the URL without scheme and host, so that a rerun
+     * through another proxy port finds it. */
+    const char *k = strstr(it.url, "://");
+    k = k ? strchr(k + 3, '/') : NULL;
+    it.journal_key = k ? k : it.url;
     it.cache_control = "";
     it.content_type = "application/octet-stream";
-    if (jr && bulkup_journal_contains(jr, it.journal_key, 0, 0))
+    struct stat st;
+    if (jr && stat(it.path, &st) == 0 &&
+        bulkup_journal_contains(jr, it.journal_key, (uint64_t)st.st_size,
+                                (int64_t)st.st_mtim.tv_sec * 1000000000LL +
+                                    st.st_mtim.tv_nsec))
       continue;
     bulkup_uploader_submit(u, &it, NULL);
   }
