@@ -8,6 +8,8 @@
 #   - a 503 on one part: that part is retried alone (attempts 2, the server
 #     got each part once);
 #   - a part cut mid-body: the same;
+#   - a part refused (403): the item fails once, not retried, nothing
+#     completed, and S3's upload is aborted (one DELETE);
 #   - a run (one transfer) killed (SIGKILL) after 3 parts were answered
 #     and journalled,
 #     then rerun with the journal: the rerun sends exactly the 5 parts not
@@ -40,7 +42,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$WORK"
+  [ -n "${BK_KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -169,6 +171,24 @@ for proto in azure s3; do
   check "$proto cut: 9 part requests, 8 forwarded" "[ $(stat_of PARTS_RECEIVED) = 9 ] && [ $(stat_of PARTS_FORWARDED) = 8 ]"
   check "$proto cut: attempts 2" "grep -q 'succeeded attempts=2 ' '$WORK/out'"
   check "$proto cut: byte-identical" "same $proto cut '$WORK/b.bin'"
+  stop_proxy
+
+  # -- part 2 refused for good (403): the item fails once, S3 aborts
+  start_proxy $upstream --refuse "$part2"
+  "$UP" --storage $proto "${MP[@]}" "$WORK/a.bin" "$(url $proto refused $PPORT)" >"$WORK/out" 2>&1
+  rc=$?
+  check "$proto refused: the item fails, once" "[ $rc = 1 ] && grep -q 'SUCCEEDED=0 FAILED=1' '$WORK/out' && [ \$(grep -c '^item ' '$WORK/out') = 1 ]"
+  check "$proto refused: the message names the part" "grep -q 'failed .*message=part 2 of 8: HTTP 403 after 1 attempt' '$WORK/out'"
+  check "$proto refused: 403 not retried" "[ $(stat_of REFUSED) = 1 ]"
+  check "$proto refused: nothing completed" "[ $(stat_of COMPLETES) = 0 ]"
+  if [ $proto = s3 ]; then
+    # s3rver 3.7.1 has no AbortMultipartUpload: it answers 405, which the
+    # message reports (AWS answers 204: "the multipart upload was aborted").
+    check "s3 refused: AbortMultipartUpload sent once" "[ $(stat_of DELETES) = 1 ] && grep -q 'AbortMultipartUpload failed too: HTTP 405 after 1 attempt' '$WORK/out'"
+  else
+    check "azure refused: nothing deleted" "[ $(stat_of DELETES) = 0 ]"
+  fi
+  check "$proto refused: no object stored" "! same $proto refused '$WORK/a.bin'"
   stop_proxy
 
   # -- killed after 3 parts, rerun with the journal

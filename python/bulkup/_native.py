@@ -74,6 +74,7 @@ class ItemC(Structure):
         ("headers", POINTER(c_char_p)),
         ("user", c_void_p),
         ("journal_key", c_char_p),
+        ("storage", c_int),  # bulkup_storage
     ]
 
 
@@ -166,6 +167,8 @@ class UploaderOptionsC(Structure):
         ("resumable_threshold", c_uint64),
         ("resumable_chunk_size", c_size_t),
         ("no_progress_limit", c_double),
+        ("multipart_threshold", c_uint64),
+        ("part_size", c_size_t),
     ]
 
 

@@ -50,6 +50,7 @@ int main(void) {
   FIELD(bulkup_item, headers);
   FIELD(bulkup_item, user);
   FIELD(bulkup_item, journal_key);
+  FIELD(bulkup_item, storage);
 
   SIZE(bulkup_progress);
   FIELD(bulkup_progress, submitted);
@@ -118,6 +119,8 @@ int main(void) {
   FIELD(bulkup_uploader_options, resumable_threshold);
   FIELD(bulkup_uploader_options, resumable_chunk_size);
   FIELD(bulkup_uploader_options, no_progress_limit);
+  FIELD(bulkup_uploader_options, multipart_threshold);
+  FIELD(bulkup_uploader_options, part_size);
 
   SIZE(bulkup_api_options);
   FIELD(bulkup_api_options, base_url);

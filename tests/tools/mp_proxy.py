@@ -12,6 +12,8 @@ faults it is told to, each once:
   --cut SUBSTR      the first request whose target contains SUBSTR has its
                     connection closed after half of its body was read
                     (nothing forwarded)
+  --refuse SUBSTR   every request whose target contains SUBSTR gets a 403
+                    (its body read, nothing forwarded)
   --hold-after N    after N part requests were answered, later part
                     requests are read and never answered
   --barrier N       a part request is not forwarded until N part requests
@@ -22,7 +24,9 @@ A part request is one whose target has "partNumber=" (S3 UploadPart) or
 "comp=block&" (Azure Put Block). Prints its port on the first line of
 stdout. After every request it rewrites STATS_FILE (shell assignments):
 REQUESTS, PARTS_RECEIVED, PARTS_FORWARDED, PARTS_ANSWERED, FAILED503, CUT,
-MAX_PARTS_IN_FLIGHT, CONNECTIONS, MAX_CONNECTIONS."""
+REFUSED, DELETES (forwarded), COMPLETES (forwarded S3 POST ?uploadId= or
+Azure comp=blocklist), MAX_PARTS_IN_FLIGHT, CONNECTIONS,
+MAX_CONNECTIONS."""
 import http.client
 import http.server
 import os
@@ -41,12 +45,14 @@ while args:
     args = args[2:]
 FAIL503 = opts.get("--fail503")
 CUT = opts.get("--cut")
+REFUSE = opts.get("--refuse")
 HOLD_AFTER = int(opts["--hold-after"]) if "--hold-after" in opts else None
 BARRIER = int(opts.get("--barrier", "0"))
 
 lock = threading.Condition()
 st = dict(REQUESTS=0, PARTS_RECEIVED=0, PARTS_FORWARDED=0, PARTS_ANSWERED=0,
-          FAILED503=0, CUT=0, MAX_PARTS_IN_FLIGHT=0, CONNECTIONS=0,
+          FAILED503=0, CUT=0, REFUSED=0, DELETES=0, COMPLETES=0,
+          MAX_PARTS_IN_FLIGHT=0, CONNECTIONS=0,
           MAX_CONNECTIONS=0)
 live = {"conns": 0, "parts": 0}
 fired = {"503": False, "cut": False}
@@ -133,6 +139,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 pass
             return
         data = self.body()
+        if REFUSE and REFUSE in target:
+            with lock:
+                st["REFUSED"] += 1
+                write_stats()
+            self.answer(403, b"<Error><Code>AccessDenied</Code></Error>")
+            return
+        with lock:
+            if self.command == "DELETE":
+                st["DELETES"] += 1
+            if "comp=blocklist" in target or (
+                    self.command == "POST" and "uploadId=" in target):
+                st["COMPLETES"] += 1
+            write_stats()
         if f503:
             with lock:
                 st["FAILED503"] += 1
