@@ -8,6 +8,10 @@
  *                        the attempts, timeouts, retries (retry.c decides)
  *         -> resumable.c   the resumable upload's state machine: says what
  *                          the slot does next, never calls slot.c
+ *         -> parts.c       multipart uploads (S3 multipart, Azure blocks):
+ *                          one item's parts shared by every slot; says
+ *                          what the slot does next, never calls slot.c
+ *                          (the wire format: src/cloud/multipart.h)
  *         -> source.c      the item's bytes
  *         -> run.c         the run's shared state: log, counters, item
  *                          completion and progress, plain-PUT origins
