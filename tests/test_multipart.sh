@@ -5,6 +5,7 @@
 # the requests and injects one fault at a time. For each protocol:
 #   - 2 files of 8 parts sent at once: the proxy holds the first part until
 #     a second one is in flight (proof of parallel parts), >1 connection;
+#   - the same with a thread per transfer and a Content-MD5 per part;
 #   - a 503 on one part: that part is retried alone (attempts 2, the server
 #     got each part once);
 #   - a part cut mid-body: the same;
@@ -149,6 +150,18 @@ for proto in azure s3; do
   check "$proto parallel: attempts 1 each" "[ \$(grep -c 'succeeded attempts=1 ' '$WORK/out') = 2 ]"
   check "$proto parallel: a.bin byte-identical" "same $proto par-a '$WORK/a.bin'"
   check "$proto parallel: b.bin byte-identical" "same $proto par-b '$WORK/b.bin'"
+  stop_proxy
+
+  # -- the same with a thread per transfer (parts shared across threads),
+  # and a Content-MD5 on each part (Azurite checks it)
+  start_proxy $upstream
+  "$UP" --storage $proto "${MP[@]}" --threads 0 --md5 1 "$WORK/a.bin" "$(url $proto thr-a $PPORT)" \
+    "$WORK/b.bin" "$(url $proto thr-b $PPORT)" >"$WORK/out" 2>&1
+  rc=$?
+  check "$proto threads: both succeed" "[ $rc = 0 ] && grep -q 'SUCCEEDED=2 FAILED=0' '$WORK/out'"
+  check "$proto threads: 16 part requests" "[ $(stat_of PARTS_FORWARDED) = 16 ] && [ $(stat_of PARTS_RECEIVED) = 16 ]"
+  check "$proto threads: a.bin byte-identical" "same $proto thr-a '$WORK/a.bin'"
+  check "$proto threads: b.bin byte-identical" "same $proto thr-b '$WORK/b.bin'"
   stop_proxy
 
   # -- a 503 on part 2

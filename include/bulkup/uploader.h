@@ -371,7 +371,8 @@ typedef struct bulkup_uploader_options {
    * deadline; the item succeeds when its completing request does, and
    * fails once (after its parts in flight end) when any request finally
    * fails. Parts are read from the file by offset (pread), never buffered.
-   * The item's one result counts every request of it (requests,
+   * With content_md5, each part carries its own Content-MD5 (the whole
+   * file's is not sent). The item's one result counts every request of it (requests,
    * attempts, bytes_sent); `resumable` is false. A cancel aborts the
    * transfers and leaves the upload open (the journal can resume it).
    * With options.journal and an item journal_key, the UploadId (S3) and

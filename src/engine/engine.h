@@ -268,6 +268,9 @@ bulkup_error_kind bk_source_open(bk_slot *s, bk_item *it);
 void bk_source_close(bk_slot *s);
 /* Base64 MD5 of the whole source, for Content-MD5. */
 bool bk_source_md5(bk_slot *s, char out[32]);
+/* The same of `len` bytes from `start` (a multipart upload's part). */
+bool bk_source_md5_range(bk_slot *s, uint64_t start, uint64_t len,
+                         char out[32]);
 /* A streamed file is still the file that was opened. */
 bool bk_source_unchanged(const bk_slot *s);
 /* The journal's modification time of the source (0 but for files). */

@@ -438,6 +438,14 @@ bool bk_mp_request(bk_slot *s, const char **url, struct curl_slist **headers,
                                                      : m->part_size;
     s->x.fd = m->fd;
     s->x.mem = m->mem;
+    char md5[32];
+    if (s->u->opt.content_md5) {
+      /* Each part's own (the service checks each part). */
+      if (!bk_source_md5_range(s, *body_start, *body_len, md5))
+        ok = false;
+      else
+        bk_mp_add_header(&h, &ok, "Content-MD5: %s", md5);
+    }
     break;
   }
   case BK_MP_COMPLETE:

@@ -689,7 +689,9 @@ static void bk_slot_attempt(bk_slot *s) {
   if (s->mp && !bk_mp_request(s, &url, &headers, &body_start, &body_len,
                               &method)) {
     s->kind = BULKUP_ERROR_NOMEM;
-    snprintf(s->message, sizeof s->message, "out of memory for a request");
+    snprintf(s->message, sizeof s->message,
+             "cannot make the request (out of memory, or the source could "
+             "not be read for its Content-MD5)");
     bk_slot_end(s);
     return;
   }

@@ -269,6 +269,11 @@ void bk_source_close(bk_slot *s) {
 }
 
 bool bk_source_md5(bk_slot *s, char out[32]) {
+  return bk_source_md5_range(s, 0, s->x.size, out);
+}
+
+bool bk_source_md5_range(bk_slot *s, uint64_t start, uint64_t len,
+                         char out[32]) {
   bk_xfer *x = &s->x;
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
   if (!ctx || !EVP_DigestInit_ex(ctx, EVP_md5(), NULL)) {
@@ -276,15 +281,16 @@ bool bk_source_md5(bk_slot *s, char out[32]) {
     return false;
   }
   bool ok = true;
+  uint64_t end = start + len;
   if (x->mem) {
-    ok = EVP_DigestUpdate(ctx, x->mem, (size_t)x->size);
+    ok = EVP_DigestUpdate(ctx, x->mem + start, (size_t)len);
   } else {
     unsigned char buf[65536];
-    uint64_t off = 0;
-    while (ok && off < x->size) {
+    uint64_t off = start;
+    while (ok && off < end) {
       size_t want = sizeof buf;
-      if (want > x->size - off)
-        want = (size_t)(x->size - off);
+      if (want > end - off)
+        want = (size_t)(end - off);
       int64_t r;
       if (x->fd >= 0) {
         r = pread(x->fd, buf, want, (off_t)off);

@@ -4,6 +4,7 @@
  *
  *   mp_upload [--storage auto|http|s3|azure] [--threshold N] [--part-size N]
  *             [--workers N] [--threads N] [--journal FILE] [--max-retries N]
+ *             [--md5 0|1]
  *             FILE URL [FILE URL ...]
  *
  * Prints one line per item: "item I STATUS attempts=A requests=R
@@ -56,6 +57,8 @@ int main(int argc, char **argv) {
       opt.threads = (unsigned)atoi(v);
     else if (!strcmp(argv[i], "--max-retries"))
       opt.requests.max_retries = atoi(v);
+    else if (!strcmp(argv[i], "--md5"))
+      opt.content_md5 = atoi(v) != 0;
     else if (!strcmp(argv[i], "--journal"))
       journal_path = v;
     else
