@@ -18,5 +18,6 @@
 #include "bulkup/journal.h"
 #include "bulkup/shard.h"
 #include "bulkup/api.h"
+#include "bulkup/azure.h"
 
 #endif /* BULKUP_H */

@@ -22,6 +22,23 @@ bool bk_http_status_transient(int status) {
   }
 }
 
+int bk_azure_error_transient(const char *code) {
+  static const char *const transient[] = {"ServerBusy", "OperationTimedOut",
+                                          "InternalError"};
+  static const char *const permanent[] = {
+      "AuthenticationFailed", "AuthorizationFailure",
+      "AuthorizationPermissionMismatch"};
+  if (!code || !*code)
+    return -1;
+  for (size_t i = 0; i < sizeof transient / sizeof *transient; i++)
+    if (strcmp(code, transient[i]) == 0)
+      return 1;
+  for (size_t i = 0; i < sizeof permanent / sizeof *permanent; i++)
+    if (strcmp(code, permanent[i]) == 0)
+      return 0;
+  return -1;
+}
+
 bk_verdict bk_classify(const bk_outcome *o, bulkup_error_kind *kind) {
   /* Our own aborts first: libcurl reports them all as
    * CURLE_ABORTED_BY_CALLBACK (or a read error). */
@@ -54,6 +71,13 @@ bk_verdict bk_classify(const bk_outcome *o, bulkup_error_kind *kind) {
       return BK_SUCCESS;
     }
     *kind = BULKUP_ERROR_HTTP_STATUS;
+    /* Azure says why in x-ms-error-code: a busy server is worth another
+     * try (on a 5xx, as Azure sends them), credentials that do not
+     * authorise the request are not; a 403 never is. */
+    int az = o->http_status == 403 ? 0
+                                   : bk_azure_error_transient(o->error_code);
+    if (az == 0 || (az == 1 && o->http_status >= 500))
+      return az ? BK_RETRY : BK_FAIL;
     return bk_http_status_transient(o->http_status) ? BK_RETRY : BK_FAIL;
   }
 

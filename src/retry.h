@@ -37,6 +37,8 @@ typedef struct bk_outcome {
   int http_status;  /* 0 if no response */
   bool connected;   /* a connection was established for this attempt */
   bk_abort abort;
+  /* The response's x-ms-error-code (Azure), "" or NULL when none. */
+  const char *error_code;
 } bk_outcome;
 
 /* The verdict for an attempt, and the error kind to record. */
@@ -44,6 +46,14 @@ bk_verdict bk_classify(const bk_outcome *o, bulkup_error_kind *kind);
 
 /* 408, 429, 500, 502, 503, 504. */
 bool bk_http_status_transient(int status);
+
+/* What an Azure x-ms-error-code says of a failed request: 1 transient
+ * (ServerBusy, OperationTimedOut, InternalError), 0 permanent
+ * (AuthenticationFailed, AuthorizationFailure,
+ * AuthorizationPermissionMismatch), -1 the code says nothing (unknown,
+ * empty or NULL: the status decides). bk_classify applies it; a 403 stays
+ * permanent whatever the code. */
+int bk_azure_error_transient(const char *code);
 
 /* ---- the shared retry budget (AWS "standard" retry mode) and the outage
  * gate ----------------------------------------------------------------

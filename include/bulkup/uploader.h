@@ -96,7 +96,13 @@ typedef struct bulkup_item {
   const char *cache_control;     /* NULL: "max-age=86400"; "": no header;
                                     one line (a CR or LF: BULKUP_EINVAL) */
   const char *const *headers;    /* extra "Name: value" lines, NULL-ended;
-                                    may be NULL */
+                                    may be NULL. Each must pass
+                                    bulkup_header_check (azure.h), else
+                                    submit says BULKUP_EINVAL. They win
+                                    over the Content-Type, Cache-Control
+                                    and Content-MD5 bulkup would send, and
+                                    over an Azure URL's x-ms-version and
+                                    x-ms-blob-type (azure.h) */
   void *user;                    /* given back in the result */
   const char *journal_key;       /* with options.journal: recorded there
                                     when the item succeeds, with the size
@@ -167,6 +173,61 @@ typedef void (*bulkup_log_fn)(void *userdata, bulkup_log_level level,
  * attempt. The fresh URL is tried at once, without counting as a retry.
  */
 typedef char *(*bulkup_refresh_url_fn)(void *userdata, const bulkup_result *r);
+
+/*
+ * A request the engine is about to send for an item, given to
+ * options.sign_request so that it can add headers (a signature). Every
+ * field is valid only during the call.
+ */
+typedef struct bulkup_request {
+  const char *method;           /* "PUT", "POST", "GET" or "DELETE" */
+  const char *url;              /* the full URL, exactly as sent */
+  const char *const *headers;   /* the request's header lines, final, as
+                                   sent ("Name: value"), NULL-ended. libcurl
+                                   adds Host (from the URL) and
+                                   Content-Length (body_len) itself; a line
+                                   "Name:" with nothing after the colon
+                                   removes a header libcurl would add, and
+                                   is not sent */
+  uint64_t body_offset;         /* the body: body_len bytes of the item
+                                   from body_offset (the whole item for a
+                                   plain PUT, one part or chunk otherwise,
+                                   none for a request without a body) */
+  uint64_t body_len;
+  const char *payload_sha256;   /* with options.sign_payload: the body's
+                                   SHA-256 as 64 lower-case hex digits
+                                   (that of "" for no body); else NULL */
+  const bulkup_result *item;    /* the item (index, path, title, url
+                                   redacted, user, attempts so far) */
+  void *internal_;              /* the engine's; do not touch */
+} bulkup_request;
+
+/*
+ * bulkup_request_add_header - add a header line "Name: value" to the
+ * request, from inside options.sign_request (the line is copied; one
+ * line: a CR or LF, or no colon, is BULKUP_EINVAL). The added lines go
+ * after the request's own, on this request only: the next attempt is
+ * signed afresh. Returns BULKUP_OK, BULKUP_EINVAL, BULKUP_ENOMEM.
+ */
+BULKUP_EXTERN bulkup_err bulkup_request_add_header(bulkup_request *req,
+                                                   const char *line);
+
+/*
+ * Called from a worker before every request sent for an item: each
+ * attempt and retry, each resumable chunk and status query, each part of
+ * a multipart upload and its create, complete and abort requests; after
+ * all the request's other headers are final, so that it can sign them
+ * and add its own with bulkup_request_add_header (Authorization,
+ * x-amz-date, x-amz-content-sha256, x-amz-security-token). Given
+ * options.sign_userdata. Return BULKUP_OK to send the request; anything
+ * else ends the item failed (BULKUP_ERROR_INTERNAL, "request signing
+ * failed" and bulkup_last_error_message() as set on that thread), without
+ * sending it. Runs on worker threads, concurrently from several: make it
+ * thread-safe, and quick (it holds up the other transfers of its thread).
+ * bulkup_s3_sign_request (bulkup/s3.h) is one.
+ */
+typedef bulkup_err (*bulkup_sign_request_fn)(void *sign_userdata,
+                                             bulkup_request *req);
 
 /* Default number of transfers in flight (options.workers). Measured on
  * 2-core machines against nginx over loopback, one event-loop thread
@@ -349,6 +410,16 @@ typedef struct bulkup_uploader_options {
    * BULKUP_DEFAULT_NO_PROGRESS_LIMIT (300). A lone item that keeps
    * failing while others succeed still fails on its own retries. */
   double no_progress_limit;
+  /* Request signing (see bulkup_sign_request_fn): called before every
+   * request with sign_userdata. NULL (the default): requests go as they
+   * are. */
+  bulkup_sign_request_fn sign_request;
+  void *sign_userdata;
+  /* Give sign_request the SHA-256 of each request's body
+   * (bulkup_request.payload_sha256). Costs one extra read of the body
+   * (computed once per item, or per part, and kept across its retries),
+   * as content_md5 does. Default false. */
+  bool sign_payload;
   /* Multipart uploads, for items whose storage is S3 or AZURE (given, or
    * AUTO-detected) and whose source is a file or memory (a callback
    * source is read one call at a time, so it always goes in one PUT). An

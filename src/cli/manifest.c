@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <bulkup.h>
 #include <json-c/json.h>
 
 /* Columns a CSV record may carry. */
@@ -64,6 +65,9 @@ struct manifest_reader {
   /* JSONL */
   json_tokener *tok;
   json_object *obj;
+  /* The record's "headers" as "Name: value" lines (JSONL only). */
+  char *hdr_buf;
+  const char *hdr_lines[MANIFEST_MAX_HEADERS + 1];
   char err[1024];
   unsigned long err_line;
 };
@@ -324,6 +328,7 @@ void manifest_close(manifest_reader *r) {
   free(r->pb);
   free(r->in);
   free(r->buf);
+  free(r->hdr_buf);
   free(r->name);
   free(r);
 }
@@ -621,6 +626,65 @@ static bool json_str(manifest_reader *r, unsigned long line, const char *key,
   return true;
 }
 
+/* The optional "headers" member: an object of string values, each checked
+ * as every extra header is (bulkup_header_check), into r->hdr_lines. */
+static bool json_headers(manifest_reader *r, unsigned long line,
+                         manifest_entry *e) {
+  json_object *h = NULL;
+  free(r->hdr_buf);
+  r->hdr_buf = NULL;
+  if (!json_object_object_get_ex(r->obj, "headers", &h) || h == NULL)
+    return true;
+  if (!json_object_is_type(h, json_type_object)) {
+    set_err(r, line, "\"headers\" must be an object of \"Name\": \"value\"");
+    return false;
+  }
+  size_t total = 0, n = 0;
+  json_object_object_foreach(h, k1, v1) {
+    if (!json_object_is_type(v1, json_type_string)) {
+      set_err(r, line, "header \"%.100s\": the value must be a string", k1);
+      return false;
+    }
+    if (++n > MANIFEST_MAX_HEADERS) {
+      set_err(r, line, "more than %d headers", MANIFEST_MAX_HEADERS);
+      return false;
+    }
+    total += strlen(k1) + 2 + (size_t)json_object_get_string_len(v1) + 1;
+  }
+  if (n == 0)
+    return true;
+  r->hdr_buf = malloc(total);
+  if (!r->hdr_buf) {
+    set_err(r, line, "out of memory");
+    return false;
+  }
+  char *w = r->hdr_buf;
+  n = 0;
+  json_object_object_foreach(h, k, v) {
+    const char *s = json_object_get_string(v);
+    size_t vl = (size_t)json_object_get_string_len(v);
+    size_t kl = strlen(k);
+    if (strlen(s) != vl) {
+      set_err(r, line, "header \"%.100s\": the value holds a NUL character",
+              k);
+      return false;
+    }
+    memcpy(w, k, kl);
+    memcpy(w + kl, ": ", 2);
+    memcpy(w + kl + 2, s, vl + 1);
+    const char *why = bulkup_header_check(w);
+    if (why) {
+      set_err(r, line, "header \"%.100s\": %s", k, why);
+      return false;
+    }
+    r->hdr_lines[n++] = w;
+    w += kl + 2 + vl + 1;
+  }
+  r->hdr_lines[n] = NULL;
+  e->headers = r->hdr_lines;
+  return true;
+}
+
 static manifest_status jsonl_next(manifest_reader *r, manifest_entry *e) {
   for (;;) {
     unsigned long start = r->line;
@@ -669,7 +733,8 @@ static manifest_status jsonl_next(manifest_reader *r, manifest_entry *e) {
         !json_str(r, start, "url", true, &e->url) ||
         !json_str(r, start, "content_type", false, &e->content_type) ||
         !json_str(r, start, "title", false, &e->title) ||
-        !json_str(r, start, "data_type", false, &e->data_type))
+        !json_str(r, start, "data_type", false, &e->data_type) ||
+        !json_headers(r, start, e))
       return MANIFEST_BAD;
     e->line = start;
     return MANIFEST_ENTRY;

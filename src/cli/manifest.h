@@ -18,7 +18,9 @@
  *   {"path": "a.jpg", "url": "https://...", "content_type": "image/jpeg",
  *    "title": "A", "data_type": "image"}
  * path and url are required strings; the others are optional strings (or
- * null); unknown keys are ignored. Blank lines are skipped.
+ * null), but "headers", an optional object of extra request headers
+ * ({"x-ms-meta-owner": "ana"}); unknown keys are ignored. Blank lines are
+ * skipped.
  *
  * A UTF-8 byte order mark at the start is skipped. Records longer than
  * MANIFEST_MAX_RECORD bytes are refused.
@@ -31,6 +33,8 @@
 #include <stdio.h>
 
 #define MANIFEST_MAX_RECORD (1024 * 1024)
+/* Headers one JSON Lines record may carry. */
+#define MANIFEST_MAX_HEADERS 64
 
 typedef enum manifest_format {
   MANIFEST_AUTO = 0, /* by sniffing: first non-blank byte '{' is JSONL */
@@ -46,6 +50,10 @@ typedef struct manifest_entry {
   const char *content_type; /* NULL when not given or empty */
   const char *title;        /* NULL when not given or empty */
   const char *data_type;    /* NULL when not given or empty */
+  /* JSON Lines' "headers": {"Name": "value", ...} as NULL-ended "Name:
+   * value" lines, each passing bulkup_header_check (else the record is
+   * MANIFEST_BAD, naming the header); NULL when none (always in CSV) */
+  const char *const *headers;
   unsigned long line;       /* line on which the record starts, from 1 */
 } manifest_entry;
 

@@ -15,9 +15,9 @@
  * Signals: SIGINT and SIGTERM are blocked in every thread (the mask is set
  * here before any thread starts, and threads inherit it); one thread
  * (signals.c) takes them with sigwait() and cancels the run. A second
- * signal, a second or more after the first, exits at once. The PATH
- * checks and shards are in inputs.c, the summary and --report in
- * console.c: both modes use them.
+ * signal, a second or more after the first, exits at once. The walk of
+ * the PATHs (both phases' walks) and shards are in inputs.c, the summary
+ * and --report in console.c: both modes use them.
  */
 #include "upload.h"
 
@@ -27,7 +27,6 @@
 #include "progress.h"
 #include "report_merge.h"
 #include "urlenc.h"
-#include "walk.h"
 
 #include <bulkup.h>
 
@@ -367,6 +366,10 @@ enum {
   OPT_DRY_RUN,
   OPT_RESUMABLE_THRESHOLD,
   OPT_CHUNK_SIZE,
+  OPT_HEADER,
+  OPT_METADATA,
+  OPT_AZURE_SAS,
+  OPT_AZURE_ENDPOINT,
   OPT_MULTIPART_THRESHOLD,
   OPT_PART_SIZE
 };
@@ -413,6 +416,10 @@ static const struct option long_options[] = {
     {"shard", required_argument, NULL, OPT_SHARD},
     {"results", required_argument, NULL, OPT_RESULTS},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"header", required_argument, NULL, OPT_HEADER},
+    {"metadata", required_argument, NULL, OPT_METADATA},
+    {"azure-sas", required_argument, NULL, OPT_AZURE_SAS},
+    {"azure-endpoint", required_argument, NULL, OPT_AZURE_ENDPOINT},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -703,6 +710,20 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
     case OPT_DRY_RUN:
       c->dry_run = true;
       break;
+    case OPT_HEADER:
+      if (extras_add_header(&c->x, optarg))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_METADATA:
+      if (extras_add_metadata(&c->x, optarg))
+        return CLI_EXIT_USAGE;
+      break;
+    case OPT_AZURE_SAS:
+      c->x.azure_sas = optarg;
+      break;
+    case OPT_AZURE_ENDPOINT:
+      c->x.azure_endpoint = optarg;
+      break;
     case OPT_PROGRESS:
       c->progress = 1;
       break;
@@ -767,8 +788,10 @@ static int check_args(upload_cli *c) {
     return cli_usage_error("upload",
                            "--manifest takes no PATH arguments (got '%s')",
                            c->paths[0]);
+  if (extras_check(&c->x, c->to, upload_is_workflow(c)))
+    return CLI_EXIT_USAGE;
   if (c->to) {
-    if (!url_is_http(c->to))
+    if (!url_is_http(c->to) && !c->x.to_resolved)
       return cli_usage_error("upload",
                              "--to: '%s' is not an http:// or https:// URL",
                              c->to);
@@ -832,17 +855,13 @@ static int check_args(upload_cli *c) {
   return -1;
 }
 
-/* ---- signals and messages: signals.c ------------------------------------
+/* ---- the direct run's cancel hook (the signal thread is in signals.c) ---
  */
-
-#define say upload_say
-#define log_cb upload_log_cb
-#define exit_for_signal upload_exit_for_signal
 
 /* The direct modes' cancel hook: the uploader stops, the run ends with a
  * report. */
 static void cancel_uploader(void *arg, int sig) {
-  say("%s: cancelling the uploads (send it again to quit at once)",
+  upload_say("%s: cancelling the uploads (send it again to quit at once)",
       sig == SIGINT ? "interrupted" : "terminated");
   bulkup_uploader_cancel(arg);
 }
@@ -855,78 +874,39 @@ typedef struct totals {
   uint64_t input;        /* the whole input's items */
 } totals;
 
+/* The check's count of a file of the shard. */
+static int count_file(void *arg, const upload_file *f) {
+  totals *t = arg;
+  t->files++;
+  t->bytes += f->size;
+  return -1;
+}
+
 /* Every PATH exists and is a file or a directory; walk the directories,
  * counting. */
 static int check_paths(upload_cli *c, totals *t) {
-  int checked = upload_check_path_args(c);
-  if (checked >= 0)
-    return checked;
-  int bad = 0;
-  for (int i = 0; i < c->npaths; i++) {
-    struct stat st;
-    if (stat(c->paths[i], &st) != 0) {
-      cli_error("%s: %s", c->paths[i], strerror(errno));
-      return CLI_EXIT_USAGE;
-    }
-    if (S_ISREG(st.st_mode)) {
-      t->input++;
-      char *copy = strdup(c->paths[i]);
-      if (!copy) {
-        cli_error("out of memory");
-        return CLI_EXIT_FAILED;
-      }
-      const char *base = basename(copy);
-      if (upload_in_shard(c, base, strlen(base))) {
-        t->files++;
-        t->bytes += (uint64_t)st.st_size;
-      }
-      free(copy);
-      continue;
-    }
-    walk *w = walk_open(c->paths[i]);
-    if (!w) {
-      cli_error("cannot open directory %s: %s", c->paths[i], strerror(errno));
-      return CLI_EXIT_USAGE;
-    }
-    /* Byte totals only feed the progress line and the dry run's count. */
-    walk_need_sizes(w, c->dry_run || upload_show_progress(c));
-    walk_status ws;
-    unsigned long steps = 0;
-    while ((ws = walk_next(w)) != WALK_DONE) {
-      if ((++steps & 1023) == 0 && upload_signal()) {
-        walk_close(w);
-        return exit_for_signal();
-      }
-      if (ws == WALK_FILE) {
-        t->input++;
-        const char *rel = walk_rel(w);
-        if (upload_in_shard(c, rel, strlen(rel))) {
-          t->files++;
-          t->bytes += walk_size(w);
-        }
-      } else if (ws == WALK_SKIP) {
-        if (!c->quiet)
-          cli_error("%s", walk_message(w));
-      } else {
-        cli_error("%s", walk_message(w));
-        bad++;
-      }
-    }
-    walk_close(w);
-  }
-  if (bad) {
-    cli_error("nothing uploaded: %d part%s of the input cannot be read", bad,
-              bad == 1 ? "" : "s");
-    return CLI_EXIT_USAGE;
-  }
-  return -1;
+  upload_walk w = {.pass = UPLOAD_WALK_CHECK,
+                   /* Byte totals only feed the progress line and the dry
+                    * run's count. */
+                   .sizes = c->dry_run || upload_show_progress(c),
+                   .file = count_file,
+                   .arg = t};
+  int rc = upload_walk_paths(c, &w);
+  t->input += w.input;
+  return rc;
 }
 
 /* Check one manifest record (scheme, file, data type). Returns NULL or a
  * reason written into buf. */
-static const char *check_entry(const manifest_entry *e, bool check_file,
-                               char *buf, size_t n, uint64_t *size) {
-  if (!url_is_http(e->url)) {
+static const char *check_entry(const upload_cli *c, const manifest_entry *e,
+                               bool check_file, char *buf, size_t n,
+                               uint64_t *size) {
+  if (extras_is_az(e->url)) {
+    char *u = extras_resolve_az(&c->x, e->url, buf, n);
+    if (!u)
+      return buf;
+    free(u);
+  } else if (!url_is_http(e->url)) {
     char *red = bulkup_redact_url(e->url);
     snprintf(buf, n, "URL '%s' is not http:// or https://",
              red ? red : "(unprintable)");
@@ -978,12 +958,12 @@ static int check_manifest(upload_cli *c, totals *t) {
   int rc = -1;
   while ((ms = manifest_next(r, &e)) != MANIFEST_EOF) {
     if ((++steps & 1023) == 0 && upload_signal()) {
-      rc = exit_for_signal();
+      rc = upload_exit_for_signal();
       break;
     }
     if (ms == MANIFEST_IOERR) {
       if (upload_signal()) {
-        rc = exit_for_signal();
+        rc = upload_exit_for_signal();
         break;
       }
       cli_error("%s", manifest_error(r));
@@ -996,7 +976,7 @@ static int check_manifest(upload_cli *c, totals *t) {
     bool mine = ms == MANIFEST_ENTRY && url_in_shard(c, e.url);
     if (ms == MANIFEST_BAD)
       snprintf(reason, sizeof reason, "%s", manifest_error(r));
-    else if ((why = check_entry(&e, mine, buf, sizeof buf, &size)) != NULL)
+    else if ((why = check_entry(c, &e, mine, buf, sizeof buf, &size)) != NULL)
       snprintf(reason, sizeof reason, "%s line %lu: %s", c->manifest, e.line,
                why);
     else {
@@ -1083,7 +1063,7 @@ static bool submit(run *rn, const bulkup_item *item) {
     rn->stop = true;
     return false;
   }
-  say("cannot queue %s: %s%s%s", it->path ? it->path : it->url,
+  upload_say("cannot queue %s: %s%s%s", it->path ? it->path : it->url,
       bulkup_strerror(rc), *bulkup_last_error_message() ? ": " : "",
       bulkup_last_error_message());
   rn->input_errors++;
@@ -1098,59 +1078,39 @@ static void item_defaults(const upload_cli *c, bulkup_item *it) {
   it->content_type = c->content_type;
 }
 
-static bool submit_file(run *rn, const char *path, const char *rel) {
-  if (!upload_in_shard(rn->c, rel, strlen(rel)))
-    return true;
-  char *url = urlenc_join(rn->c->to, rel);
-  if (!url) {
-    say("out of memory");
-    rn->stop = true;
-    return false;
-  }
+/* Submit a file of the shard, to --to joined with its key. */
+static int submit_file(void *arg, const upload_file *f) {
+  run *rn = arg;
+  char *url = extras_to_url(&rn->c->x, rn->c->to, f->key);
+  hdrlist h;
+  bool oom = !url;
   bulkup_item it;
   item_defaults(rn->c, &it);
-  it.path = path;
+  if (url)
+    it.headers = extras_item_headers(&rn->c->x, rn->c->to, url, NULL, &h,
+                                     &oom);
+  if (oom) {
+    upload_say("out of memory");
+    rn->stop = true;
+    free(url);
+    return 0;
+  }
+  it.path = f->path;
   it.url = url;
   bool ok = submit(rn, &it);
+  hdrlist_free(&h);
   free(url);
-  return ok;
+  return ok ? -1 : 0;
 }
 
 static void upload_paths(run *rn) {
-  upload_cli *c = rn->c;
-  for (int i = 0; i < c->npaths && !rn->stop; i++) {
-    struct stat st;
-    if (stat(c->paths[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-      walk *w = walk_open(c->paths[i]);
-      if (!w) {
-        say("cannot open directory %s: %s", c->paths[i], strerror(errno));
-        rn->input_errors++;
-        continue;
-      }
-      walk_need_sizes(w, false); /* the uploader stats each file itself */
-      walk_status ws;
-      while (!rn->stop && (ws = walk_next(w)) != WALK_DONE) {
-        if (ws == WALK_FILE)
-          submit_file(rn, walk_path(w), walk_rel(w));
-        else if (ws == WALK_ERROR) {
-          say("%s", walk_message(w));
-          rn->input_errors++;
-        }
-      }
-      walk_close(w);
-    } else {
-      /* A file, or something that vanished since the check: either way
-       * the item reports what happens to it. */
-      char *copy = strdup(c->paths[i]);
-      if (!copy) {
-        say("out of memory");
-        rn->stop = true;
-        break;
-      }
-      submit_file(rn, c->paths[i], basename(copy));
-      free(copy);
-    }
-  }
+  upload_walk w = {.pass = UPLOAD_WALK_AGAIN,
+                   .sizes = false, /* the uploader stats each file itself */
+                   .file = submit_file,
+                   .arg = rn};
+  if (upload_walk_paths(rn->c, &w) != -1)
+    rn->stop = true;
+  rn->input_errors += w.problems;
 }
 
 /* A manifest record that could not be used, as a failed item of kind
@@ -1161,7 +1121,7 @@ static bool submit_bad_record(run *rn, unsigned long line, const char *why) {
   bulkup_item it;
   item_defaults(rn->c, &it);
   it.title = title;
-  say("%s", why);
+  upload_say("%s", why);
   bulkup_err err = bulkup_uploader_submit_failure(rn->u, &it, BULKUP_ERROR_INPUT,
                                                   why, NULL);
   if (err != BULKUP_OK) {
@@ -1179,7 +1139,7 @@ static void upload_manifest(run *rn, manifest_reader *r) {
   if (!r)
     r = manifest_open(c->manifest, MANIFEST_AUTO, err, sizeof err);
   if (!r) {
-    say("%s", err);
+    upload_say("%s", err);
     rn->input_errors++;
     return;
   }
@@ -1189,7 +1149,7 @@ static void upload_manifest(run *rn, manifest_reader *r) {
     if (ms == MANIFEST_IOERR) {
       if (upload_signal())
         break; /* woken by the signal: the run is being cancelled */
-      say("%s", manifest_error(r));
+      upload_say("%s", manifest_error(r));
       rn->input_errors++;
       break;
     }
@@ -1213,16 +1173,37 @@ static void upload_manifest(run *rn, manifest_reader *r) {
         continue;
       }
     }
+    char *az = NULL;
+    if (extras_is_az(e.url)) {
+      char why[1024];
+      if (!(az = extras_resolve_az(&c->x, e.url, why, sizeof why))) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s line %lu: %s", c->manifest, e.line, why);
+        submit_bad_record(rn, e.line, msg);
+        continue;
+      }
+    }
     bulkup_item it;
     item_defaults(c, &it);
     it.path = e.path;
-    it.url = e.url;
+    it.url = az ? az : e.url;
     it.data_type = dt;
     if (e.content_type)
       it.content_type = e.content_type;
     if (e.title)
       it.title = e.title;
+    hdrlist h;
+    bool oom;
+    it.headers = extras_item_headers(&c->x, e.url, it.url, e.headers, &h, &oom);
+    if (oom) {
+      upload_say("out of memory");
+      rn->stop = true;
+      free(az);
+      break;
+    }
     submit(rn, &it);
+    hdrlist_free(&h);
+    free(az);
   }
   manifest_close(r);
 }
@@ -1261,7 +1242,7 @@ static int do_run(upload_cli *c) {
     return rc;
   if (upload_signal()) {
     manifest_close(one_pass);
-    return exit_for_signal();
+    return upload_exit_for_signal();
   }
   if (c->dry_run) {
     upload_print_dry_run(c, t.input, t.files, t.bytes);
@@ -1307,7 +1288,7 @@ static int do_run(upload_cli *c) {
     upload_set_results(res);
   }
 
-  c->opt.log = log_cb;
+  c->opt.log = upload_log_cb;
   c->opt.log_level = upload_log_level(c);
   bulkup_uploader *u = NULL;
   bulkup_err err = bulkup_uploader_new(&u, &c->opt);
@@ -1354,7 +1335,7 @@ static int do_run(upload_cli *c) {
     break;
   }
   if (upload_signal())
-    status = exit_for_signal();
+    status = upload_exit_for_signal();
 
   if (res) {
     char rerr[1024];
@@ -1468,13 +1449,14 @@ static int fit_open_files(const upload_cli *c) {
 int cli_upload_main(int argc, char **argv) {
   upload_cli c;
   int rc = parse_args(&c, argc, argv);
-  if (rc != -1)
+  if (rc == -1)
+    rc = check_args(&c);
+  if (rc == -1 && !c.dry_run)
+    rc = fit_open_files(&c);
+  if (rc != -1) {
+    extras_free(&c.x);
     return rc;
-  rc = check_args(&c);
-  if (rc != -1)
-    return rc;
-  if (!c.dry_run && (rc = fit_open_files(&c)) != -1)
-    return rc;
+  }
 
   /* Block the signals before any thread exists, so that every thread
    * (ours and the library's) inherits the mask and only the signal
@@ -1501,6 +1483,7 @@ int cli_upload_main(int argc, char **argv) {
     return CLI_EXIT_FAILED;
   }
   rc = upload_is_workflow(&c) ? upload_api_run(&c) : do_run(&c);
+  extras_free(&c.x);
   upload_signal_thread_stopping();
   pthread_kill(sig_thread, SIGUSR1);
   pthread_join(sig_thread, NULL);

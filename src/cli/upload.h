@@ -8,13 +8,14 @@
  * from the API, then an image group (or, without --image-group under
  * --api, plain uploads that print their object keys). upload.c calls
  * upload_api.c, never the other way; what both use is below them:
- * signals.c (the signal thread, messages), inputs.c (the PATHs, shards),
- * console.c (the dry run's line, the summary, --report).
+ * signals.c (the signal thread, messages), inputs.c (the one walk of the
+ * PATHs, shards), console.c (the dry run's line, the summary, --report).
  */
 #ifndef BULKUP_CLI_UPLOAD_H
 #define BULKUP_CLI_UPLOAD_H
 
 #include "progress.h"
+#include "reqheaders.h"
 #include "results.h"
 
 #include <bulkup.h>
@@ -72,6 +73,8 @@ typedef struct upload_cli {
     bool set;
     uint64_t input, skipped, not_started;
   } acct;
+  /* --header, --metadata, --azure-sas, --azure-endpoint (reqheaders.h) */
+  cli_extras x;
 } upload_cli;
 
 /* Whether the options select the workflow (--api, --dataset, or no
@@ -144,12 +147,56 @@ void upload_print_summary(const upload_cli *c, const bulkup_report *rep,
 /* Write --report if asked; false (after a message) if it failed. */
 bool upload_write_report(const upload_cli *c, const bulkup_report *rep);
 
-/* ---- the PATHs (inputs.c) ----------------------------------------------- */
+/* ---- the PATHs (inputs.c) -----------------------------------------------
+ * The one walk of the PATH arguments, for the three passes that read them:
+ * the direct run's check (counting) and its upload, and the workflow's
+ * list. A PATH that is a file is one file, keyed by its base name; a
+ * directory is walked recursively (walk.h: a link to a file is followed, a
+ * link to a directory, a broken link and anything but a regular file are
+ * skipped with a note), each file keyed by its path relative to the
+ * directory. The key picks the shard, and ends the file's --to URL. */
 
-/* Every PATH exists, is a file or a directory, and a file is readable
- * (each problem named on stderr). -1 when all are fine, else the exit
- * status for bad input. */
-int upload_check_path_args(const upload_cli *c);
+/* A file of this run's shard, as the walk gives it. */
+typedef struct upload_file {
+  const char *path; /* to open: the PATH, or the directory's path joined
+                       with the key */
+  const char *key;  /* the relative path ("a/b.jpg"), or the base name */
+  uint64_t size;    /* bytes, from stat; 0 for a directory's files when
+                       sizes are not asked for */
+} upload_file;
+
+typedef enum upload_walk_pass {
+  /* Before anything is uploaded: every PATH exists, is a file or a
+   * directory, and a file is readable; skipped entries are noted (not with
+   * -q); entries that cannot be read are named and the walk goes on, and
+   * the result is then 2 (bad input); a signal ends the walk (130/143). */
+  UPLOAD_WALK_CHECK,
+  /* The direct run's second walk, as it uploads: skipped entries are not
+   * noted again; a problem is said (upload_say) and counted in
+   * upload_walk.problems, and the walk goes on. */
+  UPLOAD_WALK_AGAIN
+} upload_walk_pass;
+
+typedef struct upload_walk {
+  upload_walk_pass pass;
+  bool sizes;  /* upload_file.size of a directory's files is needed */
+  bool sorted; /* a directory's files in byte order of their paths (kept
+                  until the directory is walked); else in directory order,
+                  streamed, in bounded memory */
+  /* Called for each file of this run's shard, in order: -1 to go on, or a
+   * status that ends the walk, which upload_walk_paths() returns. */
+  int (*file)(void *arg, const upload_file *f);
+  void *arg;
+  /* set by the walk */
+  uint64_t input;         /* files of every shard */
+  unsigned long problems; /* UPLOAD_WALK_AGAIN: problems said */
+} upload_walk;
+
+/* Walk the PATHs in order. Returns -1 when the walk went through, else
+ * what ended it: what file() returned, 1 (out of memory, said), or in
+ * UPLOAD_WALK_CHECK 2 for bad input (each problem named) and 130/143 for
+ * a signal. */
+int upload_walk_paths(const upload_cli *c, upload_walk *w);
 
 /* ---- the workflow (upload_api.c) ---------------------------------------- */
 

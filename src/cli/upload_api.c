@@ -17,7 +17,7 @@
  * the server in-process.
  *
  * The input is checked and listed in full before any request: every PATH
- * exists, every directory is walked (walk.c) and its files sorted, so the
+ * exists, every directory is walked (inputs.c) and its files sorted, so the
  * group's images come in a stable order. The library's workflow takes the
  * whole list (it needs every path for the group anyway).
  *
@@ -30,7 +30,6 @@
 
 #include "cli.h"
 #include "urlenc.h"
-#include "walk.h"
 
 #include "bks_server.h"
 
@@ -190,8 +189,12 @@ static void list_free(file_list *l) {
   memset(l, 0, sizeof *l);
 }
 
-static int cmp_path(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
+static int list_file(void *arg, const upload_file *f) {
+  if (!list_add(arg, f->path, f->size)) {
+    cli_error("out of memory");
+    return CLI_EXIT_FAILED;
+  }
+  return -1;
 }
 
 /* List every file of the PATHs that is in this run's shard: a file as
@@ -199,70 +202,14 @@ static int cmp_path(const void *a, const void *b) {
  * of every shard. Returns -1 to go on, or an exit status (2 for bad input,
  * with every problem named). */
 static int collect(const upload_cli *c, file_list *l, uint64_t *input) {
-  int checked = upload_check_path_args(c);
-  if (checked >= 0)
-    return checked;
-  int bad = 0;
-  for (int i = 0; i < c->npaths; i++) {
-    struct stat st;
-    if (stat(c->paths[i], &st) != 0) {
-      cli_error("%s: %s", c->paths[i], strerror(errno));
-      return CLI_EXIT_USAGE;
-    }
-    if (S_ISREG(st.st_mode)) {
-      /* The shard key: the base name, as a directory's file's is its path
-       * relative to the directory. */
-      const char *slash = strrchr(c->paths[i], '/');
-      const char *base = slash ? slash + 1 : c->paths[i];
-      (*input)++;
-      if (!upload_in_shard(c, base, strlen(base)))
-        continue;
-      if (!list_add(l, c->paths[i], (uint64_t)st.st_size)) {
-        cli_error("out of memory");
-        return CLI_EXIT_FAILED;
-      }
-      continue;
-    }
-    walk *w = walk_open(c->paths[i]);
-    if (!w) {
-      cli_error("cannot open directory %s: %s", c->paths[i], strerror(errno));
-      return CLI_EXIT_USAGE;
-    }
-    size_t first = l->n;
-    walk_status ws;
-    unsigned long steps = 0;
-    while ((ws = walk_next(w)) != WALK_DONE) {
-      if ((++steps & 1023) == 0 && upload_signal()) {
-        walk_close(w);
-        return upload_exit_for_signal();
-      }
-      if (ws == WALK_FILE) {
-        (*input)++;
-        const char *rel = walk_rel(w);
-        if (!upload_in_shard(c, rel, strlen(rel)))
-          continue;
-        if (!list_add(l, walk_path(w), walk_size(w))) {
-          walk_close(w);
-          cli_error("out of memory");
-          return CLI_EXIT_FAILED;
-        }
-      } else if (ws == WALK_SKIP) {
-        if (!c->quiet)
-          cli_error("%s", walk_message(w));
-      } else {
-        cli_error("%s", walk_message(w));
-        bad++;
-      }
-    }
-    walk_close(w);
-    qsort(l->v + first, l->n - first, sizeof *l->v, cmp_path);
-  }
-  if (bad) {
-    cli_error("nothing uploaded: %d part%s of the input cannot be read", bad,
-              bad == 1 ? "" : "s");
-    return CLI_EXIT_USAGE;
-  }
-  return -1;
+  upload_walk w = {.pass = UPLOAD_WALK_CHECK,
+                   .sizes = true,
+                   .sorted = true,
+                   .file = list_file,
+                   .arg = l};
+  int rc = upload_walk_paths(c, &w);
+  *input = w.input;
+  return rc;
 }
 
 /* The group's default title: the base name of the first PATH (of its real

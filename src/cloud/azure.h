@@ -1,19 +1,30 @@
-/* cloud/azure.h - what an Azure Blob Storage URL is, and the REST version
- * bulkup speaks to it (azure.c). Shared by the single-PUT headers and the
- * block protocol (azure_blocks.c). */
-#ifndef BULKUP_CLOUD_AZURE_H
-#define BULKUP_CLOUD_AZURE_H
+/* cloud/azure.h - Azure Blob Storage (cloud/azure.c): which URLs are Azure
+ * blobs, and the headers every request to one needs. Library only; calls
+ * the utility and net layers, nothing above (scripts/check-layers). The
+ * public part is include/bulkup/azure.h. */
+#ifndef BK_CLOUD_AZURE_H
+#define BK_CLOUD_AZURE_H
 
-#include <stdbool.h>
+#include "internal.h"
 
-/* The x-ms-version bulkup sends on every Azure request: a version that
- * has Put Block, Put Block List and SAS tokens as Azurite 3.35 and the
- * service implement them. */
-#define BK_AZURE_VERSION "2023-11-03"
+#include <curl/curl.h>
 
-/* An Azure blob URL: its host ends in ".blob.core.windows.net", or its
- * query has both an "sv=" and a "sig=" parameter (a SAS, as Azurite and
- * other endpoints use). */
+/* The x-ms-version sent on every Azure request (Put Blob, Put Block, Put
+ * Block List). */
+#define BK_AZURE_VERSION BULKUP_AZURE_VERSION
+
+/* bulkup_azure_url(): the host ends in .blob.core.windows.net, or the
+ * query has sv= and sig=. */
 bool bk_azure_url(const char *url);
+
+/* Append to `h` the headers an Azure request needs that the item's own
+ * `item_headers` (NULL-ended "Name: value" lines, may be NULL) do not
+ * set: x-ms-version: BK_AZURE_VERSION always, and with `put_blob` (a
+ * whole blob in one request, not a Put Block or Put Block List)
+ * x-ms-blob-type: BlockBlob. Same contract as bk_slist_add: on allocation
+ * failure *ok turns false. */
+struct curl_slist *bk_azure_add_headers(struct curl_slist *h,
+                                        const char *const *item_headers,
+                                        bool put_blob, bool *ok);
 
 #endif

@@ -86,6 +86,7 @@ typedef struct bk_xfer {
   char excerpt[1024];
   size_t excerpt_len;
   double retry_after;        /* seconds, < 0 when none */
+  char error_code[64];       /* x-ms-error-code (Azure), "" when none */
   char location[2048];       /* Location: a 3xx's (for the message) or a
                                 session start's */
   bool location_truncated;   /* it did not fit */
@@ -139,6 +140,15 @@ typedef struct bk_slot {
   int restarts;              /* sessions started again after a 404/410 */
   struct curl_slist *rs_headers; /* the current request's headers */
   bool posting;              /* CURLOPT_CUSTOMREQUEST is "POST" */
+  /* Request signing (signhook.c): the current request's headers with the
+   * signer's added, and the last payload hash (kept across retries of the
+   * same window). */
+  struct curl_slist *sig_headers;
+  bool psha_valid;
+  uint64_t psha_start, psha_len;
+  const void *psha_mem;
+  char psha[65];
+  bool keep_message;         /* s->message already describes the failure */
   double wake_at;            /* WAITING: when the retry starts */
   bk_outcome o;              /* the last attempt's outcome */
   bulkup_error_kind kind;    /* its error kind */
@@ -271,6 +281,10 @@ bool bk_source_md5(bk_slot *s, char out[32]);
 /* The same of `len` bytes from `start` (a multipart upload's part). */
 bool bk_source_md5_range(bk_slot *s, uint64_t start, uint64_t len,
                          char out[32]);
+/* Lower-case hex SHA-256 of `len` bytes of the source from `start` (or
+ * of `len` bytes of `mem` when not NULL), for a signed payload. */
+bool bk_source_sha256_hex(bk_slot *s, uint64_t start, uint64_t len,
+                          const void *mem, char out[65]);
 /* A streamed file is still the file that was opened. */
 bool bk_source_unchanged(const bk_slot *s);
 /* The journal's modification time of the source (0 but for files). */
@@ -278,6 +292,24 @@ int64_t bk_source_mtime(const bk_slot *s);
 /* libcurl's read and seek callbacks (userdata: the slot). */
 size_t bk_source_read_cb(char *dst, size_t size, size_t nmemb, void *ud);
 int bk_source_seek_cb(void *ud, curl_off_t offset, int origin);
+
+/* ---- signhook.c: options.sign_request ---------------------------------- */
+/* Sign the request about to go out on slot s: call options.sign_request
+ * (if set) with the request's final headers, and point *headers at the
+ * slot's copy of them with the signer's lines added (s->sig_headers,
+ * replaced at each call; *headers is left as it is without a signer).
+ * body_start/body_len: the request's window of the source; `mem`: the
+ * body when it is not from the source (a multipart complete's XML), else
+ * NULL. Every request an item sends goes through here, each attempt.
+ * Returns NONE, or an error kind with s->message set (the request must
+ * not be sent). */
+bulkup_error_kind bk_hook_sign(bk_slot *s, const char *method,
+                                  const char *url,
+                                  struct curl_slist **headers,
+                                  uint64_t body_start, uint64_t body_len,
+                                  const void *mem);
+/* Forget the slot's signed headers and payload hash (the item ends). */
+void bk_hook_sign_reset(bk_slot *s);
 
 /* ---- resumable.c: the resumable upload's state machine ------------------ */
 

@@ -263,6 +263,7 @@ static void bk_mp_setup(bk_slot *s, bk_mp *m, bk_mp_phase phase,
   s->o = (bk_outcome){.curl = CURLE_OK};
   s->kind = BULKUP_ERROR_NONE;
   s->message[0] = '\0';
+  s->keep_message = false;
   bulkup_result *r = &s->res;
   memset(r, 0, sizeof *r);
   r->index = m->item->index;
@@ -406,6 +407,7 @@ bool bk_mp_request(bk_slot *s, const char **url, struct curl_slist **headers,
                    const char **method) {
   bk_mp *m = s->mp;
   bk_item *j = m->item;
+  const char *const *own = (const char *const *)j->headers;
   bool s3 = m->proto == BULKUP_STORAGE_S3;
   bool ok = true;
   struct curl_slist *h = NULL;
@@ -417,17 +419,23 @@ bool bk_mp_request(bk_slot *s, const char **url, struct curl_slist **headers,
   s->x.mem = NULL;
   if (!s->u->opt.expect_continue)
     h = bk_slist_add(h, "Expect:", &ok);
+  /* Azure: x-ms-version on every request (Put Block List also sends the
+   * item's headers, which may set it). */
   if (!s3)
-    bk_mp_add_header(&h, &ok, "x-ms-version: %s", BK_AZURE_VERSION);
+    h = bk_azure_add_headers(h,
+                             s->mp_phase == BK_MP_COMPLETE ? own : NULL,
+                             false, &ok);
   switch ((bk_mp_phase)s->mp_phase) {
   case BK_MP_CREATE:
     u = bk_s3_create_url(j->url);
     *method = "POST";
-    bk_mp_add_header(&h, &ok, "Content-Type: %s", j->content_type);
-    if (j->cache_control)
+    /* The item's own headers win over bulkup's choices. */
+    if (!bk_headers_have(own, "Content-Type"))
+      bk_mp_add_header(&h, &ok, "Content-Type: %s", j->content_type);
+    if (j->cache_control && !bk_headers_have(own, "Cache-Control"))
       bk_mp_add_header(&h, &ok, "Cache-Control: %s", j->cache_control);
-    for (size_t i = 0; j->headers && j->headers[i]; i++)
-      h = bk_slist_add(h, j->headers[i], &ok);
+    for (size_t i = 0; own && own[i]; i++)
+      h = bk_slist_add(h, own[i], &ok);
     break;
   case BK_MP_PART: {
     unsigned i = s->mp_part;
@@ -455,13 +463,21 @@ bool bk_mp_request(bk_slot *s, const char **url, struct curl_slist **headers,
       h = bk_slist_add(h, "Content-Type: application/xml", &ok);
     } else {
       u = bk_azure_blocklist_url(j->url);
+      /* The blob's Content-Type and Cache-Control are set here, as
+       * x-ms-blob-*; the item's own headers (x-ms-meta-*) go along. */
       h = bk_slist_add(h, "Content-Type: application/xml", &ok);
-      bk_mp_add_header(&h, &ok, "x-ms-blob-content-type: %s", j->content_type);
-      if (j->cache_control)
+      if (!bk_headers_have(own, "x-ms-blob-content-type"))
+        bk_mp_add_header(&h, &ok, "x-ms-blob-content-type: %s",
+                         j->content_type);
+      if (j->cache_control && !bk_headers_have(own, "x-ms-blob-cache-control"))
         bk_mp_add_header(&h, &ok, "x-ms-blob-cache-control: %s",
                          j->cache_control);
-      for (size_t i = 0; j->headers && j->headers[i]; i++)
-        h = bk_slist_add(h, j->headers[i], &ok);
+      for (size_t i = 0; own && own[i]; i++)
+        if (!bk_headers_have((const char *const[]){own[i], NULL},
+                             "Content-Type") &&
+            !bk_headers_have((const char *const[]){own[i], NULL},
+                             "x-ms-blob-type"))
+          h = bk_slist_add(h, own[i], &ok);
     }
     *body_len = m->body_len;
     s->x.mem = (const unsigned char *)m->body;

@@ -6,6 +6,7 @@
  * request or ends an item itself, and never calls slot.c. */
 #include "internal.h"
 #include "engine/engine.h"
+#include "cloud/azure.h"
 
 #include <stdio.h>
 #include <strings.h>
@@ -245,7 +246,7 @@ void bk_rs_begin(bk_slot *s) {
   bk_item *j = s->x.item;
   bulkup_result *res = &s->res;
   if (!(s->x.size > 0 && s->x.size >= u->opt.resumable_threshold &&
-        !bk_run_origin_is_plain(u, s->url)))
+        !bk_run_origin_is_plain(u, s->url) && !bk_azure_url(s->url)))
     return;
   res->resumable = true;
   res->attempts = 1;

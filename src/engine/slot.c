@@ -13,6 +13,7 @@
  * easy handle keeps its TLS session cache. */
 #include "internal.h"
 #include "engine/slot.h"
+#include "cloud/azure.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -63,6 +64,14 @@ static size_t bk_header_cb(char *line, size_t size, size_t nmemb, void *ud) {
     x->range_last = -1;
     x->excerpt_len = 0;
     x->etag[0] = '\0';
+    x->error_code[0] = '\0';
+  } else if (bk_header_match(line, len, "x-ms-error-code", &v, &vl)) {
+    size_t n = vl < sizeof x->error_code - 1 ? vl : sizeof x->error_code - 1;
+    for (size_t i = 0; i < n; i++) /* a token: anything else is not kept */
+      if (!isalnum((unsigned char)v[i]) && v[i] != '_' && v[i] != '-')
+        n = i;
+    memcpy(x->error_code, v, n);
+    x->error_code[n] = '\0';
   } else if (bk_header_retry_after(line, len, time(NULL), &secs)) {
     x->retry_after = secs;
   } else if (bk_header_match(line, len, "Location", &v, &vl)) {
@@ -206,6 +215,7 @@ void bk_slot_cleanup(bk_slot *s) {
   s->fresh_url = NULL;
   curl_slist_free_all(s->rs_headers);
   s->rs_headers = NULL;
+  bk_hook_sign_reset(s);
   bk_free(s->session);
   s->session = NULL;
   bk_free(s->mp_url);
@@ -219,13 +229,20 @@ static struct curl_slist *bk_build_headers(bk_slot *s, bk_item *j,
   bool ok = true;
   struct curl_slist *h = NULL;
   char line[1024];
-  snprintf(line, sizeof line, "Content-Type: %s", j->content_type);
-  h = bk_slist_add(h, line, &ok);
-  if (j->cache_control) {
+  /* The item's own headers win over bulkup's choices (libcurl would send
+   * both). */
+  const char *const *own = (const char *const *)j->headers;
+  if (!bk_headers_have(own, "Content-Type")) {
+    snprintf(line, sizeof line, "Content-Type: %s", j->content_type);
+    h = bk_slist_add(h, line, &ok);
+  }
+  if (j->cache_control && !bk_headers_have(own, "Cache-Control")) {
     snprintf(line, sizeof line, "Cache-Control: %s", j->cache_control);
     h = bk_slist_add(h, line, &ok);
   }
-  if (md5) {
+  if (j->storage == BULKUP_STORAGE_AZURE) /* given, or AUTO: bk_azure_url */
+    h = bk_azure_add_headers(h, own, true, &ok);
+  if (md5 && !bk_headers_have(own, "Content-MD5")) {
     snprintf(line, sizeof line, "Content-MD5: %s", md5);
     h = bk_slist_add(h, line, &ok);
   }
@@ -243,6 +260,11 @@ static struct curl_slist *bk_build_headers(bk_slot *s, bk_item *j,
 static void bk_describe_failure(bk_slot *s, bulkup_error_kind kind,
                                 const bk_outcome *o, int attempts) {
   bk_xfer *x = &s->x;
+  if (s->keep_message) {
+    /* The failure was described where it happened (signing). */
+    s->keep_message = false;
+    return;
+  }
   switch (kind) {
   case BULKUP_ERROR_HTTP_STATUS:
     if (o->http_status >= 300 && o->http_status < 400) {
@@ -252,8 +274,9 @@ static void bk_describe_failure(bk_slot *s, bulkup_error_kind kind,
                loc ? loc : "none");
       bk_free(loc);
     } else {
-      snprintf(s->message, sizeof s->message, "HTTP %d after %d attempt%s",
-               o->http_status, attempts, attempts == 1 ? "" : "s");
+      snprintf(s->message, sizeof s->message, "HTTP %d%s%s after %d attempt%s",
+               o->http_status, x->error_code[0] ? " " : "", x->error_code,
+               attempts, attempts == 1 ? "" : "s");
     }
     break;
   case BULKUP_ERROR_TIMEOUT_WRITE:
@@ -380,6 +403,7 @@ static void bk_slot_end(bk_slot *s) {
   curl_slist_free_all(s->headers);
   s->headers = NULL;
   bk_rs_reset(s);
+  bk_hook_sign_reset(s);
 
   if (kind == BULKUP_ERROR_NONE) {
     res->status = BULKUP_ITEM_SUCCEEDED;
@@ -432,6 +456,7 @@ void bk_slot_start(bk_slot *s, bk_item *j) {
   s->restarts = 0;
   s->o = (bk_outcome){.curl = CURLE_OK};
   s->kind = BULKUP_ERROR_NONE;
+  s->keep_message = false;
   bk_run_item_started(u);
 
   memset(res, 0, sizeof *res);
@@ -692,6 +717,21 @@ static void bk_slot_attempt(bk_slot *s) {
     snprintf(s->message, sizeof s->message,
              "cannot make the request (out of memory, or the source could "
              "not be read for its Content-MD5)");
+    s->keep_message = true;
+    bk_slot_end(s);
+    return;
+  }
+  /* Last, when the request's headers are final: its signature. A
+   * multipart upload's completing request has its body in memory. */
+  const void *body_mem =
+      s->mp && s->mp_phase == BK_MP_COMPLETE ? (const void *)s->x.mem : NULL;
+  bulkup_error_kind sk = bk_hook_sign(s, method ? method : "PUT", url,
+                                      &headers, body_start, body_len,
+                                      body_mem);
+  if (sk != BULKUP_ERROR_NONE) {
+    s->kind = sk;
+    s->o = (bk_outcome){.curl = CURLE_OK};
+    s->keep_message = true;
     bk_slot_end(s);
     return;
   }
@@ -729,6 +769,7 @@ static void bk_slot_attempt(bk_slot *s) {
   x->read_errno = 0;
   x->excerpt_len = 0;
   x->retry_after = -1;
+  x->error_code[0] = '\0';
   x->location[0] = '\0';
   x->location_truncated = false;
   x->range_last = -1;
@@ -757,6 +798,7 @@ void bk_slot_attempt_done(bk_slot *s, CURLcode result) {
   s->o.http_status = (int)status;
   s->o.connected = x->connected;
   s->o.abort = x->abort;
+  s->o.error_code = x->error_code;
   bk_slot_after_attempt(s);
 }
 

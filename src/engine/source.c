@@ -268,25 +268,27 @@ void bk_source_close(bk_slot *s) {
   s->x.mem = NULL;
 }
 
-bool bk_source_md5(bk_slot *s, char out[32]) {
-  return bk_source_md5_range(s, 0, s->x.size, out);
-}
-
-bool bk_source_md5_range(bk_slot *s, uint64_t start, uint64_t len,
-                         char out[32]) {
+/* The digest (`md`) of `len` bytes of the source from `start`, or of
+ * `len` bytes of `mem` when it is not NULL. */
+static bool bk_source_digest(bk_slot *s, const EVP_MD *md_type,
+                             uint64_t start, uint64_t len, const void *mem,
+                             unsigned char *md, unsigned int *n) {
   bk_xfer *x = &s->x;
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  if (!ctx || !EVP_DigestInit_ex(ctx, EVP_md5(), NULL)) {
+  if (!ctx || !EVP_DigestInit_ex(ctx, md_type, NULL)) {
     EVP_MD_CTX_free(ctx);
     return false;
   }
   bool ok = true;
-  uint64_t end = start + len;
-  if (x->mem) {
+  if (mem) {
+    ok = EVP_DigestUpdate(ctx, mem, (size_t)len);
+  } else if (start > x->size || len > x->size - start) {
+    ok = false;
+  } else if (x->mem) {
     ok = EVP_DigestUpdate(ctx, x->mem + start, (size_t)len);
   } else {
     unsigned char buf[65536];
-    uint64_t off = start;
+    uint64_t off = start, end = start + len;
     while (ok && off < end) {
       size_t want = sizeof buf;
       if (want > end - off)
@@ -307,14 +309,33 @@ bool bk_source_md5_range(bk_slot *s, uint64_t start, uint64_t len,
       off += (uint64_t)r;
     }
   }
+  if (ok)
+    ok = EVP_DigestFinal_ex(ctx, md, n);
+  EVP_MD_CTX_free(ctx);
+  return ok;
+}
+
+bool bk_source_md5(bk_slot *s, char out[32]) {
+  return bk_source_md5_range(s, 0, s->x.size, out);
+}
+
+bool bk_source_md5_range(bk_slot *s, uint64_t start, uint64_t len,
+                         char out[32]) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  if (ok)
-    ok = EVP_DigestFinal_ex(ctx, md, &n);
-  EVP_MD_CTX_free(ctx);
-  if (!ok)
+  if (!bk_source_digest(s, EVP_md5(), start, len, NULL, md, &n))
     return false;
   bk_b64_encode(md, n, out);
+  return true;
+}
+
+bool bk_source_sha256_hex(bk_slot *s, uint64_t start, uint64_t len,
+                          const void *mem, char out[65]) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (!bk_source_digest(s, EVP_sha256(), start, len, mem, md, &n) || n != 32)
+    return false;
+  bk_hex_encode(md, n, out, false);
   return true;
 }
 

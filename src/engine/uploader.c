@@ -306,10 +306,11 @@ bulkup_err bulkup_uploader_submit(bulkup_uploader *u, const bulkup_item *item,
   default:
     return bk_error(BULKUP_EINVAL, "item.source is not a known source kind");
   }
-  for (size_t i = 0; item->headers && item->headers[i]; i++)
-    if (strpbrk(item->headers[i], "\r\n") || !strchr(item->headers[i], ':'))
-      return bk_error(BULKUP_EINVAL,
-                      "item.headers[%zu] must be one \"Name: value\" line", i);
+  for (size_t i = 0; item->headers && item->headers[i]; i++) {
+    const char *why = bulkup_header_check(item->headers[i]);
+    if (why)
+      return bk_error(BULKUP_EINVAL, "item.headers[%zu]: %s", i, why);
+  }
   /* Header values: a CR or LF would end the header and start another (or
    * a second request). (A NUL cannot be in a C string: it ends it.) */
   if (item->content_type && strpbrk(item->content_type, "\r\n"))

@@ -59,4 +59,8 @@ bool bk_header_match(const char *line, size_t len, const char *name,
 bool bk_header_retry_after(const char *line, size_t len, time_t now,
                            double *seconds);
 
+/* Whether the NULL-ended "Name: value" lines (NULL: none) set header
+ * `name` (case-insensitive). */
+bool bk_headers_have(const char *const *headers, const char *name);
+
 #endif

@@ -239,3 +239,57 @@ bool bulkup_parse_retry_after(const char *value, time_t now, double *seconds) {
   *seconds = result;
   return true;
 }
+
+/* --- request headers a user adds ----------------------------------------- */
+
+/* RFC 9110 tchar. */
+static bool bk_is_tchar(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* Set by the transfer itself: an override would corrupt the framing of the
+ * request (or, for Expect, its timing). */
+static const char *const bk_reserved_headers[] = {
+    "Host", "Content-Length", "Transfer-Encoding", "Expect"};
+
+const char *bulkup_header_check(const char *line) {
+  if (!line)
+    return "no header line";
+  const unsigned char *p = (const unsigned char *)line;
+  size_t n = 0;
+  while (bk_is_tchar(p[n]))
+    n++;
+  if (n == 0)
+    return p[0] == ':' ? "the name is empty" : "the name is not a token "
+                                               "(letters, digits, -, _ ...)";
+  if (p[n] != ':')
+    return p[n] ? "the name is not a token (letters, digits, -, _ ...) or "
+                  "the colon after it is missing"
+                : "no colon: expected 'Name: value'";
+  for (size_t i = 0; i < sizeof bk_reserved_headers / sizeof *bk_reserved_headers;
+       i++)
+    if (strlen(bk_reserved_headers[i]) == n &&
+        strncasecmp(line, bk_reserved_headers[i], n) == 0)
+      return "the transfer sets this header itself (Host, Content-Length, "
+             "Transfer-Encoding and Expect cannot be overridden)";
+  const unsigned char *v = p + n + 1;
+  while (*v == ' ' || *v == '\t')
+    v++;
+  if (!*v)
+    return "the value is empty";
+  for (; *v; v++)
+    if ((*v < 0x20 && *v != '\t') || *v == 0x7f)
+      return *v == '\r' || *v == '\n'
+                 ? "the value holds a line break (CR or LF)"
+                 : "the value holds a control character";
+  return NULL;
+}
+
+bool bk_headers_have(const char *const *headers, const char *name) {
+  size_t nl = strlen(name);
+  for (size_t i = 0; headers && headers[i]; i++)
+    if (strncasecmp(headers[i], name, nl) == 0 && headers[i][nl] == ':')
+      return true;
+  return false;
+}

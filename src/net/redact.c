@@ -253,8 +253,7 @@ char *bulkup_redact_url(const char *url) {
   return bk_out_take(&o, NULL);
 }
 
-/* Whether the query q[0..len) has a parameter named `name`. */
-static bool bk_query_has(const char *q, size_t len, const char *name) {
+bool bk_query_has(const char *q, size_t len, const char *name) {
   size_t i = 0;
   while (i < len) {
     size_t plen = 0;

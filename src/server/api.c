@@ -416,7 +416,7 @@ enum MHD_Result bks_api_complete(bks_req *r) {
   if (r->len > 0)
     return bks_respond_v2_error(r, 400, "a presign GET has no body", NULL);
   pthread_mutex_lock(&srv->mu);
-  double now = srv->clock > 0 ? srv->clock : bks_now_real();
+  double now = srv->clock > 0 ? srv->clock : bk_now_real();
   pthread_mutex_unlock(&srv->mu);
   bks_sig_input in = {
       .method = r->rec.method,

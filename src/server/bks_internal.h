@@ -14,7 +14,7 @@
  *   media.c       image dimensions (PNG, JPEG headers)
  *   store.c       memory and disk object stores
  *   tls.c         certificates
- *   util.c        time, strings, base64, hex, percent-encoding, uuids,
+ *   util.c        strings, base64, hex, percent-encoding, uuids,
  *                 files, the stop-aware wait
  * (api.c calls v1.c; v1.c never calls api.c.)
  */
@@ -24,6 +24,7 @@
 #include "bks_server.h"
 #include "util/rand.h"
 #include "util/str.h"
+#include "util/thread.h" /* bk_now (monotonic), bk_now_real */
 
 #include <microhttpd.h>
 #include <openssl/evp.h>
@@ -47,8 +48,6 @@
 
 /* ---- util.c ------------------------------------------------------------ */
 
-double bks_now_mono(void);
-double bks_now_real(void);
 char *bks_strdup(const char *s);
 char *bks_strndup(const char *s, size_t n);
 /* Copy at most cap-1 bytes of s (NULL = "") into dst, always terminated. */

@@ -246,7 +246,7 @@ static bks_session *sess_load(bks_server *srv, const char *sid) {
       json_object_is_type(v, json_type_int))
     s->created = (double)json_object_get_int64(v) / 1000;
   else if (s) /* written before created_ms: the meta file's last change */
-    s->created = stat(meta, &mb) == 0 ? (double)mb.st_mtime : bks_now_real();
+    s->created = stat(meta, &mb) == 0 ? (double)mb.st_mtime : bk_now_real();
   if (s && json_object_object_get_ex(o, "completed", &v) &&
       json_object_get_boolean(v)) {
     s->completed = 1;
@@ -282,7 +282,7 @@ static void remove_files(const bks_session *s) { remove_dir_files(s->dir); }
 
 static int expired(const bks_server *srv, const bks_session *s) {
   return srv->session_ttl > 0 &&
-         bks_now_real() - s->created >= srv->session_ttl;
+         bk_now_real() - s->created >= srv->session_ttl;
 }
 
 /* The session `sid` with a reference taken (loaded from disk when it is
@@ -416,7 +416,7 @@ void bks_rs_sweep(bks_server *srv) {
     char *dir = bks_asprintf("%s/%s", top, e->d_name);
     struct stat sb;
     if (dir && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode) &&
-        bks_now_real() - (double)sb.st_mtime >= srv->session_ttl) {
+        bk_now_real() - (double)sb.st_mtime >= srv->session_ttl) {
       remove_dir_files(dir);
     }
     free(dir);
@@ -832,7 +832,7 @@ static enum MHD_Result start_complete(bks_req *r) {
   free(dir);
   if (!s)
     return MHD_NO;
-  s->created = bks_now_real();
+  s->created = bk_now_real();
   char *base = bks_host_base(r);
   if (!base)
     base = bks_strdup(srv->public_url ? srv->public_url : srv->self_url);

@@ -43,7 +43,7 @@ static int storage_mac(bks_server *srv, const char *key, const char *expires,
 char *bks_sign_url(bks_server *srv, const char *base, const char *key,
                        const char *pattern, double ttl) {
   char expires[64];
-  double now = bks_now_real();
+  double now = bk_now_real();
   if (ttl == floor(ttl) && fabs(ttl) < 1e12)
     snprintf(expires, sizeof expires, "%lld",
              (long long)floor(now) + (long long)ttl);
@@ -127,7 +127,7 @@ static void storage_check(bks_req *r) {
     bks_reject(r, 403, "SignatureDoesNotMatch", SIG_MISMATCH);
   } else if (parse_expires(expires, &exp) != 0) {
     bks_reject(r, 403, "SignatureDoesNotMatch", "The expires value is invalid.");
-  } else if (bks_now_real() > exp) {
+  } else if (bk_now_real() > exp) {
     bks_reject(r, 403, "ExpiredToken",
            "The signed URL has expired; request a new one.");
   } else if (!ctype_matches(pattern,

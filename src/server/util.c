@@ -1,8 +1,9 @@
 /*
- * util.c - small helpers of the server library: clocks, strings, uuids,
+ * util.c - small helpers of the server library: strings, uuids,
  * whole files, the stop-aware wait, and allocating wrappers over the
  * shared util library (src/util: hex, base64, percent-escapes, random
- * bytes), which the server links as bulkup_util.
+ * bytes), which the server links as bulkup_util. The clocks are util's
+ * (bk_now, bk_now_real in src/util/thread.c).
  */
 #include "bks_internal.h"
 
@@ -16,18 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-double bks_now_mono(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-double bks_now_real(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_REALTIME, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 char *bks_strndup(const char *s, size_t n) {
   if (!s)
@@ -65,7 +54,7 @@ void bks_uuid4(char out[37]) {
     /* never expected; a uuid must still be unique within the process */
     static _Atomic unsigned long long fallback;
     unsigned long long v = ++fallback;
-    double t = bks_now_real();
+    double t = bk_now_real();
     memcpy(b, &v, 8);
     memcpy(b + 8, &t, 8);
   }
@@ -236,9 +225,9 @@ char *bks_read_file(const char *path, size_t max, size_t *len) {
 int bks_wait(int stop_fd, int fd, double seconds) {
   if (!(seconds > 0)) /* also NaN */
     return BKS_WAIT_TIMEOUT;
-  double end = bks_now_mono() + seconds;
+  double end = bk_now() + seconds;
   for (;;) {
-    double left = end - bks_now_mono();
+    double left = end - bk_now();
     if (left <= 0)
       return BKS_WAIT_TIMEOUT;
     int ms = left * 1000.0 >= INT_MAX ? INT_MAX : (int)(left * 1000.0) + 1;

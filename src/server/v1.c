@@ -611,7 +611,7 @@ static enum MHD_Result job_create(bks_req *r, const char *keyhex,
     return ret;
   }
   bks_uuid4(j->hash);
-  j->created = bks_now_mono();
+  j->created = bk_now();
   j->state = JOB_PENDING;
   j->forced = JOB_PENDING;
   char code[48];
@@ -868,7 +868,7 @@ static enum MHD_Result job_poll(bks_req *r, json_object *values, size_t ds) {
   double hold = (double)json_object_get_int64(ts);
   if (hold > POLL_HOLD_MAX)
     hold = POLL_HOLD_MAX;
-  double deadline = bks_now_mono() + hold;
+  double deadline = bk_now() + hold;
   const char *hash = json_object_get_string(ph);
   pthread_mutex_lock(&srv->mu);
   bks_job *j = job_find_locked(srv, hash);
@@ -878,7 +878,7 @@ static enum MHD_Result job_poll(bks_req *r, json_object *values, size_t ds) {
                                 "no such job in this dataset");
   }
   while (j->state == JOB_PENDING && !srv->stopping) {
-    double now = bks_now_mono();
+    double now = bk_now();
     double ready = j->created + srv->job_pending;
     if (now >= ready) {
       if (j->forced == JOB_CANCELLED) {
