@@ -31,7 +31,7 @@ UP=$BIN/tests/mp_upload
 TOOL=$BIN/bulkup
 PY=/usr/bin/python3
 PROXY=$SRC/tests/tools/mp_proxy.py
-SAS=$SRC/tests/tools/azure_sas.py
+SAS=$SRC/tests/support/azure_sas.py
 
 for t in "$AZURITE" "$S3RVER"; do
   [ -x "$t" ] || { echo "skip: $t missing"; exit 77; }
@@ -87,8 +87,8 @@ if [ -z "$S3_PORT" ]; then
   S3_PORT=$(wait_line "$WORK/s3rver.log" 'listening on 127.0.0.1:[0-9]*' | sed 's/.*://') ||
     { echo "s3rver did not start"; cat "$WORK/s3rver.log"; exit 1; }
 fi
-ACCOUNT_SAS=$($PY "$SAS" account)
-CONT_SAS=$($PY "$SAS" container mpcont)
+ACCOUNT_SAS=$($PY "$SAS" --account)
+CONT_SAS=$($PY "$SAS" mpcont --perm racwd)
 code=$(curl -s -o "$WORK/mk.out" -w '%{http_code}' -X PUT -H 'x-ms-version: 2023-11-03' \
   -H 'Content-Length: 0' "http://127.0.0.1:$AZ_PORT/devstoreaccount1/mpcont?restype=container&$ACCOUNT_SAS")
 [ "$code" = 201 ] || { echo "cannot create the container: $code"; cat "$WORK/mk.out"; exit 1; }
