@@ -6,6 +6,8 @@
 #   - 2 files of 8 parts sent at once: the proxy holds the first part until
 #     a second one is in flight (proof of parallel parts), >1 connection;
 #   - the same with a thread per transfer and a Content-MD5 per part;
+#   - every request (create, parts, complete) passed to the signing hook
+#     with its own method, body length and payload SHA-256;
 #   - a 503 on one part: that part is retried alone (attempts 2, the server
 #     got each part once);
 #   - a part cut mid-body: the same;
@@ -162,6 +164,17 @@ for proto in azure s3; do
   check "$proto threads: 16 part requests" "[ $(stat_of PARTS_FORWARDED) = 16 ] && [ $(stat_of PARTS_RECEIVED) = 16 ]"
   check "$proto threads: a.bin byte-identical" "same $proto thr-a '$WORK/a.bin'"
   check "$proto threads: b.bin byte-identical" "same $proto thr-b '$WORK/b.bin'"
+  stop_proxy
+
+  # -- every request goes through options.sign_request, with its own
+  # method, body and payload hash (checked by the proxy)
+  start_proxy $upstream --check-signed
+  "$UP" --storage $proto "${MP[@]}" --sign-check 1 "$WORK/b.bin" "$(url $proto signed $PPORT)" >"$WORK/out" 2>&1
+  rc=$?
+  n=$([ $proto = s3 ] && echo 10 || echo 9) # create, 8 parts, complete / 8 blocks, block list
+  check "$proto signed: succeeds" "[ $rc = 0 ]"
+  check "$proto signed: all $n requests signed as sent" "[ $(stat_of SIGNED_OK) = $n ] && [ $(stat_of SIGNED_BAD) = 0 ] && [ $(stat_of REQUESTS) = $n ]"
+  check "$proto signed: byte-identical" "same $proto signed '$WORK/b.bin'"
   stop_proxy
 
   # -- a 503 on part 2

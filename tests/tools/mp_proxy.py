@@ -16,6 +16,9 @@ faults it is told to, each once:
                     (its body read, nothing forwarded)
   --hold-after N    after N part requests were answered, later part
                     requests are read and never answered
+  --check-signed    every request must carry "x-bk-signed: METHOD LEN
+                    SHA256" (mp_upload --sign-check) matching what arrived:
+                    SIGNED_OK and SIGNED_BAD count them
   --barrier N       a part request is not forwarded until N part requests
                     have been in flight at once (or 20 s passed): proof that
                     parts travel side by side
@@ -27,6 +30,7 @@ REQUESTS, PARTS_RECEIVED, PARTS_FORWARDED, PARTS_ANSWERED, FAILED503, CUT,
 REFUSED, DELETES (forwarded), COMPLETES (forwarded S3 POST ?uploadId= or
 Azure comp=blocklist), MAX_PARTS_IN_FLIGHT, CONNECTIONS,
 MAX_CONNECTIONS."""
+import hashlib
 import http.client
 import http.server
 import os
@@ -41,8 +45,13 @@ STATS = sys.argv[2]
 args = sys.argv[3:]
 opts = {}
 while args:
+    if args[0] == "--check-signed":
+        opts[args[0]] = "1"
+        args = args[1:]
+        continue
     opts[args[0]] = args[1]
     args = args[2:]
+CHECK_SIGNED = "--check-signed" in opts
 FAIL503 = opts.get("--fail503")
 CUT = opts.get("--cut")
 REFUSE = opts.get("--refuse")
@@ -51,7 +60,7 @@ BARRIER = int(opts.get("--barrier", "0"))
 
 lock = threading.Condition()
 st = dict(REQUESTS=0, PARTS_RECEIVED=0, PARTS_FORWARDED=0, PARTS_ANSWERED=0,
-          FAILED503=0, CUT=0, REFUSED=0, DELETES=0, COMPLETES=0,
+          FAILED503=0, CUT=0, REFUSED=0, SIGNED_OK=0, SIGNED_BAD=0, DELETES=0, COMPLETES=0,
           MAX_PARTS_IN_FLIGHT=0, CONNECTIONS=0,
           MAX_CONNECTIONS=0)
 live = {"conns": 0, "parts": 0}
@@ -139,6 +148,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 pass
             return
         data = self.body()
+        if CHECK_SIGNED:
+            want = "%s %d %s" % (self.command, len(data),
+                                 hashlib.sha256(data).hexdigest())
+            good = self.headers.get("x-bk-signed") == want
+            with lock:
+                st["SIGNED_OK" if good else "SIGNED_BAD"] += 1
+                write_stats()
+            del self.headers["x-bk-signed"]
         if REFUSE and REFUSE in target:
             with lock:
                 st["REFUSED"] += 1

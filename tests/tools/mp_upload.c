@@ -4,7 +4,7 @@
  *
  *   mp_upload [--storage auto|http|s3|azure] [--threshold N] [--part-size N]
  *             [--workers N] [--threads N] [--journal FILE] [--max-retries N]
- *             [--md5 0|1]
+ *             [--md5 0|1] [--sign-check 0|1]
  *             FILE URL [FILE URL ...]
  *
  * Prints one line per item: "item I STATUS attempts=A requests=R
@@ -28,6 +28,18 @@ static void on_complete(void *ud, const bulkup_result *r) {
          r->attempts, r->requests, (unsigned long long)r->bytes_sent,
          (unsigned long long)r->size, r->message ? r->message : "");
   fflush(stdout);
+}
+
+/* --sign-check: a signer that signs nothing but says what it was given,
+ * in a header the proxy (mp_proxy.py --check-signed) compares with the
+ * request it receives: method, body length, the body's SHA-256. */
+static bulkup_err sign_check(void *ud, bulkup_request *req) {
+  (void)ud;
+  char line[256];
+  snprintf(line, sizeof line, "x-bk-signed: %s %llu %s", req->method,
+           (unsigned long long)req->body_len,
+           req->payload_sha256 ? req->payload_sha256 : "-");
+  return bulkup_request_add_header(req, line);
 }
 
 int main(int argc, char **argv) {
@@ -57,7 +69,12 @@ int main(int argc, char **argv) {
       opt.threads = (unsigned)atoi(v);
     else if (!strcmp(argv[i], "--max-retries"))
       opt.requests.max_retries = atoi(v);
-    else if (!strcmp(argv[i], "--md5"))
+    else if (!strcmp(argv[i], "--sign-check")) {
+      if (atoi(v)) {
+        opt.sign_request = sign_check;
+        opt.sign_payload = true;
+      }
+    } else if (!strcmp(argv[i], "--md5"))
       opt.content_md5 = atoi(v) != 0;
     else if (!strcmp(argv[i], "--journal"))
       journal_path = v;
