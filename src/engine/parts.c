@@ -117,7 +117,8 @@ static void bk_mp_unlist(bk_mp *m) {
     return;
   for (bk_mp **pp = &m->u->mp_jobs; *pp; pp = &(*pp)->next)
     if (*pp == m) {
-      *pp = m->next;
+      /* Atomic: bk_mp_take peeks at the list head without the lock. */
+      __atomic_store_n(pp, m->next, __ATOMIC_RELAXED);
       break;
     }
   m->next = NULL;
@@ -301,7 +302,7 @@ static void bk_mp_publish(bk_mp *m) {
   m->published = true;
   if (m->pending > 0 && !m->failed && !m->listed) {
     m->next = m->u->mp_jobs;
-    m->u->mp_jobs = m;
+    __atomic_store_n(&m->u->mp_jobs, m, __ATOMIC_RELAXED);
     m->listed = true;
   }
   bk_cond_broadcast(&m->u->mp_cond);
@@ -709,7 +710,10 @@ void bk_mp_leave(bk_slot *s) {
 
 bool bk_mp_take(bk_slot *s) {
   struct bulkup_uploader *u = s->u;
-  if (!u->mp_jobs) /* a racy peek; the lock decides */
+  /* A peek without the lock (called for every idle slot after every
+   * socket event); the lock decides. A job listed just after the peek
+   * nudges the queue, which brings the worker back here. */
+  if (!__atomic_load_n(&u->mp_jobs, __ATOMIC_RELAXED))
     return false;
   bool took = false;
   bk_mutex_lock(&u->mp_lock);

@@ -230,6 +230,7 @@ static void bk_fill(bk_worker *w, bool *closed) {
     if (!j)
       break;
     bk_slot_start(bk_idle_slot(w), j);
+    bk_fill_parts(w); /* its parts, if it went in parts */
   }
 }
 
@@ -391,6 +392,7 @@ static void *bk_worker_main(void *arg) {
       if (!j)
         break;
       bk_slot_start(bk_idle_slot(w), j);
+      bk_fill_parts(w); /* its parts, if it went in parts */
     }
     if (w->busy == 0) {
       if (closed && !bk_mp_wait(u))
