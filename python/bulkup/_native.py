@@ -167,6 +167,9 @@ class UploaderOptionsC(Structure):
         ("resumable_threshold", c_uint64),
         ("resumable_chunk_size", c_size_t),
         ("no_progress_limit", c_double),
+        ("sign_request", c_void_p),  # bulkup_sign_request_fn (unused here)
+        ("sign_userdata", c_void_p),
+        ("sign_payload", c_bool),
         ("multipart_threshold", c_uint64),
         ("part_size", c_size_t),
     ]

@@ -119,6 +119,9 @@ int main(void) {
   FIELD(bulkup_uploader_options, resumable_threshold);
   FIELD(bulkup_uploader_options, resumable_chunk_size);
   FIELD(bulkup_uploader_options, no_progress_limit);
+  FIELD(bulkup_uploader_options, sign_request);
+  FIELD(bulkup_uploader_options, sign_userdata);
+  FIELD(bulkup_uploader_options, sign_payload);
   FIELD(bulkup_uploader_options, multipart_threshold);
   FIELD(bulkup_uploader_options, part_size);
 
