@@ -190,9 +190,9 @@ static const char upload_help[] =
     "                          Azure in parts, several at once (S3\n"
     "                          multipart upload, Azure blocks); with\n"
     "                          --journal a killed run re-sends only the\n"
-    "                          parts not done (default 8M; 'never': off)\n"
+    "                          parts not done (default 16M; 'never': off)\n"
     "  --part-size SIZE        the size of those parts, 1K to 4000M\n"
-    "                          (default 8M)\n"
+    "                          (default 16M)\n"
     "  --max-retries N         retries after a transient failure (a timeout,\n"
     "                          a reset, HTTP 408/429/5xx) (default 3)\n"
     "  --backoff-factor F      retry n waits F * 2^(n-1) s, at most 120 s\n"
@@ -556,7 +556,7 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       num_status st = num_parse_size(optarg, 1, 1ULL << 50, &v);
       if (st != NUM_OK)
         return bad_value(ch, optarg, st,
-                         "expected a size such as 8M, or 'never'");
+                         "expected a size such as 16M, or 'never'");
       c->opt.multipart_threshold = v;
       break;
     }
