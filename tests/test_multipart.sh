@@ -13,6 +13,8 @@
 #   - a part cut mid-body: the same;
 #   - a part refused (403): the item fails once, not retried, nothing
 #     completed, and S3's upload is aborted (one DELETE);
+#   - a run cancelled while parts hang: the item ends cancelled, nothing
+#     completed or aborted;
 #   - a run (one transfer) killed (SIGKILL) after 3 parts were answered
 #     and journalled,
 #     then rerun with the journal: the rerun sends exactly the 5 parts not
@@ -215,6 +217,16 @@ for proto in azure s3; do
     check "azure refused: nothing deleted" "[ $(stat_of DELETES) = 0 ]"
   fi
   check "$proto refused: no object stored" "! same $proto refused '$WORK/a.bin'"
+  stop_proxy
+
+  # -- cancelled while parts hang (after 3 were answered): the item ends
+  # cancelled, promptly, nothing completed or aborted
+  start_proxy $upstream --hold-after 3
+  timeout 30 "$UP" --storage $proto "${MP[@]}" --workers 1 --cancel-after-ms 1500 "$WORK/a.bin" \
+    "$(url $proto cancelled $PPORT)" >"$WORK/out" 2>&1
+  rc=$?
+  check "$proto cancel: the item ends cancelled" "[ $rc = 1 ] && grep -q 'SUCCEEDED=0 FAILED=0 CANCELLED=1' '$WORK/out' && grep -q '^item 0 cancelled ' '$WORK/out'"
+  check "$proto cancel: nothing completed or aborted" "[ $(stat_of COMPLETES) = 0 ] && [ $(stat_of DELETES) = 0 ]"
   stop_proxy
 
   # -- killed after 3 parts, rerun with the journal

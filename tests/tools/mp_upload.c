@@ -4,7 +4,7 @@
  *
  *   mp_upload [--storage auto|http|s3|azure] [--threshold N] [--part-size N]
  *             [--workers N] [--threads N] [--journal FILE] [--max-retries N]
- *             [--md5 0|1] [--sign-check 0|1]
+ *             [--md5 0|1] [--sign-check 0|1] [--cancel-after-ms N]
  *             FILE URL [FILE URL ...]
  *
  * Prints one line per item: "item I STATUS attempts=A requests=R
@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
 
 static void on_complete(void *ud, const bulkup_result *r) {
   (void)ud;
@@ -40,6 +43,17 @@ static bulkup_err sign_check(void *ud, bulkup_request *req) {
            (unsigned long long)req->body_len,
            req->payload_sha256 ? req->payload_sha256 : "-");
   return bulkup_request_add_header(req, line);
+}
+
+/* --cancel-after-ms: cancel the run from another thread. */
+static bulkup_uploader *g_u;
+static unsigned g_cancel_ms;
+static void *canceller(void *arg) {
+  (void)arg;
+  struct timespec ts = {g_cancel_ms / 1000, (long)(g_cancel_ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+  bulkup_uploader_cancel(g_u);
+  return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -96,6 +110,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "new: %s\n", bulkup_last_error_message());
     return 2;
   }
+  g_u = u;
+  pthread_t ct;
+  bool cancelling = g_cancel_ms > 0 && pthread_create(&ct, NULL, canceller, NULL) == 0;
   for (; i < argc; i += 2) {
     bulkup_item it;
     bulkup_item_init(&it);
@@ -119,10 +136,13 @@ int main(int argc, char **argv) {
   }
   bulkup_report *rep = NULL;
   bulkup_err rc = bulkup_uploader_finish(u, &rep);
+  if (cancelling)
+    pthread_join(ct, NULL);
   bulkup_summary s;
   bulkup_report_summary(rep, &s);
-  printf("SUCCEEDED=%llu FAILED=%llu\n", (unsigned long long)s.succeeded,
-         (unsigned long long)s.failed);
+  printf("SUCCEEDED=%llu FAILED=%llu CANCELLED=%llu\n",
+         (unsigned long long)s.succeeded, (unsigned long long)s.failed,
+         (unsigned long long)s.cancelled);
   bulkup_report_free(rep);
   bulkup_uploader_free(u);
   bulkup_journal_close(jr);
