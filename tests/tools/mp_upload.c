@@ -88,7 +88,9 @@ int main(int argc, char **argv) {
         opt.sign_request = sign_check;
         opt.sign_payload = true;
       }
-    } else if (!strcmp(argv[i], "--md5"))
+    } else if (!strcmp(argv[i], "--cancel-after-ms"))
+      g_cancel_ms = (unsigned)atoi(v);
+    else if (!strcmp(argv[i], "--md5"))
       opt.content_md5 = atoi(v) != 0;
     else if (!strcmp(argv[i], "--journal"))
       journal_path = v;
