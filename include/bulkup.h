@@ -18,6 +18,7 @@
 #include "bulkup/journal.h"
 #include "bulkup/shard.h"
 #include "bulkup/api.h"
+#include "bulkup/s3.h"
 #include "bulkup/azure.h"
 
 #endif /* BULKUP_H */

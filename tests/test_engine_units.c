@@ -243,8 +243,9 @@ static void test_redact_text(void) {
              "</Code><Message>The request signature we calculated does not match</Message>"
              "<AWSAccessKeyId>REDACTED</AWSAccessKeyId><StringToSign>AWS4-HMAC-SHA256\n"
              "20240101T000000Z</StringToSign><SignatureProvided>REDACTED</SignatureProvided>"
-             "<CanonicalRequest>PUT\n/k\nX-Amz-Algorithm=AWS4-HMAC-SHA256&amp;X-Amz-Credential="
-             "REDACTED&amp;X-Amz-Date=20240101T000000Z\nhost:h"
+             /* the canonical request S3 computed holds the signed headers'
+              * values, a session token among them: all of it goes */
+             "<CanonicalRequest>REDACTED"
              "</CanonicalRequest><CanonicalRequestBytes>REDACTED</CanonicalRequestBytes></Error>");
   /* A proxy echoing the request line; an element named like a parameter. */
   CHECK_TEXT("bad request: PUT /a?sig=SECRET&se=x HTTP/1.1",

@@ -314,6 +314,30 @@ static void test_header_injection_refused(void) {
   bulkup_uploader_free(u);
 }
 
+/* The report's JSON summary's "journal_failures" (-1 if absent), from
+ * bulkup_report_to_json and bulkup_report_write_json alike. */
+static long long report_journal_failures_json(const bulkup_report *rep) {
+  long long got[2] = {-1, -1};
+  char *text = NULL;
+  json_object *roots[2] = {NULL, NULL};
+  if (bulkup_report_to_json(rep, false, &text) == BULKUP_OK)
+    roots[0] = json_tokener_parse(text);
+  bulkup_free(text);
+  char out[1024];
+  snprintf(out, sizeof out, "%s/jf-report.json", tmp);
+  if (bulkup_report_write_json(rep, out) == BULKUP_OK)
+    roots[1] = json_object_from_file(out);
+  for (int i = 0; i < 2; i++) {
+    json_object *s, *v;
+    if (roots[i] && json_object_object_get_ex(roots[i], "summary", &s) &&
+        json_object_object_get_ex(s, "journal_failures", &v) &&
+        json_object_is_type(v, json_type_int))
+      got[i] = json_object_get_int64(v);
+    json_object_put(roots[i]);
+  }
+  return got[0] == got[1] ? got[0] : -2;
+}
+
 static void test_journal_write_failure_surfaces(void) {
   /* The journal cannot grow (RLIMIT_FSIZE at its size, as on a full
    * disk): the uploads succeed, but finish says BULKUP_EIO and the report
@@ -363,6 +387,7 @@ static void test_journal_write_failure_surfaces(void) {
   bulkup_report_summary(rep, &s);
   CU_ASSERT_EQUAL(s.succeeded, 3);
   CU_ASSERT_EQUAL(bulkup_report_journal_failures(rep), 3);
+  CU_ASSERT_EQUAL(report_journal_failures_json(rep), 3);
   CU_ASSERT_EQUAL(bulkup_journal_count(j), 0);
   for (int i = 0; i < 3; i++) {
     char path[32];
@@ -389,6 +414,7 @@ static void test_journal_write_failure_surfaces(void) {
   free(url);
   CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
   CU_ASSERT_EQUAL(bulkup_report_journal_failures(rep), 0);
+  CU_ASSERT_EQUAL(report_journal_failures_json(rep), 0);
   CU_ASSERT_EQUAL(bulkup_journal_count(j), 1);
   bulkup_report_free(rep);
   bulkup_uploader_free(u);

@@ -4,6 +4,7 @@
  * request only; a failing signer fails the item without sending. Checked
  * against the test server's record of each request it received. */
 #include "upload_common.h"
+#include "util/crc32c.h"
 
 #include <string.h>
 
@@ -14,6 +15,7 @@ typedef struct sig_call {
   char method[8];
   char url[256];
   char sha[65];
+  char crc[16];
   int attempts;
   uint64_t body_offset, body_len;
   int nheaders;
@@ -38,6 +40,8 @@ static bulkup_err test_sign(void *ud, bulkup_request *req) {
     snprintf(c->url, sizeof c->url, "%s", req->url);
     snprintf(c->sha, sizeof c->sha, "%s",
              req->payload_sha256 ? req->payload_sha256 : "");
+    snprintf(c->crc, sizeof c->crc, "%s",
+             req->payload_crc32c ? req->payload_crc32c : "");
     c->attempts = req->item->attempts;
     c->body_offset = req->body_offset;
     c->body_len = req->body_len;
@@ -136,11 +140,22 @@ static void test_payload_hash_streamed_and_empty(void) {
   const char *f = make_file("big.bin", 700 * KiB + 1, 12);
   char want[65];
   CU_ASSERT_FATAL(bk_sha256_file_hex(f, want) == 0);
+  o.sign_crc32c = true;
+  FILE *fp = fopen(f, "rb");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+  unsigned char *data = malloc(700 * KiB + 1);
+  CU_ASSERT_EQUAL_FATAL(fread(data, 1, 700 * KiB + 1, fp), 700 * KiB + 1);
+  fclose(fp);
+  char want_crc[9];
+  bk_crc32c_base64(bk_crc32c(0, data, 700 * KiB + 1), want_crc);
+  free(data);
   run r;
   upload_nocache(&o, f, "/s/big", &r);
   CU_ASSERT_EQUAL(r.rc, BULKUP_OK);
   CU_ASSERT_EQUAL_FATAL(g.n, 1);
   CU_ASSERT_STRING_EQUAL(g.calls[0].sha, want);
+  CU_ASSERT_STRING_EQUAL(g.calls[0].crc, want_crc);
+  o.sign_crc32c = false;
   assert_stored(ts, "/s/big", f);
   bulkup_report_free(r.rep);
 
@@ -154,13 +169,15 @@ static void test_payload_hash_streamed_and_empty(void) {
       "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   bulkup_report_free(r.rep);
 
-  /* Without sign_payload: no hash. */
+  /* Without sign_payload: no hash; the CRC alone when asked. */
   g.n = 0;
   o.sign_payload = false;
+  o.sign_crc32c = true;
   upload_nocache(&o, f, "/s/big2", &r);
   CU_ASSERT_EQUAL(r.rc, BULKUP_OK);
   CU_ASSERT_EQUAL_FATAL(g.n, 1);
   CU_ASSERT_STRING_EQUAL(g.calls[0].sha, "");
+  CU_ASSERT_STRING_EQUAL(g.calls[0].crc, want_crc);
   bulkup_report_free(r.rep);
 }
 

@@ -4,7 +4,9 @@
 #include "upload_common.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 static void test_many_files_stored_identically(void) {
@@ -389,10 +391,184 @@ static void test_size_zero_with_content(void) {
   bulkup_uploader_free(u);
 }
 
+
+/* ---- a descriptor shortage when a source is opened ------------------------ */
+
+/* Descriptors held to exhaust the open-file limit; the log callback
+ * releases them at the first "out of descriptors" retry when `release`. */
+typedef struct fd_hog {
+  int fds[512];
+  int n;
+  bool release;
+  atomic_int retries_logged;
+} fd_hog;
+
+static void fd_hog_fill(fd_hog *h) {
+  h->n = 0;
+  while (h->n < (int)(sizeof h->fds / sizeof h->fds[0])) {
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      break;
+    h->fds[h->n++] = fd;
+  }
+}
+
+static void fd_hog_free(fd_hog *h) {
+  while (h->n > 0)
+    close(h->fds[--h->n]);
+}
+
+static void fd_hog_log(void *ud, bulkup_log_level level, const char *msg) {
+  (void)level;
+  fd_hog *h = ud;
+  if (!strstr(msg, "out of descriptors"))
+    return;
+  if (atomic_fetch_add(&h->retries_logged, 1) == 0 && h->release)
+    fd_hog_free(h);
+}
+
+/* The child process of run_fd_short (a fresh exec: no test server in it,
+ * so that no other thread frees a descriptor while they are all taken).
+ * spec: "RELEASE,MAX_RETRIES,FILE,URL". Prints "RC SUCCEEDED RETRIES
+ * ERROR ATTEMPTS MESSAGE". */
+static int fd_short_child(const char *spec) {
+  int release = 0, max_retries = 0, off = 0;
+  if (sscanf(spec, "%d,%d,%n", &release, &max_retries, &off) != 2)
+    return 2;
+  char file[1024], url[1024];
+  const char *comma = strchr(spec + off, ',');
+  if (!comma || (size_t)(comma - spec - off) >= sizeof file)
+    return 2;
+  snprintf(file, sizeof file, "%.*s", (int)(comma - spec - off), spec + off);
+  snprintf(url, sizeof url, "%s", comma + 1);
+  fd_hog h;
+  h.release = release != 0;
+  atomic_init(&h.retries_logged, 0);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  o.requests.max_retries = max_retries;
+  o.log = fd_hog_log;
+  o.log_level = BULKUP_LOG_INFO;
+  o.userdata = &h;
+  bulkup_uploader *u;
+  if (bulkup_uploader_new(&u, &o) != BULKUP_OK)
+    return 3;
+  /* The workers (their eventfds, multi handles) exist: now take every
+   * descriptor left under a low soft limit. */
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return 4;
+  int maxfd = 0;
+  for (int fd = 0; fd < 4096; fd++)
+    if (fcntl(fd, F_GETFD) >= 0)
+      maxfd = fd;
+  lim.rlim_cur = (rlim_t)maxfd + 200;
+  if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return 4;
+  fd_hog_fill(&h);
+  if (h.n == 0 || h.n == 512)
+    return 5;
+  bulkup_item it;
+  bulkup_item_init(&it);
+  it.path = file;
+  it.url = url;
+  if (bulkup_uploader_submit(u, &it, NULL) != BULKUP_OK)
+    return 6;
+  bulkup_report *rep = NULL;
+  bulkup_err rc = bulkup_uploader_finish(u, &rep);
+  fd_hog_free(&h); /* when not released by the callback */
+  bulkup_summary sum;
+  bulkup_report_summary(rep, &sum);
+  const bulkup_result *x = bulkup_report_failure(rep, 0);
+  printf("%d %llu %d %d %d %s\n", (int)rc, (unsigned long long)sum.succeeded,
+         atomic_load(&h.retries_logged), x ? (int)x->error : -1,
+         x ? x->attempts : -1, x ? x->message : "-");
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+  return 0;
+}
+
+typedef struct fd_short_out {
+  int rc, retries, error, attempts;
+  unsigned long long succeeded;
+  char message[800];
+} fd_short_out;
+
+/* Upload one file with every descriptor of the uploading process taken
+ * (a child: see fd_short_child); `release`: freed at the first retry. */
+static void run_fd_short(bool release, int max_retries, const char *file,
+                         fd_short_out *out) {
+  memset(out, 0, sizeof *out);
+  out->rc = -1;
+  char *url = bk_ts_url(ts, "/fdshort");
+  char spec[2300];
+  snprintf(spec, sizeof spec, "%d,%d,%s,%s", release ? 1 : 0, max_retries,
+           file, url);
+  free(url);
+  int pfd[2];
+  CU_ASSERT_FATAL(pipe(pfd) == 0);
+  pid_t pid = fork();
+  CU_ASSERT_FATAL(pid >= 0);
+  if (pid == 0) {
+    dup2(pfd[1], STDOUT_FILENO);
+    close(pfd[0]);
+    close(pfd[1]);
+    setenv("BK_FDSHORT_CHILD", spec, 1);
+    execl("/proc/self/exe", "test_upload_sources", (char *)NULL);
+    _exit(1);
+  }
+  close(pfd[1]);
+  char buf[1024];
+  size_t n = 0;
+  ssize_t k;
+  while (n < sizeof buf - 1 && (k = read(pfd[0], buf + n, sizeof buf - 1 - n)) > 0)
+    n += (size_t)k;
+  buf[n] = '\0';
+  close(pfd[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  int off = 0;
+  CU_ASSERT(sscanf(buf, "%d %llu %d %d %d %n", &out->rc, &out->succeeded,
+                   &out->retries, &out->error, &out->attempts, &off) == 5);
+  snprintf(out->message, sizeof out->message, "%s", buf + off);
+}
+
+static void test_descriptor_shortage_retried(void) {
+  /* Opening the source fails with EMFILE: the item waits and opens again
+   * (a descriptor shortage passes as other transfers end), it is not
+   * failed as a bad file. */
+  const char *file = make_file("fdshort.bin", 3000, 91);
+  fd_short_out r;
+  bk_ts_reset(ts);
+  run_fd_short(true, 3, file, &r);
+  CU_ASSERT_EQUAL(r.rc, BULKUP_OK);
+  CU_ASSERT_EQUAL(r.succeeded, 1);
+  CU_ASSERT_EQUAL(r.retries, 1);
+  CU_ASSERT_EQUAL(r.error, -1); /* no failure */
+  CU_ASSERT_EQUAL(bk_ts_request_count(ts), 1);
+  assert_stored(ts, "/fdshort", file);
+
+  /* Never released: max_retries opens again, then the item fails as a
+   * file error that says so, with no request sent. */
+  bk_ts_reset(ts);
+  run_fd_short(false, 2, file, &r);
+  CU_ASSERT_EQUAL(r.rc, BULKUP_EUPLOAD);
+  CU_ASSERT_EQUAL(r.succeeded, 0);
+  CU_ASSERT_EQUAL(r.retries, 2);
+  CU_ASSERT_EQUAL(bk_ts_request_count(ts), 0);
+  CU_ASSERT_EQUAL(r.error, BULKUP_ERROR_FILE);
+  CU_ASSERT_EQUAL(r.attempts, 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.message, strerror(EMFILE)));
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "(tried 3 times)"));
+}
+
 static void reg(void) {
   bk_suite("upload_sources", suite_init, suite_clean);
   bk_test("size 0 with content: /proc files sent", test_size_zero_with_content);
   bk_test("a FIFO and a device fail at once", test_fifo_and_devices_fail_at_once);
+  bk_test("a descriptor shortage at open is retried",
+          test_descriptor_shortage_retried);
   bk_test("many files stored byte-identical", test_many_files_stored_identically);
   bk_test("memory and callback sources", test_memory_and_callback_sources);
   bk_test("Content-MD5", test_content_md5_sent);
@@ -400,4 +576,9 @@ static void reg(void) {
   bk_test("file changed during upload", test_file_changed_during_upload);
 }
 
-int main(int argc, char **argv) { return bk_test_main(argc, argv, reg); }
+int main(int argc, char **argv) {
+  const char *spec = getenv("BK_FDSHORT_CHILD");
+  if (spec)
+    return fd_short_child(spec);
+  return bk_test_main(argc, argv, reg);
+}

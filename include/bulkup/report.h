@@ -119,7 +119,19 @@ typedef struct bulkup_report bulkup_report;
 BULKUP_EXTERN void bulkup_report_summary(const bulkup_report *r,
                                          bulkup_summary *out);
 
-/* Failed and cancelled items, sorted by index. */
+/*
+ * Failed and cancelled items, sorted by index.
+ *
+ * Memory is bounded whatever the number of failures: once a run's kept
+ * failures (or cancelled items) hold about 1 MiB, they are written to an
+ * unlinked temporary file (in $TMPDIR, else /tmp) in sorted runs and read
+ * back from it; bulkup_report_write_json streams them from there. (If no
+ * temporary file can be made, they stay in memory.) For such a report,
+ * bulkup_report_failure and bulkup_report_cancelled read the item from the
+ * file and keep it in memory until bulkup_report_free, so each pointer
+ * stays valid as promised: a program that fetches every one of N items
+ * holds them all (and, past the first 64, 8 bytes per item of index).
+ */
 /* Number of failed items. */
 BULKUP_EXTERN size_t bulkup_report_failure_count(const bulkup_report *r);
 /* Failed item i (i < bulkup_report_failure_count; otherwise NULL). Owned
@@ -145,6 +157,11 @@ bulkup_report_cancelled(const bulkup_report *r, size_t i);
  *    "failures": [{"index", "path", "title", "url", "attempts",
  *                  "http_status", "error", "message", "response_excerpt"}],
  *    "cancelled": [{"index", "path", "title", "url"}]}
+ * The summary also has "bytes_succeeded", "journal_failures"
+ * (bulkup_report_journal_failures) and, when some details could not be
+ * kept for lack of memory, "details_dropped"; a failure also has
+ * "bytes_sent", "elapsed_s" and, for a resumable upload, "resumable" and
+ * "requests".
  * (path is null for items without a file). JSON text is UTF-8: in a
  * string that is not (a non-UTF-8 file name, a server's bytes), each byte
  * outside a well-formed sequence is written as U+FFFD; for path and title
@@ -156,9 +173,21 @@ BULKUP_EXTERN bulkup_err bulkup_report_to_json(const bulkup_report *r,
                                                bool pretty, char **out);
 
 /* Write the JSON report (pretty, with a final newline) to `path` as
- * bulkup_file_write() does. */
+ * bulkup_file_write() does. The report is streamed, one item at a time:
+ * memory does not grow with the number of failures (unlike
+ * bulkup_report_to_json, whose text is all in memory). */
 BULKUP_EXTERN bulkup_err bulkup_report_write_json(const bulkup_report *r,
                                                   const char *path);
+
+/* bulkup_report_write_json with `extra_json` (NULL: none), a JSON object
+ * whose members are added to the report: those of its "summary" object
+ * (if any) at the end of the report's summary, the others after
+ * "cancelled", in their order. BULKUP_EINVAL if it is not a JSON object.
+ * (The CLI adds its "shard" and the summary's "input", "skipped" and
+ * "not_started" so.) */
+BULKUP_EXTERN bulkup_err bulkup_report_write_json_with(const bulkup_report *r,
+                                                       const char *path,
+                                                       const char *extra_json);
 
 /*
  * bulkup_file_write - write `len` bytes to `path` safely:

@@ -197,9 +197,17 @@ typedef struct bulkup_request {
   const char *payload_sha256;   /* with options.sign_payload: the body's
                                    SHA-256 as 64 lower-case hex digits
                                    (that of "" for no body); else NULL */
+  const char *payload_crc32c;   /* with options.sign_crc32c: the body's
+                                   CRC-32C (Castagnoli), its 4 bytes
+                                   big-endian in base64 (as
+                                   x-amz-checksum-crc32c carries it); else
+                                   NULL */
   const bulkup_result *item;    /* the item (index, path, title, url
                                    redacted, user, attempts so far) */
   void *internal_;              /* the engine's; do not touch */
+  /* bulkup_request_add_header, as a pointer: signers in layers below the
+   * engine (src/cloud) call it without linking to the engine. */
+  bulkup_err (*add_header)(struct bulkup_request *req, const char *line);
 } bulkup_request;
 
 /*
@@ -428,6 +436,11 @@ typedef struct bulkup_uploader_options {
    * (computed once per item, or per part, and kept across its retries),
    * as content_md5 does. Default false. */
   bool sign_payload;
+  /* Give sign_request the CRC-32C of each request's body
+   * (bulkup_request.payload_crc32c), for a checksum header such as
+   * x-amz-checksum-crc32c; from the same extra read as sign_payload's
+   * hash. Default false. */
+  bool sign_crc32c;
   /* Multipart uploads, for items whose storage is S3 or AZURE (given, or
    * AUTO-detected) and whose source is a file or memory (a callback
    * source is read one call at a time, so it always goes in one PUT). An

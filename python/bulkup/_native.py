@@ -167,9 +167,10 @@ class UploaderOptionsC(Structure):
         ("resumable_threshold", c_uint64),
         ("resumable_chunk_size", c_size_t),
         ("no_progress_limit", c_double),
-        ("sign_request", c_void_p),  # bulkup_sign_request_fn (unused here)
+        ("sign_request", c_void_p),  # bulkup_sign_request_fn: not used from Python
         ("sign_userdata", c_void_p),
         ("sign_payload", c_bool),
+        ("sign_crc32c", c_bool),
         ("multipart_threshold", c_uint64),
         ("part_size", c_size_t),
     ]

@@ -122,6 +122,7 @@ int main(void) {
   FIELD(bulkup_uploader_options, sign_request);
   FIELD(bulkup_uploader_options, sign_userdata);
   FIELD(bulkup_uploader_options, sign_payload);
+  FIELD(bulkup_uploader_options, sign_crc32c);
   FIELD(bulkup_uploader_options, multipart_threshold);
   FIELD(bulkup_uploader_options, part_size);
 

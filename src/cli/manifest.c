@@ -11,6 +11,7 @@
 #include "manifest.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -288,12 +289,48 @@ manifest_reader *manifest_open_stream(FILE *f, const char *name,
   return r;
 }
 
+/* Open a manifest file. A named FIFO's open() would wait for a writer,
+ * out of reach of a signal: it is opened without waiting (O_NONBLOCK) and
+ * read with poll() (refill), which waits for the producer and wakes on the
+ * wake descriptor, as a pipe on standard input is. Without a wake
+ * descriptor, and for anything else, the descriptor blocks as usual. */
+static FILE *open_input(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0)
+    return NULL;
+  struct stat st;
+  bool fifo = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+  if (fifo && g_wake_fd < 0) {
+    /* Read through stdio: a read before any writer came would see the
+     * end of the input. Wait for the writer in open(), as before. */
+    close(fd);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+      return NULL;
+  } else if (!fifo) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+      int e = errno;
+      close(fd);
+      errno = e;
+      return NULL;
+    }
+  }
+  FILE *f = fdopen(fd, "rb");
+  if (!f) {
+    int e = errno;
+    close(fd);
+    errno = e;
+  }
+  return f;
+}
+
 manifest_reader *manifest_open(const char *path, manifest_format fmt,
                                char *err, size_t errlen) {
   bool is_stdin = strcmp(path, "-") == 0;
   if (fmt == MANIFEST_AUTO && !is_stdin)
     fmt = manifest_format_for_name(path);
-  FILE *f = is_stdin ? stdin : fopen(path, "rb");
+  FILE *f = is_stdin ? stdin : open_input(path);
   if (!f) {
     snprintf(err, errlen, "cannot open manifest %s: %s", path,
              strerror(errno));

@@ -89,15 +89,11 @@ static int write_json(json_object *o, const char *path, char *err,
 
 bool report_write_run(const bulkup_report *rep, const char *path,
                       const report_extra *x, char *err, size_t errlen) {
-  char *text = NULL;
-  bulkup_err rc = bulkup_report_to_json(rep, false, &text);
-  if (rc != BULKUP_OK) {
-    snprintf(err, errlen, "%s", bulkup_strerror(rc));
-    return false;
-  }
-  json_object *root = json_tokener_parse(text);
-  bulkup_free(text);
-  bool ok = root != NULL;
+  /* What the CLI adds, as a small JSON object; the library streams the
+   * report itself (its failures are not all in memory: a run with
+   * millions of failures writes them one by one). */
+  json_object *extra = json_object_new_object();
+  bool ok = extra != NULL;
   if (ok && x && x->shard_n) {
     json_object *shard = json_object_new_object();
     ok = shard &&
@@ -108,26 +104,46 @@ bool report_write_run(const bulkup_report *rep, const char *path,
          json_object_object_add(shard, "key",
                                 json_object_new_string(x->shard_key)) == 0;
     if (ok)
-      ok = json_object_object_add(root, "shard", shard) == 0;
+      ok = json_object_object_add(extra, "shard", shard) == 0;
     else
       json_object_put(shard);
   }
-  json_object *summary;
-  if (ok && x && x->acct && json_object_object_get_ex(root, "summary", &summary))
-    ok = json_object_object_add(summary, "input",
+  if (ok && x && x->acct) {
+    json_object *summary = json_object_new_object();
+    ok = summary &&
+         json_object_object_add(summary, "input",
                                 json_object_new_uint64(x->input)) == 0 &&
          json_object_object_add(summary, "skipped",
                                 json_object_new_uint64(x->skipped)) == 0 &&
          json_object_object_add(summary, "not_started",
                                 json_object_new_uint64(x->not_started)) == 0;
-  if (!ok) {
-    json_object_put(root);
+    if (ok)
+      ok = json_object_object_add(extra, "summary", summary) == 0;
+    else
+      json_object_put(summary);
+  }
+  const char *text = ok ? json_object_to_json_string_ext(
+                              extra, JSON_C_TO_STRING_PLAIN |
+                                         JSON_C_TO_STRING_NOSLASHESCAPE)
+                        : NULL;
+  if (!text) {
+    json_object_put(extra);
     snprintf(err, errlen, "out of memory");
     return false;
   }
-  int e = write_json(root, path, err, errlen);
-  json_object_put(root);
-  return e == 0;
+  /* "-": standard output, written through its descriptor after what stdio
+   * holds. */
+  if (cli_is_stdout(path)) {
+    fflush(stdout);
+    path = "/dev/stdout";
+  }
+  bulkup_err rc = bulkup_report_write_json_with(rep, path, text);
+  json_object_put(extra);
+  if (rc != BULKUP_OK) {
+    snprintf(err, errlen, "%s", bulkup_last_error_message());
+    return false;
+  }
+  return true;
 }
 
 /* ---- reading ---------------------------------------------------------------- */
@@ -135,7 +151,7 @@ bool report_write_run(const bulkup_report *rep, const char *path,
 static const char *const SUMMARY_FIELDS[] = {
     "submitted", "succeeded",  "failed",          "cancelled",
     "retries",   "bytes_sent", "bytes_succeeded", "details_dropped",
-    "input",     "skipped",    "not_started"};
+    "input",     "skipped",    "not_started", "journal_failures"};
 #define NSUM (sizeof SUMMARY_FIELDS / sizeof SUMMARY_FIELDS[0])
 #define SUM_OPTIONAL_FROM 7 /* details_dropped may be absent */
 

@@ -58,7 +58,7 @@ static const char upload_help[] =
     "                     [--folder UUID] (--image-group TITLE [--create-video|\n"
     "                     --no-create-video] | --dicom-series TITLE | --video |\n"
     "                     --image) PATH...\n"
-    "       bulkup upload [OPTION]... --to URL_PREFIX PATH...\n"
+    "       bulkup upload [OPTION]... --to URL_PREFIX|s3://BUCKET/PREFIX PATH...\n"
     "       bulkup upload [OPTION]... --manifest FILE\n"
     "\n"
     "Upload files by HTTP PUT, many at a time, with retries, and report\n"
@@ -113,7 +113,11 @@ static const char upload_help[] =
     "\n"
     "Input:\n"
     "  --to URL_PREFIX         base URL for the PATHs: http:// or https://,\n"
-    "                          without query or fragment\n"
+    "                          without query or fragment; or\n"
+    "                          s3://BUCKET/PREFIX, gs://BUCKET/PREFIX (the\n"
+    "                          file goes to key PREFIX/REL, signed; see\n"
+    "                          below). A manifest's URLs may be\n"
+    "                          s3://BUCKET/KEY and gs://BUCKET/KEY too\n"
     "  --manifest FILE         read the files and URLs from FILE\n"
     "\n"
     "The workflow:\n"
@@ -162,6 +166,40 @@ static const char upload_help[] =
     "                          manifest's content_type wins)\n"
     "  --content-md5           send Content-MD5, so that the server rejects\n"
     "                          a body corrupted on the way\n"
+    "  --cache-control VALUE   the Cache-Control header (default\n"
+    "                          max-age=86400)\n"
+    "\n"
+    "S3 and GCS (s3:// and gs:// destinations; every request is signed\n"
+    "with AWS Signature V4; GCS through its XML API with HMAC keys):\n"
+    "  Credentials, first found: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n"
+    "  (and AWS_SESSION_TOKEN) unless a profile is chosen; then the\n"
+    "  profile (--profile, AWS_PROFILE, else default) in\n"
+    "  AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, then in\n"
+    "  AWS_CONFIG_FILE or ~/.aws/config ([profile NAME]). For gs://:\n"
+    "  GOOG_ACCESS_KEY_ID and GOOG_SECRET_ACCESS_KEY, then the same files.\n"
+    "  Keys never appear in messages, the report or the journal.\n"
+    "  --endpoint-url URL      an S3-compatible service (MinIO, R2, ...):\n"
+    "                          http(s)://HOST[:PORT][/PATH]. Over http the\n"
+    "                          body's SHA-256 is signed (one extra read of\n"
+    "                          each file); over https it is not\n"
+    "                          (UNSIGNED-PAYLOAD: TLS and --checksum cover it)\n"
+    "  --region R              the signing region (default: AWS_REGION,\n"
+    "                          AWS_DEFAULT_REGION, the profile's region;\n"
+    "                          us-east-1 with --endpoint-url; gs:// auto)\n"
+    "  --profile NAME          the profile of the shared files\n"
+    "  --addressing path|virtual|auto\n"
+    "                          BUCKET.HOST/KEY or HOST/BUCKET/KEY (default\n"
+    "                          auto: virtual for AWS and GCS when the bucket\n"
+    "                          is a DNS name, path for --endpoint-url)\n"
+    "  --checksum crc32c|md5|none\n"
+    "                          integrity header the service checks:\n"
+    "                          x-amz-checksum-crc32c (gs://: x-goog-hash\n"
+    "                          crc32c=), Content-MD5, or none (default\n"
+    "                          crc32c; one extra read of each file)\n"
+    "  --storage-class CLASS   x-amz-storage-class (gs://: x-goog-)\n"
+    "  --sse aws:kms|AES256    server-side encryption\n"
+    "  --sse-kms-key-id ID     the KMS key, with --sse aws:kms\n"
+    "  --metadata KEY=VALUE goes as x-amz-meta-KEY (gs://: x-goog-meta-).\n"
     "\n"
     "Transfer (N: whole number, S and F: seconds, fractions allowed):\n"
     "  --workers N             parallel uploads, 1..1024 (default 16). The\n"
@@ -204,6 +242,11 @@ static const char upload_help[] =
     "                          sent (default 180)\n"
     "  --write-timeout S       time the body may make no progress while\n"
     "                          being sent (default 180); 0: no limit\n"
+    "  --no-progress-limit S   in an outage (nothing succeeds, the uploads\n"
+    "                          wait and probe the server), give up after S\n"
+    "                          seconds without a success: every unfinished\n"
+    "                          file fails, 'nothing has succeeded for S s'\n"
+    "                          (default 300); 0: wait for ever\n"
     "\n"
     "TLS:\n"
     "  --cacert FILE           trust the CA certificates in FILE (PEM)\n"
@@ -287,8 +330,10 @@ static const char upload_help[] =
     "      {\"path\": \"img/a.jpg\", \"url\": \"https://...\", "
     "\"title\": \"A\"}\n"
     "  A manifest in a regular file is checked in full before anything is\n"
-    "  uploaded. One on standard input or a pipe is read once, as\n"
-    "  the upload goes: a bad line, a missing file or a refused URL then\n"
+    "  uploaded. One on standard input, a pipe or a FIFO (--manifest\n"
+    "  <(producer)) is read once, as the upload goes (SIGTERM still ends\n"
+    "  the run while the producer is idle or has not started): a bad\n"
+    "  line, a missing file or a refused URL then\n"
     "  becomes a failed item in the report (the run exits 1).\n"
     "\n"
     "Exit status:\n"
@@ -319,7 +364,10 @@ static const char upload_help[] =
     "  bulkup upload --shard $SLURM_ARRAY_TASK_ID/16 --journal j.$SLURM_ARRAY_TASK_ID \\\n"
     "      --report r.$SLURM_ARRAY_TASK_ID.json --to https://storage.example/b data/\n"
     "  produce-urls | bulkup upload --allow-failures --manifest -\n"
-    "  bulkup upload --cacert test-ca.pem --to https://localhost:8443/x a.jpg\n";
+    "  bulkup upload --cacert test-ca.pem --to https://localhost:8443/x a.jpg\n"
+    "  bulkup upload --to s3://my-bucket/run1 photos/ --region eu-west-1\n"
+    "  bulkup upload --to s3://bucket/run1 photos/ --endpoint-url http://127.0.0.1:9000\n"
+    "  bulkup upload --to gs://my-bucket/run1 photos/ --storage-class NEARLINE\n";
 
 void cli_upload_help(void *out) { fputs(upload_help, (FILE *)out); }
 
@@ -370,6 +418,17 @@ enum {
   OPT_METADATA,
   OPT_AZURE_SAS,
   OPT_AZURE_ENDPOINT,
+  /* s3:// and gs:// */
+  OPT_ENDPOINT_URL,
+  OPT_REGION,
+  OPT_PROFILE,
+  OPT_ADDRESSING,
+  OPT_CHECKSUM,
+  OPT_STORAGE_CLASS,
+  OPT_SSE,
+  OPT_SSE_KMS_KEY_ID,
+  OPT_CACHE_CONTROL,
+  OPT_NO_PROGRESS_LIMIT,
   OPT_MULTIPART_THRESHOLD,
   OPT_PART_SIZE
 };
@@ -420,6 +479,16 @@ static const struct option long_options[] = {
     {"metadata", required_argument, NULL, OPT_METADATA},
     {"azure-sas", required_argument, NULL, OPT_AZURE_SAS},
     {"azure-endpoint", required_argument, NULL, OPT_AZURE_ENDPOINT},
+    {"endpoint-url", required_argument, NULL, OPT_ENDPOINT_URL},
+    {"region", required_argument, NULL, OPT_REGION},
+    {"profile", required_argument, NULL, OPT_PROFILE},
+    {"addressing", required_argument, NULL, OPT_ADDRESSING},
+    {"checksum", required_argument, NULL, OPT_CHECKSUM},
+    {"storage-class", required_argument, NULL, OPT_STORAGE_CLASS},
+    {"sse", required_argument, NULL, OPT_SSE},
+    {"sse-kms-key-id", required_argument, NULL, OPT_SSE_KMS_KEY_ID},
+    {"cache-control", required_argument, NULL, OPT_CACHE_CONTROL},
+    {"no-progress-limit", required_argument, NULL, OPT_NO_PROGRESS_LIMIT},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -569,6 +638,35 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       c->opt.part_size = (size_t)v;
       break;
     }
+    case OPT_ENDPOINT_URL:
+      c->s3o.endpoint_url = optarg;
+      break;
+    case OPT_REGION:
+      c->s3o.region = optarg;
+      break;
+    case OPT_PROFILE:
+      c->s3o.profile = optarg;
+      break;
+    case OPT_ADDRESSING:
+      c->s3o.addressing = optarg;
+      break;
+    case OPT_CHECKSUM:
+      c->s3o.checksum = optarg;
+      break;
+    case OPT_STORAGE_CLASS:
+      c->s3o.storage_class = optarg;
+      break;
+    case OPT_SSE:
+      c->s3o.sse = optarg;
+      break;
+    case OPT_SSE_KMS_KEY_ID:
+      c->s3o.sse_kms_key_id = optarg;
+      break;
+    case OPT_CACHE_CONTROL:
+      if (strpbrk(optarg, "\r\n"))
+        return cli_usage_error("upload", "--cache-control: one line");
+      c->cache_control = optarg;
+      break;
     case OPT_THREADS:
       if (opt_long(ch, optarg, 0, 1024, &n))
         return CLI_EXIT_USAGE;
@@ -608,6 +706,11 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
       if (opt_double(ch, optarg, 0, 1e6, &d))
         return CLI_EXIT_USAGE;
       c->opt.requests.write_timeout = d;
+      break;
+    case OPT_NO_PROGRESS_LIMIT:
+      if (opt_double(ch, optarg, 0, 1e9, &d))
+        return CLI_EXIT_USAGE;
+      c->opt.no_progress_limit = d;
       break;
     case OPT_ALLOW_FAILURES:
       c->opt.cloud.allow_failures = true;
@@ -790,7 +893,17 @@ static int check_args(upload_cli *c) {
                            c->paths[0]);
   if (extras_check(&c->x, c->to, upload_is_workflow(c)))
     return CLI_EXIT_USAGE;
-  if (c->to) {
+  {
+    int rc = upload_s3_check(&c->s3o, upload_s3_is_dest(c->to),
+                             c->manifest != NULL);
+    if (rc != -1)
+      return rc;
+  }
+  if (c->to && upload_s3_is_dest(c->to)) {
+    if (strpbrk(c->to, "?#"))
+      return cli_usage_error("upload", "--to: s3://BUCKET/PREFIX may not "
+                             "hold a query or fragment");
+  } else if (c->to) {
     if (!url_is_http(c->to) && !c->x.to_resolved)
       return cli_usage_error("upload",
                              "--to: '%s' is not an http:// or https:// URL",
@@ -896,19 +1009,24 @@ static int check_paths(upload_cli *c, totals *t) {
   return rc;
 }
 
+/* A manifest read before the run named an s3:// or gs:// URL. */
+static bool manifest_has_s3;
+
 /* Check one manifest record (scheme, file, data type). Returns NULL or a
  * reason written into buf. */
 static const char *check_entry(const upload_cli *c, const manifest_entry *e,
                                bool check_file, char *buf, size_t n,
                                uint64_t *size) {
-  if (extras_is_az(e->url)) {
+  if (upload_s3_is_dest(e->url)) {
+    manifest_has_s3 = true;
+  } else if (extras_is_az(e->url)) {
     char *u = extras_resolve_az(&c->x, e->url, buf, n);
     if (!u)
       return buf;
     free(u);
   } else if (!url_is_http(e->url)) {
     char *red = bulkup_redact_url(e->url);
-    snprintf(buf, n, "URL '%s' is not http:// or https://",
+    snprintf(buf, n, "URL '%s' is not http://, https://, s3:// or gs://",
              red ? red : "(unprintable)");
     bulkup_free(red);
     return buf;
@@ -1076,26 +1194,81 @@ static void item_defaults(const upload_cli *c, bulkup_item *it) {
   bulkup_item_init(it);
   it->data_type = c->data_type;
   it->content_type = c->content_type;
+  if (c->cache_control)
+    it->cache_control = c->cache_control;
+}
+
+/* a's lines then b's, NULL-ended (either may be NULL); the strings are
+ * not copied. malloc'ed; NULL when out of memory. */
+static const char **concat_lines(const char *const *a, const char *const *b) {
+  size_t na = 0, nb = 0;
+  while (a && a[na])
+    na++;
+  while (b && b[nb])
+    nb++;
+  const char **out = malloc((na + nb + 1) * sizeof *out);
+  if (!out)
+    return NULL;
+  for (size_t i = 0; i < na; i++)
+    out[i] = a[i];
+  for (size_t i = 0; i < nb; i++)
+    out[na + i] = b[i];
+  out[na + nb] = NULL;
+  return out;
+}
+
+/* An s3:// or gs:// item: its URL, headers and signer (rel: under the
+ * --to prefix; NULL for a manifest's URL). false when it cannot be
+ * submitted (said, counted). */
+static bool s3_item(run *rn, const char *dest, const char *rel,
+                    bulkup_item *it, char **url) {
+  char why[1024];
+  const char *err = upload_s3_item(rn->c->s3, dest, rel, it, url, why,
+                                   sizeof why);
+  if (!err) {
+    it->storage = BULKUP_STORAGE_S3; /* large files in parallel parts */
+    return true;
+  }
+  upload_say("cannot queue %s: %s", it->path ? it->path : dest, err);
+  rn->input_errors++;
+  if (strncmp(err, "no credentials", 14) == 0)
+    rn->stop = true;
+  return false;
 }
 
 /* Submit a file of the shard, to --to joined with its key. */
 static int submit_file(void *arg, const upload_file *f) {
   run *rn = arg;
-  char *url = extras_to_url(&rn->c->x, rn->c->to, f->key);
-  hdrlist h;
-  bool oom = !url;
   bulkup_item it;
   item_defaults(rn->c, &it);
+  it.path = f->path;
+  char *url = NULL;
+  const char **s3h = NULL;
+  if (rn->c->s3 && upload_s3_is_dest(rn->c->to)) {
+    if (!s3_item(rn, rn->c->to, f->key, &it, &url))
+      return rn->stop ? 0 : -1;
+    s3h = concat_lines(it.headers, NULL);
+    if (!s3h) {
+      upload_say("out of memory");
+      rn->stop = true;
+      free(url);
+      return 0;
+    }
+  } else {
+    url = extras_to_url(&rn->c->x, rn->c->to, f->key);
+  }
+  hdrlist h = {0};
+  bool oom = !url;
   if (url)
-    it.headers = extras_item_headers(&rn->c->x, rn->c->to, url, NULL, &h,
-                                     &oom);
+    it.headers = extras_item_headers(&rn->c->x, rn->c->to, url,
+                                     (const char *const *)s3h, &h, &oom);
+  free(s3h);
   if (oom) {
     upload_say("out of memory");
     rn->stop = true;
     free(url);
     return 0;
   }
-  it.path = f->path;
   it.url = url;
   bool ok = submit(rn, &it);
   hdrlist_free(&h);
@@ -1192,18 +1365,36 @@ static void upload_manifest(run *rn, manifest_reader *r) {
       it.content_type = e.content_type;
     if (e.title)
       it.title = e.title;
+    char *s3url = NULL;
+    const char **lines = NULL;
+    if (upload_s3_is_dest(e.url)) {
+      if (!s3_item(rn, e.url, NULL, &it, &s3url))
+        continue;
+      lines = concat_lines(it.headers, e.headers);
+      if (!lines) {
+        upload_say("out of memory");
+        rn->stop = true;
+        free(s3url);
+        break;
+      }
+    }
     hdrlist h;
     bool oom;
-    it.headers = extras_item_headers(&c->x, e.url, it.url, e.headers, &h, &oom);
+    it.headers = extras_item_headers(
+        &c->x, e.url, it.url,
+        lines ? (const char *const *)lines : e.headers, &h, &oom);
+    free(lines);
     if (oom) {
       upload_say("out of memory");
       rn->stop = true;
       free(az);
+      free(s3url);
       break;
     }
     submit(rn, &it);
     hdrlist_free(&h);
     free(az);
+    free(s3url);
   }
   manifest_close(r);
 }
@@ -1240,10 +1431,10 @@ static int do_run(upload_cli *c) {
   }
   if (rc != -1)
     return rc;
-  if (upload_signal()) {
-    manifest_close(one_pass);
+  /* A one-pass manifest (a pipe, a FIFO) that a signal woke while it was
+   * being opened: the run goes on, cancelled, to its report. */
+  if (upload_signal() && !one_pass)
     return upload_exit_for_signal();
-  }
   if (c->dry_run) {
     upload_print_dry_run(c, t.input, t.files, t.bytes);
     return CLI_EXIT_OK;
@@ -1290,9 +1481,30 @@ static int do_run(upload_cli *c) {
 
   c->opt.log = upload_log_cb;
   c->opt.log_level = upload_log_level(c);
+  upload_s3 s3 = {0};
+  /* A manifest read already says whether it names s3:// or gs://; one
+   * read as it goes (standard input) may. */
+  if ((c->manifest && (!known || manifest_has_s3)) ||
+      upload_s3_is_dest(c->to)) {
+    int src = upload_s3_setup(&s3, &c->s3o, &c->opt,
+                              upload_s3_is_dest(c->to) ? c->to : NULL,
+                              c->manifest != NULL);
+    if (src != -1) {
+      upload_s3_free(&s3);
+      manifest_close(one_pass);
+      bulkup_journal_close(journal);
+      upload_set_results(NULL);
+      char rerr[1024];
+      results_close(res, rerr, sizeof rerr);
+      return src;
+    }
+    c->s3 = &s3;
+  }
   bulkup_uploader *u = NULL;
   bulkup_err err = bulkup_uploader_new(&u, &c->opt);
   if (err != BULKUP_OK) {
+    c->s3 = NULL;
+    upload_s3_free(&s3);
     const char *detail = bulkup_last_error_message();
     cli_error("cannot start the uploader: %s%s%s", bulkup_strerror(err),
               *detail ? ": " : "", detail);
@@ -1384,6 +1596,8 @@ static int do_run(upload_cli *c) {
   upload_set_cancel(NULL, NULL);
   bulkup_report_free(rep);
   bulkup_uploader_free(u);
+  c->s3 = NULL;
+  upload_s3_free(&s3);
   return status;
 }
 

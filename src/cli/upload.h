@@ -17,6 +17,7 @@
 #include "progress.h"
 #include "reqheaders.h"
 #include "results.h"
+#include "upload_s3.h"
 
 #include <bulkup.h>
 
@@ -73,6 +74,11 @@ typedef struct upload_cli {
     bool set;
     uint64_t input, skipped, not_started;
   } acct;
+  /* s3:// and gs:// (upload_s3.c): the options, and the run's state
+   * (set by the direct modes while they run) */
+  upload_s3_opts s3o;
+  upload_s3 *s3;
+  const char *cache_control; /* --cache-control (NULL: the default) */
   /* --header, --metadata, --azure-sas, --azure-endpoint (reqheaders.h) */
   cli_extras x;
 } upload_cli;

@@ -148,8 +148,14 @@ typedef struct bk_slot {
   uint64_t psha_start, psha_len;
   const void *psha_mem;
   char psha[65];
+  char pcrc[9];
   bool keep_message;         /* s->message already describes the failure */
   double wake_at;            /* WAITING: when the retry starts */
+  /* The source could not be opened for want of a descriptor (EMFILE,
+   * ENFILE): opening waits until wake_at, open_retries times so far. */
+  bool opening;
+  bool fd_short;             /* bk_source_open's last failure was that */
+  unsigned open_retries;
   bk_outcome o;              /* the last attempt's outcome */
   bulkup_error_kind kind;    /* its error kind */
   /* The strings of the result being reported. */
@@ -282,9 +288,11 @@ bool bk_source_md5(bk_slot *s, char out[32]);
 bool bk_source_md5_range(bk_slot *s, uint64_t start, uint64_t len,
                          char out[32]);
 /* Lower-case hex SHA-256 of `len` bytes of the source from `start` (or
- * of `len` bytes of `mem` when not NULL), for a signed payload. */
+ * of `len` bytes of `mem` when not NULL), for a signed payload; with
+ * crc_out, the CRC32C of the same bytes too (base64, big-endian), from the
+ * same pass. */
 bool bk_source_sha256_hex(bk_slot *s, uint64_t start, uint64_t len,
-                          const void *mem, char out[65]);
+                          const void *mem, char out[65], char crc_out[9]);
 /* A streamed file is still the file that was opened. */
 bool bk_source_unchanged(const bk_slot *s);
 /* The journal's modification time of the source (0 but for files). */

@@ -47,17 +47,18 @@ bulkup_error_kind bk_hook_sign(bk_slot *s, const char *method,
   if (!u->opt.sign_request)
     return BULKUP_ERROR_NONE;
 
-  const char *sha = NULL;
-  if (u->opt.sign_payload) {
+  const char *sha = NULL, *crc = NULL;
+  if (u->opt.sign_payload || u->opt.sign_crc32c) {
     /* A retry of the same window reuses the hash: one extra read per item
      * (or part), not per attempt. Bodies in memory are small: hashed each
      * time. */
     if (mem || !s->psha_valid || s->psha_start != body_start ||
         s->psha_len != body_len) {
       s->psha_valid = false;
-      if (!bk_source_sha256_hex(s, body_start, body_len, mem, s->psha)) {
+      if (!bk_source_sha256_hex(s, body_start, body_len, mem, s->psha,
+                                u->opt.sign_crc32c ? s->pcrc : NULL)) {
         snprintf(s->message, sizeof s->message,
-                 "cannot read source to compute its SHA-256 for the "
+                 "cannot read source to compute its hashes for the "
                  "request signature");
         return BULKUP_ERROR_FILE;
       }
@@ -65,7 +66,10 @@ bulkup_error_kind bk_hook_sign(bk_slot *s, const char *method,
       s->psha_start = body_start;
       s->psha_len = body_len;
     }
-    sha = s->psha;
+    if (u->opt.sign_payload)
+      sha = s->psha;
+    if (u->opt.sign_crc32c)
+      crc = s->pcrc;
   }
 
   size_t n = 0;
@@ -96,8 +100,10 @@ bulkup_error_kind bk_hook_sign(bk_slot *s, const char *method,
                         .body_offset = body_start,
                         .body_len = body_len,
                         .payload_sha256 = sha,
+                        .payload_crc32c = crc,
                         .item = &s->res,
-                        .internal_ = &ctx};
+                        .internal_ = &ctx,
+                        .add_header = bulkup_request_add_header};
   bulkup_err rc = u->opt.sign_request(u->opt.sign_userdata, &req);
   bk_free(lines);
   if (rc != BULKUP_OK) {

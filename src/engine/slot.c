@@ -323,6 +323,7 @@ static void bk_describe_failure(bk_slot *s, bulkup_error_kind kind,
 static void bk_slot_attempt(bk_slot *s);
 static void bk_slot_end(bk_slot *s);
 static void bk_slot_try(bk_slot *s);
+static void bk_slot_open(bk_slot *s);
 
 /* The item ends: report it and free the slot. */
 static void bk_slot_complete(bk_slot *s) {
@@ -451,6 +452,7 @@ void bk_slot_start(bk_slot *s, bk_item *j) {
   s->url = j->url;
   s->rt = (bk_retry_state){0};
   s->refreshed = false;
+  s->opening = false;
   s->rs = BK_RS_NONE;
   s->confirmed = 0;
   s->restarts = 0;
@@ -495,8 +497,39 @@ void bk_slot_start(bk_slot *s, bk_item *j) {
     bk_slot_complete(s);
     return;
   }
+  s->open_retries = 0;
+  bk_slot_open(s);
+}
+
+/* Open the item's source and start its first attempt. A descriptor
+ * shortage (EMFILE, ENFILE) is a local, passing condition: the open is
+ * tried again after the retry backoff, up to max_retries times. */
+static void bk_slot_open(bk_slot *s) {
+  struct bulkup_uploader *u = s->u;
+  bulkup_result *res = &s->res;
+  bk_item *j = s->x.item;
+  s->opening = false;
+  s->fd_short = false;
   bulkup_error_kind kind = bk_source_open(s, j);
+  if (kind != BULKUP_ERROR_NONE && s->fd_short &&
+      s->open_retries < (unsigned)u->policy.max_retries) {
+    s->open_retries++;
+    double wait = bulkup_retry_wait(&u->policy, s->open_retries, -1,
+                                    bk_rng_01(&s->w->rng));
+    bk_log(u, BULKUP_LOG_INFO, "item %llu: %s (out of descriptors); open "
+           "retry %u in %.3f s: %s", (unsigned long long)j->index,
+           s->message, s->open_retries, wait, j->path);
+    s->opening = true;
+    s->wake_at = bk_now() + wait;
+    s->state = BK_SLOT_WAITING;
+    return;
+  }
   if (kind != BULKUP_ERROR_NONE) {
+    if (s->fd_short && s->open_retries) {
+      size_t ml = strlen(s->message);
+      snprintf(s->message + ml, sizeof s->message - ml, " (tried %u times)",
+               s->open_retries + 1);
+    }
     res->error = kind;
     res->elapsed_s = bk_now() - s->t0;
     bk_slot_complete(s);
@@ -810,7 +843,10 @@ void bk_slot_tick(bk_slot *s, double now) {
       s->o.abort = BK_ABORT_CANCEL;
       bk_slot_end(s);
     } else if (now >= s->wake_at) {
-      bk_slot_try(s);
+      if (s->opening)
+        bk_slot_open(s);
+      else
+        bk_slot_try(s);
     }
     return;
   }

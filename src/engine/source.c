@@ -4,6 +4,7 @@
  * whether a file changed while it was being sent. */
 #include "internal.h"
 #include "engine/engine.h"
+#include "util/crc32c.h"
 #include "util/str.h"
 
 #include <fcntl.h>
@@ -191,6 +192,9 @@ bulkup_error_kind bk_source_open(bk_slot *s, bk_item *j) {
    * ignore the flag; anything else fails below at once. */
   int fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
+    /* Out of descriptors (the process's or the system's): not the file's
+     * fault, and others free theirs as transfers end (the slot retries). */
+    s->fd_short = errno == EMFILE || errno == ENFILE;
     snprintf(s->message, sizeof s->message, "cannot open file: %s",
              strerror(errno));
     return BULKUP_ERROR_FILE;
@@ -272,7 +276,8 @@ void bk_source_close(bk_slot *s) {
  * `len` bytes of `mem` when it is not NULL. */
 static bool bk_source_digest(bk_slot *s, const EVP_MD *md_type,
                              uint64_t start, uint64_t len, const void *mem,
-                             unsigned char *md, unsigned int *n) {
+                             unsigned char *md, unsigned int *n,
+                             uint32_t *crc) {
   bk_xfer *x = &s->x;
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
   if (!ctx || !EVP_DigestInit_ex(ctx, md_type, NULL)) {
@@ -282,11 +287,17 @@ static bool bk_source_digest(bk_slot *s, const EVP_MD *md_type,
   bool ok = true;
   if (mem) {
     ok = EVP_DigestUpdate(ctx, mem, (size_t)len);
+    if (crc)
+      *crc = bk_crc32c(0, mem, (size_t)len);
   } else if (start > x->size || len > x->size - start) {
     ok = false;
   } else if (x->mem) {
     ok = EVP_DigestUpdate(ctx, x->mem + start, (size_t)len);
+    if (crc)
+      *crc = bk_crc32c(0, x->mem + start, (size_t)len);
   } else {
+    if (crc)
+      *crc = 0;
     unsigned char buf[65536];
     uint64_t off = start, end = start + len;
     while (ok && off < end) {
@@ -306,6 +317,8 @@ static bool bk_source_digest(bk_slot *s, const EVP_MD *md_type,
         break;
       }
       ok = EVP_DigestUpdate(ctx, buf, (size_t)r);
+      if (crc)
+        *crc = bk_crc32c(*crc, buf, (size_t)r);
       off += (uint64_t)r;
     }
   }
@@ -323,19 +336,24 @@ bool bk_source_md5_range(bk_slot *s, uint64_t start, uint64_t len,
                          char out[32]) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  if (!bk_source_digest(s, EVP_md5(), start, len, NULL, md, &n))
+  if (!bk_source_digest(s, EVP_md5(), start, len, NULL, md, &n, NULL))
     return false;
   bk_b64_encode(md, n, out);
   return true;
 }
 
 bool bk_source_sha256_hex(bk_slot *s, uint64_t start, uint64_t len,
-                          const void *mem, char out[65]) {
+                          const void *mem, char out[65], char crc_out[9]) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  if (!bk_source_digest(s, EVP_sha256(), start, len, mem, md, &n) || n != 32)
+  uint32_t crc = 0;
+  if (!bk_source_digest(s, EVP_sha256(), start, len, mem, md, &n,
+                        crc_out ? &crc : NULL) ||
+      n != 32)
     return false;
   bk_hex_encode(md, n, out, false);
+  if (crc_out)
+    bk_crc32c_base64(crc, crc_out);
   return true;
 }
 

@@ -64,6 +64,16 @@ static const bk_param bk_params[] = {
     {"password", BK_P_SECRET},
     {"client_secret", BK_P_SECRET},
     {"upload_id", BK_P_SECRET},
+    /* SigV4's Authorization header: Credential=AKID/DATE/..., Signature= */
+    {"credential", BK_P_SECRET},
+};
+
+/* Header lines whose value is a credential ("Name: value" in free text,
+ * a logged request, an echoed one): the value is redacted to the line's
+ * end. */
+static const char *const bk_secret_headers[] = {
+    "authorization", "proxy-authorization", "x-amz-security-token",
+    "x-goog-security-token", "x-api-key",
 };
 
 /* XML elements of error bodies whose content is a credential, besides
@@ -73,6 +83,9 @@ static const bk_param bk_params[] = {
 static const char *const bk_secret_elements[] = {
     "signatureprovided", "awsaccesskeyid", "canonicalrequestbytes",
     "credential",        "securitytoken",  "accesskeyid",
+    /* S3's SignatureDoesNotMatch: the canonical request it computed holds
+     * the signed headers' values, X-Amz-Security-Token among them */
+    "canonicalrequest",
 };
 
 /* A parameter name, percent-decoded ("X%2DAmz%2DSignature" is
@@ -346,7 +359,9 @@ static const char *bk_find_close(const char *s, size_t len, const char *name,
  * is a credential parameter (percent-encoded or not, wherever it appears:
  * a URL, a canonical request, a form), the content of an XML element named
  * like one or listed in bk_secret_elements, a JSON "NAME": "VALUE" of one,
- * and the userinfo of any scheme://user@ it holds. NULs are kept. Returns
+ * the value of a header line named in bk_secret_headers (Authorization,
+ * X-Amz-Security-Token), and the userinfo of any scheme://user@ it holds.
+ * NULs are kept. Returns
  * a NUL-terminated copy (its length in *out_len) or NULL when out of
  * memory.
  */
@@ -371,6 +386,33 @@ char *bk_redact_text(const char *text, size_t len, size_t *out_len) {
           const char *colon = memchr(text + a, ':', e - a);
           if (colon)
             bk_put(&o, text + a, (size_t)(colon + 1 - (text + a)));
+          bk_put(&o, bk_red, BK_RED_LEN);
+          copied = i = e;
+          continue;
+        }
+      }
+    }
+    /* Header-Name: VALUE, at a line's start (or after a space) */
+    if (c == ':' && i > copied) {
+      size_t s = i;
+      while (s > copied && (isalnum((unsigned char)text[s - 1]) ||
+                            text[s - 1] == '-'))
+        s--;
+      bool at_start = s == 0 || strchr(" \t\r\n\"'>", text[s - 1]);
+      bool secret = false;
+      for (size_t h = 0; at_start && h < BK_ARRAY_LEN(bk_secret_headers); h++)
+        if (strlen(bk_secret_headers[h]) == i - s &&
+            strncasecmp(bk_secret_headers[h], text + s, i - s) == 0)
+          secret = true;
+      if (secret) {
+        size_t e = i + 1;
+        while (e < len && (text[e] == ' ' || text[e] == '\t'))
+          e++;
+        size_t v = e;
+        while (e < len && !strchr("\r\n\"<", text[e]) && text[e])
+          e++;
+        if (e > v) {
+          bk_put(&o, text + copied, v - copied);
           bk_put(&o, bk_red, BK_RED_LEN);
           copied = i = e;
           continue;
