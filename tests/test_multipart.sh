@@ -21,7 +21,7 @@
 #     recorded, and completes;
 # and every object read back from the server is byte-identical to its
 # file. The bulkup CLI's --multipart-threshold/--part-size send a manifest
-# of Azure SAS URLs in blocks. Without BULKUP_TEST_NO_HUGE, 2 x 200 MiB go
+# of Azure SAS URLs in blocks, and files to s3:// (SigV4-signed) in parts. Without BULKUP_TEST_NO_HUGE, 2 x 200 MiB go
 # to Azurite and 2 x 64 MiB to s3rver in 8 MiB parts as well.
 # Exits 77 when node or the pinned npm servers are missing.
 set -uo pipefail
@@ -281,6 +281,19 @@ check "cli: b.bin byte-identical" "same azure cli-b '$WORK/b.bin'"
 stop_proxy
 "$TOOL" upload --manifest "$WORK/m.csv" --part-size 1 >"$WORK/cli.out" 2>&1
 check "cli: --part-size 1 is refused (usage, exit 2)" "[ $? = 2 ]"
+
+# ---- the CLI: s3:// with SigV4 (s3rver checks the access key), in parts ----
+start_proxy $S3_PORT
+AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+  AWS_CONFIG_FILE=/dev/null "$TOOL" upload --to s3://bkt/cli "$WORK/a.bin" "$WORK/b.bin" \
+  --endpoint-url "http://127.0.0.1:$PPORT" --region us-east-1 --addressing path \
+  --multipart-threshold 512K --part-size 512K --workers 8 >"$WORK/cli.out" 2>&1
+rc=$?
+check "cli s3://: succeeds" "[ $rc = 0 ]"
+check "cli s3://: 16 parts, 2 creates, 2 completes" "[ $(stat_of PARTS_RECEIVED) = 16 ] && [ $(stat_of COMPLETES) = 2 ] && [ $(stat_of REQUESTS) = 20 ]"
+check "cli s3://: a.bin byte-identical" "same s3 cli/a.bin '$WORK/a.bin'"
+check "cli s3://: b.bin byte-identical" "same s3 cli/b.bin '$WORK/b.bin'"
+stop_proxy
 
 # ---- large: 8 MiB parts straight to the servers: 2 x 200 MiB to Azurite
 # (issue 17's case), 2 x 64 MiB to s3rver ---------------------------------------
