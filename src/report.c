@@ -493,7 +493,7 @@ static const bulkup_result *bk_list_get(const bulkup_report *r,
       ok = (x = bk_iter_next(&it)) != NULL;
   }
   if (x && it.last_mem && x == &it.last_mem->r) {
-    out = x; /* in memory: v does not change after finalize */
+    out = &it.last_mem->r; /* in memory: v does not change after finalize */
   } else if (x) {
     bk_kept *k = bk_calloc(1, sizeof *k);
     size_t ignore = 0;

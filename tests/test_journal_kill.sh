@@ -59,9 +59,26 @@ journal_paths() {
   sed -n 's/^J1 [0-9a-f]\{8\} [0-9]* -\{0,1\}[0-9]* \(.*\)%0A.*$/\1/p' "$JOURNAL" |
     sed 's|^https\{0,1\}://[^/]*||' | sort -u
 }
-# The paths PUT since access-log line $1.
+# A marker request on a new connection, made after the previous run is
+# dead and before the next starts; prints that connection's serial number
+# ($connection, which nginx counts up across its workers). Every connection
+# of a later run has a larger serial, every one of an earlier run a smaller
+# one, whenever nginx gets round to logging them: a PUT the killed client
+# saw answered (and journalled) may be logged after it died.
+marker() {
+  local tag=/marker-$1 s=""
+  curl -s -o /dev/null --max-time 10 "$NGINX_URL$tag" || true
+  for _ in $(seq 200); do
+    s=$(awk -v t="$tag" '$4 == t { print $1 }' "$LOG" | tail -1)
+    [ -n "$s" ] && break
+    sleep 0.05
+  done
+  [ -n "$s" ] || { echo "no marker $tag in nginx's log" >&2; exit 1; }
+  echo "$s"
+}
+# The paths PUT on connections after the marker connection $1.
 puts_since() {
-  tail -n +"$(($1 + 1))" "$LOG" | awk '$3 == "PUT" { print $4 }' | sort -u
+  awk -v s="$1" '$1 > s && $3 == "PUT" { print $4 }' "$LOG" | sort -u
 }
 
 journal_lines() { [ -f "$JOURNAL" ] && wc -l <"$JOURNAL" || echo 0; }
@@ -95,7 +112,7 @@ killed=0
 resent=0
 for round in $(seq 1 "$KILLS"); do
   journal_paths >"$WORK/before"
-  offset=$(wc -l <"$LOG")
+  offset=$(marker "$round") || exit 1
   # Kill after a random share (up to 1/KILLS) of the files still to do.
   left=$((FILES - $(journal_paths | wc -l)))
   after=$(python3 -c "import random; r=random.Random($SEED*31+$round); print(max(1, int(r.uniform(0.2, 1.0) * $left / ($KILLS + 1))))")
@@ -112,7 +129,7 @@ check "no rerun re-sent a file the journal recorded" '[ "$resent" -eq 0 ]'
 
 # Run to completion.
 journal_paths >"$WORK/before"
-offset=$(wc -l <"$LOG")
+offset=$(marker final) || exit 1
 run_once ""
 rc=$?
 check "the final run completes (exit 0)" '[ "$rc" -eq 0 ]'
@@ -126,7 +143,7 @@ check "the final run sent only what was missing" '[ "$(($(wc -l <"$WORK/before")
 check "every file stored byte-identical ($FILES files)" 'cmp -s "$WORK/src.sums" "$WORK/dst.sums"'
 
 # A last run finds everything recorded and sends nothing.
-offset=$(wc -l <"$LOG")
+offset=$(marker again) || exit 1
 run_once ""
 rc=$?
 check "a further run exits 0" '[ "$rc" -eq 0 ]'

@@ -9,7 +9,8 @@
 #      among them) to s3://bucket/prefix, credentials from ~/.aws/credentials
 #      (HOME a temp dir), region from ~/.aws/config: exit 0, every object
 #      byte-identical in s3rver's store, every request verified, each with
-#      its CRC32C (the default --checksum), the profile's region signed.
+#      its CRC32C (the default --checksum), the profile's region signed;
+#      4 threads share one signer.
 #   2. A wrong secret (--profile bad): 403, not retried (one attempt per
 #      file, exactly as many refused requests); neither the secret nor the
 #      signature nor the echoed canonical request in the report or the log.
@@ -242,7 +243,7 @@ EOF
 gen "$WORK/src1" 40 1
 FROM=$(nlines V)
 run_tool HOME="$HOME1" -- upload --to s3://bucket/run1/ "$WORK/src1" \
-  --endpoint-url "$EP" --report "$WORK/r1.json" --workers 8
+  --endpoint-url "$EP" --report "$WORK/r1.json" --workers 8 --threads 4
 expect "1: exit 0" [ "$RC" = 0 ]
 expect "1: report 40/40/0" report_is "$WORK/r1.json" 40 40 0
 expect "1: every object byte-identical in s3rver's store" stored "$WORK/src1" bucket run1
@@ -346,6 +347,15 @@ expect "5: manifest objects at their keys" \
   cmp -s "$WORK/src3/t1.bin" "$DATA/bucket/m/one.bin._S3rver_object"
 expect "5: a manifest key is taken as it is written" \
   cmp -s "$WORK/src3/t2.bin" "$DATA/bucket/m/deep/two%20x.bin._S3rver_object"
+printf 'path,url\n%s,s3://bucket/stdin/three.bin\n' "$WORK/src3/t3.bin" >"$WORK/m2.csv"
+C0=$(vstat V crc32c)
+env -i PATH="$PATH" HOME="$HOME1" timeout 60 "$TOOL" upload --manifest - \
+  --endpoint-url "$EP" <"$WORK/m2.csv" >"$WORK/out" 2>"$WORK/err"
+RC=$?
+expect "5: a manifest from standard input: exit 0, stored, CRC-32C sent" \
+  [ "$RC $(($(vstat V crc32c) - C0))" = "0 1" ]
+expect "5: the standard-input manifest's object" \
+  cmp -s "$WORK/src3/t3.bin" "$DATA/bucket/stdin/three.bin._S3rver_object"
 
 # ---- 6. usage ----------------------------------------------------------------------------------
 run_tool HOME="$HOME1" -- upload --to s3://bucket/x "$WORK/src3" --addressing sideways

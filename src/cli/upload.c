@@ -195,7 +195,9 @@ static const char upload_help[] =
     "                          integrity header the service checks:\n"
     "                          x-amz-checksum-crc32c (gs://: x-goog-hash\n"
     "                          crc32c=), Content-MD5, or none (default\n"
-    "                          crc32c; one extra read of each file)\n"
+    "                          crc32c; one extra read of each file; for a\n"
+    "                          manifest read from a pipe, only with an S3\n"
+    "                          option given)\n"
     "  --storage-class CLASS   x-amz-storage-class (gs://: x-goog-)\n"
     "  --sse aws:kms|AES256    server-side encryption\n"
     "  --sse-kms-key-id ID     the KMS key, with --sse aws:kms\n"
@@ -1488,7 +1490,7 @@ static int do_run(upload_cli *c) {
       upload_s3_is_dest(c->to)) {
     int src = upload_s3_setup(&s3, &c->s3o, &c->opt,
                               upload_s3_is_dest(c->to) ? c->to : NULL,
-                              c->manifest != NULL);
+                              c->manifest != NULL, c->manifest && !known);
     if (src != -1) {
       upload_s3_free(&s3);
       manifest_close(one_pass);

@@ -146,7 +146,7 @@ static bool load_provider(upload_s3 *st, int p) {
 
 int upload_s3_setup(upload_s3 *st, const upload_s3_opts *o,
                     bulkup_uploader_options *opt, const char *dest,
-                    bool manifest) {
+                    bool manifest, bool unknown) {
   st->o = *o;
   st->manifest = manifest;
   st->addressing = !o->addressing || strcmp(o->addressing, "auto") == 0
@@ -163,7 +163,9 @@ int upload_s3_setup(upload_s3 *st, const upload_s3_opts *o,
   /* Over http S3 requires the body's SHA-256; over https the signature
    * leaves the body out (UNSIGNED-PAYLOAD) and the checksum covers it. */
   opt->sign_payload = !st->https;
-  opt->sign_crc32c = st->checksum == 0;
+  bool any = o->endpoint_url || o->region || o->profile || o->addressing ||
+             o->checksum || o->storage_class || o->sse || o->sse_kms_key_id;
+  opt->sign_crc32c = st->checksum == 0 && (!unknown || any);
   if (st->checksum == 1)
     opt->content_md5 = true;
   if (dest) {

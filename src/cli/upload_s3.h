@@ -52,10 +52,13 @@ int upload_s3_check(const upload_s3_opts *o, bool have_dest, bool manifest);
  * load the credentials now, for a manifest when its first s3:// or gs://
  * item comes. Sets opt's sign_request, sign_userdata, sign_payload,
  * sign_crc32c, content_md5 and turns GCS-style resumable uploads off.
+ * `unknown`: a manifest read as it goes, which may hold no s3:// URL at
+ * all: the CRC-32C (an extra pass over every file, http items included)
+ * is then computed only when an S3 option was given.
  * Returns -1 when fine, else an exit status (the error was printed). */
 int upload_s3_setup(upload_s3 *st, const upload_s3_opts *o,
                     bulkup_uploader_options *opt, const char *dest,
-                    bool manifest);
+                    bool manifest, bool unknown);
 
 /* Point the item at its object: `dest` s3://BUCKET/KEY-or-PREFIX, plus
  * `rel` (a path under the prefix; NULL for a manifest's whole key). Sets
