@@ -74,6 +74,7 @@ class ItemC(Structure):
         ("headers", POINTER(c_char_p)),
         ("user", c_void_p),
         ("journal_key", c_char_p),
+        ("storage", c_int),  # bulkup_storage
     ]
 
 
@@ -173,6 +174,8 @@ class UploaderOptionsC(Structure):
         ("sign_crc32c", c_bool),
         ("workers_max", c_uint),
         ("http_version", c_int),  # bulkup_http_version
+        ("multipart_threshold", c_uint64),
+        ("part_size", c_size_t),
     ]
 
 

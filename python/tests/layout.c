@@ -50,6 +50,7 @@ int main(void) {
   FIELD(bulkup_item, headers);
   FIELD(bulkup_item, user);
   FIELD(bulkup_item, journal_key);
+  FIELD(bulkup_item, storage);
 
   SIZE(bulkup_progress);
   FIELD(bulkup_progress, submitted);
@@ -125,6 +126,8 @@ int main(void) {
   FIELD(bulkup_uploader_options, sign_crc32c);
   FIELD(bulkup_uploader_options, workers_max);
   FIELD(bulkup_uploader_options, http_version);
+  FIELD(bulkup_uploader_options, multipart_threshold);
+  FIELD(bulkup_uploader_options, part_size);
 
   SIZE(bulkup_api_options);
   FIELD(bulkup_api_options, base_url);

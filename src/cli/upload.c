@@ -270,6 +270,14 @@ static const char upload_help[] =
     "                          (nginx) get one plain PUT instead\n"
     "  --chunk-size SIZE       the resumable chunk: a multiple of 256K, from\n"
     "                          256K to 1G (default 32M)\n"
+    "  --multipart-threshold SIZE\n"
+    "                          send files of SIZE bytes or more to S3 and\n"
+    "                          Azure in parts, several at once (S3\n"
+    "                          multipart upload, Azure blocks); with\n"
+    "                          --journal a killed run re-sends only the\n"
+    "                          parts not done (default 16M; 'never': off)\n"
+    "  --part-size SIZE        the size of those parts, 1K to 4000M\n"
+    "                          (default 16M)\n"
     "  --max-retries N         retries after a transient failure (a timeout,\n"
     "                          a reset, HTTP 408/429/5xx) (default 3)\n"
     "  --backoff-factor F      retry n waits F * 2^(n-1) s, at most 120 s\n"
@@ -474,7 +482,9 @@ enum {
   OPT_NO_PROGRESS_LIMIT,
   OPT_WORKERS_MAX,
   OPT_HTTP1_1,
-  OPT_HTTP2
+  OPT_HTTP2,
+  OPT_MULTIPART_THRESHOLD,
+  OPT_PART_SIZE
 };
 
 static const struct option long_options[] = {
@@ -483,6 +493,8 @@ static const struct option long_options[] = {
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"resumable-threshold", required_argument, NULL, OPT_RESUMABLE_THRESHOLD},
     {"chunk-size", required_argument, NULL, OPT_CHUNK_SIZE},
+    {"multipart-threshold", required_argument, NULL, OPT_MULTIPART_THRESHOLD},
+    {"part-size", required_argument, NULL, OPT_PART_SIZE},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"queue", required_argument, NULL, OPT_QUEUE},
     {"max-retries", required_argument, NULL, OPT_MAX_RETRIES},
@@ -674,6 +686,28 @@ static int parse_args(upload_cli *c, int argc, char **argv) {
         return bad_value(ch, optarg, st,
                          "expected a multiple of 256K from 256K to 1G");
       c->opt.resumable_chunk_size = (size_t)v;
+      break;
+    }
+    case OPT_MULTIPART_THRESHOLD: {
+      unsigned long long v;
+      if (strcmp(optarg, "never") == 0) {
+        c->opt.multipart_threshold = BULKUP_MULTIPART_NEVER;
+        break;
+      }
+      num_status st = num_parse_size(optarg, 1, 1ULL << 50, &v);
+      if (st != NUM_OK)
+        return bad_value(ch, optarg, st,
+                         "expected a size such as 16M, or 'never'");
+      c->opt.multipart_threshold = v;
+      break;
+    }
+    case OPT_PART_SIZE: {
+      unsigned long long v;
+      num_status st = num_parse_size(optarg, BULKUP_PART_SIZE_MIN,
+                                     BULKUP_PART_SIZE_MAX, &v);
+      if (st != NUM_OK)
+        return bad_value(ch, optarg, st, "expected a size from 1K to 4000M");
+      c->opt.part_size = (size_t)v;
       break;
     }
     case OPT_ENDPOINT_URL:
@@ -1267,8 +1301,10 @@ static bool s3_item(run *rn, const char *dest, const char *rel,
   char why[1024];
   const char *err = upload_s3_item(rn->c->s3, dest, rel, it, url, why,
                                    sizeof why);
-  if (!err)
+  if (!err) {
+    it->storage = BULKUP_STORAGE_S3; /* large files in parallel parts */
     return true;
+  }
   upload_say("cannot queue %s: %s", it->path ? it->path : dest, err);
   rn->input_errors++;
   if (strncmp(err, "no credentials", 14) == 0)

@@ -8,6 +8,10 @@
  *                        the attempts, timeouts, retries (retry.c decides)
  *         -> resumable.c   the resumable upload's state machine: says what
  *                          the slot does next, never calls slot.c
+ *         -> parts.c       multipart uploads (S3 multipart, Azure blocks):
+ *                          one item's parts shared by every slot; says
+ *                          what the slot does next, never calls slot.c
+ *                          (the wire format: src/cloud/multipart.h)
  *         -> source.c      the item's bytes
  *         -> run.c         the run's shared state: log, counters, item
  *                          completion and progress, plain-PUT origins
@@ -49,6 +53,7 @@ typedef struct bk_item {
   bulkup_error_kind prefail;
   const char *prefail_message;
   const char *journal_key;   /* NULL when not journalled */
+  bulkup_storage storage;    /* resolved at submit: never AUTO */
 } bk_item;
 
 /* The state of the attempt in progress on a slot. Written by libcurl's
@@ -88,6 +93,7 @@ typedef struct bk_xfer {
   bool location_truncated;   /* it did not fit */
   int64_t range_last;        /* a 308's "Range: bytes=0-N": N; -1 when
                                 there was none, -2 when malformed */
+  char etag[256];            /* the answer's ETag (a multipart part's) */
 } bk_xfer;
 
 /* Where a resumable upload stands (bk_slot.rs). */
@@ -157,6 +163,15 @@ typedef struct bk_slot {
   char message[768];
   char *redacted_url;
   char *fresh_url;           /* a refreshed URL for the current item */
+  /* A multipart upload's request (parts.c; mp NULL otherwise): which one,
+   * its URL and headers (owned by the slot), its method. */
+  struct bk_mp *mp;
+  int mp_phase;              /* bk_mp_phase */
+  unsigned mp_part;          /* BK_MP_PART: the part's index, from 0 */
+  char *mp_url;
+  struct curl_slist *mp_headers;
+  const char *method;        /* CURLOPT_CUSTOMREQUEST now (static), or
+                                NULL */
 } bk_slot;
 
 /* A worker thread: several slots driven by one private multi handle, so
@@ -231,6 +246,13 @@ struct bulkup_uploader {
    * allocated (workers, or workers_max when adaptive). */
   bk_conc conc;
   unsigned int slots_total;
+  /* Multipart uploads in progress (parts.c): `mp_lock` guards the jobs'
+   * shared state; mp_cond is signalled when parts become pending or a job
+   * ends; mp_jobs lists the jobs whose parts may be taken. */
+  pthread_mutex_t mp_lock;
+  pthread_cond_t mp_cond;
+  struct bk_mp *mp_jobs;
+  unsigned mp_active;        /* jobs not yet reported */
 };
 
 /* ---- run.c: the run's shared state ----------------------------------- */
@@ -273,6 +295,9 @@ bulkup_error_kind bk_source_open(bk_slot *s, bk_item *it);
 void bk_source_close(bk_slot *s);
 /* Base64 MD5 of the whole source, for Content-MD5. */
 bool bk_source_md5(bk_slot *s, char out[32]);
+/* The same of `len` bytes from `start` (a multipart upload's part). */
+bool bk_source_md5_range(bk_slot *s, uint64_t start, uint64_t len,
+                         char out[32]);
 /* Lower-case hex SHA-256 of `len` bytes of the source from `start` (or
  * of `len` bytes of `mem` when not NULL), for a signed payload; with
  * crc_out, the CRC32C of the same bytes too (base64, big-endian), from the
@@ -334,5 +359,46 @@ void bk_rs_retrying(bk_slot *s, bk_rs_next next);
 void bk_rs_reset(bk_slot *s);
 /* A 403 whose body says the signed URL expired (GCS: ExpiredToken). */
 bool bk_says_expired(const bk_xfer *x, int status);
+
+/* ---- parts.c: multipart uploads (S3 multipart, Azure blocks) ------------ */
+
+typedef enum bk_mp_phase {
+  BK_MP_NONE = 0,
+  BK_MP_CREATE,   /* S3 CreateMultipartUpload */
+  BK_MP_PART,     /* S3 UploadPart / Azure Put Block */
+  BK_MP_COMPLETE, /* S3 CompleteMultipartUpload / Azure Put Block List */
+  BK_MP_ABORT     /* S3 AbortMultipartUpload */
+} bk_mp_phase;
+
+/* What the slot does after a multipart request ended. */
+typedef enum bk_mp_next {
+  BK_MP_GO,     /* run the request now set up on the slot (bk_slot_try) */
+  BK_MP_IDLE,   /* nothing more for this slot: it comes free */
+  BK_MP_REPORT  /* the item ended: report s->res, then bk_mp_leave */
+} bk_mp_next;
+
+void bk_mp_init(struct bulkup_uploader *u);
+void bk_mp_destroy(struct bulkup_uploader *u);
+/* At an item's start, its source open: does it go in parts? If so the
+ * job is made and the slot is set up for its first request (GO), or the
+ * item ended at once (REPORT: out of memory, say). false: a plain item. */
+bool bk_mp_begin(bk_slot *s, bk_mp_next *next);
+/* The request the slot's phase names: URL, headers, body window (the slot's
+ * x.fd / x.mem set for it), method (NULL: PUT). false when out of memory. */
+bool bk_mp_request(bk_slot *s, const char **url, struct curl_slist **headers,
+                   uint64_t *body_start, uint64_t *body_len,
+                   const char **method);
+/* The slot's request ended (s->kind: NONE or the final failure; s->res
+ * its counters): the job learns of it and says what the slot does next. */
+bk_mp_next bk_mp_after(bk_slot *s);
+/* The slot lets go of the job (after IDLE or REPORT); the last slot of a
+ * reported job frees it and its item. */
+void bk_mp_leave(bk_slot *s);
+/* Give an idle slot a pending part of a job in progress: true when it
+ * took one (s is set up as for GO; the caller marks it busy and runs it). */
+bool bk_mp_take(bk_slot *s);
+/* A worker with nothing to do and no more items: wait until a part is
+ * pending (true) or no job is left (false). */
+bool bk_mp_wait(struct bulkup_uploader *u);
 
 #endif

@@ -4,6 +4,7 @@
 #include "internal.h"
 #include "engine/engine.h"
 #include "util/str.h"
+#include "cloud/azure.h"
 
 void bulkup_item_init(bulkup_item *item) {
   memset(item, 0, sizeof *item);
@@ -85,6 +86,9 @@ bk_item *bk_item_new(const bulkup_item *it, const char *message) {
     BK_PUT(j->prefail_message, message, lmsg);
   if (ljk)
     BK_PUT(j->journal_key, it->journal_key, ljk);
+  j->storage = it->storage;
+  if (j->storage == BULKUP_STORAGE_AUTO)
+    j->storage = bk_azure_url(url) ? BULKUP_STORAGE_AZURE : BULKUP_STORAGE_HTTP;
   memcpy(w, title, title_len);
   w[title_len] = '\0';
   j->title = w;

@@ -120,6 +120,47 @@ void *bk_queue_pop_waiter(bk_queue *q, bk_queue_waiter *waiter) {
   return item;
 }
 
+uint64_t bk_queue_nudges(bk_queue *q) {
+  bk_mutex_lock(&q->lock);
+  uint64_t n = q->nudges;
+  bk_mutex_unlock(&q->lock);
+  return n;
+}
+
+void *bk_queue_pop_nudgeable(bk_queue *q, bk_queue_waiter *waiter,
+                             uint64_t since, bool *closed) {
+  bk_mutex_lock(&q->lock);
+  bk_queue_unlist(q, waiter);
+  uint64_t seen = since;
+  if (q->count == 0 && !q->closed) {
+    q->pop_waiters++;
+    while (q->count == 0 && !q->closed && q->nudges == seen)
+      bk_cond_wait(&q->not_empty, &q->lock);
+    q->pop_waiters--;
+  }
+  void *item = bk_queue_take(q);
+  *closed = !item && q->closed;
+  bk_mutex_unlock(&q->lock);
+  return item;
+}
+
+void bk_queue_nudge(bk_queue *q) {
+  bk_mutex_lock(&q->lock);
+  q->nudges++;
+  /* Rare (once per multipart upload): the wakes (eventfd writes) are made
+   * under the lock, since a woken consumer may list itself again at once. */
+  while (q->hungry) {
+    bk_queue_waiter *w = q->hungry;
+    q->hungry = w->next;
+    w->next = NULL;
+    w->listed = false;
+    w->wake(w->ctx);
+  }
+  if (q->pop_waiters)
+    bk_cond_broadcast(&q->not_empty);
+  bk_mutex_unlock(&q->lock);
+}
+
 void bk_queue_close(bk_queue *q) {
   bk_mutex_lock(&q->lock);
   q->closed = true;

@@ -41,6 +41,7 @@ typedef struct bk_queue {
   size_t pop_waiters;
   bk_queue_waiter *hungry; /* consumers to wake on push (LIFO) */
   bool closed;
+  uint64_t nudges;         /* bk_queue_nudge calls */
 } bk_queue;
 
 bulkup_err bk_queue_init(bk_queue *q, size_t capacity);
@@ -59,6 +60,17 @@ void *bk_queue_trypop(bk_queue *q, bk_queue_waiter *waiter, bool *closed);
  * anyway (the condition variable wakes it) instead of a hungry one. */
 void *bk_queue_pop_waiter(bk_queue *q, bk_queue_waiter *waiter);
 void bk_queue_close(bk_queue *q);
+/* Work other than items came up (a multipart upload's parts): every
+ * consumer blocked in bk_queue_pop_nudgeable returns, and every listed
+ * waiter is woken. */
+void bk_queue_nudge(bk_queue *q);
+/* The nudges so far. */
+uint64_t bk_queue_nudges(bk_queue *q);
+/* bk_queue_pop_waiter that also returns NULL when the nudges are no longer
+ * `since`; *closed says whether the queue is closed and empty (for
+ * good). */
+void *bk_queue_pop_nudgeable(bk_queue *q, bk_queue_waiter *waiter,
+                             uint64_t since, bool *closed);
 size_t bk_queue_length(bk_queue *q);
 
 #endif

@@ -63,6 +63,7 @@ static size_t bk_header_cb(char *line, size_t size, size_t nmemb, void *ud) {
     x->location_truncated = false;
     x->range_last = -1;
     x->excerpt_len = 0;
+    x->etag[0] = '\0';
     x->error_code[0] = '\0';
   } else if (bk_header_match(line, len, "x-ms-error-code", &v, &vl)) {
     size_t n = vl < sizeof x->error_code - 1 ? vl : sizeof x->error_code - 1;
@@ -80,6 +81,10 @@ static size_t bk_header_cb(char *line, size_t size, size_t nmemb, void *ud) {
     x->location_truncated = n < vl;
   } else if (bk_header_match(line, len, "Range", &v, &vl)) {
     x->range_last = bk_parse_range(v, vl);
+  } else if (bk_header_match(line, len, "ETag", &v, &vl)) {
+    size_t n = vl < sizeof x->etag - 1 ? vl : sizeof x->etag - 1;
+    memcpy(x->etag, v, n);
+    x->etag[n] = '\0';
   }
   return len;
 }
@@ -197,6 +202,7 @@ static bulkup_err bk_setup_easy(bk_slot *s) {
   }
   s->easy = e;
   s->posting = false;
+  s->method = NULL;
   return BULKUP_OK;
 }
 
@@ -219,6 +225,10 @@ void bk_slot_cleanup(bk_slot *s) {
   bk_hook_sign_reset(s);
   bk_free(s->session);
   s->session = NULL;
+  bk_free(s->mp_url);
+  s->mp_url = NULL;
+  curl_slist_free_all(s->mp_headers);
+  s->mp_headers = NULL;
 }
 
 static struct curl_slist *bk_build_headers(bk_slot *s, bk_item *j,
@@ -234,7 +244,7 @@ static struct curl_slist *bk_build_headers(bk_slot *s, bk_item *j,
     h = bk_slist_add(h, line, &ok);
   }
   /* Azure keeps a blob's Cache-Control from x-ms-blob-cache-control. */
-  bool azure = bk_azure_url(j->url);
+  bool azure = j->storage == BULKUP_STORAGE_AZURE; /* given, or AUTO: bk_azure_url */
   if (j->cache_control && !bk_headers_have(own, "Cache-Control") &&
       !(azure && bk_headers_have(own, "x-ms-blob-cache-control"))) {
     snprintf(line, sizeof line, "%s: %s",
@@ -337,12 +347,70 @@ static void bk_slot_complete(bk_slot *s) {
   s->w->busy--;
 }
 
+/* A multipart job said what the slot does next (parts.c). */
+static void bk_slot_mp_next(bk_slot *s, bk_mp_next next) {
+  if (next == BK_MP_GO) {
+    bk_slot_try(s);
+    return;
+  }
+  if (next == BK_MP_REPORT) {
+    bulkup_result *res = &s->res;
+    if (res->status != BULKUP_ITEM_SUCCEEDED)
+      bk_log(s->u, res->status == BULKUP_ITEM_CANCELLED ? BULKUP_LOG_INFO
+                                                         : BULKUP_LOG_WARN,
+             "item %llu %s: %s: %s", (unsigned long long)res->index,
+             bulkup_item_status_name(res->status), res->message, res->url);
+    bk_item_done(s->u, res);
+  }
+  bk_mp_leave(s); /* frees the item with the job, once every slot let go */
+  s->state = BK_SLOT_IDLE;
+  s->w->busy--;
+}
+
+/* A multipart request's attempts are over (s->kind says how). */
+static void bk_slot_mp_end(bk_slot *s) {
+  struct bulkup_uploader *u = s->u;
+  bulkup_result *res = &s->res;
+  if (s->kind != BULKUP_ERROR_NONE) {
+    bk_retry_release(&u->budget, &s->rt, bk_now());
+    if (s->kind != BULKUP_ERROR_RETRY_BUDGET)
+      bk_describe_failure(s, s->kind, &s->o, res->attempts + 1);
+    if (s->x.excerpt_len && s->o.http_status >= 300) {
+      res->response_excerpt = s->x.excerpt;
+      res->response_excerpt_len = s->x.excerpt_len;
+    }
+  } else if (bk_retry_succeeded_at(&u->budget, &s->rt, bk_now())) {
+    bk_log(u, BULKUP_LOG_WARN, "item %llu: a part succeeded: the server "
+           "answers again; the uploads go on",
+           (unsigned long long)res->index);
+  }
+  bk_slot_mp_next(s, bk_mp_after(s));
+}
+
+bool bk_slot_take_part(bk_slot *s) {
+  if (!bk_mp_take(s))
+    return false;
+  s->t0 = bk_now();
+  s->w->busy++;
+  s->state = BK_SLOT_WAITING;
+  s->headers = NULL;
+  s->url = s->x.item->url;
+  s->refreshed = true; /* refresh_url is for single PUTs */
+  s->rs = BK_RS_NONE;
+  bk_slot_try(s);
+  return true;
+}
+
 /* The item's attempts are over (s->kind says how): record the result. */
 static void bk_slot_end(bk_slot *s) {
   struct bulkup_uploader *u = s->u;
   bulkup_result *res = &s->res;
   bk_item *j = s->x.item;
   bulkup_error_kind kind = s->kind;
+  if (s->mp) {
+    bk_slot_mp_end(s);
+    return;
+  }
   if (kind != BULKUP_ERROR_NONE)
     bk_retry_release(&u->budget, &s->rt, bk_now());
   curl_slist_free_all(s->headers);
@@ -480,6 +548,11 @@ static void bk_slot_open(bk_slot *s) {
     return;
   }
   res->size = s->x.size;
+  bk_mp_next mpn;
+  if (bk_mp_begin(s, &mpn)) {
+    bk_slot_mp_next(s, mpn);
+    return;
+  }
 
   char md5[32];
   if (u->opt.content_md5 && !bk_source_md5(s, md5)) {
@@ -518,7 +591,7 @@ static void bk_slot_after_attempt(bk_slot *s) {
   if (s->x.abort == BK_ABORT_CONN_LOST)
     requests--; /* the re-send it stopped was never sent */
   res->requests += requests;
-  if (s->rs == BK_RS_NONE)
+  if (s->rs == BK_RS_NONE && !s->mp)
     res->attempts += requests;
   else
     res->attempts += requests - 1; /* libcurl's silent re-sends */
@@ -551,7 +624,7 @@ static void bk_slot_after_attempt(bk_slot *s) {
     curl_easy_cleanup(s->easy);
     s->easy = NULL;
   }
-  if (v == BK_FAIL && !s->refreshed && u->opt.refresh_url &&
+  if (v == BK_FAIL && !s->refreshed && !s->mp && u->opt.refresh_url &&
       (s->rs == BK_RS_NONE || s->rs == BK_RS_START) &&
       bk_says_expired(&s->x, o->http_status)) {
     /* One fresh URL, tried at once; it is not a retry of the same
@@ -614,6 +687,8 @@ static void bk_slot_after_attempt(bk_slot *s) {
   }
   if (s->rs != BK_RS_NONE)
     bk_rs_retrying(s, next);
+  else if (s->mp)
+    res->attempts++; /* a request of the item tried again */
   double wait = d.wait;
   bk_log(u, BULKUP_LOG_INFO,
          "item %llu: %s (HTTP %d%s%s); retry %u in %.3f s: %s",
@@ -683,9 +758,24 @@ static void bk_slot_attempt(bk_slot *s) {
     return;
   }
   bool post = s->rs == BK_RS_START;
-  /* Last, when the request's headers are final: its signature. */
-  bulkup_error_kind sk = bk_hook_sign(s, post ? "POST" : "PUT", url,
-                                         &headers, body_start, body_len, NULL);
+  const char *method = post ? "POST" : NULL;
+  if (s->mp && !bk_mp_request(s, &url, &headers, &body_start, &body_len,
+                              &method)) {
+    s->kind = BULKUP_ERROR_NOMEM;
+    snprintf(s->message, sizeof s->message,
+             "cannot make the request (out of memory, or the source could "
+             "not be read for its Content-MD5)");
+    s->keep_message = true;
+    bk_slot_end(s);
+    return;
+  }
+  /* Last, when the request's headers are final: its signature. A
+   * multipart upload's completing request has its body in memory. */
+  const void *body_mem =
+      s->mp && s->mp_phase == BK_MP_COMPLETE ? (const void *)s->x.mem : NULL;
+  bulkup_error_kind sk = bk_hook_sign(s, method ? method : "PUT", url,
+                                      &headers, body_start, body_len,
+                                      body_mem);
   if (sk != BULKUP_ERROR_NONE) {
     s->kind = sk;
     s->o = (bk_outcome){.curl = CURLE_OK};
@@ -707,10 +797,12 @@ static void bk_slot_attempt(bk_slot *s) {
                           (curl_off_t)body_len);
   if (sc == CURLE_OK)
     sc = curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, headers);
-  if (sc == CURLE_OK && post != s->posting) {
-    sc = curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, post ? "POST" : NULL);
-    if (sc == CURLE_OK)
+  if (sc == CURLE_OK && method != s->method) {
+    sc = curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, method);
+    if (sc == CURLE_OK) {
+      s->method = method;
       s->posting = post;
+    }
   }
   if (sc != CURLE_OK) {
     s->kind = sc == CURLE_OUT_OF_MEMORY ? BULKUP_ERROR_NOMEM

@@ -13,6 +13,9 @@ void bk_slot_cleanup(bk_slot *s);
  * cannot be tried, a bad source, a cancelled run); otherwise its first
  * attempt is in the multi and the slot is RUNNING. */
 void bk_slot_start(bk_slot *s, bk_item *it);
+/* Give an idle slot a pending part of a multipart upload in progress
+ * (parts.c) and start it: false when there is none. */
+bool bk_slot_take_part(bk_slot *s);
 /* The slot's attempt ended: libcurl reported it done with `result`, or
  * the worker aborted it (x.abort set). */
 void bk_slot_attempt_done(bk_slot *s, CURLcode result);

@@ -329,9 +329,14 @@ static bool bk_source_digest(bk_slot *s, const EVP_MD *md_type,
 }
 
 bool bk_source_md5(bk_slot *s, char out[32]) {
+  return bk_source_md5_range(s, 0, s->x.size, out);
+}
+
+bool bk_source_md5_range(bk_slot *s, uint64_t start, uint64_t len,
+                         char out[32]) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  if (!bk_source_digest(s, EVP_md5(), 0, s->x.size, NULL, md, &n, NULL))
+  if (!bk_source_digest(s, EVP_md5(), start, len, NULL, md, &n, NULL))
     return false;
   bk_b64_encode(md, n, out);
   return true;

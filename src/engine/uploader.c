@@ -34,6 +34,8 @@ void bulkup_uploader_options_init(bulkup_uploader_options *o) {
   o->resumable_threshold = BULKUP_DEFAULT_RESUMABLE_THRESHOLD;
   o->resumable_chunk_size = BULKUP_DEFAULT_RESUMABLE_CHUNK_SIZE;
   o->no_progress_limit = BULKUP_DEFAULT_NO_PROGRESS_LIMIT;
+  o->multipart_threshold = BULKUP_DEFAULT_MULTIPART_THRESHOLD;
+  o->part_size = BULKUP_DEFAULT_PART_SIZE;
 }
 
 /* ---- share handle locks ---------------------------------------------- */
@@ -125,6 +127,10 @@ static bulkup_err bk_validate_options(const bulkup_uploader_options *o) {
                     "resumable_chunk_size must be a multiple of 256 KiB, from "
                     "256 KiB to 1 GiB (got %zu)",
                     o->resumable_chunk_size);
+  if (o->part_size < BULKUP_PART_SIZE_MIN || o->part_size > BULKUP_PART_SIZE_MAX)
+    return bk_error(BULKUP_EINVAL,
+                    "part_size must be from 1 KiB to 4000 MiB (got %zu)",
+                    o->part_size);
   return BULKUP_OK;
 }
 
@@ -159,6 +165,7 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
   bk_mutex_init(&u->lock);
   bk_mutex_init(&u->submit_lock);
   bk_mutex_init(&u->progress_lock);
+  bk_mp_init(u);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
     bk_mutex_init(&u->share_locks[i]);
   atomic_init(&u->cancelled, false);
@@ -273,6 +280,7 @@ void bulkup_uploader_free(bulkup_uploader *u) {
     bk_mutex_destroy(&u->share_locks[i]);
   bk_budget_destroy(&u->budget);
   bk_mutex_destroy(&u->progress_lock);
+  bk_mp_destroy(u);
   bk_mutex_destroy(&u->submit_lock);
   bk_mutex_destroy(&u->lock);
   bk_free((void *)u->opt.ca_file);

@@ -241,13 +241,23 @@ static unsigned bk_limit(bk_worker *w) {
   return lim;
 }
 
+/* Give free slots pending parts of multipart uploads in progress (before
+ * new items: a large item's parts go out side by side). */
+static void bk_fill_parts(bk_worker *w) {
+  bk_slot *s;
+  while (w->busy < bk_limit(w) && (s = bk_idle_slot(w)) && bk_slot_take_part(s))
+    ;
+}
+
 /* Give free slots their next items without blocking. */
 static void bk_fill(bk_worker *w, bool *closed) {
+  bk_fill_parts(w);
   while (w->busy < bk_limit(w) && !*closed) {
     bk_item *j = bk_queue_trypop(&w->u->queue, &w->waiter, closed);
     if (!j)
       break;
     bk_slot_start(bk_idle_slot(w), j);
+    bk_fill_parts(w); /* its parts, if it went in parts */
   }
 }
 
@@ -396,21 +406,24 @@ static void *bk_worker_main(void *arg) {
   curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, bk_socket_cb);
 
   for (;;) {
+    uint64_t nudges = bk_queue_nudges(&u->queue);
+    bk_fill_parts(w);
     while (w->busy < bk_limit(w) && !closed) {
       bk_item *j;
       if (w->busy == 0) {
-        j = bk_queue_pop_waiter(&u->queue, &w->waiter);
-        closed = !j;
+        /* Returns NULL, not closed, when parts came up since `nudges`. */
+        j = bk_queue_pop_nudgeable(&u->queue, &w->waiter, nudges, &closed);
       } else {
         j = bk_queue_trypop(&u->queue, &w->waiter, &closed);
       }
       if (!j)
         break;
       bk_slot_start(bk_idle_slot(w), j);
+      bk_fill_parts(w); /* its parts, if it went in parts */
     }
     if (w->busy == 0) {
-      if (closed)
-        break;
+      if (closed && !bk_mp_wait(u))
+        break; /* no item left, nor any multipart upload to help with */
       continue;
     }
 
