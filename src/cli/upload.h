@@ -1,15 +1,19 @@
 /*
- * upload.h - what the two halves of `bulkup upload` share.
+ * upload.h - what the parts of `bulkup upload` share.
  *
- * upload.c parses the options, starts the signal thread, and runs the
- * direct modes (--to, --manifest): items PUT straight to URLs by the
- * upload engine. upload_api.c runs the platform workflow (--api, or the
- * embedded reference server when there is no target at all): signed URLs
- * from the API, then an image group (or, without --image-group under
- * --api, plain uploads that print their object keys). upload.c calls
- * upload_api.c, never the other way; what both use is below them:
- * signals.c (the signal thread, messages), inputs.c (the one walk of the
- * PATHs, shards), console.c (the dry run's line, the summary, --report).
+ * upload.c is the entry point: it parses and checks the options
+ * (upload_options.c; --help is upload_help.c), starts the signal thread,
+ * and hands the run to the direct modes or to the workflow.
+ * upload_direct.c runs the direct modes (--to, --manifest): items PUT
+ * straight to URLs by the upload engine. upload_api.c runs the platform
+ * workflow (--api, or the embedded reference server when there is no
+ * target at all): signed URLs from the API, then an image group (or,
+ * without --image-group under --api, plain uploads that print their object
+ * keys). Calls go one way: upload.c -> upload_options.c -> upload_api.c's
+ * option checks; upload.c -> upload_direct.c and upload_api.c, which never
+ * call each other or back; what both use is below them: signals.c (the
+ * signal thread, messages), inputs.c (the one walk of the PATHs, shards),
+ * console.c (the dry run's line, the summary, --report).
  */
 #ifndef BULKUP_CLI_UPLOAD_H
 #define BULKUP_CLI_UPLOAD_H
@@ -86,6 +90,22 @@ typedef struct upload_cli {
 /* Whether the options select the workflow (--api, --dataset, or no
  * --to/--manifest). */
 bool upload_is_workflow(const upload_cli *c);
+
+/* ---- the command line (upload_options.c) -------------------------------- */
+
+/* Parse argv into *c (every field set: defaults, then the options). -1 to
+ * go on, else the exit status (0 after --help, 2 for bad usage, after a
+ * message). */
+int upload_parse_args(upload_cli *c, int argc, char **argv);
+/* Check the options together (what parsing them one at a time cannot);
+ * -1 when fine, else the exit status (after a message). */
+int upload_check_args(upload_cli *c);
+
+/* ---- the direct modes (upload_direct.c) ---------------------------------- */
+
+/* Run --to or --manifest; returns the exit status. Signals are already
+ * routed to the signal thread. */
+int upload_direct_run(upload_cli *c);
 
 /* ---- shards (inputs.c) --------------------------------------------------
  * An item belongs to shard bulkup_shard_hash(key) % N: the key is its path
