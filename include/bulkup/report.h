@@ -149,14 +149,15 @@ BULKUP_EXTERN uint64_t bulkup_report_journal_failures(const bulkup_report *r);
  * to options.workers) or chosen by adaptive concurrency
  * (BULKUP_WORKERS_AUTO). */
 typedef struct bulkup_concurrency {
-  bool adaptive;
+  bool adaptive;       /* chosen by adaptive concurrency */
   unsigned int start;  /* the level it began at */
-  unsigned int min;    /* the lowest and highest levels it chose */
-  unsigned int max;
+  unsigned int min;    /* the lowest level it chose */
+  unsigned int max;    /* the highest level it chose */
   unsigned int final;  /* the level when the run ended */
   unsigned int limit;  /* the bound: workers_max (fixed: workers) */
-  unsigned int threads;
-  uint64_t grows, shrinks; /* changes up and down */
+  unsigned int threads; /* the worker threads */
+  uint64_t grows;      /* changes up */
+  uint64_t shrinks;    /* changes down */
   uint64_t pushbacks;  /* attempts that asked it to back off */
 } bulkup_concurrency;
 /* The run's concurrency (zeros for a report that did not come from an

@@ -57,8 +57,8 @@ typedef struct bulkup_sigv4_input {
   const char *amz_date;      /* "YYYYMMDDTHHMMSSZ", as in X-Amz-Date */
   const char *region;        /* "us-east-1"; GCS: "auto" */
   const char *service;       /* "s3" */
-  const char *access_key_id;
-  const char *secret_access_key;
+  const char *access_key_id;     /* the key id (AKIA...) */
+  const char *secret_access_key; /* the secret: never logged */
   /* false (S3): the path is signed as it is sent: no dot segments
    * removed, no '/' collapsed, an escape "%XX" kept as it is (never
    * encoded twice), other bytes outside the unreserved set and '/'
@@ -70,8 +70,8 @@ typedef struct bulkup_sigv4_input {
 /* The signature and the steps leading to it (for a signer's log or a
  * test). Strings are allocated; free them with bulkup_sigv4_output_free. */
 typedef struct bulkup_sigv4_output {
-  char *canonical_request;
-  char *string_to_sign;
+  char *canonical_request; /* the canonical request, as signed */
+  char *string_to_sign;    /* the string to sign */
   char *signed_headers;    /* "host;x-amz-date" */
   char *authorization;     /* the Authorization header's value */
   char signature[65];      /* lower-case hex */
@@ -111,13 +111,15 @@ typedef struct bulkup_s3_credentials_options {
   const char *profile;
 } bulkup_s3_credentials_options;
 
+/* bulkup_s3_credentials_options_init - the defaults: the environment,
+ * then the shared files, the default profile. */
 BULKUP_EXTERN void
 bulkup_s3_credentials_options_init(bulkup_s3_credentials_options *opt);
 
 /* Credentials found. The strings are owned by the struct. */
 typedef struct bulkup_s3_credentials {
-  char *access_key_id;
-  char *secret_access_key;
+  char *access_key_id;     /* the key id */
+  char *secret_access_key; /* the secret: wiped when freed */
   char *session_token; /* NULL when none */
   char *region;        /* AWS_REGION, AWS_DEFAULT_REGION or the
                           profile's region in the config file; NULL when
@@ -185,6 +187,7 @@ typedef struct bulkup_s3_signer_options {
   bulkup_s3_provider provider; /* for the checksum header; default AWS */
 } bulkup_s3_signer_options;
 
+/* bulkup_s3_signer_options_init - the defaults documented above. */
 BULKUP_EXTERN void
 bulkup_s3_signer_options_init(bulkup_s3_signer_options *opt);
 
@@ -249,6 +252,7 @@ typedef struct bulkup_s3_url_options {
   bulkup_s3_addressing addressing; /* default AUTO */
 } bulkup_s3_url_options;
 
+/* bulkup_s3_url_options_init - the defaults documented above. */
 BULKUP_EXTERN void bulkup_s3_url_options_init(bulkup_s3_url_options *opt);
 
 /*

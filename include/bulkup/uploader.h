@@ -195,7 +195,7 @@ typedef struct bulkup_request {
                                    from body_offset (the whole item for a
                                    plain PUT, one part or chunk otherwise,
                                    none for a request without a body) */
-  uint64_t body_len;
+  uint64_t body_len;            /* the body's length in bytes */
   const char *payload_sha256;   /* with options.sign_payload: the body's
                                    SHA-256 as 64 lower-case hex digits
                                    (that of "" for no body); else NULL */
@@ -315,6 +315,7 @@ typedef bulkup_err (*bulkup_sign_request_fn)(void *sign_userdata,
  * threshold equals the part size, so an item just above it is not sent as
  * one part plus two extra requests. */
 #define BULKUP_DEFAULT_MULTIPART_THRESHOLD ((uint64_t)16 << 20)
+/* Default part size: 16 MiB (as measured above). */
 #define BULKUP_DEFAULT_PART_SIZE ((size_t)16 << 20)
 /* A threshold no item reaches: multipart uploads off. */
 #define BULKUP_MULTIPART_NEVER UINT64_MAX
@@ -322,7 +323,9 @@ typedef bulkup_err (*bulkup_sign_request_fn)(void *sign_userdata,
  * on AWS, which bulkup leaves to the server to enforce; 10,000 parts at
  * most; Azure: 50,000 blocks, 4000 MiB each). */
 #define BULKUP_PART_SIZE_MIN ((size_t)1 << 10)
+/* The largest part_size: 4000 MiB. */
 #define BULKUP_PART_SIZE_MAX ((size_t)4000 << 20)
+/* The most parts an item is split into (S3's limit). */
 #define BULKUP_MAX_PARTS 10000
 
 /* Default number of worker threads (options.threads): one thread drives
@@ -496,7 +499,7 @@ typedef struct bulkup_uploader_options {
    * request with sign_userdata. NULL (the default): requests go as they
    * are. */
   bulkup_sign_request_fn sign_request;
-  void *sign_userdata;
+  void *sign_userdata; /* given to sign_request */
   /* Give sign_request the SHA-256 of each request's body
    * (bulkup_request.payload_sha256). Costs one extra read of the body
    * (computed once per item, or per part, and kept across its retries),
@@ -553,7 +556,7 @@ typedef struct bulkup_uploader_options {
    * item that would need more than BULKUP_MAX_PARTS parts gets larger
    * parts (its size / BULKUP_MAX_PARTS, rounded up to a MiB). */
   uint64_t multipart_threshold;
-  size_t part_size;
+  size_t part_size; /* bytes per part, as above */
 } bulkup_uploader_options;
 
 /* bulkup_uploader_options_init - the defaults documented above. */
