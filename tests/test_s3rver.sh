@@ -357,6 +357,39 @@ expect "5: a manifest from standard input: exit 0, stored, CRC-32C sent" \
 expect "5: the standard-input manifest's object" \
   cmp -s "$WORK/src3/t3.bin" "$DATA/bucket/stdin/three.bin._S3rver_object"
 
+# ---- 7. multipart, every request verified ------------------------------------------------
+# A file of three 8 MiB parts (the last shorter) and a small one: the create,
+# the parts and the complete are signed like any request; none carries a
+# checksum header (S3 would want the algorithm declared at create).
+mkdir -p "$WORK/src7"
+head -c $((20 * 1024 * 1024 + 5)) /dev/urandom >"$WORK/src7/big.bin"
+head -c 1234 /dev/urandom >"$WORK/src7/small.bin"
+V0=$(vstat V verified)
+R0=$(vstat V refused)
+C0=$(vstat V crc32c)
+FROM=$(nlines V)
+run_tool HOME="$HOME1" -- upload --to s3://bucket/mp "$WORK/src7" \
+  --endpoint-url "$EP" --multipart-threshold 8MiB --part-size 8MiB \
+  --report "$WORK/r7.json"
+expect "7: multipart: exit 0, report 2/2/0" \
+  [ "$RC $(report_is "$WORK/r7.json" 2 2 0 && echo ok)" = "0 ok" ]
+expect "7: 6 requests verified (small PUT, create, 3 parts, complete), none refused" \
+  [ "$(($(vstat V verified) - V0)) $(($(vstat V refused) - R0))" = "6 0" ]
+expect "7: 2 POSTs and 4 PUTs, all signed over their payload" \
+  "$PY" - "$WORK/V.jsonl" "$FROM" <<'PY'
+import collections, json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])][int(sys.argv[2]):]
+m = collections.Counter(e["method"] for e in lines)
+ok = m == {"POST": 2, "PUT": 4} and all(
+    e["headers"]["x-amz-content-sha256"] != "UNSIGNED-PAYLOAD" for e in lines)
+if not ok:
+    print("    ", m, [e["headers"].get("x-amz-content-sha256") for e in lines])
+sys.exit(0 if ok else 1)
+PY
+expect "7: only the single PUT carries x-amz-checksum-crc32c" \
+  [ "$(($(vstat V crc32c) - C0))" = 1 ]
+expect "7: stored byte-identical" stored "$WORK/src7" bucket mp
+
 # ---- 6. usage ----------------------------------------------------------------------------------
 run_tool HOME="$HOME1" -- upload --to s3://bucket/x "$WORK/src3" --addressing sideways
 expect "6: --addressing sideways: exit 2" [ "$RC" = 2 ]

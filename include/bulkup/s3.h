@@ -182,7 +182,11 @@ typedef struct bulkup_s3_signer_options {
   /* Send the body's CRC-32C (bulkup_request.payload_crc32c; set
    * bulkup_uploader_options.sign_crc32c) as x-amz-checksum-crc32c, or for
    * BULKUP_S3_GCS as "x-goog-hash: crc32c=...", signed with the rest.
-   * Default false. */
+   * Not on a multipart upload's requests (a query with "uploads" or
+   * "uploadId"): S3 would want the algorithm declared at
+   * CreateMultipartUpload and the parts' checksums in the Complete
+   * request, which bulkup does not send yet; those bodies are covered by
+   * the signed SHA-256 over http and by TLS over https. Default false. */
   bool crc32c;
   bulkup_s3_provider provider; /* for the checksum header; default AWS */
 } bulkup_s3_signer_options;

@@ -576,6 +576,25 @@ static bool bk_unsigned_header(const char *line) {
   return true;
 }
 
+/* Whether a query names a multipart upload's request: "uploads"
+ * (CreateMultipartUpload) or "uploadId=" (UploadPart, Complete, Abort). */
+static bool bk_multipart_query(const char *q, size_t ql) {
+  while (q && ql) {
+    size_t n = 0;
+    while (n < ql && q[n] != '&')
+      n++;
+    size_t name = 0;
+    while (name < n && q[name] != '=')
+      name++;
+    if ((name == 7 && strncmp(q, "uploads", 7) == 0) ||
+        (name == 8 && strncmp(q, "uploadId", 8) == 0))
+      return true;
+    q += n < ql ? n + 1 : n;
+    ql -= n < ql ? n + 1 : n;
+  }
+  return false;
+}
+
 bulkup_err bulkup_s3_sign_request(void *sign_userdata, bulkup_request *req) {
   bulkup_s3_signer *s = sign_userdata;
   if (!s || !req || !req->url || !req->method || !req->add_header)
@@ -639,7 +658,13 @@ bulkup_err bulkup_s3_sign_request(void *sign_userdata, bulkup_request *req) {
     if (!bk_unsigned_header(req->headers[i]) &&
         strncasecmp(req->headers[i], "host:", 5) != 0)
       lines[k++] = req->headers[i];
-  if (s->crc32c && req->payload_crc32c) {
+  /* A multipart upload's requests carry no checksum header: S3 takes a
+   * part's x-amz-checksum-crc32c only when CreateMultipartUpload declared
+   * the algorithm, and then wants every part's checksum in the Complete
+   * request's XML, where a header would be the whole object's checksum
+   * (not the XML's). Their bodies are covered by the signed SHA-256 over
+   * http and by TLS over https. */
+  if (s->crc32c && req->payload_crc32c && !bk_multipart_query(query, ql)) {
     snprintf(crcl, sizeof crcl, s->gcs ? "x-goog-hash: crc32c=%s"
                                        : "x-amz-checksum-crc32c: %s",
              req->payload_crc32c);
