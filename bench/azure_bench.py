@@ -171,24 +171,28 @@ def main():
               "%s" % (a.files, a.size, a.reps, " ".join(load0),
                       " ".join(load)))
         print()
-        print("| tool | N | files/s | CPU ms / 1k files | valid runs |")
-        print("|---|---|---|---|---|")
+        print("| tool | N | files/s | MB/s | CPU ms / 1k files | valid runs |")
+        print("|---|---|---|---|---|---|")
         med = {}
         for tool in tools:
             rs = [x for x in runs[tool] if x[2]]
             if not rs:
-                print("| %s | %d | - | - | 0/%d |" % (tool[0], tool[1], a.reps))
+                print("| %s | %d | - | - | - | 0/%d |" % (tool[0], tool[1],
+                                                      a.reps))
                 continue
             fps = statistics.median(a.files / w for w, _, _ in rs)
             cpu = statistics.median(c / a.files * 1e6 for _, c, _ in rs)
             med[tool] = (fps, cpu)
-            print("| %s | %d | %.0f | %.0f | %d/%d |" % (
-                tool[0], tool[1], fps, cpu, len(rs), a.reps))
+            mbs = fps * a.size / 1e6
+            print("| %s | %d | %.*f | %.1f | %.0f | %d/%d |" % (
+                tool[0], tool[1], 0 if fps >= 100 else 2, fps, mbs, cpu,
+                len(rs), a.reps))
         print()
         for n in par:
             b, c = med.get(("bulkup", n)), med.get(("curl", n))
             if b and c:
-                print("N=%d: bulkup/curl files/s %.2fx, CPU per file %.2fx" % (
+                print("N=%d: bulkup/curl files/s (and MB/s) %.2fx, CPU per "
+                      "file %.2fx" % (
                     n, b[0] / c[0], b[1] / c[1]))
     finally:
         stop_azurite()
