@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""bench/azure_bench.py - bulkup against curl -Z uploading small blobs to
+"""bench/azure_bench.py - bulkup against curl -Z uploading blobs to
 Azurite (Microsoft's Azure Storage emulator, npm azurite@3.35.0) over
 loopback, side by side in one run.
 
@@ -20,8 +20,10 @@ Both send the same SAS URLs (a container SAS made from the documented
 string-to-sign with the emulator's published key, tests/support/azure_sas.py)
 and the same seeded files. Every run's blobs are counted afterwards (a List
 Blobs with the prefix): a run that did not store every blob is invalid.
-Prints a Markdown table: median files/s, client CPU ms per 1,000 files
-(user+sys of the tool), and bulkup/curl ratios at each N.
+Prints a Markdown table: median files/s and MB/s (10^6 bytes; for large
+blobs, e.g. --files 2 --size 209715200, where bulkup sends parallel blocks and
+curl one Put Blob each), client CPU ms per 1,000 files (user+sys of the
+tool), and bulkup/curl ratios at each N.
 
 Azurite is one Node.js process: it is the bound here, and on a shared
 2-core machine its CPU competes with the client's; what counts is the
