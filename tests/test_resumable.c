@@ -126,6 +126,9 @@ static void on_done(void *ud, const bulkup_result *r) {
  * turn with one worker; out holds the last item's result and the summary,
  * *rep_out (when not NULL) the report. -1 if the uploader would not start
  * or take an item. */
+/* The items' storage (bulkup_item.storage); AUTO unless a test sets it. */
+static bulkup_storage g_storage = BULKUP_STORAGE_AUTO;
+
 static int run_gens(bulkup_uploader_options *opt, const char *const *urls,
                     size_t n, gen *g, const char *journal_key, outcome *out,
                     bulkup_report **rep_out) {
@@ -143,6 +146,7 @@ static int run_gens(bulkup_uploader_options *opt, const char *const *urls,
   it.size = g->size;
   it.content_type = "application/octet-stream";
   it.journal_key = journal_key;
+  it.storage = g_storage;
   bulkup_err sub = BULKUP_OK;
   for (size_t i = 0; i < n && sub == BULKUP_OK; i++) {
     it.url = urls[i];
@@ -282,6 +286,45 @@ static void test_below_threshold_is_one_put(void) {
   CU_ASSERT_EQUAL(requests_to(ts, "/r/small.bin", rq, 4), 1);
   expect_stored(ts, "/r/small.bin", &big);
   free(url);
+}
+
+/* Whether an item goes resumable follows its storage, not its URL: AUTO
+ * resolves an Azure SAS URL to AZURE (one PUT, as before), an explicit
+ * AZURE item is never resumable whatever its URL, and an explicit HTTP
+ * item is, even at a URL that looks like Azure's. */
+static void test_storage_decides_resumable(void) {
+  gen g = {.size = 3 * CHUNK, .seed = 40};
+  bulkup_uploader_options o;
+  fast_options(&o);
+  outcome out;
+  bk_ts_request rq[8];
+  struct {
+    bulkup_storage storage;
+    const char *path;
+    bool resumable;
+    size_t requests;
+  } cases[] = {
+      {BULKUP_STORAGE_AUTO, "/r/sas.bin?sv=2024-01-01&sig=abc", false, 1},
+      {BULKUP_STORAGE_AZURE, "/r/az.bin", false, 1},
+      {BULKUP_STORAGE_HTTP, "/r/http.bin?sv=2024-01-01&sig=abc", true, 4},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    bk_ts_reset(ts);
+    g_storage = cases[i].storage;
+    char *url = bk_ts_url(ts, cases[i].path);
+    upload_gen(&o, url, &g, NULL, &out);
+    free(url);
+    g_storage = BULKUP_STORAGE_AUTO;
+    char path[64];
+    snprintf(path, sizeof path, "%.*s", (int)strcspn(cases[i].path, "?"),
+             cases[i].path);
+    CU_ASSERT_EQUAL(out.r.status, BULKUP_ITEM_SUCCEEDED);
+    CU_ASSERT_EQUAL(out.r.resumable, cases[i].resumable);
+    CU_ASSERT_EQUAL(out.r.requests, cases[i].requests);
+    CU_ASSERT_EQUAL(requests_to(ts, path, rq, 8), cases[i].requests);
+    CU_ASSERT_STRING_EQUAL(rq[0].method, cases[i].resumable ? "POST" : "PUT");
+    expect_stored(ts, path, &g);
+  }
 }
 
 /* The whole item's Content-MD5 goes with the session start. */
@@ -781,6 +824,7 @@ static void reg(void) {
   bk_suite("resumable", suite_init, suite_clean);
   bk_test("chunks", test_chunks);
   bk_test("below_threshold_is_one_put", test_below_threshold_is_one_put);
+  bk_test("storage_decides_resumable", test_storage_decides_resumable);
   bk_test("md5_on_start", test_md5_on_start);
   bk_test("refused_start_falls_back_to_put",
           test_refused_start_falls_back_to_put);

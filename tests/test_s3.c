@@ -8,6 +8,7 @@
 #endif
 #include "bk_test.h"
 #include "internal.h"
+#include "cloud/multipart.h"
 #include "util/crc32c.h"
 
 #include <dirent.h>
@@ -520,6 +521,140 @@ static void test_redaction(void) {
   bk_free(out);
 }
 
+
+/* ---- the signer's checksum headers follow the request's kind ---------- */
+
+typedef struct added {
+  char lines[8][160];
+  int n;
+} added;
+
+static bulkup_err add_capture(bulkup_request *req, const char *line) {
+  added *a = req->internal_;
+  if (a->n < 8)
+    snprintf(a->lines[a->n++], sizeof a->lines[0], "%s", line);
+  return BULKUP_OK;
+}
+
+/* The checksum line the signer added (a name's whole line), or "". */
+static const char *added_line(const added *a, const char *name) {
+  for (int i = 0; i < a->n; i++)
+    if (strncasecmp(a->lines[i], name, strlen(name)) == 0)
+      return a->lines[i];
+  return "";
+}
+
+static void sign_kind(bulkup_s3_signer *sg, bulkup_request_kind kind,
+                      const char *url, added *a) {
+  memset(a, 0, sizeof *a);
+  const char *hdrs[] = {"Content-Type: application/octet-stream", NULL};
+  bulkup_request req = {.method = "PUT",
+                        .url = url,
+                        .headers = hdrs,
+                        .body_len = 9,
+                        .payload_sha256 = NULL,
+                        .payload_crc32c = "4waSgw==",
+                        .internal_ = a,
+                        .add_header = add_capture,
+                        .kind = kind};
+  CU_ASSERT_EQUAL(bulkup_s3_sign_request(sg, &req), BULKUP_OK);
+  /* Authorization always, and the checksum header signed */
+  CU_ASSERT_PTR_NOT_NULL(strstr(added_line(a, "Authorization:"),
+                                "AWS4-HMAC-SHA256 "));
+}
+
+static void test_signer_kinds(void) {
+  clear_env();
+  setenv("AWS_ACCESS_KEY_ID", "KINDKEY", 1);
+  setenv("AWS_SECRET_ACCESS_KEY", "kindsecret", 1);
+  setenv("GOOG_ACCESS_KEY_ID", "GOOGKEY", 1);
+  setenv("GOOG_SECRET_ACCESS_KEY", "googsecret", 1);
+  for (int gcs = 0; gcs < 2; gcs++) {
+    bulkup_s3_credentials *c = NULL;
+    bulkup_s3_credentials_options co;
+    bulkup_s3_credentials_options_init(&co);
+    co.provider = gcs ? BULKUP_S3_GCS : BULKUP_S3_AWS;
+    CU_ASSERT_EQUAL_FATAL(bulkup_s3_credentials_load(&c, &co), BULKUP_OK);
+    bulkup_s3_signer_options so;
+    bulkup_s3_signer_options_init(&so);
+    so.region = gcs ? "auto" : "us-east-1";
+    so.crc32c = true;
+    so.provider = co.provider;
+    bulkup_s3_signer *sg = NULL;
+    CU_ASSERT_EQUAL_FATAL(bulkup_s3_signer_new(&sg, c, &so), BULKUP_OK);
+    const char *crc = gcs ? "x-goog-hash:" : "x-amz-checksum-crc32c:";
+    const char *want = gcs ? "x-goog-hash: crc32c=4waSgw=="
+                           : "x-amz-checksum-crc32c: 4waSgw==";
+    added a;
+    /* A single PUT: its CRC-32C, even with "uploadId" in its query (the
+     * kind decides, not the URL). */
+    sign_kind(sg, BULKUP_REQUEST_PUT, "https://b.example/k?uploadId=x", &a);
+    CU_ASSERT_STRING_EQUAL(added_line(&a, crc), want);
+    CU_ASSERT_PTR_NOT_NULL(strstr(added_line(&a, "Authorization:"),
+                                  gcs ? "x-goog-hash" : "x-amz-checksum-crc32c"));
+    /* The create: S3 declares the algorithm; GCS nothing. */
+    sign_kind(sg, BULKUP_REQUEST_MULTIPART_CREATE,
+              "https://b.example/k?uploads", &a);
+    CU_ASSERT_STRING_EQUAL(added_line(&a, crc), "");
+    CU_ASSERT_STRING_EQUAL(added_line(&a, "x-amz-checksum-algorithm:"),
+                           gcs ? "" : "x-amz-checksum-algorithm: CRC32C");
+    if (!gcs)
+      CU_ASSERT_PTR_NOT_NULL(strstr(added_line(&a, "Authorization:"),
+                                    "x-amz-checksum-algorithm"));
+    /* A part: its own CRC-32C (AWS and GCS). */
+    sign_kind(sg, BULKUP_REQUEST_MULTIPART_PART,
+              "https://b.example/k?partNumber=2&uploadId=x", &a);
+    CU_ASSERT_STRING_EQUAL(added_line(&a, crc), want);
+    CU_ASSERT_STRING_EQUAL(added_line(&a, "x-amz-checksum-algorithm:"), "");
+    /* Complete, abort, resumable: none, whatever the URL. */
+    bulkup_request_kind none[] = {BULKUP_REQUEST_MULTIPART_COMPLETE,
+                                  BULKUP_REQUEST_MULTIPART_ABORT,
+                                  BULKUP_REQUEST_RESUMABLE};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+      sign_kind(sg, none[i], "https://b.example/k", &a);
+      CU_ASSERT_STRING_EQUAL(added_line(&a, crc), "");
+      CU_ASSERT_STRING_EQUAL(added_line(&a, "x-amz-checksum-algorithm:"), "");
+    }
+    bulkup_s3_signer_free(sg);
+    /* Without options.crc32c: no checksum header on any kind. */
+    so.crc32c = false;
+    CU_ASSERT_EQUAL_FATAL(bulkup_s3_signer_new(&sg, c, &so), BULKUP_OK);
+    for (int k = BULKUP_REQUEST_PUT; k <= BULKUP_REQUEST_RESUMABLE; k++) {
+      sign_kind(sg, (bulkup_request_kind)k, "https://b.example/k", &a);
+      CU_ASSERT_STRING_EQUAL(added_line(&a, crc), "");
+      CU_ASSERT_STRING_EQUAL(added_line(&a, "x-amz-checksum-algorithm:"), "");
+    }
+    bulkup_s3_signer_free(sg);
+    bulkup_s3_credentials_free(c);
+  }
+  clear_env();
+}
+
+/* The Complete body, with and without each part's ChecksumCRC32C. */
+static void test_complete_body(void) {
+  const char *etags[] = {"\"e1\"", "\"a&b\""};
+  const char crcs[2][9] = {"AAAAAA==", "4waSgw=="};
+  size_t n = 0;
+  char *b = bk_s3_complete_body(etags, NULL, 2, &n);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+  CU_ASSERT_STRING_EQUAL(
+      b, "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>"
+         "\"e1\"</ETag></Part><Part><PartNumber>2</PartNumber><ETag>"
+         "\"a&amp;b\"</ETag></Part></CompleteMultipartUpload>");
+  CU_ASSERT_EQUAL(n, strlen(b));
+  bk_free(b);
+  b = bk_s3_complete_body(etags, crcs, 2, &n);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+  CU_ASSERT_STRING_EQUAL(
+      b, "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>"
+         "\"e1\"</ETag><ChecksumCRC32C>AAAAAA==</ChecksumCRC32C></Part>"
+         "<Part><PartNumber>2</PartNumber><ETag>\"a&amp;b\"</ETag>"
+         "<ChecksumCRC32C>4waSgw==</ChecksumCRC32C></Part>"
+         "</CompleteMultipartUpload>");
+  CU_ASSERT_EQUAL(n, strlen(b));
+  bk_free(b);
+}
+
 static void reg(void) {
   bk_suite("sigv4", NULL, NULL);
   bk_test("AWS SigV4 test suite", test_aws_suite);
@@ -527,10 +662,12 @@ static void reg(void) {
   bk_test("path modes and bad input", test_path_modes);
   bk_suite("s3_credentials", cred_init, cred_clean);
   bk_test("the chain", test_credentials_chain);
+  bk_test("signer: checksum headers by request kind", test_signer_kinds);
   bk_suite("s3_url", NULL, NULL);
   bk_test("object URLs", test_object_urls);
   bk_test("crc32c", test_crc32c);
   bk_test("redaction", test_redaction);
+  bk_test("complete body, with part checksums", test_complete_body);
 }
 
 int main(int argc, char **argv) { return bk_test_main(argc, argv, reg); }

@@ -20,6 +20,11 @@
 #      --sse, --cache-control, --metadata (x-amz-meta-) sent and signed.
 #   5. gs:// (GOOG_ACCESS_KEY_ID/GOOG_SECRET_ACCESS_KEY, region "auto",
 #      x-goog-hash crc32c) and a manifest of s3:// URLs.
+#   7. Multipart (three parts): with CRC32C (declared at create, per part,
+#      listed in the Complete, all checked by the verifier), gs:// (per-part
+#      x-goog-hash only), --checksum md5, and a run killed mid-upload then
+#      resumed from the journal (the Complete still names every part's
+#      checksum).
 #   6. Usage: bad values, S3 options without an S3 destination, no
 #      credentials (the message names what was looked for).
 #
@@ -358,15 +363,20 @@ expect "5: the standard-input manifest's object" \
   cmp -s "$WORK/src3/t3.bin" "$DATA/bucket/stdin/three.bin._S3rver_object"
 
 # ---- 7. multipart, every request verified ------------------------------------------------
-# A file of three 8 MiB parts (the last shorter) and a small one: the create,
-# the parts and the complete are signed like any request; none carries a
-# checksum header (S3 would want the algorithm declared at create).
+# A file of three 8 MiB parts (the last shorter) and a small one, with the
+# default --checksum crc32c: the create declares x-amz-checksum-algorithm:
+# CRC32C, each part carries its own x-amz-checksum-crc32c, and the Complete
+# lists each part's ChecksumCRC32C; the verifier checks all three against
+# the bodies it received (S3's rules; s3rver checks none of them).
 mkdir -p "$WORK/src7"
 head -c $((20 * 1024 * 1024 + 5)) /dev/urandom >"$WORK/src7/big.bin"
 head -c 1234 /dev/urandom >"$WORK/src7/small.bin"
 V0=$(vstat V verified)
 R0=$(vstat V refused)
 C0=$(vstat V crc32c)
+MC0=$(vstat V mp_crc_creates)
+MP0=$(vstat V mp_crc_parts)
+MX0=$(vstat V mp_crc_completes)
 FROM=$(nlines V)
 run_tool HOME="$HOME1" -- upload --to s3://bucket/mp "$WORK/src7" \
   --endpoint-url "$EP" --multipart-threshold 8MiB --part-size 8MiB \
@@ -386,9 +396,94 @@ if not ok:
     print("    ", m, [e["headers"].get("x-amz-content-sha256") for e in lines])
 sys.exit(0 if ok else 1)
 PY
-expect "7: only the single PUT carries x-amz-checksum-crc32c" \
-  [ "$(($(vstat V crc32c) - C0))" = 1 ]
+expect "7: the single PUT and the 3 parts carry a checked x-amz-checksum-crc32c" \
+  [ "$(($(vstat V crc32c) - C0))" = 4 ]
+expect "7: the create declared CRC32C (signed), only the create" \
+  "$PY" - "$WORK/V.jsonl" "$FROM" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])][int(sys.argv[2]):]
+decl = [e for e in lines if "x-amz-checksum-algorithm" in e["headers"]]
+ok = len(decl) == 1 and decl[0]["query"] == "uploads" and \
+    decl[0]["headers"]["x-amz-checksum-algorithm"] == "CRC32C" and \
+    "x-amz-checksum-algorithm" in decl[0]["signed"].split(";")
+sys.exit(0 if ok else 1)
+PY
+expect "7: verifier: 1 CRC32C create, 3 parts, 1 Complete listing each part's checksum" \
+  [ "$(($(vstat V mp_crc_creates) - MC0)) $(($(vstat V mp_crc_parts) - MP0)) $(($(vstat V mp_crc_completes) - MX0))" = "1 3 1" ]
 expect "7: stored byte-identical" stored "$WORK/src7" bucket mp
+curl -s --max-time 10 -o "$WORK/get7" "http://127.0.0.1:$S3PORT/bucket/mp/big.bin"
+expect "7: the object read back from s3rver is the file" \
+  cmp -s "$WORK/get7" "$WORK/src7/big.bin"
+
+# 7b. gs:// in parts: each part's x-goog-hash crc32c (GCS's XML API checks
+# it); no algorithm declared; a Complete of part numbers and ETags only.
+G0=$(vstat V goog_crc32c)
+MN0=$(vstat V mp_plain_completes)
+MC0=$(vstat V mp_crc_creates)
+FROM=$(nlines V)
+run_tool HOME="$WORK/nohome" GOOG_ACCESS_KEY_ID=S3RVER GOOG_SECRET_ACCESS_KEY=S3RVER \
+  -- upload --to gs://other/mp "$WORK/src7" --endpoint-url "$EP" \
+  --multipart-threshold 8MiB --part-size 8MiB
+expect "7b: gs:// multipart: exit 0, stored byte-identical" \
+  [ "$RC $(stored "$WORK/src7" other mp && echo ok)" = "0 ok" ]
+expect "7b: gs:// multipart: x-goog-hash on the small PUT and the 3 parts, no x-amz checksum" \
+  [ "$(($(vstat V goog_crc32c) - G0)) $(($(vstat V mp_crc_creates) - MC0))" = "4 0" ]
+expect "7b: gs:// multipart: a Complete without ChecksumCRC32C" \
+  [ "$(($(vstat V mp_plain_completes) - MN0))" = 1 ]
+
+# 7c. --checksum md5 in parts: Content-MD5 per part, no CRC32C anywhere.
+M0=$(vstat V md5)
+C0=$(vstat V crc32c)
+MN0=$(vstat V mp_plain_completes)
+run_tool HOME="$HOME1" -- upload --to s3://bucket/mpmd5 "$WORK/src7" \
+  --endpoint-url "$EP" --multipart-threshold 8MiB --part-size 8MiB \
+  --checksum md5
+expect "7c: --checksum md5 multipart: exit 0, stored byte-identical" \
+  [ "$RC $(stored "$WORK/src7" bucket mpmd5 && echo ok)" = "0 ok" ]
+expect "7c: 4 Content-MD5 checked, no CRC32C, a plain Complete" \
+  [ "$(($(vstat V md5) - M0)) $(($(vstat V crc32c) - C0)) $(($(vstat V mp_plain_completes) - MN0))" = "4 0 1" ]
+
+# 7d. The journal: a run killed (SIGKILL) while part 3 is held unanswered,
+# after parts 1 and 2 were journalled with their checksums; the rerun sends
+# part 3 alone, and its Complete names all three parts' CRC-32C (1 and 2
+# from the journal), checked against the bodies received in the first run.
+start_verifier H --key S3RVER:S3RVER --hold-part 3
+J7=$WORK/mp.journal
+mkdir -p "$WORK/src7d"
+cp "$WORK/src7/big.bin" "$WORK/src7d/big.bin"
+env -i PATH="$PATH" HOME="$HOME1" timeout 60 "$TOOL" upload \
+  --to s3://bucket/mpj "$WORK/src7d" --endpoint-url "http://127.0.0.1:$H_PORT" \
+  --multipart-threshold 8MiB --part-size 8MiB --journal "$J7" \
+  >"$WORK/out" 2>"$WORK/err" </dev/null &
+UPID=$!
+PIDS+=($UPID)
+# Until the journal's latest multipart record names parts 1 and 2.
+ok=0
+for _ in $(seq 1 400); do
+  rec=$(grep -a '^S1 ' "$J7" 2>/dev/null | tail -1 | "$PY" -c '
+import sys, urllib.parse
+f = sys.stdin.read().split(" ")
+print(urllib.parse.unquote(f[5]).strip() if len(f) > 5 else "")')
+  case "$rec" in
+  "mp1 s3c "*" 1="*" 2="*) ok=1; break ;;
+  esac
+  sleep 0.05
+done
+kill -9 "$UPID" 2>/dev/null
+wait "$UPID" 2>/dev/null
+expect "7d: parts 1 and 2 journalled with their CRC-32C before the kill" [ "$ok" = 1 ]
+expect "7d: nothing completed by the killed run" stat_is H mp_crc_completes 0
+P0=$(vstat H mp_crc_parts)
+run_tool HOME="$HOME1" -- upload --to s3://bucket/mpj "$WORK/src7d" \
+  --endpoint-url "http://127.0.0.1:$H_PORT" --multipart-threshold 8MiB \
+  --part-size 8MiB --journal "$J7" --report "$WORK/r7d.json"
+expect "7d: the rerun: exit 0, report 1/1/0" \
+  [ "$RC $(report_is "$WORK/r7d.json" 1 1 0 && echo ok)" = "0 ok" ]
+expect "7d: the rerun sent part 3 alone (with its checksum), no new create" \
+  [ "$(($(vstat H mp_crc_parts) - P0)) $(vstat H mp_crc_creates)" = "1 1" ]
+expect "7d: its Complete named the three parts' checksums, as received" \
+  [ "$(vstat H mp_crc_completes) $(vstat H refused)" = "1 0" ]
+expect "7d: stored byte-identical" stored "$WORK/src7d" bucket mpj
 
 # ---- 6. usage ----------------------------------------------------------------------------------
 run_tool HOME="$HOME1" -- upload --to s3://bucket/x "$WORK/src3" --addressing sideways

@@ -19,6 +19,7 @@ typedef struct sig_call {
   int attempts;
   uint64_t body_offset, body_len;
   int nheaders;
+  int kind; /* bulkup_request.kind */
   bool saw_content_type;
   bool saw_own; /* one of its own earlier lines came back: it must not */
 } sig_call;
@@ -45,6 +46,7 @@ static bulkup_err test_sign(void *ud, bulkup_request *req) {
     c->attempts = req->item->attempts;
     c->body_offset = req->body_offset;
     c->body_len = req->body_len;
+    c->kind = (int)req->kind;
     for (int i = 0; req->headers[i]; i++) {
       c->nheaders++;
       if (strncmp(req->headers[i], "Content-Type: ", 14) == 0)
@@ -89,7 +91,7 @@ static void upload_nocache(const bulkup_uploader_options *o, const char *file,
 
 /* Two 503s then a success: three calls, one per attempt, each with the
  * body's hash and the attempts before it; each request carried exactly
- * the line its own call added. */
+ * the line its own call added; each a single PUT by its kind. */
 static void test_every_attempt_signed(void) {
   bk_ts_reset(ts);
   bk_ts_action a[2] = {{.fault = BK_TS_STATUS, .status = 503},
@@ -116,6 +118,7 @@ static void test_every_attempt_signed(void) {
     CU_ASSERT_EQUAL(g.calls[i].attempts, i);
     CU_ASSERT_EQUAL(g.calls[i].body_offset, 0);
     CU_ASSERT_EQUAL(g.calls[i].body_len, 40 * KiB + 3);
+    CU_ASSERT_EQUAL(g.calls[i].kind, BULKUP_REQUEST_PUT);
     CU_ASSERT_TRUE(g.calls[i].saw_content_type);
     CU_ASSERT_FALSE(g.calls[i].saw_own);
     bk_ts_request q;
@@ -218,7 +221,7 @@ static void test_failing_signer(void) {
 
 /* A resumable upload: its session start (POST) and each chunk (PUT to the
  * session URL, its window of the file) are signed, one call per request
- * the server saw. */
+ * the server saw, each of kind RESUMABLE. */
 static void test_resumable_requests_signed(void) {
   bk_ts_reset(ts);
   signer g = {.m = PTHREAD_MUTEX_INITIALIZER};
@@ -235,6 +238,8 @@ static void test_resumable_requests_signed(void) {
   CU_ASSERT_EQUAL_FATAL((size_t)g.n, n);
   CU_ASSERT_STRING_EQUAL(g.calls[0].method, "POST");
   CU_ASSERT_EQUAL(g.calls[0].body_len, 0);
+  for (int i = 0; i < g.n; i++) /* the start and every chunk */
+    CU_ASSERT_EQUAL(g.calls[i].kind, BULKUP_REQUEST_RESUMABLE);
   CU_ASSERT_STRING_EQUAL(
       g.calls[0].sha,
       "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");

@@ -181,12 +181,17 @@ typedef struct bulkup_s3_signer_options {
   bool https;
   /* Send the body's CRC-32C (bulkup_request.payload_crc32c; set
    * bulkup_uploader_options.sign_crc32c) as x-amz-checksum-crc32c, or for
-   * BULKUP_S3_GCS as "x-goog-hash: crc32c=...", signed with the rest.
-   * Not on a multipart upload's requests (a query with "uploads" or
-   * "uploadId"): S3 would want the algorithm declared at
-   * CreateMultipartUpload and the parts' checksums in the Complete
-   * request, which bulkup does not send yet; those bodies are covered by
-   * the signed SHA-256 over http and by TLS over https. Default false. */
+   * BULKUP_S3_GCS as "x-goog-hash: crc32c=...", signed with the rest, on
+   * the requests whose bulkup_request.kind is BULKUP_REQUEST_PUT or
+   * BULKUP_REQUEST_MULTIPART_PART (each part its own). For AWS,
+   * BULKUP_REQUEST_MULTIPART_CREATE gets "x-amz-checksum-algorithm:
+   * CRC32C", as S3 requires before it takes a part's checksum; seeing
+   * that header on the create, the engine lists every part's CRC-32C
+   * (<ChecksumCRC32C>) in the CompleteMultipartUpload XML. GCS's create
+   * and Complete carry no checksum (its XML API checks each part's
+   * x-goog-hash, and its Complete takes part numbers and ETags only).
+   * The Complete and the abort carry no checksum header. Default
+   * false. */
   bool crc32c;
   bulkup_s3_provider provider; /* for the checksum header; default AWS */
 } bulkup_s3_signer_options;

@@ -177,6 +177,30 @@ typedef void (*bulkup_log_fn)(void *userdata, bulkup_log_level level,
 typedef char *(*bulkup_refresh_url_fn)(void *userdata, const bulkup_result *r);
 
 /*
+ * What a request is, for a signer (bulkup_request.kind): which step of an
+ * item's upload it sends. The protocol is the item's storage
+ * (bulkup_item.storage, AUTO resolved). Values are stable; new kinds are
+ * added at the end.
+ */
+typedef enum bulkup_request_kind {
+  /* The whole item in one PUT. */
+  BULKUP_REQUEST_PUT = 0,
+  /* S3 CreateMultipartUpload (POST ?uploads): no body. */
+  BULKUP_REQUEST_MULTIPART_CREATE = 1,
+  /* One part: S3 UploadPart (PUT ?partNumber=N&uploadId=ID) or Azure Put
+   * Block; the body is the part (body_offset, body_len). */
+  BULKUP_REQUEST_MULTIPART_PART = 2,
+  /* S3 CompleteMultipartUpload (POST ?uploadId=ID, an XML body) or Azure
+   * Put Block List. */
+  BULKUP_REQUEST_MULTIPART_COMPLETE = 3,
+  /* S3 AbortMultipartUpload (DELETE ?uploadId=ID): no body. */
+  BULKUP_REQUEST_MULTIPART_ABORT = 4,
+  /* A resumable (GCS-style) upload's request: its start, a chunk, or a
+   * status query. */
+  BULKUP_REQUEST_RESUMABLE = 5
+} bulkup_request_kind;
+
+/*
  * A request the engine is about to send for an item, given to
  * options.sign_request so that it can add headers (a signature). Every
  * field is valid only during the call.
@@ -210,6 +234,10 @@ typedef struct bulkup_request {
   /* bulkup_request_add_header, as a pointer: signers in layers below the
    * engine (src/cloud) call it without linking to the engine. */
   bulkup_err (*add_header)(struct bulkup_request *req, const char *line);
+  /* What the request is (set by the engine for every request; a signer
+   * decides from it, not from the URL, which checksum headers go on it).
+   * Added after the members above, which keep their offsets. */
+  bulkup_request_kind kind;
 } bulkup_request;
 
 /*
@@ -508,7 +536,12 @@ typedef struct bulkup_uploader_options {
   /* Give sign_request the CRC-32C of each request's body
    * (bulkup_request.payload_crc32c), for a checksum header such as
    * x-amz-checksum-crc32c; from the same extra read as sign_payload's
-   * hash. Default false. */
+   * hash (a part's from its range of the file, read by offset). For an S3
+   * multipart upload whose create went out with
+   * "x-amz-checksum-algorithm: CRC32C" (bulkup_s3_sign_request adds it),
+   * the engine keeps each part's CRC-32C and lists it in the Complete's
+   * XML (<ChecksumCRC32C> beside PartNumber and ETag), journalled with the
+   * part for a rerun. Default false. */
   bool sign_crc32c;
   /* With workers = BULKUP_WORKERS_AUTO: the most transfers in flight,
    * 1..1024; default BULKUP_DEFAULT_WORKERS_MAX (256). Ignored for a
@@ -540,7 +573,8 @@ typedef struct bulkup_uploader_options {
    * fails once (after its parts in flight end) when any request finally
    * fails. Parts are read from the file by offset (pread), never buffered.
    * With content_md5, each part carries its own Content-MD5 (the whole
-   * file's is not sent). The item's one result counts every request of it (requests,
+   * file's is not sent); with sign_crc32c, its own CRC-32C (see
+   * sign_crc32c). The item's one result counts every request of it (requests,
    * attempts, bytes_sent); `resumable` is false. A cancel aborts the
    * transfers and leaves the upload open (the journal can resume it).
    * With options.journal and an item journal_key, the UploadId (S3) and

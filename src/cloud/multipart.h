@@ -29,8 +29,12 @@ char *bk_s3_parse_upload_id(const char *xml, size_t n);
  * 200 and an error in the body). */
 int bk_s3_body_is_error(const char *xml, size_t n);
 /* The CompleteMultipartUpload body: the parts 1..n with their ETags, in
- * order. *len gets its length. */
-char *bk_s3_complete_body(const char *const *etags, unsigned n, size_t *len);
+ * order, and with crcs (not NULL) each part's <ChecksumCRC32C> (its
+ * CRC-32C as the part's x-amz-checksum-crc32c carried it: base64 of the
+ * four bytes big-endian), as S3 requires of an upload created with
+ * x-amz-checksum-algorithm: CRC32C. *len gets its length. */
+char *bk_s3_complete_body(const char *const *etags, const char (*crcs)[9],
+                          unsigned n, size_t *len);
 
 /* ---- Azure --------------------------------------------------------------- */
 

@@ -104,12 +104,13 @@ int bk_s3_body_is_error(const char *xml, size_t n) {
   return memmem(xml, n, "<Error>", 7) != NULL;
 }
 
-char *bk_s3_complete_body(const char *const *etags, unsigned n, size_t *len) {
+char *bk_s3_complete_body(const char *const *etags, const char (*crcs)[9],
+                          unsigned n, size_t *len) {
   static const char head[] = "<CompleteMultipartUpload>";
   static const char tail[] = "</CompleteMultipartUpload>";
   size_t cap = sizeof head + sizeof tail + 1;
   for (unsigned i = 0; i < n; i++)
-    cap += 80 + 6 * strlen(etags[i]);
+    cap += 80 + 6 * strlen(etags[i]) + (crcs ? 48 : 0);
   char *out = bk_malloc(cap);
   if (!out)
     return NULL;
@@ -130,7 +131,11 @@ char *bk_s3_complete_body(const char *const *etags, unsigned n, size_t *len) {
         out[o++] = *p;
       }
     }
-    o += (size_t)snprintf(out + o, cap - o, "</ETag></Part>");
+    o += (size_t)snprintf(out + o, cap - o, "</ETag>");
+    if (crcs) /* base64: nothing to escape */
+      o += (size_t)snprintf(out + o, cap - o,
+                            "<ChecksumCRC32C>%.8s</ChecksumCRC32C>", crcs[i]);
+    o += (size_t)snprintf(out + o, cap - o, "</Part>");
   }
   memcpy(out + o, tail, sizeof tail);
   o += sizeof tail - 1;

@@ -576,25 +576,6 @@ static bool bk_unsigned_header(const char *line) {
   return true;
 }
 
-/* Whether a query names a multipart upload's request: "uploads"
- * (CreateMultipartUpload) or "uploadId=" (UploadPart, Complete, Abort). */
-static bool bk_multipart_query(const char *q, size_t ql) {
-  while (q && ql) {
-    size_t n = 0;
-    while (n < ql && q[n] != '&')
-      n++;
-    size_t name = 0;
-    while (name < n && q[name] != '=')
-      name++;
-    if ((name == 7 && strncmp(q, "uploads", 7) == 0) ||
-        (name == 8 && strncmp(q, "uploadId", 8) == 0))
-      return true;
-    q += n < ql ? n + 1 : n;
-    ql -= n < ql ? n + 1 : n;
-  }
-  return false;
-}
-
 bulkup_err bulkup_s3_sign_request(void *sign_userdata, bulkup_request *req) {
   bulkup_s3_signer *s = sign_userdata;
   if (!s || !req || !req->url || !req->method || !req->add_header)
@@ -637,7 +618,7 @@ bulkup_err bulkup_s3_sign_request(void *sign_userdata, bulkup_request *req) {
   size_t n = 0;
   for (size_t i = 0; req->headers && req->headers[i]; i++)
     n++;
-  const char **lines = bk_calloc(n + 6, sizeof *lines);
+  const char **lines = bk_calloc(n + 7, sizeof *lines);
   char *hostl = bk_malloc(hl + 7);
   char *pathc = bk_strndup(path, pl);
   char *queryc = query ? bk_strndup(query, ql) : NULL;
@@ -658,16 +639,25 @@ bulkup_err bulkup_s3_sign_request(void *sign_userdata, bulkup_request *req) {
     if (!bk_unsigned_header(req->headers[i]) &&
         strncasecmp(req->headers[i], "host:", 5) != 0)
       lines[k++] = req->headers[i];
-  /* A multipart upload's requests carry no checksum header: S3 takes a
-   * part's x-amz-checksum-crc32c only when CreateMultipartUpload declared
-   * the algorithm, and then wants every part's checksum in the Complete
-   * request's XML, where a header would be the whole object's checksum
-   * (not the XML's). Their bodies are covered by the signed SHA-256 over
-   * http and by TLS over https. */
-  if (s->crc32c && req->payload_crc32c && !bk_multipart_query(query, ql)) {
+  /* The checksum, by what the request is. A single PUT and each part of
+   * a multipart upload carry their body's CRC-32C. S3 takes a part's
+   * only when CreateMultipartUpload declared the algorithm, so the create
+   * does (the engine then lists each part's checksum in the Complete's
+   * XML, where a header would be the whole object's checksum). GCS's XML
+   * multipart API checks a part's x-goog-hash, but its create declares
+   * no algorithm and its Complete takes part numbers and ETags only: its
+   * create and Complete carry nothing. The Complete, the abort and
+   * resumable requests carry no checksum header. */
+  bool single = req->kind == BULKUP_REQUEST_PUT;
+  bool part = req->kind == BULKUP_REQUEST_MULTIPART_PART;
+  if (s->crc32c && req->payload_crc32c && (single || part)) {
     snprintf(crcl, sizeof crcl, s->gcs ? "x-goog-hash: crc32c=%s"
                                        : "x-amz-checksum-crc32c: %s",
              req->payload_crc32c);
+    lines[k++] = crcl;
+  } else if (s->crc32c && !s->gcs &&
+             req->kind == BULKUP_REQUEST_MULTIPART_CREATE) {
+    snprintf(crcl, sizeof crcl, "x-amz-checksum-algorithm: CRC32C");
     lines[k++] = crcl;
   }
   lines[k++] = hostl;

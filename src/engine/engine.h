@@ -319,14 +319,14 @@ int bk_source_seek_cb(void *ud, curl_off_t offset, int origin);
  * replaced at each call; *headers is left as it is without a signer).
  * body_start/body_len: the request's window of the source; `mem`: the
  * body when it is not from the source (a multipart complete's XML), else
- * NULL. Every request an item sends goes through here, each attempt.
- * Returns NONE, or an error kind with s->message set (the request must
+ * NULL; `kind`: what the request is (bulkup_request.kind). Every request
+ * an item sends goes through here, each attempt. Returns NONE, or an error kind with s->message set (the request must
  * not be sent). */
 bulkup_error_kind bk_hook_sign(bk_slot *s, const char *method,
                                   const char *url,
                                   struct curl_slist **headers,
                                   uint64_t body_start, uint64_t body_len,
-                                  const void *mem);
+                                  const void *mem, bulkup_request_kind kind);
 /* Forget the slot's signed headers and payload hash (the item ends). */
 void bk_hook_sign_reset(bk_slot *s);
 
@@ -384,10 +384,10 @@ void bk_mp_destroy(struct bulkup_uploader *u);
  * item ended at once (REPORT: out of memory, say). false: a plain item. */
 bool bk_mp_begin(bk_slot *s, bk_mp_next *next);
 /* The request the slot's phase names: URL, headers, body window (the slot's
- * x.fd / x.mem set for it), method (NULL: PUT). false when out of memory. */
+ * x.fd / x.mem set for it), method (NULL: PUT), kind (for the signer). false when out of memory. */
 bool bk_mp_request(bk_slot *s, const char **url, struct curl_slist **headers,
                    uint64_t *body_start, uint64_t *body_len,
-                   const char **method);
+                   const char **method, bulkup_request_kind *kind);
 /* The slot's request ended (s->kind: NONE or the final failure; s->res
  * its counters): the job learns of it and says what the slot does next. */
 bk_mp_next bk_mp_after(bk_slot *s);

@@ -26,7 +26,19 @@
  * session record of the item (bulkup/journal.h), in place of a session
  * URL:
  *   "mp1 s3 PART_SIZE UPLOAD_ID N:ETAG N:ETAG ..."   (N from 1)
+ *   "mp1 s3c PART_SIZE UPLOAD_ID N=CRC:ETAG ..."      (CRC: 8 base64)
+ *   "mp1 s3h PART_SIZE UPLOAD_ID N:ETAG ..."
  *   "mp1 az PART_SIZE - N N ..."                      (N from 1)
+ * "s3c": a run with options.sign_crc32c whose CreateMultipartUpload
+ * declared the algorithm (x-amz-checksum-algorithm: CRC32C, added by the
+ * signer): each part was sent with its CRC-32C, which the Complete must
+ * list, so it is journalled with the part. "s3h": a run with sign_crc32c
+ * whose create declared nothing (GCS: a part's CRC-32C goes in
+ * x-goog-hash, and its Complete takes ETags only). A rerun resumes only a
+ * record made with the same sign_crc32c, since S3 refuses a part's
+ * checksum that its create did not declare, and a Complete without the
+ * checksums it did (the other records start a new upload, as a changed
+ * part size does).
  * written when the upload id is known and as parts finish (every part for
  * jobs of up to 64 parts; past that every nparts/64-th, so the journal
  * grows by at most 64 records per item, and a rerun re-sends at most that
@@ -61,6 +73,11 @@ typedef struct bk_mp {
   /* The parts (under u->mp_lock). */
   unsigned char *pstate;     /* bk_part_state, per part */
   char **etags;              /* S3: each done part's ETag */
+  /* S3, with options.sign_crc32c and a create that declared CRC32C: each
+   * done part's CRC-32C (base64, as its request carried it), for the
+   * Complete. */
+  bool crc32c;
+  char (*crcs)[9];
   unsigned next_pending;     /* no pending part below this index */
   unsigned pending, running, done;
   unsigned since_journal;    /* parts done since the last journal record */
@@ -104,6 +121,7 @@ static void bk_mp_free(bk_mp *m) {
     for (unsigned i = 0; i < m->nparts; i++)
       bk_free(m->etags[i]);
   bk_free(m->etags);
+  bk_free(m->crcs);
   bk_free(m->upload_id);
   bk_free(m->body);
   bk_free(m->redacted_url);
@@ -128,7 +146,11 @@ static void bk_mp_unlist(bk_mp *m) {
 /* ---- the journal --------------------------------------------------------- */
 
 static const char *bk_mp_tag(const bk_mp *m) {
-  return m->proto == BULKUP_STORAGE_S3 ? "s3" : "az";
+  if (m->proto != BULKUP_STORAGE_S3)
+    return "az";
+  if (!m->u->opt.sign_crc32c)
+    return "s3";
+  return m->crc32c ? "s3c" : "s3h";
 }
 
 /* Under mp_lock: write the job's state as the item's session record. */
@@ -140,7 +162,7 @@ static void bk_mp_journal(bk_mp *m) {
   size_t cap = 64 + (m->upload_id ? strlen(m->upload_id) : 1);
   for (unsigned i = 0; i < m->nparts; i++)
     if (m->pstate[i] == BK_PART_DONE)
-      cap += 16 + (m->etags && m->etags[i] ? strlen(m->etags[i]) : 0);
+      cap += 28 + (m->etags && m->etags[i] ? strlen(m->etags[i]) : 0);
   char *rec = bk_malloc(cap);
   if (!rec)
     return;
@@ -150,7 +172,10 @@ static void bk_mp_journal(bk_mp *m) {
   for (unsigned i = 0; i < m->nparts; i++) {
     if (m->pstate[i] != BK_PART_DONE)
       continue;
-    if (m->proto == BULKUP_STORAGE_S3)
+    if (m->crc32c)
+      o += (size_t)snprintf(rec + o, cap - o, " %u=%s:%s", i + 1, m->crcs[i],
+                            m->etags[i]);
+    else if (m->proto == BULKUP_STORAGE_S3)
       o += (size_t)snprintf(rec + o, cap - o, " %u:%s", i + 1, m->etags[i]);
     else
       o += (size_t)snprintf(rec + o, cap - o, " %u", i + 1);
@@ -185,12 +210,25 @@ static void bk_mp_resume(bk_mp *m) {
   char tag[4], id[1024];
   unsigned long long ps = 0;
   int used = 0;
+  bool s3 = m->proto == BULKUP_STORAGE_S3;
+  bool crc_run = u->opt.sign_crc32c;
   if (sscanf(rec, "mp1 %3s %llu %1023s%n", tag, &ps, id, &used) != 3 ||
-      strcmp(tag, bk_mp_tag(m)) != 0 || ps != m->part_size) {
+      ps != m->part_size ||
+      !(s3 ? (crc_run ? strcmp(tag, "s3c") == 0 || strcmp(tag, "s3h") == 0
+                      : strcmp(tag, "s3") == 0)
+           : strcmp(tag, "az") == 0)) {
     bk_free(rec);
     return;
   }
-  if (m->proto == BULKUP_STORAGE_S3) {
+  if (strcmp(tag, "s3c") == 0) {
+    m->crcs = bk_calloc(m->nparts, sizeof *m->crcs);
+    if (!m->crcs) {
+      bk_free(rec);
+      return;
+    }
+    m->crc32c = true;
+  }
+  if (s3) {
     if (strcmp(id, "-") == 0) {
       bk_free(rec);
       return;
@@ -209,9 +247,16 @@ static void bk_mp_resume(bk_mp *m) {
     unsigned long n = strtoul(p, &end, 10);
     if (end == p || n < 1 || n > m->nparts)
       break;
-    const char *etag = NULL;
+    const char *etag = NULL, *crc = NULL;
     size_t el = 0;
-    if (m->proto == BULKUP_STORAGE_S3) {
+    if (m->crc32c) {
+      /* "=CRC:" with CRC 8 base64 characters. */
+      if (*end != '=' || strlen(end) < 10 || end[9] != ':')
+        break;
+      crc = end + 1;
+      end += 9;
+    }
+    if (s3) {
       if (*end != ':')
         break;
       etag = end + 1;
@@ -228,6 +273,10 @@ static void bk_mp_resume(bk_mp *m) {
           break;
         memcpy(m->etags[i], etag, el);
         m->etags[i][el] = '\0';
+      }
+      if (crc) {
+        memcpy(m->crcs[i], crc, 8);
+        m->crcs[i][8] = '\0';
       }
       m->pstate[i] = BK_PART_DONE;
       m->done++;
@@ -247,6 +296,29 @@ static void bk_mp_resume(bk_mp *m) {
 
 /* ---- requests ------------------------------------------------------------ */
 
+/* Whether the create the slot sent declared CRC-32C for the upload: its
+ * headers as sent (the signer's among them) hold
+ * "x-amz-checksum-algorithm: CRC32C". Only with options.sign_crc32c,
+ * which gives each part's request its CRC-32C (the signer sends it; the
+ * Complete lists it). */
+static bool bk_mp_declared_crc32c(const bk_slot *s) {
+  if (!s->u->opt.sign_crc32c || !s->u->opt.sign_request)
+    return false;
+  static const char name[] = "x-amz-checksum-algorithm:";
+  const struct curl_slist *h = s->sig_headers ? s->sig_headers
+                                              : s->mp_headers;
+  for (; h; h = h->next) {
+    if (strncasecmp(h->data, name, sizeof name - 1) != 0)
+      continue;
+    const char *v = h->data + sizeof name - 1;
+    v += strspn(v, " \t");
+    size_t n = strcspn(v, " \t");
+    return n == 6 && strncasecmp(v, "CRC32C", 6) == 0 &&
+           v[n + strspn(v + n, " \t")] == '\0';
+  }
+  return false;
+}
+
 /* Set the slot up for a request of the job (under mp_lock, or before the
  * job is shared). */
 static void bk_mp_setup(bk_slot *s, bk_mp *m, bk_mp_phase phase,
@@ -254,6 +326,9 @@ static void bk_mp_setup(bk_slot *s, bk_mp *m, bk_mp_phase phase,
   s->mp = m;
   s->mp_phase = phase;
   s->mp_part = part;
+  /* A new request: the payload hash kept for retries is not its (a part
+   * of another job may have the same window). */
+  s->psha_valid = false;
   s->x.item = m->item;
   s->x.st = m->st;
   s->x.size = m->size;
@@ -405,7 +480,7 @@ static void bk_mp_add_header(struct curl_slist **h, bool *ok,
 
 bool bk_mp_request(bk_slot *s, const char **url, struct curl_slist **headers,
                    uint64_t *body_start, uint64_t *body_len,
-                   const char **method) {
+                   const char **method, bulkup_request_kind *kind) {
   bk_mp *m = s->mp;
   bk_item *j = m->item;
   const char *const *own = (const char *const *)j->headers;
@@ -430,6 +505,7 @@ bool bk_mp_request(bk_slot *s, const char **url, struct curl_slist **headers,
   case BK_MP_CREATE:
     u = bk_s3_create_url(j->url);
     *method = "POST";
+    *kind = BULKUP_REQUEST_MULTIPART_CREATE;
     /* The item's own headers win over bulkup's choices. */
     if (!bk_headers_have(own, "Content-Type"))
       bk_mp_add_header(&h, &ok, "Content-Type: %s", j->content_type);
@@ -442,6 +518,7 @@ bool bk_mp_request(bk_slot *s, const char **url, struct curl_slist **headers,
     unsigned i = s->mp_part;
     u = s3 ? bk_s3_part_url(j->url, i + 1, m->upload_id)
            : bk_azure_block_url(j->url, i);
+    *kind = BULKUP_REQUEST_MULTIPART_PART;
     *body_start = (uint64_t)i * m->part_size;
     *body_len = m->size - *body_start < m->part_size ? m->size - *body_start
                                                      : m->part_size;
@@ -458,6 +535,7 @@ bool bk_mp_request(bk_slot *s, const char **url, struct curl_slist **headers,
     break;
   }
   case BK_MP_COMPLETE:
+    *kind = BULKUP_REQUEST_MULTIPART_COMPLETE;
     if (s3) {
       u = bk_s3_upload_url(j->url, m->upload_id);
       *method = "POST";
@@ -486,6 +564,7 @@ bool bk_mp_request(bk_slot *s, const char **url, struct curl_slist **headers,
   case BK_MP_ABORT:
     u = bk_s3_upload_url(j->url, m->upload_id);
     *method = "DELETE";
+    *kind = BULKUP_REQUEST_MULTIPART_ABORT;
     break;
   default:
     ok = false;
@@ -563,8 +642,10 @@ static bk_mp_next bk_mp_settle(bk_slot *s, bk_mp *m) {
   }
   /* Every part is done: complete. */
   if (m->proto == BULKUP_STORAGE_S3)
-    m->body = bk_s3_complete_body((const char *const *)m->etags, m->nparts,
-                                  &m->body_len);
+    m->body = bk_s3_complete_body((const char *const *)m->etags,
+                                  m->crc32c ? (const char(*)[9])m->crcs
+                                            : NULL,
+                                  m->nparts, &m->body_len);
   else
     m->body = bk_azure_blocklist_body(m->nparts, &m->body_len);
   if (!m->body) {
@@ -604,6 +685,15 @@ bk_mp_next bk_mp_after(bk_slot *s) {
         ok = false;
       }
     }
+    if (ok && bk_mp_declared_crc32c(s)) {
+      m->crcs = bk_calloc(m->nparts, sizeof *m->crcs);
+      if (!m->crcs) {
+        s->kind = BULKUP_ERROR_NOMEM;
+        snprintf(s->message, sizeof s->message, "out of memory");
+        ok = false;
+      }
+      m->crc32c = m->crcs != NULL;
+    }
     if (!ok) {
       bk_mp_fail(s, m, "CreateMultipartUpload");
       next = bk_mp_report(s, m, false);
@@ -630,6 +720,11 @@ bk_mp_next bk_mp_after(bk_slot *s) {
         snprintf(s->message, sizeof s->message, "out of memory");
         ok = false;
       }
+    }
+    if (ok && m->crc32c) {
+      /* The CRC-32C the part's request was signed with (signhook.c:
+       * computed from the file range by offset, for this window). */
+      memcpy(m->crcs[i], s->pcrc, sizeof m->crcs[i]);
     }
     if (ok) {
       m->pstate[i] = BK_PART_DONE;

@@ -6,7 +6,6 @@
  * request or ends an item itself, and never calls slot.c. */
 #include "internal.h"
 #include "engine/engine.h"
-#include "cloud/azure.h"
 
 #include <stdio.h>
 #include <strings.h>
@@ -245,8 +244,12 @@ void bk_rs_begin(bk_slot *s) {
   struct bulkup_uploader *u = s->u;
   bk_item *j = s->x.item;
   bulkup_result *res = &s->res;
+  /* Azure blobs have no resumable sessions: the item's storage says so
+   * (AUTO was resolved at submit from the URL, as AZURE or HTTP), not
+   * the URL it is sent to now (a refreshed one, say). */
   if (!(s->x.size > 0 && s->x.size >= u->opt.resumable_threshold &&
-        !bk_run_origin_is_plain(u, s->url) && !bk_azure_url(s->url)))
+        !bk_run_origin_is_plain(u, s->url) &&
+        j->storage != BULKUP_STORAGE_AZURE))
     return;
   res->resumable = true;
   res->attempts = 1;

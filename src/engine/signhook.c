@@ -40,7 +40,7 @@ bulkup_error_kind bk_hook_sign(bk_slot *s, const char *method,
                                   const char *url,
                                   struct curl_slist **headers,
                                   uint64_t body_start, uint64_t body_len,
-                                  const void *mem) {
+                                  const void *mem, bulkup_request_kind kind) {
   struct bulkup_uploader *u = s->u;
   curl_slist_free_all(s->sig_headers);
   s->sig_headers = NULL;
@@ -103,7 +103,8 @@ bulkup_error_kind bk_hook_sign(bk_slot *s, const char *method,
                         .payload_crc32c = crc,
                         .item = &s->res,
                         .internal_ = &ctx,
-                        .add_header = bulkup_request_add_header};
+                        .add_header = bulkup_request_add_header,
+                        .kind = kind};
   bulkup_err rc = u->opt.sign_request(u->opt.sign_userdata, &req);
   bk_free(lines);
   if (rc != BULKUP_OK) {

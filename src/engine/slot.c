@@ -759,8 +759,10 @@ static void bk_slot_attempt(bk_slot *s) {
   }
   bool post = s->rs == BK_RS_START;
   const char *method = post ? "POST" : NULL;
+  bulkup_request_kind kind = s->rs != BK_RS_NONE ? BULKUP_REQUEST_RESUMABLE
+                                                 : BULKUP_REQUEST_PUT;
   if (s->mp && !bk_mp_request(s, &url, &headers, &body_start, &body_len,
-                              &method)) {
+                              &method, &kind)) {
     s->kind = BULKUP_ERROR_NOMEM;
     snprintf(s->message, sizeof s->message,
              "cannot make the request (out of memory, or the source could "
@@ -775,7 +777,7 @@ static void bk_slot_attempt(bk_slot *s) {
       s->mp && s->mp_phase == BK_MP_COMPLETE ? (const void *)s->x.mem : NULL;
   bulkup_error_kind sk = bk_hook_sign(s, method ? method : "PUT", url,
                                       &headers, body_start, body_len,
-                                      body_mem);
+                                      body_mem, kind);
   if (sk != BULKUP_ERROR_NONE) {
     s->kind = sk;
     s->o = (bk_outcome){.curl = CURLE_OK};

@@ -17,8 +17,10 @@ faults it is told to, each once:
   --hold-after N    after N part requests were answered, later part
                     requests are read and never answered
   --check-signed    every request must carry "x-bk-signed: METHOD LEN
-                    SHA256" (mp_upload --sign-check) matching what arrived:
-                    SIGNED_OK and SIGNED_BAD count them
+                    SHA256 KIND" (mp_upload --sign-check) matching what
+                    arrived, KIND the bulkup_request_kind the request is
+                    (1 create, 2 part, 3 complete, 4 abort, 0 a single
+                    PUT): SIGNED_OK and SIGNED_BAD count them
   --barrier N       a part request is not forwarded until N part requests
                     have been in flight at once (or 20 s passed): proof that
                     parts travel side by side
@@ -65,6 +67,21 @@ st = dict(REQUESTS=0, PARTS_RECEIVED=0, PARTS_FORWARDED=0, PARTS_ANSWERED=0,
           MAX_CONNECTIONS=0)
 live = {"conns": 0, "parts": 0}
 fired = {"503": False, "cut": False}
+
+
+def request_kind(method, target):
+    """The bulkup_request_kind of a request, from what the server sees."""
+    q = target.partition("?")[2]
+    names = [p.partition("=")[0] for p in q.split("&")] if q else []
+    if "partNumber" in names or ("comp" in names and "blockid" in names):
+        return 2
+    if method == "POST" and "uploads" in names:
+        return 1
+    if (method == "POST" and "uploadId" in names) or "comp=blocklist" in q:
+        return 3
+    if method == "DELETE" and "uploadId" in names:
+        return 4
+    return 0
 
 
 def write_stats():
@@ -149,8 +166,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         data = self.body()
         if CHECK_SIGNED:
-            want = "%s %d %s" % (self.command, len(data),
-                                 hashlib.sha256(data).hexdigest())
+            want = "%s %d %s %d" % (self.command, len(data),
+                                    hashlib.sha256(data).hexdigest(),
+                                    request_kind(self.command, target))
             good = self.headers.get("x-bk-signed") == want
             with lock:
                 st["SIGNED_OK" if good else "SIGNED_BAD"] += 1

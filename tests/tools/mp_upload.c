@@ -35,13 +35,14 @@ static void on_complete(void *ud, const bulkup_result *r) {
 
 /* --sign-check: a signer that signs nothing but says what it was given,
  * in a header the proxy (mp_proxy.py --check-signed) compares with the
- * request it receives: method, body length, the body's SHA-256. */
+ * request it receives: method, body length, the body's SHA-256, and the
+ * request's kind (bulkup_request.kind, as a number). */
 static bulkup_err sign_check(void *ud, bulkup_request *req) {
   (void)ud;
   char line[256];
-  snprintf(line, sizeof line, "x-bk-signed: %s %llu %s", req->method,
+  snprintf(line, sizeof line, "x-bk-signed: %s %llu %s %d", req->method,
            (unsigned long long)req->body_len,
-           req->payload_sha256 ? req->payload_sha256 : "-");
+           req->payload_sha256 ? req->payload_sha256 : "-", (int)req->kind);
   return bulkup_request_add_header(req, line);
 }
 
