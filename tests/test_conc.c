@@ -140,6 +140,93 @@ static void test_sim_starved_windows_decide_nothing(void) {
   CU_ASSERT_EQUAL(c.grows + c.shrinks, 0);
 }
 
+/* The early ramp: before any item has ended, ticks with every transfer in
+ * flight and the CPU mostly idle grow the target at once. */
+static void test_sim_early_ramp(void) {
+  bk_conc c;
+  sim_init(&c, 1, 256);
+  CU_ASSERT_TRUE(bk_conc_early(&c));
+  sim_cpu_per_s = 0.05; /* 5% of the core: waiting on the network */
+  /* The first tick opens the window; a tick's worth later: x4. */
+  CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 16));
+  sim_clock += BK_CONC_TICK / 2;
+  CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 16)); /* too soon */
+  sim_clock += BK_CONC_TICK * 0.6;
+  CU_ASSERT_TRUE(bk_conc_tick(&c, sim_clock, 16));
+  CU_ASSERT_EQUAL(bk_conc_target(&c), 64);
+  /* Not all 64 in flight yet (the input, or the slots filling): nothing. */
+  sim_clock += BK_CONC_TICK;
+  CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 40));
+  CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 64)); /* reopens */
+  sim_clock += BK_CONC_TICK;
+  CU_ASSERT_TRUE(bk_conc_tick(&c, sim_clock, 64));
+  CU_ASSERT_EQUAL(bk_conc_target(&c), 256);
+  sim_clock += BK_CONC_TICK;
+  CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 256)); /* the maximum */
+  CU_ASSERT_EQUAL(c.grows, 2);
+  CU_ASSERT_EQUAL(c.hi, 256);
+  /* The first item to end closes the ramp for good. */
+  bk_conc_item_done(&c, sim_clock, 0, 255);
+  CU_ASSERT_FALSE(bk_conc_early(&c));
+  bk_conc_init(&c, true, 1, 16, 256, 1.0, sim_clock);
+  c.cpu_now = sim_cpu;
+  bk_conc_item_done(&c, sim_clock, 0, 15);
+  sim_clock += BK_CONC_TICK;
+  CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 16));
+  sim_clock += BK_CONC_TICK;
+  CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 16));
+  CU_ASSERT_EQUAL(bk_conc_target(&c), 16);
+
+  /* Partly busy (30% of the core): 0.5 / 0.3, x1.67, 16 -> 27. */
+  sim_init(&c, 1, 256);
+  sim_cpu_per_s = 0.3;
+  bk_conc_tick(&c, sim_clock, 16);
+  sim_clock += BK_CONC_TICK;
+  CU_ASSERT_TRUE(bk_conc_tick(&c, sim_clock, 16));
+  CU_ASSERT_EQUAL(bk_conc_target(&c), 27);
+
+  /* Busy (TLS handshakes, or a LAN): no growth, however long it waits. */
+  sim_init(&c, 1, 256);
+  sim_cpu_per_s = 0.6;
+  for (int i = 0; i < 50; i++) {
+    CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 16));
+    sim_clock += BK_CONC_TICK;
+  }
+  CU_ASSERT_EQUAL(bk_conc_target(&c), 16);
+  CU_ASSERT_EQUAL(c.grows, 0);
+
+  /* Two cores: 60% of one is 30% of the two. */
+  bk_conc_init(&c, true, 1, 16, 256, 2.0, sim_clock);
+  c.cpu_now = sim_cpu;
+  bk_conc_tick(&c, sim_clock, 16);
+  sim_clock += BK_CONC_TICK;
+  CU_ASSERT_TRUE(bk_conc_tick(&c, sim_clock, 16));
+  CU_ASSERT_EQUAL(bk_conc_target(&c), 27);
+
+  /* Starved throughout (3 items in flight): nothing. */
+  sim_init(&c, 1, 256);
+  sim_cpu_per_s = 0;
+  for (int i = 0; i < 50; i++) {
+    CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 3));
+    sim_clock += BK_CONC_TICK;
+  }
+  CU_ASSERT_EQUAL(bk_conc_target(&c), 16);
+
+  /* A pushback closes the ramp too. */
+  sim_init(&c, 1, 256);
+  bk_conc_pushback(&c, sim_clock, 0);
+  CU_ASSERT_FALSE(bk_conc_early(&c));
+  bk_conc_tick(&c, sim_clock, 8);
+  sim_clock += BK_CONC_TICK;
+  CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 8));
+  CU_ASSERT_EQUAL(bk_conc_target(&c), 8);
+
+  /* A fixed target has no ramp. */
+  bk_conc_init(&c, false, 1, 16, 64, 1.0, sim_clock);
+  CU_ASSERT_FALSE(bk_conc_early(&c));
+  CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock + 1, 64));
+}
+
 static void test_sim_fixed(void) {
   bk_conc c;
   bk_conc_init(&c, false, 1, 16, 24, 1.0, 0);
@@ -421,6 +508,7 @@ static void reg(void) {
   bk_test("CPU-bound: no growth", test_sim_cpu_bound_stays);
   bk_test("starved windows decide nothing",
           test_sim_starved_windows_decide_nothing);
+  bk_test("early ramp: before any item ends", test_sim_early_ramp);
   bk_test("fixed", test_sim_fixed);
   bk_test("bounds", test_sim_bounds);
   bk_suite("engine", suite_init, suite_clean);

@@ -12,6 +12,19 @@
  * the input is slower than the uploads, or the run is ending) says
  * nothing about concurrency and is discarded.
  *
+ * The early ramp. Before any item has ended, the first window is at least
+ * a round trip away, and at a WAN round trip that is where a short run
+ * loses most (at 80 ms, 16 transfers for two or three round trips is a
+ * second's work at 256 not done). So until the first item ends, the
+ * workers tick the controller every BK_CONC_TICK (bk_conc_tick): a tick
+ * in which all the target's transfers were in flight, none ended, and the
+ * client's CPU was less than half busy says the transfers wait on the
+ * network; the target grows at once, by 0.5 / the CPU's busy share (at
+ * most x4, not below x1.25: on the next tick the new transfers' set-up
+ * counts). On a LAN items end within a tick and it never fires; where the
+ * set-up (TLS handshakes) keeps the CPU busy, it waits. The windows below
+ * then judge where it got to as they judge any level.
+ *
  * Decisions, once per window:
  *   - climbing (from the start): the first step is x4; then x4 again
  *     while a step gives 80% of the rise it would if the round trip were
@@ -91,6 +104,7 @@ void bk_conc_init(bk_conc *c, bool adaptive, unsigned int min,
   c->start = adaptive ? bk_clamp(c, start) : c->max;
   c->cores = cores > 0 ? cores : 1;
   atomic_init(&c->target, c->start);
+  atomic_init(&c->early, adaptive);
   c->lo = c->hi = c->start;
   c->climbing = true;
   c->hold_len = BK_CONC_HOLD_FIRST;
@@ -199,6 +213,8 @@ bool bk_conc_item_done(bk_conc *c, double now, uint64_t bytes_sent,
   c->attempts++;
   if (!c->adaptive)
     return false;
+  if (bk_conc_early(c))
+    atomic_store_explicit(&c->early, false, memory_order_relaxed);
   unsigned int t = bk_conc_target(c);
   uint64_t n = c->events - c->mark;
   double el = now - c->t_mark;
@@ -241,6 +257,8 @@ bool bk_conc_pushback(bk_conc *c, double now, uint64_t bytes_sent) {
   c->attempts++;
   if (!c->adaptive)
     return false;
+  if (bk_conc_early(c))
+    atomic_store_explicit(&c->early, false, memory_order_relaxed);
   unsigned int t = bk_conc_target(c);
   /* Once per round: the transfers in flight at the last cut have ended
    * (or failed) since. */
@@ -253,4 +271,31 @@ bool bk_conc_pushback(bk_conc *c, double now, uint64_t bytes_sent) {
   c->have_prev = false;
   c->hold = c->hold_len;
   return bk_conc_set(c, bk_clamp(c, (double)t / 2), now, bytes_sent);
+}
+
+bool bk_conc_tick(bk_conc *c, double now, uint64_t in_flight) {
+  if (!c->adaptive || !bk_conc_early(c))
+    return false;
+  unsigned int t = bk_conc_target(c);
+  if (in_flight < t || !c->tick_open) {
+    /* Starved (the input is the bound), or the first tick: (re)open. */
+    c->tick_open = in_flight >= t;
+    c->tick_t = now;
+    c->tick_cpu = c->cpu_now();
+    return false;
+  }
+  double el = now - c->tick_t;
+  if (el < BK_CONC_TICK)
+    return false;
+  double cpu = c->cpu_now();
+  double busy = (cpu - c->tick_cpu) / (el * c->cores);
+  c->tick_t = now;
+  c->tick_cpu = cpu;
+  if (t >= c->max || busy >= 0.5)
+    return false;
+  double f = busy > 0.125 ? 0.5 / busy : 4.0;
+  if (f < 1.25)
+    f = 1.25;
+  return bk_conc_set(c, bk_clamp(c, (double)t * f + 0.5), now,
+                     c->bytes_mark);
 }

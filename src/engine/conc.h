@@ -25,6 +25,8 @@ typedef struct bk_conc {
   unsigned int min, max, start;
   double cores;            /* CPU the client can use: min(threads, cpus) */
   atomic_uint target;      /* read by the workers without a lock */
+  atomic_bool early;       /* no item has ended yet (the workers read it
+                              without a lock, to tick the controller) */
   /* The rest under the uploader's lock. */
   unsigned int lo, hi;     /* the range the target took */
   bk_conc_phase phase;
@@ -45,6 +47,10 @@ typedef struct bk_conc {
   unsigned int cut_from;   /* the target before it */
   bool cut_ever;
   uint64_t pushbacks, grows, shrinks;
+  /* The early ramp's tick window (bk_conc_tick): opened when the target's
+   * transfers are all in flight. */
+  bool tick_open;
+  double tick_t, tick_cpu;
   /* Reads the client's CPU seconds (process CPU time); a test may set its
    * own. Called once per window. */
   double (*cpu_now)(void);
@@ -66,6 +72,18 @@ bool bk_conc_item_done(bk_conc *c, double now, uint64_t bytes_sent,
 bool bk_conc_pushback(bk_conc *c, double now, uint64_t bytes_sent);
 static inline unsigned int bk_conc_target(const bk_conc *c) {
   return atomic_load_explicit(&((bk_conc *)c)->target, memory_order_relaxed);
+}
+/* The early ramp, before any item has ended: called by the workers every
+ * BK_CONC_TICK seconds or so while bk_conc_early() (with the uploader's
+ * lock held), with the items in flight. When the target's transfers have
+ * all been in flight for a tick, none has ended and the client's CPU was
+ * mostly idle, the round trip is the bound: the target grows by up to x4
+ * at once (by how idle the CPU was), without waiting a round trip for a
+ * window. Returns whether the target changed. */
+#define BK_CONC_TICK 0.01
+bool bk_conc_tick(bk_conc *c, double now, uint64_t in_flight);
+static inline bool bk_conc_early(const bk_conc *c) {
+  return atomic_load_explicit(&((bk_conc *)c)->early, memory_order_relaxed);
 }
 /* The process's CPU seconds (user + system). */
 double bk_conc_process_cpu(void);

@@ -455,6 +455,10 @@ static void *bk_worker_main(void *arg) {
     int ms = 0;
     if (next > now)
       ms = (int)ceil((next - now) * 1000.0);
+    /* Until an item ends, wake each tick for the early ramp (conc.h). */
+    bool early = bk_conc_early(&u->conc);
+    if (early && ms > (int)(BK_CONC_TICK * 1000))
+      ms = (int)(BK_CONC_TICK * 1000);
     if (w->perform) {
       /* curl_multi_poll also returns for libcurl's own next timer. */
       struct curl_waitfd wake = {.fd = w->wake_fd, .events = CURL_WAIT_POLLIN};
@@ -469,6 +473,8 @@ static void *bk_worker_main(void *arg) {
         ms = (int)cms;
       bk_wait_and_serve(w, ms, ready, &closed);
     }
+    if (early)
+      bk_run_conc_tick(u);
   }
 
   curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, NULL);
