@@ -280,8 +280,9 @@ void bk_run_set_origin_plain(struct bulkup_uploader *u, const char *url);
  * a timeout, a reset): adaptive concurrency cuts its target. */
 void bk_run_pushback(struct bulkup_uploader *u);
 /* Before any item has ended, a worker ticks the concurrency controller's
- * early ramp (conc.h: bk_conc_tick) with the items in flight. */
-void bk_run_conc_tick(struct bulkup_uploader *u);
+ * early ramp (conc.h: bk_conc_tick) with the items in flight; returns
+ * whether the target grew. */
+bool bk_run_conc_tick(struct bulkup_uploader *u);
 
 /* ---- item.c: the queued copy of an item ------------------------------- */
 

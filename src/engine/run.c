@@ -5,7 +5,6 @@
  * the counters, progress_lock serialises the progress callback. */
 #include "internal.h"
 #include "engine/engine.h"
-#include "engine/worker.h"
 
 #include <stdio.h>
 #include <strings.h>
@@ -69,19 +68,15 @@ void bk_run_pushback(bulkup_uploader *u) {
            "flight from now on", t);
 }
 
-void bk_run_conc_tick(bulkup_uploader *u) {
+bool bk_run_conc_tick(bulkup_uploader *u) {
   bk_mutex_lock(&u->lock);
   bool grew = bk_conc_tick(&u->conc, bk_now(), u->in_flight);
   unsigned int t = bk_conc_target(&u->conc);
   bk_mutex_unlock(&u->lock);
-  if (!grew)
-    return;
-  bk_log(u, BULKUP_LOG_DEBUG, "no transfer has ended yet and the CPU is "
-         "mostly idle: %u transfers in flight from now on", t);
-  /* The other workers take their share of the new target now, not at
-   * their next event. */
-  for (unsigned i = 0; i < u->nworkers; i++)
-    bk_worker_wake(&u->workers[i]);
+  if (grew)
+    bk_log(u, BULKUP_LOG_DEBUG, "no transfer has ended yet and the CPU is "
+           "mostly idle: %u transfers in flight from now on", t);
+  return grew;
 }
 
 void bk_run_progress(bulkup_uploader *u, bool force) {

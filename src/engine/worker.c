@@ -473,8 +473,13 @@ static void *bk_worker_main(void *arg) {
         ms = (int)cms;
       bk_wait_and_serve(w, ms, ready, &closed);
     }
-    if (early)
-      bk_run_conc_tick(u);
+    if (early && bk_run_conc_tick(u)) {
+      /* The other workers take their share of the new target now, not at
+       * their next event. */
+      for (unsigned i = 0; i < u->nworkers; i++)
+        if (&u->workers[i] != w)
+          bk_worker_wake(&u->workers[i]);
+    }
   }
 
   curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, NULL);
