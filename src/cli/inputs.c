@@ -8,6 +8,7 @@
 #include "upload.h"
 
 #include "cli.h"
+#include "grow.h"
 #include "walk.h"
 
 #include <bulkup.h>
@@ -94,14 +95,10 @@ typedef struct kept_list {
 
 static bool keep(kept_list *l, const char *path, const char *rel,
                  uint64_t size) {
-  if (l->n == l->cap) {
-    size_t ncap = l->cap ? l->cap * 2 : 64;
-    kept *nv = realloc(l->v, ncap * sizeof *nv);
-    if (!nv)
-      return false;
-    l->v = nv;
-    l->cap = ncap;
-  }
+  void *v = l->v;
+  if (!cli_grow(&v, &l->cap, l->n + 1, sizeof *l->v, 64))
+    return false;
+  l->v = v;
   char *copy = strdup(path);
   if (!copy)
     return false;

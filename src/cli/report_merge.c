@@ -21,6 +21,7 @@
 #include "report_merge.h"
 
 #include "cli.h"
+#include "grow.h"
 
 #include <bulkup.h>
 
@@ -394,14 +395,10 @@ static bool table_add(table *t, const char *key, size_t keylen, size_t in,
                       const char *status, uint64_t index) {
   if ((t->used + 1) * 2 > t->cap && !table_grow(t))
     return false;
-  if (t->nocc == t->occcap) {
-    size_t ncap = t->occcap ? t->occcap * 2 : 1024;
-    occurrence *no = realloc(t->occ, ncap * sizeof *no);
-    if (!no)
-      return false;
-    t->occ = no;
-    t->occcap = ncap;
-  }
+  void *occ = t->occ;
+  if (!cli_grow(&occ, &t->occcap, t->nocc + 1, sizeof *t->occ, 1024))
+    return false;
+  t->occ = occ;
   char *k = strndup(key, keylen);
   if (!k)
     return false;

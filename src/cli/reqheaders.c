@@ -5,6 +5,7 @@
 #include "reqheaders.h"
 
 #include "cli.h"
+#include "grow.h"
 #include "urlenc.h"
 
 #include <bulkup.h>
@@ -14,27 +15,13 @@
 #include <string.h>
 #include <strings.h>
 
-static bool grow(void **p, size_t *cap, size_t need, size_t size) {
-  if (need <= *cap)
-    return true;
-  size_t n = *cap ? *cap * 2 : 8;
-  while (n < need)
-    n *= 2;
-  void *q = realloc(*p, n * size);
-  if (!q)
-    return false;
-  *p = q;
-  *cap = n;
-  return true;
-}
-
 int extras_add_header(cli_extras *x, const char *arg) {
   const char *why = bulkup_header_check(arg);
   if (why)
     return cli_usage_error("upload", "--header '%s': %s", arg, why);
   size_t cap = x->nheaders;
   void *p = x->headers;
-  if (!grow(&p, &cap, x->nheaders + 1, sizeof *x->headers))
+  if (!cli_grow(&p, &cap, x->nheaders + 1, sizeof *x->headers, 8))
     return cli_usage_error("upload", "out of memory");
   x->headers = p;
   x->headers[x->nheaders++] = arg;
@@ -74,7 +61,7 @@ int extras_add_metadata(cli_extras *x, const char *arg) {
                              (int)kl, arg);
   size_t cap = x->nmeta;
   void *p = x->meta;
-  if (!grow(&p, &cap, x->nmeta + 1, sizeof *x->meta))
+  if (!cli_grow(&p, &cap, x->nmeta + 1, sizeof *x->meta, 8))
     return cli_usage_error("upload", "out of memory");
   x->meta = p;
   x->meta[x->nmeta++] = (cli_meta){arg, kl, eq + 1};
@@ -135,7 +122,7 @@ static bool put_line(hdrlist *h, char *line) {
   }
   h->n = w;
   void *p = h->lines;
-  if (!grow(&p, &h->cap, h->n + 2, sizeof *h->lines)) {
+  if (!cli_grow(&p, &h->cap, h->n + 2, sizeof *h->lines, 8)) {
     free(line);
     return false;
   }

@@ -29,6 +29,7 @@
 #include "upload.h"
 
 #include "cli.h"
+#include "grow.h"
 #include "urlenc.h"
 
 #include "bks_server.h"
@@ -166,14 +167,10 @@ typedef struct file_list {
 } file_list;
 
 static bool list_add(file_list *l, const char *path, uint64_t size) {
-  if (l->n == l->cap) {
-    size_t ncap = l->cap ? l->cap * 2 : 64;
-    char **nv = realloc(l->v, ncap * sizeof *nv);
-    if (!nv)
-      return false;
-    l->v = nv;
-    l->cap = ncap;
-  }
+  void *v = l->v;
+  if (!cli_grow(&v, &l->cap, l->n + 1, sizeof *l->v, 64))
+    return false;
+  l->v = v;
   char *copy = strdup(path);
   if (!copy)
     return false;

@@ -1,10 +1,11 @@
 /*
  * test_cli_units.c - the command-line tool's parts: manifest reader,
  * percent-encoding, directory walk, the walk of the PATHs (inputs.c),
- * number parsing, progress formatting.
+ * number parsing, progress formatting, array growth.
  */
 #include "bk_test.h"
 
+#include "grow.h"
 #include "manifest.h"
 #include "numparse.h"
 #include "progress.h"
@@ -14,6 +15,7 @@
 #include "walk.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -875,6 +877,53 @@ static void test_write_file_not_regular(void) {
   free(dir);
 }
 
+/* ---- array growth -------------------------------------------------------- */
+
+static void test_grow(void) {
+  void *p = NULL;
+  size_t cap = 0;
+  /* From nothing: the first room, doubled until it holds `need`. */
+  CU_ASSERT_TRUE(cli_grow(&p, &cap, 1, sizeof(int), 64));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  CU_ASSERT_EQUAL(cap, 64);
+  int *v = p;
+  for (int i = 0; i < 64; i++)
+    v[i] = i;
+  /* Enough room: nothing moves. */
+  CU_ASSERT_TRUE(cli_grow(&p, &cap, 64, sizeof(int), 64));
+  CU_ASSERT_PTR_EQUAL(p, v);
+  CU_ASSERT_EQUAL(cap, 64);
+  /* One more: twice the room, the contents kept. */
+  CU_ASSERT_TRUE(cli_grow(&p, &cap, 65, sizeof(int), 64));
+  CU_ASSERT_EQUAL(cap, 128);
+  v = p;
+  CU_ASSERT_EQUAL(v[0], 0);
+  CU_ASSERT_EQUAL(v[63], 63);
+  /* Far more: doubled as often as it takes. */
+  CU_ASSERT_TRUE(cli_grow(&p, &cap, 1000, sizeof(int), 64));
+  CU_ASSERT_EQUAL(cap, 1024);
+  v = p;
+  CU_ASSERT_EQUAL(v[63], 63);
+  /* A size that does not fit in a size_t fails with ENOMEM, and the array
+   * is left as it was. */
+  errno = 0;
+  CU_ASSERT_FALSE(cli_grow(&p, &cap, SIZE_MAX / 2 + 2, sizeof(int), 64));
+  CU_ASSERT_EQUAL(errno, ENOMEM);
+  errno = 0;
+  CU_ASSERT_FALSE(cli_grow(&p, &cap, SIZE_MAX / 4, sizeof(int), 64));
+  CU_ASSERT_EQUAL(errno, ENOMEM);
+  CU_ASSERT_PTR_EQUAL(p, v);
+  CU_ASSERT_EQUAL(cap, 1024);
+  CU_ASSERT_EQUAL(v[63], 63);
+  free(p);
+  /* A room of 0 given as the first starts from 1. */
+  p = NULL;
+  cap = 0;
+  CU_ASSERT_TRUE(cli_grow(&p, &cap, 3, 1, 0));
+  CU_ASSERT_EQUAL(cap, 4);
+  free(p);
+}
+
 static void reg(void) {
   bk_suite("cli_manifest", NULL, NULL);
   bk_test("csv with header", test_csv_header);
@@ -907,6 +956,8 @@ static void reg(void) {
           test_write_file_not_regular);
   bk_suite("cli_progress", NULL, NULL);
   bk_test("progress line", test_progress_format);
+  bk_suite("cli_grow", NULL, NULL);
+  bk_test("doubling, kept contents, overflow", test_grow);
 }
 
 int main(int argc, char **argv) { return bk_test_main(argc, argv, reg); }
