@@ -58,7 +58,7 @@ def derived(r):
     }
 
 
-SETTING_RE = re.compile(r"^(base|imm|h1e|h2e|e|h1|h2)?(d|\d*)(t\d+)?$")
+SETTING_RE = re.compile(r"^(base|basem|m|imm|h1e|h2e|e|h1|h2)?(d|\d*)(t\d+)?$")
 
 
 def setting_key(s):
@@ -89,6 +89,8 @@ def setting_label(s):
         return f"{setting_label(s[2:])}, --http{'1.1' if s[1] == '1' else '2'}"
     if s.startswith("e") and s[1:].isdigit():
         return f"{s[1:]}, -H 'Expect:'"
+    if s.startswith("m") and SETTING_RE.match(s[1:]):  # bulkup --manifest
+        return f"{setting_label(s[1:])}, --manifest"
     return s
 
 
@@ -218,6 +220,11 @@ def main():
             f_best_s = max(fixed, key=lambda s: cells[("bulkup", s)].m("fps"))
             if f_best_s != default:
                 rows.append((f"bulkup {default} / bulkup at its best fixed setting ({f_best_s})", b, cells[("bulkup", f_best_s)]))
+        # The two input forms side by side: the manifest (mW) over the
+        # directory walk (W).
+        for s in bul_settings:
+            if s.startswith("m") and pick("bulkup", s[1:]):
+                rows.append((f"bulkup {s} / bulkup {s[1:]} (manifest / directory)", cells[("bulkup", s)], cells[("bulkup", s[1:])]))
         for peer in ("sdk", "rclone"):
             for (t, s) in cells:
                 if t == peer:

@@ -216,6 +216,7 @@ bulkup_err bulkup_uploader_new(bulkup_uploader **out,
   curl_share_setopt(u->share, CURLSHOPT_UNLOCKFUNC, bk_share_unlock);
   curl_share_setopt(u->share, CURLSHOPT_USERDATA, u);
   curl_share_setopt(u->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(u->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 
   /* `workers` transfer slots (workers_max when adaptive) spread over the
    * threads, as evenly as can be: each thread drives its slots through
