@@ -147,23 +147,29 @@ static void test_sim_early_ramp(void) {
   sim_init(&c, 1, 256);
   CU_ASSERT_TRUE(bk_conc_early(&c));
   sim_cpu_per_s = 0.05; /* 5% of the core: waiting on the network */
-  /* The first tick opens the window; a tick's worth later: x4. */
+  /* The first tick opens the window; a tick's worth later: x2 (at most,
+   * however idle the CPU). */
   CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 16));
   sim_clock += BK_CONC_TICK / 2;
   CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 16)); /* too soon */
   sim_clock += BK_CONC_TICK * 0.6;
   CU_ASSERT_TRUE(bk_conc_tick(&c, sim_clock, 16));
+  CU_ASSERT_EQUAL(bk_conc_target(&c), 32);
+  /* Not all 32 in flight yet (the input, or the slots filling): nothing. */
+  sim_clock += BK_CONC_TICK;
+  CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 20));
+  CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 32)); /* reopens */
+  sim_clock += BK_CONC_TICK;
+  CU_ASSERT_TRUE(bk_conc_tick(&c, sim_clock, 32));
   CU_ASSERT_EQUAL(bk_conc_target(&c), 64);
-  /* Not all 64 in flight yet (the input, or the slots filling): nothing. */
-  sim_clock += BK_CONC_TICK;
-  CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 40));
-  CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 64)); /* reopens */
-  sim_clock += BK_CONC_TICK;
-  CU_ASSERT_TRUE(bk_conc_tick(&c, sim_clock, 64));
-  CU_ASSERT_EQUAL(bk_conc_target(&c), 256);
+  for (unsigned want = 128; want <= 256; want *= 2) {
+    sim_clock += BK_CONC_TICK;
+    CU_ASSERT_TRUE(bk_conc_tick(&c, sim_clock, want / 2));
+    CU_ASSERT_EQUAL(bk_conc_target(&c), want);
+  }
   sim_clock += BK_CONC_TICK;
   CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock, 256)); /* the maximum */
-  CU_ASSERT_EQUAL(c.grows, 2);
+  CU_ASSERT_EQUAL(c.grows, 4);
   CU_ASSERT_EQUAL(c.hi, 256);
   /* The first item to end closes the ramp for good. */
   bk_conc_item_done(&c, sim_clock, 0, 255);
@@ -225,6 +231,24 @@ static void test_sim_early_ramp(void) {
   bk_conc_init(&c, false, 1, 16, 64, 1.0, sim_clock);
   CU_ASSERT_FALSE(bk_conc_early(&c));
   CU_ASSERT_FALSE(bk_conc_tick(&c, sim_clock + 1, 64));
+}
+
+/* A step up stays within the CPU's headroom: at half the core busy, the
+ * first step is x1.8 (0.9 / 0.5), not x4. */
+static void test_sim_cpu_headroom(void) {
+  bk_conc c;
+  sim_init(&c, 1, 256);
+  sim_cpu_per_s = 0.5;
+  while (c.grows == 0 && sim_clock < 1000)
+    sim_run(&c, 1, 0.08, 100000, 0);
+  CU_ASSERT_EQUAL(c.grows, 1);
+  CU_ASSERT_EQUAL(bk_conc_target(&c), 28); /* 16 x 1.8 */
+  /* Three quarters busy: x1.25 at least (0.9 / 0.75 is x1.2). */
+  sim_init(&c, 1, 256);
+  sim_cpu_per_s = 0.75;
+  while (c.grows == 0 && sim_clock < 1000)
+    sim_run(&c, 1, 0.08, 100000, 0);
+  CU_ASSERT_EQUAL(bk_conc_target(&c), 20);
 }
 
 static void test_sim_fixed(void) {
@@ -509,6 +533,7 @@ static void reg(void) {
   bk_test("starved windows decide nothing",
           test_sim_starved_windows_decide_nothing);
   bk_test("early ramp: before any item ends", test_sim_early_ramp);
+  bk_test("steps within the CPU's headroom", test_sim_cpu_headroom);
   bk_test("fixed", test_sim_fixed);
   bk_test("bounds", test_sim_bounds);
   bk_suite("engine", suite_init, suite_clean);

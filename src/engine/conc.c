@@ -20,10 +20,20 @@
  * in which all the target's transfers were in flight, none ended, and the
  * client's CPU was less than half busy says the transfers wait on the
  * network; the target grows at once, by 0.5 / the CPU's busy share (at
- * most x4, not below x1.25: on the next tick the new transfers' set-up
- * counts). On a LAN items end within a tick and it never fires; where the
- * set-up (TLS handshakes) keeps the CPU busy, it waits. The windows below
- * then judge where it got to as they judge any level.
+ * most x2, not below x1.25). x2 a tick, not more: a TLS handshake's CPU
+ * (1.5-2 ms a connection with OpenSSL 3 here) comes a round trip or two
+ * after its connection starts, so at 20 ms the first handshakes show as a
+ * busy CPU at about 40 ms and stop the ramp near 128, where x4 a tick had
+ * opened 256 connections by then; at 80 ms x2 reaches 256 at about 40 ms
+ * against x4's 20 (about 1% of a 2,000-file run). On a LAN items end
+ * within a tick and it never fires. The windows below then judge where it
+ * got to as they judge any level.
+ *
+ * CPU headroom. Every step up is bounded by the CPU's headroom in the
+ * window that decided it: at most 0.9 / the busy share of the cores (not
+ * below x1.25), so that a level whose CPU is half busy is not quadrupled
+ * into a CPU bound (and a LAN's probe above the start opens fewer
+ * connections).
  *
  * Decisions, once per window:
  *   - climbing (from the start): the first step is x4; then x4 again
@@ -113,8 +123,17 @@ void bk_conc_init(bk_conc *c, bool adaptive, unsigned int min,
 }
 
 /* Judge a measured window at target t. */
+/* A step of up to x`f`, within the CPU's headroom (busy: the window's
+ * share of the cores). */
+static double bk_headroom(double f, double busy) {
+  if (busy > 0 && 0.9 / busy < f)
+    f = 0.9 / busy;
+  return f < 1.25 ? 1.25 : f;
+}
+
 static bool bk_conc_decide(bk_conc *c, double files, double bytes_rate,
-                           bool cpu_bound, double now, uint64_t bytes) {
+                           double busy, double now, uint64_t bytes) {
+  bool cpu_bound = busy >= BK_CONC_CPU_BOUND;
   unsigned int t = bk_conc_target(c);
   if (!c->have_prev) {
     /* The first window at this level: the reference. */
@@ -123,7 +142,8 @@ static bool bk_conc_decide(bk_conc *c, double files, double bytes_rate,
     c->prev_files = files;
     c->prev_bytes = bytes_rate;
     if (c->climbing && !cpu_bound && t < c->max)
-      return bk_conc_set(c, bk_clamp(c, (double)t * 4), now, bytes);
+      return bk_conc_set(c, bk_clamp(c, (double)t * bk_headroom(4, busy)),
+                         now, bytes);
     c->climbing = false;
     c->hold = c->hold_len;
     return bk_conc_set(c, t, now, bytes);
@@ -145,10 +165,11 @@ static bool bk_conc_decide(bk_conc *c, double files, double bytes_rate,
          * round trip is all that bounds the rate: fewer steps to the
          * level that pays). */
         if (c->climbing)
-          return bk_conc_set(c,
-                             bk_clamp(c, (double)t *
-                                             (gain >= 0.8 * step ? 4 : 2)),
-                             now, bytes);
+          return bk_conc_set(
+              c,
+              bk_clamp(c, (double)t * bk_headroom(gain >= 0.8 * step ? 4 : 2,
+                                                  busy)),
+              now, bytes);
         c->hold_len = BK_CONC_HOLD_FIRST;
         return bk_conc_set(c, bk_clamp(c, (double)t * 1.25 + 0.5), now,
                            bytes);
@@ -244,12 +265,12 @@ bool bk_conc_item_done(bk_conc *c, double now, uint64_t bytes_sent,
   if (el <= 0)
     el = 1e-6;
   double cpu = c->cpu_now();
-  bool cpu_bound = (cpu - c->cpu_mark) / el >= BK_CONC_CPU_BOUND * c->cores;
+  double busy = (cpu - c->cpu_mark) / (el * c->cores);
   double files = (double)n / el;
   double bytes = bytes_sent > c->bytes_mark
                      ? (double)(bytes_sent - c->bytes_mark) / el
                      : 0;
-  return bk_conc_decide(c, files, bytes, cpu_bound, now, bytes_sent);
+  return bk_conc_decide(c, files, bytes, busy, now, bytes_sent);
 }
 
 bool bk_conc_pushback(bk_conc *c, double now, uint64_t bytes_sent) {
@@ -293,7 +314,7 @@ bool bk_conc_tick(bk_conc *c, double now, uint64_t in_flight) {
   c->tick_cpu = cpu;
   if (t >= c->max || busy >= 0.5)
     return false;
-  double f = busy > 0.125 ? 0.5 / busy : 4.0;
+  double f = busy > 0.25 ? 0.5 / busy : 2.0;
   if (f < 1.25)
     f = 1.25;
   return bk_conc_set(c, bk_clamp(c, (double)t * f + 0.5), now,
