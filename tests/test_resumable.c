@@ -290,7 +290,7 @@ static void test_below_threshold_is_one_put(void) {
 
 /* Whether an item goes resumable follows its storage, not its URL: AUTO
  * resolves an Azure SAS URL to AZURE (one PUT, as before), an explicit
- * AZURE item is never resumable whatever its URL, and an explicit HTTP
+ * AZURE or S3 item is never resumable whatever its URL, and an explicit HTTP
  * item is, even at a URL that looks like Azure's. */
 static void test_storage_decides_resumable(void) {
   gen g = {.size = 3 * CHUNK, .seed = 40};
@@ -306,6 +306,9 @@ static void test_storage_decides_resumable(void) {
   } cases[] = {
       {BULKUP_STORAGE_AUTO, "/r/sas.bin?sv=2024-01-01&sig=abc", false, 1},
       {BULKUP_STORAGE_AZURE, "/r/az.bin", false, 1},
+      /* S3 has no GCS-style sessions either: below its multipart
+       * threshold, one PUT. */
+      {BULKUP_STORAGE_S3, "/r/s3.bin", false, 1},
       {BULKUP_STORAGE_HTTP, "/r/http.bin?sv=2024-01-01&sig=abc", true, 4},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

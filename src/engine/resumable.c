@@ -244,12 +244,14 @@ void bk_rs_begin(bk_slot *s) {
   struct bulkup_uploader *u = s->u;
   bk_item *j = s->x.item;
   bulkup_result *res = &s->res;
-  /* Azure blobs have no resumable sessions: the item's storage says so
-   * (AUTO was resolved at submit from the URL, as AZURE or HTTP), not
-   * the URL it is sent to now (a refreshed one, say). */
+  /* Only plain HTTP items have resumable (GCS-style) sessions: S3
+   * objects go in parts above their own threshold, Azure blobs in
+   * blocks. The item's storage says which (AUTO was resolved at submit
+   * from the URL, as AZURE or HTTP), not the URL it is sent to now (a
+   * refreshed one, say). */
   if (!(s->x.size > 0 && s->x.size >= u->opt.resumable_threshold &&
         !bk_run_origin_is_plain(u, s->url) &&
-        j->storage != BULKUP_STORAGE_AZURE))
+        j->storage == BULKUP_STORAGE_HTTP))
     return;
   res->resumable = true;
   res->attempts = 1;
