@@ -281,11 +281,17 @@ typedef bulkup_err (*bulkup_sign_request_fn)(void *sign_userdata,
 
 /* options.workers = BULKUP_WORKERS_AUTO (the default): adaptive
  * concurrency. The uploader starts with BULKUP_DEFAULT_WORKERS transfers
- * in flight and measures its own rate (files/s and bytes/s, over windows
- * of at least max(transfers, 8) items and 0.1 s, after letting the
- * transfers started at the previous level end): it doubles the number
- * while a doubling pays (the rate rises by a third of the doubling at
- * least), goes back to the level before when it does not, and later
+ * in flight. Until the first item ends it looks every 10 ms: while all
+ * its transfers are in flight, none has ended and the process's CPU was
+ * less than half busy (the round trip is the bound), it grows the number
+ * at once, up to x2 a look (at 80 ms of round trip, 16 to 256 in about
+ * 40 ms). Then it measures its own rate (files/s and bytes/s, over
+ * windows of at least max(transfers, 8) items and 0.1 s, after letting
+ * the transfers started at the previous level end): it grows the number
+ * by x4 or x2 while a step pays (the rate rises by a third of the step
+ * at least), each step within the CPU's headroom (at most 0.9 / the
+ * share of the cores busy in the window, at least x1.25), goes back to
+ * the level before when it does not, and later
  * probes 1.25x upwards now and then (less often after each probe that did
  * not pay). It halves the number at once, at most once per round, when
  * the server pushes back (429, 5xx, a timeout, a reset, a refused
