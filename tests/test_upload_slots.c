@@ -216,6 +216,45 @@ static void test_new_item_started_promptly(void) {
   pthread_mutex_destroy(&e.m);
 }
 
+/* A transfer can end inside the libcurl call that started it: a request
+ * sent in one go (an empty body; a small body sent with its headers) whose
+ * answer is back before libcurl's first look at the socket. The worker
+ * must still hand it to its slot: with one slot and nothing else in
+ * flight, nothing else would wake the worker for it (no socket, no timer)
+ * until the read timeout. Whether an answer is that quick is up to the
+ * scheduler, so the test sends many: before the fix, three runs in four
+ * stalled at least once. */
+static void test_transfer_ended_where_started(void) {
+  bk_ts_reset(ts);
+  bulkup_uploader_options o;
+  fast_options(&o);
+  o.workers = 1;
+  o.threads = 1;
+  /* fast_options' read_timeout (5 s) ends a stall: it shows as a retry. */
+  bulkup_uploader *u;
+  CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+  const char *empty = make_file("ended-empty.bin", 0, 44);
+  const char *small = make_file("ended-small.bin", 2000, 45);
+  enum { N = 1000 };
+  for (int i = 0; i < N; i++) {
+    char path[32];
+    snprintf(path, sizeof path, "/ended/%d", i);
+    submit_url(u, i % 3 == 2 ? small : empty, path);
+  }
+  bulkup_report *rep;
+  CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
+  bulkup_summary s;
+  bulkup_report_summary(rep, &s);
+  CU_ASSERT_EQUAL(s.succeeded, N);
+  CU_ASSERT_EQUAL(s.failed, 0);
+  CU_ASSERT_EQUAL(s.retries, 0);
+  CU_ASSERT_EQUAL(bk_ts_request_count(ts), N);
+  assert_stored(ts, "/ended/0", empty);
+  assert_stored(ts, "/ended/2", small);
+  bulkup_report_free(rep);
+  bulkup_uploader_free(u);
+}
+
 /* The highest descriptor number open in this process. */
 static int max_open_fd(void) {
   int maxfd = 2;
@@ -325,6 +364,8 @@ static void reg(void) {
   bk_test("retry timer does not block other slots",
           test_retry_timer_does_not_block_other_slots);
   bk_test("new item started promptly", test_new_item_started_promptly);
+  bk_test("a transfer that ends in the call that started it",
+          test_transfer_ended_where_started);
 }
 
 /* The server of test_workers_near_half_the_fd_limit, in its own process:

@@ -70,6 +70,84 @@ static void test_many_files_stored_identically(void) {
 }
 
 
+/* One slot's easy handle carries bodies both ways in turn: a small one in
+ * memory with the headers (CURLOPT_POSTFIELDS, under 64 KiB), a larger or
+ * streamed one through the read callback. Each request is still a PUT of
+ * exactly the file, with bulkup's Content-Type and no Expect; with
+ * expect_continue the small ones ask for 100-continue as before. */
+static void test_body_inline_and_by_callback(void) {
+  static const size_t sizes[] = {16384, 100000, 0,     1,     65535,
+                                 65536, 300000, 16384, 65535};
+  enum { N = sizeof sizes / sizeof sizes[0] };
+  for (int expect = 0; expect <= 1; expect++) {
+    bk_ts_reset(ts);
+    bulkup_uploader_options o;
+    fast_options(&o);
+    o.workers = 1;
+    o.threads = 1;
+    o.expect_continue = expect;
+    bulkup_uploader *u;
+    CU_ASSERT_FATAL(bulkup_uploader_new(&u, &o) == BULKUP_OK);
+    char files[N][1024];
+    for (int i = 0; i < N; i++) {
+      char name[64], path[64];
+      snprintf(name, sizeof name, "inline-%d.png", i);
+      snprintf(files[i], sizeof files[i], "%s",
+               make_file(name, sizes[i], 300 + i));
+      snprintf(path, sizeof path, "/inline/%d.png", i);
+      submit_url(u, files[i], path);
+    }
+    /* A memory item between them, and one with its own Content-Type. */
+    unsigned char mem[3000];
+    bk_fill_random(mem, sizeof mem, 9);
+    char want[65];
+    bk_sha256_hex(mem, sizeof mem, want);
+    bulkup_item it;
+    bulkup_item_init(&it);
+    it.source = BULKUP_SOURCE_MEMORY;
+    it.data = mem;
+    it.size = sizeof mem;
+    const char *own[] = {"Content-Type: text/x-own", NULL};
+    it.headers = own;
+    char *url = bk_ts_url(ts, "/inline/mem");
+    it.url = url;
+    CU_ASSERT_EQUAL(bulkup_uploader_submit(u, &it, NULL), BULKUP_OK);
+    free(url);
+    bulkup_report *rep;
+    CU_ASSERT_EQUAL(bulkup_uploader_finish(u, &rep), BULKUP_OK);
+    bulkup_summary s;
+    bulkup_report_summary(rep, &s);
+    CU_ASSERT_EQUAL(s.succeeded, N + 1);
+    CU_ASSERT_EQUAL(s.retries, 0);
+    for (int i = 0; i < N; i++) {
+      char path[64];
+      snprintf(path, sizeof path, "/inline/%d.png", i);
+      assert_stored(ts, path, files[i]);
+    }
+    char got[65];
+    CU_ASSERT_EQUAL(bk_ts_object_sha256(ts, "/inline/mem", got),
+                    (long long)sizeof mem);
+    CU_ASSERT_STRING_EQUAL(got, want);
+    CU_ASSERT_EQUAL(bk_ts_request_count(ts), N + 1);
+    for (size_t i = 0; i < bk_ts_request_count(ts); i++) {
+      bk_ts_request rq;
+      CU_ASSERT_EQUAL_FATAL(bk_ts_request_get(ts, i, &rq), 0);
+      CU_ASSERT_STRING_EQUAL(rq.method, "PUT");
+      CU_ASSERT_EQUAL(rq.content_length, (long long)rq.body_bytes);
+      CU_ASSERT(rq.complete);
+      bool is_mem = strcmp(rq.path, "/inline/mem") == 0;
+      CU_ASSERT_STRING_EQUAL(rq.content_type,
+                             is_mem ? "text/x-own" : "image/png");
+      /* libcurl asks for 100-continue on a PUT with a body. */
+      CU_ASSERT_STRING_EQUAL(rq.expect, expect && rq.body_bytes > 0
+                                            ? "100-continue"
+                                            : "");
+    }
+    bulkup_report_free(rep);
+    bulkup_uploader_free(u);
+  }
+}
+
 static int64_t cb_read(void *ctx, uint64_t off, void *buf, size_t len) {
   const unsigned char *src = ctx;
   size_t total = 200000;
@@ -571,6 +649,8 @@ static void reg(void) {
           test_descriptor_shortage_retried);
   bk_test("many files stored byte-identical", test_many_files_stored_identically);
   bk_test("memory and callback sources", test_memory_and_callback_sources);
+  bk_test("bodies inline and by callback on one handle",
+          test_body_inline_and_by_callback);
   bk_test("Content-MD5", test_content_md5_sent);
   bk_test("bad files", test_bad_files);
   bk_test("file changed during upload", test_file_changed_during_upload);

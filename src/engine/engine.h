@@ -172,6 +172,8 @@ typedef struct bk_slot {
   struct curl_slist *mp_headers;
   const char *method;        /* CURLOPT_CUSTOMREQUEST now (static), or
                                 NULL */
+  bool inline_body;          /* the body is CURLOPT_POSTFIELDS, not the
+                                read callback's (bk_slot_attempt) */
 } bk_slot;
 
 /* A worker thread: several slots driven by one private multi handle, so

@@ -22,6 +22,15 @@
 #include <strings.h>
 #include <time.h>
 
+/* A request body in memory and shorter than this goes out in the same
+ * send as the request's headers (bk_slot_attempt): libcurl 7.x appends
+ * CURLOPT_POSTFIELDS of less than its MAX_INITIAL_POST_SIZE (64 KiB) to
+ * the headers over HTTP/1.x. */
+#define BK_INLINE_BODY_MAX (64 * 1024 - 1)
+
+/* The method of an inline-body request that names none: a plain PUT. */
+static const char bk_put_method[] = "PUT";
+
 /* ---- libcurl callbacks (userdata: the slot) --------------------------- */
 
 static size_t bk_write_cb(char *src, size_t size, size_t nmemb, void *ud) {
@@ -203,6 +212,7 @@ static bulkup_err bk_setup_easy(bk_slot *s) {
   s->easy = e;
   s->posting = false;
   s->method = NULL;
+  s->inline_body = false;
   return BULKUP_OK;
 }
 
@@ -735,6 +745,16 @@ static void bk_slot_try(bk_slot *s) {
   bk_slot_end(s);
 }
 
+/* Whether the request's headers name its Content-Type (libcurl's test:
+ * the name, then ':' or ';'). */
+static bool bk_has_content_type(const struct curl_slist *h) {
+  for (; h; h = h->next)
+    if (strncasecmp(h->data, "Content-Type", 12) == 0 &&
+        (h->data[12] == ':' || h->data[12] == ';'))
+      return true;
+  return false;
+}
+
 /* Start an attempt: point the easy handle at the item and add it to the
  * worker's multi. */
 static void bk_slot_attempt(bk_slot *s) {
@@ -799,10 +819,46 @@ static void bk_slot_attempt(bk_slot *s) {
                           (curl_off_t)body_len);
   if (sc == CURLE_OK)
     sc = curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, headers);
-  if (sc == CURLE_OK && method != s->method) {
-    sc = curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, method);
+  /* A small body already in memory (a small file read whole, a memory
+   * item) is handed to libcurl as CURLOPT_POSTFIELDS rather than through
+   * the read callback: over HTTP/1.1 libcurl then sends headers and body
+   * in one send(), where the read callback's body takes a poll and a
+   * second send() after the headers (and the server a second read). For
+   * libcurl that is a POST (CURLOPT_UPLOAD off); CURLOPT_CUSTOMREQUEST
+   * names the real method, and the Content-Type the headers carry keeps
+   * libcurl from adding its form type. The bytes are the slot's (or the
+   * item's) until the attempt ends; a re-send needs no rewind. A cancel
+   * is seen by the progress callback, as between read callbacks. Not with
+   * expect_continue: libcurl's PUT asks "Expect: 100-continue" for any
+   * body, its POST only past 1 MiB. Nor for a resumable upload's chunks:
+   * a body sent with the headers counts as sent at once, and a chunk
+   * that met a dead kept-alive connection would go to a status query
+   * (bk_prereq_cb) where libcurl can simply send it again. */
+  const unsigned char *inl = NULL;
+  if (x->mem && body_len > 0 && body_len <= BK_INLINE_BODY_MAX &&
+      s->rs == BK_RS_NONE && !s->u->opt.expect_continue &&
+      bk_has_content_type(headers))
+    inl = x->mem + body_start;
+  if (sc == CURLE_OK && inl) {
+    s->inline_body = true;
+    sc = curl_easy_setopt(s->easy, CURLOPT_UPLOAD, 0L);
+    if (sc == CURLE_OK)
+      sc = curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                            (curl_off_t)body_len);
+    if (sc == CURLE_OK)
+      sc = curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, (const void *)inl);
+  } else if (sc == CURLE_OK && s->inline_body) {
+    sc = curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, NULL);
+    if (sc == CURLE_OK)
+      sc = curl_easy_setopt(s->easy, CURLOPT_UPLOAD, 1L);
+    if (sc == CURLE_OK)
+      s->inline_body = false;
+  }
+  const char *custom = inl && !method ? bk_put_method : method;
+  if (sc == CURLE_OK && custom != s->method) {
+    sc = curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, custom);
     if (sc == CURLE_OK) {
-      s->method = method;
+      s->method = custom;
       s->posting = post;
     }
   }

@@ -97,6 +97,14 @@ bool bk_source_unchanged(const bk_slot *s) {
   return fstat(s->x.fd, &after) == 0 && bk_same_file(&s->x.st, &after);
 }
 
+/* Clear O_NONBLOCK on a source opened with it (bk_source_open), if it is
+ * set: false if it was not (nothing to try again) or cannot be cleared. */
+static bool bk_source_blocking(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  return fl >= 0 && (fl & O_NONBLOCK) &&
+         fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == 0;
+}
+
 /* Make the slot's buffer hold at least n bytes (up to BK_SMALL_FILE_MAX). */
 static bool bk_source_buf(bk_slot *s, size_t n) {
   if (s->buf && s->bufcap >= n)
@@ -125,7 +133,8 @@ static bulkup_error_kind bk_source_open_sizeless(bk_slot *s, int fd) {
       /* Full: is there more? */
       unsigned char probe;
       ssize_t r = read(fd, &probe, 1);
-      if (r < 0 && errno == EINTR)
+      if (r < 0 && (errno == EINTR ||
+                    (errno == EAGAIN && bk_source_blocking(fd))))
         continue;
       if (r > 0) {
         close(fd);
@@ -145,7 +154,7 @@ static bulkup_error_kind bk_source_open_sizeless(bk_slot *s, int fd) {
     size_t room = s->bufcap - got;
     ssize_t r = read(fd, s->buf + got, room);
     if (r < 0) {
-      if (errno == EINTR)
+      if (errno == EINTR || (errno == EAGAIN && bk_source_blocking(fd)))
         continue;
       snprintf(s->message, sizeof s->message, "cannot read file: %s",
                strerror(errno));
@@ -210,14 +219,17 @@ bulkup_error_kind bk_source_open(bk_slot *s, bk_item *j) {
     close(fd);
     return BULKUP_ERROR_FILE;
   }
-  int fl = fcntl(fd, F_GETFL);
-  if (fl >= 0)
-    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  /* O_NONBLOCK stays on a file read whole here: Linux's local filesystems
+   * ignore it for regular files, and clearing it cost two fcntl calls per
+   * file. One that honours it fails a read with EAGAIN, and the read loops
+   * clear it then. A streamed file's descriptor goes to libcurl's read
+   * callback and the digests, and is made blocking at once. */
   x->size = (uint64_t)x->st.st_size;
   if (x->size == 0)
     return bk_source_open_sizeless(s, fd);
   bk_run_add_bytes(s->u, x->size);
   if (x->size > BK_SMALL_FILE_MAX) {
+    bk_source_blocking(fd);
     x->fd = fd;
     return BULKUP_ERROR_NONE;
   }
@@ -242,7 +254,7 @@ bulkup_error_kind bk_source_open(bk_slot *s, bk_item *j) {
   while (got < want) {
     ssize_t r = read(fd, s->buf + got, want - got);
     if (r < 0) {
-      if (errno == EINTR)
+      if (errno == EINTR || (errno == EAGAIN && bk_source_blocking(fd)))
         continue;
       snprintf(s->message, sizeof s->message, "cannot read file: %s",
                strerror(errno));

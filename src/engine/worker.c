@@ -312,11 +312,16 @@ static void bk_action(bk_worker *w, curl_socket_t fd, int mask) {
  * reads the next ready socket). Again while that ends transfers. */
 static void bk_settle(bk_worker *w, bool *closed) {
   /* Bounded: a libcurl that kept asking to run "now" would otherwise hold
-   * the thread here; the main loop then goes on (its poll does not wait). */
-  for (unsigned round = 0; round <= w->nslots + 1 && !w->perform; round++) {
+   * the thread here; the main loop then goes on (its poll does not wait).
+   * The last action is always followed by a collect: a transfer can end
+   * inside the action that started it (a request sent in one go and
+   * answered before libcurl's first look at the socket), and left in
+   * libcurl's message queue it would hold its slot with no socket or
+   * timer to wake the worker for it. */
+  for (unsigned round = 0; !w->perform; round++) {
     bk_collect(w);
     bk_fill(w, closed);
-    if (!bk_curl_due(w))
+    if (round > w->nslots + 1 || !bk_curl_due(w))
       return;
     bk_action(w, CURL_SOCKET_TIMEOUT, 0);
   }
