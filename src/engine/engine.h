@@ -140,7 +140,6 @@ typedef struct bk_slot {
   uint64_t confirmed;        /* bytes the server has confirmed */
   int restarts;              /* sessions started again after a 404/410 */
   struct curl_slist *rs_headers; /* the current request's headers */
-  bool posting;              /* CURLOPT_CUSTOMREQUEST is "POST" */
   /* Request signing (signhook.c): the current request's headers with the
    * signer's added, and the last payload hash (kept across retries of the
    * same window). */

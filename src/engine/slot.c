@@ -210,7 +210,6 @@ static bulkup_err bk_setup_easy(bk_slot *s) {
                     "libcurl setup failed: %s", curl_easy_strerror(rc));
   }
   s->easy = e;
-  s->posting = false;
   s->method = NULL;
   s->inline_body = false;
   return BULKUP_OK;
@@ -777,8 +776,7 @@ static void bk_slot_attempt(bk_slot *s) {
     bk_slot_end(s);
     return;
   }
-  bool post = s->rs == BK_RS_START;
-  const char *method = post ? "POST" : NULL;
+  const char *method = s->rs == BK_RS_START ? "POST" : NULL;
   bulkup_request_kind kind = s->rs != BK_RS_NONE ? BULKUP_REQUEST_RESUMABLE
                                                  : BULKUP_REQUEST_PUT;
   if (s->mp && !bk_mp_request(s, &url, &headers, &body_start, &body_len,
@@ -857,10 +855,8 @@ static void bk_slot_attempt(bk_slot *s) {
   const char *custom = inl && !method ? bk_put_method : method;
   if (sc == CURLE_OK && custom != s->method) {
     sc = curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, custom);
-    if (sc == CURLE_OK) {
+    if (sc == CURLE_OK)
       s->method = custom;
-      s->posting = post;
-    }
   }
   if (sc != CURLE_OK) {
     s->kind = sc == CURLE_OUT_OF_MEMORY ? BULKUP_ERROR_NOMEM
